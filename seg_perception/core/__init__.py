@@ -1,0 +1,1 @@
+"""Pure core: no rclpy, tensorrt or pycuda imports anywhere below this package."""

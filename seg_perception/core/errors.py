@@ -1,0 +1,17 @@
+"""The package's exception hierarchy: one base class so callers can catch everything we raise."""
+
+
+class SegPerceptionError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelSpecError(SegPerceptionError):
+    """A model spec file is malformed or disagrees with its ONNX model."""
+
+
+class ImageCodecError(SegPerceptionError):
+    """An image message is inconsistent or uses an encoding we cannot decode."""
+
+
+class BackendError(SegPerceptionError):
+    """An inference backend could not be created or failed to run."""
