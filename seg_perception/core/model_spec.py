@@ -1,0 +1,318 @@
+"""Declarative model spec: one YAML file tells the node how to feed a model and read its heads.
+
+The spec is parsed into frozen dataclasses and validated twice: on its own (types, ranges, unknown
+keys, class references) and against the ONNX file it names (tensor names, channel count, class
+count).  Every error names the offending key and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seg_perception.core.errors import ModelSpecError
+
+SPEC_VERSION = 1
+LAYOUTS = ("NCHW", "NHWC")
+CHANNEL_ORDERS = ("RGB", "BGR")
+RESIZE_POLICIES = ("stretch", "letterbox")
+HEAD_KINDS = ("logits", "probabilities", "labels")
+MAX_CLASSES = 255  # labels are mono8 and one value must stay free for the ignore id
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of the output label space."""
+
+    name: str
+    color: tuple[int, int, int]
+    drivable: bool = False
+    obstacle: bool = False
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How camera pixels become the model's input tensor."""
+
+    name: str
+    layout: str
+    width: int
+    height: int
+    channel_order: str
+    pixel_range: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "stretch"
+    pad_value: int = 0
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One model output. ``class_ids[i]`` is the global id painted for head index i, or None."""
+
+    name: str
+    kind: str
+    channel_axis: int | None
+    class_ids: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model spec. Heads merge in order: later heads paint over earlier ones."""
+
+    name: str
+    onnx_path: Path
+    input: InputSpec
+    heads: tuple[HeadSpec, ...]
+    classes: tuple[ClassInfo, ...]
+    ignore_id: int
+    description: str = ""
+    spec_path: Path | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def drivable_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c.drivable)
+
+    @property
+    def obstacle_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c.obstacle)
+
+
+def default_spec_path() -> Path:
+    """The bundled demo model's spec: in the source tree, or in an installed share directory."""
+    here = Path(__file__).resolve().parent.parent.parent / "models" / "demo_road_seg.yaml"
+    if here.is_file():
+        return here
+    try:  # installed by colcon: share/seg_perception/models
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("seg_perception")) / "models" / "demo_road_seg.yaml"
+    except Exception:  # noqa: BLE001 - ament index absent or package not installed
+        return here
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing helpers: each takes the dotted key path so messages point at the exact entry.
+
+
+def _fail(key: str, problem: str, fix: str) -> ModelSpecError:
+    return ModelSpecError(f"model spec key '{key}': {problem}; {fix}")
+
+
+def _mapping(value: Any, key: str, allowed: Sequence[str], required: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(key, f"expected a mapping, got {type(value).__name__}", "write it as 'name: value' lines")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise _fail(
+            f"{key}.{unknown[0]}" if key else unknown[0],
+            "unknown key",
+            f"remove it or use one of: {', '.join(allowed)}",
+        )
+    for name in required:
+        if name not in value:
+            where = f"{key}.{name}" if key else name
+            raise _fail(where, "missing", "this field is required")
+    return value
+
+
+def _str(value: Any, key: str, choices: Sequence[str] | None = None) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(key, f"expected a non-empty string, got {value!r}", "quote the value")
+    if choices is not None and value not in choices:
+        raise _fail(key, f"{value!r} is not allowed", f"use one of: {', '.join(choices)}")
+    return value
+
+
+def _int(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(key, f"expected an integer in [{low}, {high}], got {value!r}", "fix the number")
+    return value
+
+
+def _float(value: Any, key: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(key, f"expected a finite number, got {value!r}", "fix the number")
+    if positive and value <= 0:
+        raise _fail(key, f"must be > 0, got {value!r}", "use a positive number")
+    return float(value)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, f"expected true or false, got {value!r}", "write true or false")
+    return value
+
+
+def _triple(value: Any, key: str, positive: bool = False) -> tuple[float, float, float]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3:
+        raise _fail(key, f"expected a list of 3 numbers, got {value!r}", "give one value per channel")
+    a, b, c = (_float(v, f"{key}[{i}]", positive) for i, v in enumerate(value))
+    return (a, b, c)
+
+
+def _color(value: Any, key: str) -> tuple[int, int, int]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3:
+        raise _fail(key, f"expected [r, g, b], got {value!r}", "give three integers 0-255")
+    r, g, b = (_int(v, f"{key}[{i}]", 0, 255) for i, v in enumerate(value))
+    return (r, g, b)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_input(raw: Any) -> InputSpec:
+    keys = ("name", "layout", "width", "height", "channel_order", "pixel_range", "mean", "std", "resize", "pad_value")
+    m = _mapping(raw, "input", keys, keys[:8])
+    resize = _str(m.get("resize", "stretch"), "input.resize", RESIZE_POLICIES)
+    if "pad_value" in m and resize != "letterbox":
+        raise _fail("input.pad_value", "only used with resize: letterbox", "remove it or set resize: letterbox")
+    pixel_range = _float(m["pixel_range"], "input.pixel_range", positive=True)
+    if pixel_range not in (1.0, 255.0):
+        raise _fail(
+            "input.pixel_range",
+            f"{pixel_range!r} is not a pixel scale",
+            "use 1.0 (mean/std on the 0-1 scale) or 255.0 (mean/std on the 0-255 scale)",
+        )
+    return InputSpec(
+        name=_str(m["name"], "input.name"),
+        layout=_str(m["layout"], "input.layout", LAYOUTS),
+        width=_int(m["width"], "input.width", 1, 16384),
+        height=_int(m["height"], "input.height", 1, 16384),
+        channel_order=_str(m["channel_order"], "input.channel_order", CHANNEL_ORDERS),
+        pixel_range=pixel_range,
+        mean=_triple(m["mean"], "input.mean"),
+        std=_triple(m["std"], "input.std", positive=True),
+        resize=resize,
+        pad_value=_int(m.get("pad_value", 0), "input.pad_value", 0, 255),
+    )
+
+
+def _parse_classes(raw: Any) -> tuple[ClassInfo, ...]:
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+        raise _fail("classes", "expected a non-empty list", "list every class as {name: ..., color: [r, g, b]}")
+    if len(raw) > MAX_CLASSES:
+        raise _fail("classes", f"{len(raw)} classes exceed the mono8 limit {MAX_CLASSES}", "merge classes")
+    out: list[ClassInfo] = []
+    for i, item in enumerate(raw):
+        key = f"classes[{i}]"
+        m = _mapping(item, key, ("name", "color", "drivable", "obstacle"), ("name", "color"))
+        info = ClassInfo(
+            name=_str(m["name"], f"{key}.name"),
+            color=_color(m["color"], f"{key}.color"),
+            drivable=_bool(m.get("drivable", False), f"{key}.drivable"),
+            obstacle=_bool(m.get("obstacle", False), f"{key}.obstacle"),
+        )
+        if any(c.name == info.name for c in out):
+            raise _fail(f"{key}.name", f"duplicate class name {info.name!r}", "class names must be unique")
+        out.append(info)
+    return tuple(out)
+
+
+def _parse_heads(raw: Any, class_names: Sequence[str]) -> tuple[HeadSpec, ...]:
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+        raise _fail("outputs", "expected a non-empty list of heads", "describe at least one model output")
+    heads: list[HeadSpec] = []
+    for i, item in enumerate(raw):
+        key = f"outputs[{i}]"
+        m = _mapping(item, key, ("name", "kind", "channel_axis", "classes"), ("name", "kind", "classes"))
+        kind = _str(m["kind"], f"{key}.kind", HEAD_KINDS)
+        axis: int | None = None
+        if kind == "labels":
+            if "channel_axis" in m:
+                raise _fail(f"{key}.channel_axis", "a labels head has no channel axis", "remove channel_axis")
+        else:
+            if "channel_axis" not in m:
+                raise _fail(f"{key}.channel_axis", "missing", f"a {kind} head needs the axis that holds its classes")
+            axis = _int(m["channel_axis"], f"{key}.channel_axis", -4, 3)
+        names = m["classes"]
+        if not isinstance(names, Sequence) or isinstance(names, str) or not names:
+            raise _fail(f"{key}.classes", "expected a non-empty list", "map each head index to a class name or null")
+        ids: list[int | None] = []
+        for j, name in enumerate(names):
+            if name is None:
+                if i == 0:
+                    raise _fail(
+                        f"{key}.classes[{j}]",
+                        "null in the first head",
+                        "the first head paints every pixel, so every index needs a class name",
+                    )
+                ids.append(None)
+                continue
+            name = _str(name, f"{key}.classes[{j}]")
+            if name not in class_names:
+                raise _fail(f"{key}.classes[{j}]", f"unknown class {name!r}", f"use one of: {', '.join(class_names)}")
+            ids.append(class_names.index(name))
+        if all(c is None for c in ids):
+            raise _fail(f"{key}.classes", "every entry is null, so the head paints nothing", "name a class")
+        if any(h.name == m["name"] for h in heads):
+            raise _fail(f"{key}.name", f"duplicate output {m['name']!r}", "each head names a different tensor")
+        heads.append(HeadSpec(name=_str(m["name"], f"{key}.name"), kind=kind, channel_axis=axis, class_ids=tuple(ids)))
+    return tuple(heads)
+
+
+def parse_model_spec(raw: Any, base_dir: Path, spec_path: Path | None = None) -> ModelSpec:
+    """Validate an already-loaded YAML document; relative ONNX paths resolve against base_dir."""
+    top = ("spec_version", "name", "description", "onnx", "input", "outputs", "classes", "ignore_id", "metrics")
+    m = _mapping(raw, "", top, ("spec_version", "name", "onnx", "input", "outputs", "classes"))
+    version = _int(m["spec_version"], "spec_version", 1, 1_000_000)
+    if version != SPEC_VERSION:
+        raise _fail("spec_version", f"version {version} is not supported", f"this release reads version {SPEC_VERSION}")
+    classes = _parse_classes(m["classes"])
+    ignore_id = _int(m.get("ignore_id", 255), "ignore_id", 0, 255)
+    if ignore_id < len(classes):
+        raise _fail("ignore_id", f"{ignore_id} collides with class '{classes[ignore_id].name}'", "use 255")
+    onnx_path = Path(_str(m["onnx"], "onnx"))
+    metrics = m.get("metrics", {}) or {}
+    if not isinstance(metrics, Mapping):
+        raise _fail("metrics", "expected a mapping", "write 'name: value' lines or remove it")
+    return ModelSpec(
+        name=_str(m["name"], "name"),
+        description=str(m.get("description", "")),
+        onnx_path=onnx_path if onnx_path.is_absolute() else (base_dir / onnx_path),
+        input=_parse_input(m["input"]),
+        heads=_parse_heads(m["outputs"], [c.name for c in classes]),
+        classes=classes,
+        ignore_id=ignore_id,
+        spec_path=spec_path,
+        metrics=dict(metrics),
+    )
+
+
+def load_model_spec(path: str | Path, check_onnx: bool = True) -> ModelSpec:
+    """Read, validate and (by default) check a spec against the ONNX model it names."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelSpecError(f"cannot read model spec {path}: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ModelSpecError(f"model spec {path} is not valid YAML: {exc}") from exc
+    try:
+        spec = parse_model_spec(raw, path.resolve().parent, spec_path=path.resolve())
+    except ModelSpecError as exc:
+        raise ModelSpecError(f"{path}: {exc}") from exc
+    if check_onnx:
+        from seg_perception.core.onnx_checks import check_spec_against_onnx
+
+        try:
+            check_spec_against_onnx(spec)
+        except ModelSpecError as exc:
+            raise ModelSpecError(f"{path}: {exc}") from exc
+    return spec

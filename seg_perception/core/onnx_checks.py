@@ -1,0 +1,142 @@
+"""Checks that a model spec agrees with the ONNX graph it names, before anything is compiled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from seg_perception.core.errors import ModelSpecError
+from seg_perception.core.model_spec import HeadSpec, ModelSpec
+
+Dim = int | str | None  # a static size, a symbolic name, or unknown
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, ONNX element type and dimensions of one graph input or output."""
+
+    name: str
+    elem_type: int
+    dims: tuple[Dim, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+
+def _info(value: onnx.ValueInfoProto) -> TensorInfo:
+    tensor = value.type.tensor_type
+    dims: list[Dim] = []
+    for d in tensor.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorInfo(value.name, int(tensor.elem_type), tuple(dims))
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """Load an ONNX model with a package error instead of a protobuf traceback."""
+    try:
+        return onnx.load(str(path))
+    except FileNotFoundError as exc:
+        raise ModelSpecError(f"model spec key 'onnx': file {path} does not exist; fix the path") from exc
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
+        raise ModelSpecError(f"model spec key 'onnx': {path} is not a readable ONNX model ({exc})") from exc
+
+
+def graph_io(model: onnx.ModelProto) -> tuple[dict[str, TensorInfo], dict[str, TensorInfo]]:
+    """Real inputs (initializers excluded) and outputs, with shapes filled in by shape inference."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference is best effort; declared shapes still count
+        inferred = model
+    initializers = {i.name for i in inferred.graph.initializer}
+    inputs = {v.name: _info(v) for v in inferred.graph.input if v.name not in initializers}
+    outputs = {v.name: _info(v) for v in inferred.graph.output}
+    return inputs, outputs
+
+
+def head_num_classes(head: HeadSpec, info: TensorInfo) -> Dim:
+    """The static class-channel size of a head, or the symbolic/unknown dim."""
+    if head.channel_axis is None:
+        return None
+    return info.dims[head.channel_axis]
+
+
+def check_spec_against_onnx(spec: ModelSpec, model: onnx.ModelProto | None = None) -> None:
+    """Raise ModelSpecError naming the key and the fix when spec and ONNX graph disagree."""
+    model = model if model is not None else load_onnx(spec.onnx_path)
+    inputs, outputs = graph_io(model)
+    inp = spec.input
+    if inp.name not in inputs:
+        raise ModelSpecError(
+            f"model spec key 'input.name': the ONNX model has no input {inp.name!r}; "
+            f"set it to one of: {', '.join(inputs) or '(none)'}"
+        )
+    others = [n for n in inputs if n != inp.name]
+    if others:
+        raise ModelSpecError(
+            f"model spec key 'input.name': the ONNX model has extra inputs {others}; "
+            "export the model with a single image input"
+        )
+    dims = inputs[inp.name].dims
+    if len(dims) != 4:
+        raise ModelSpecError(
+            f"model spec key 'input.layout': input {inp.name!r} has rank {len(dims)}, expected 4 ({inp.layout})"
+        )
+    c, h, w = (dims[1], dims[2], dims[3]) if inp.layout == "NCHW" else (dims[3], dims[1], dims[2])
+    if isinstance(c, int) and c != 3:
+        other = "NHWC" if inp.layout == "NCHW" else "NCHW"
+        hint = f"the layout is probably {other}" if 3 in dims else "the model must take 3-channel images"
+        raise ModelSpecError(
+            f"model spec key 'input.layout': {inp.layout} puts the channels of input {inp.name!r} "
+            f"(dims {list(dims)}) at a dimension of size {c}, not 3; {hint}"
+        )
+    for key, declared, actual in (("input.height", inp.height, h), ("input.width", inp.width, w)):
+        if isinstance(actual, int) and actual != declared:
+            raise ModelSpecError(
+                f"model spec key '{key}': {declared} disagrees with the ONNX input {inp.name!r} "
+                f"(dims {list(dims)}); set it to {actual}"
+            )
+    for i, head in enumerate(spec.heads):
+        key = f"outputs[{i}]"
+        if head.name not in outputs:
+            raise ModelSpecError(
+                f"model spec key '{key}.name': the ONNX model has no output {head.name!r}; "
+                f"use one of: {', '.join(outputs)}"
+            )
+        info = outputs[head.name]
+        if head.kind == "labels":
+            if info.rank not in (3, 4) or (info.rank == 4 and info.dims[1] not in (1, None) and isinstance(info.dims[1], int)):
+                raise ModelSpecError(
+                    f"model spec key '{key}.kind': labels head {head.name!r} has dims {list(info.dims)}; "
+                    "a labels head must be [N, H, W] or [N, 1, H, W]"
+                )
+            if info.elem_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.UINT8):
+                raise ModelSpecError(
+                    f"model spec key '{key}.kind': output {head.name!r} is of type "
+                    f"{onnx.TensorProto.DataType.Name(info.elem_type)}, not integer labels; "
+                    "use kind: logits or probabilities"
+                )
+            continue
+        if info.rank != 4:
+            raise ModelSpecError(
+                f"model spec key '{key}.name': output {head.name!r} has rank {info.rank} (dims {list(info.dims)}), "
+                "expected a 4-D [N, C, H, W] or [N, H, W, C] score map"
+            )
+        axis = head.channel_axis if head.channel_axis is not None else 1
+        if not -info.rank <= axis < info.rank or axis % info.rank == 0:
+            raise ModelSpecError(
+                f"model spec key '{key}.channel_axis': {axis} is not a class axis of dims {list(info.dims)}; use 1 or 3"
+            )
+        n = head_num_classes(head, info)
+        if isinstance(n, int) and n != len(head.class_ids):
+            raise ModelSpecError(
+                f"model spec key '{key}.classes': lists {len(head.class_ids)} classes but output {head.name!r} "
+                f"has {n} channels on axis {axis} (dims {list(info.dims)}); list exactly {n} class names"
+            )

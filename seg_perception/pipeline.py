@@ -1,0 +1,180 @@
+"""Segmenter: one camera frame in, labels and the masks derived from them out.
+
+The heavy lifting (pre/post-processing and the model) is one fused-graph call; what remains here
+is table lookups and one alpha blend, all into buffers allocated once per frame size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from seg_perception.backends import Backend, create_backend, resolve_backend_name
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.graph_compiler import CONFIDENCE_NAME, LABELS_NAME, OutputResolution, compile_fused_graph
+from seg_perception.core.model_spec import ModelSpec
+
+LOG = logging.getLogger(__name__)
+MAX_CACHED_SIZES = 4  # fused graphs kept per (size, channel order); more means a camera is misbehaving
+
+
+@dataclass(frozen=True)
+class OutputSelection:
+    """Which derived outputs to compute; labels are always produced."""
+
+    drivable: bool = True
+    color_mask: bool = False
+    overlay: bool = False
+    confidence: bool = False
+
+
+ALL_OUTPUTS = OutputSelection(drivable=True, color_mask=True, overlay=True, confidence=True)
+
+
+@dataclass
+class SegResult:
+    """Outputs for one frame. Arrays may be reused by the next call: copy what you keep."""
+
+    labels: np.ndarray
+    drivable: np.ndarray | None = None
+    color_mask: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def palette_table(spec: ModelSpec) -> np.ndarray:
+    """[256, 3] uint8 RGB colours by label id; ids outside the class list are black."""
+    table = np.zeros((256, 3), np.uint8)
+    for i, cls in enumerate(spec.classes):
+        table[i] = cls.color
+    return table
+
+
+def drivable_table(spec: ModelSpec) -> np.ndarray:
+    """[256] uint8 lookup: 255 for drivable class ids, else 0."""
+    table = np.zeros(256, np.uint8)
+    table[list(spec.drivable_ids)] = 255
+    return table
+
+
+class _Buffers:
+    """Output buffers for one output size, allocated once."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.drivable = np.empty((height, width), np.uint8)
+        self.color_mask = np.empty((height, width, 3), np.uint8)
+        self.overlay = np.empty((height, width, 3), np.uint8)
+        self.frame_rgb = np.empty((height, width, 3), np.uint8)
+
+
+class Segmenter:
+    """Segments frames of any size with a model spec on the chosen backend."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backend: str = "auto",
+        output_resolution: OutputResolution = "input",
+        overlay_alpha: float = 0.5,
+        threads: int = 0,
+    ) -> None:
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise SegPerceptionError(f"overlay_alpha {overlay_alpha} is outside [0, 1]")
+        self.spec = spec
+        self.backend_name, self.backend_reason = resolve_backend_name(backend)
+        self.output_resolution: OutputResolution = output_resolution
+        self.overlay_alpha = float(overlay_alpha)
+        self.threads = threads
+        self._palette = palette_table(spec)
+        self._drivable = drivable_table(spec)
+        self._backends: OrderedDict[tuple[int, int, str], Backend] = OrderedDict()
+        self._buffers: dict[tuple[int, int], _Buffers] = {}
+
+    def backend_for(self, width: int, height: int, channel_order: str) -> Backend:
+        """The backend for one camera size and channel order, compiled on first use."""
+        key = (width, height, channel_order)
+        backend = self._backends.get(key)
+        if backend is not None:
+            self._backends.move_to_end(key)
+            return backend
+        start = time.perf_counter()
+        fused = compile_fused_graph(self.spec, width, height, channel_order, self.output_resolution, batch=None)
+        backend = create_backend(self.backend_name, fused, threads=self.threads)
+        LOG.info(
+            "compiled %s for %dx%d %s on %s in %.0f ms",
+            self.spec.name, width, height, channel_order, backend.describe(), (time.perf_counter() - start) * 1e3,
+        )
+        self._backends[key] = backend
+        while len(self._backends) > MAX_CACHED_SIZES:
+            _, old = self._backends.popitem(last=False)
+            old.close()
+        return backend
+
+    def describe_backend(self) -> str:
+        """The backend in use (or that will be used), for logs and diagnostics."""
+        if self._backends:
+            return next(reversed(self._backends.values())).describe()
+        return self.backend_name
+
+    def segment(
+        self, frame: np.ndarray, channel_order: str = "RGB", outputs: OutputSelection = OutputSelection()
+    ) -> SegResult:
+        """Segment one (H, W, 3) uint8 frame."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise SegPerceptionError(f"expected a uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
+        t0 = time.perf_counter()
+        height, width = frame.shape[:2]
+        backend = self.backend_for(width, height, channel_order)
+        t1 = time.perf_counter()
+        raw = backend.infer(frame[np.newaxis])
+        t2 = time.perf_counter()
+        result = self._derive(frame, channel_order, raw[LABELS_NAME][0], raw[CONFIDENCE_NAME][0], outputs)
+        t3 = time.perf_counter()
+        result.timings_ms = {
+            "prepare": (t1 - t0) * 1e3,
+            "inference": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        }
+        return result
+
+    def _derive(
+        self, frame: np.ndarray, order: str, labels: np.ndarray, confidence: np.ndarray, want: OutputSelection
+    ) -> SegResult:
+        h, w = labels.shape
+        buf = self._buffers.get((h, w))
+        if buf is None:
+            buf = self._buffers[(h, w)] = _Buffers(h, w)
+        result = SegResult(labels=labels, confidence=confidence if want.confidence else None)
+        if want.drivable:
+            result.drivable = cv2.LUT(labels, self._drivable, dst=buf.drivable)
+        if want.color_mask or want.overlay:
+            np.take(self._palette, labels, axis=0, out=buf.color_mask)
+            result.color_mask = buf.color_mask if want.color_mask else None
+        if want.overlay:
+            rgb = frame
+            if frame.shape[:2] != (h, w):
+                rgb = cv2.resize(frame, (w, h), dst=buf.frame_rgb, interpolation=cv2.INTER_AREA)
+            if order == "BGR":
+                rgb = cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB, dst=buf.frame_rgb)
+            a = self.overlay_alpha
+            result.overlay = cv2.addWeighted(rgb, 1.0 - a, buf.color_mask, a, 0.0, dst=buf.overlay)
+        return result
+
+    def close(self) -> None:
+        """Release every backend; safe to call more than once."""
+        while self._backends:
+            _, backend = self._backends.popitem()
+            backend.close()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

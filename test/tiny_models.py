@@ -1,0 +1,124 @@
+"""Tiny ONNX segmentation models and specs built in code, for tests that must run in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import yaml
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _save(model: onnx.GraphProto, path: Path, opset: int = OPSET) -> Path:
+    m = helper.make_model(model, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+def _conv_weights(classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 2.0, (classes, 3, 1, 1)).astype(np.float32), rng.normal(0, 0.5, classes).astype(np.float32)
+
+
+def conv_logits_model(path: Path, classes: int, height: int, width: int, seed: int = 0, stride: int = 1,
+                      batch: int | str = "N") -> Path:
+    """NCHW float input 'input' -> 1x1 conv -> NCHW logits 'logits' (optionally strided: a coarser head)."""
+    w, b = _conv_weights(classes, seed)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[1, 1], strides=[stride, stride])],
+        "conv_logits",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                       [batch, classes, (height - 1) // stride + 1, (width - 1) // stride + 1])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return _save(graph, path)
+
+
+def nhwc_probabilities_model(path: Path, classes: int, height: int, width: int, seed: int = 1) -> Path:
+    """NHWC float input -> per-pixel matmul -> softmax over the last axis: NHWC probabilities."""
+    w, b = _conv_weights(classes, seed)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["z"]),
+         helper.make_node("Add", ["z", "b"], ["zb"]),
+         helper.make_node("Softmax", ["zb"], ["probs"], axis=-1)],
+        "nhwc_probs",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", height, width, 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", height, width, classes])],
+        [numpy_helper.from_array(w[:, :, 0, 0].T.copy(), "w"), numpy_helper.from_array(b, "b")],
+    )
+    return _save(graph, path)
+
+
+def labels_model(path: Path, classes: int, height: int, width: int, seed: int = 2) -> Path:
+    """A model that already outputs int64 labels [N, H, W]."""
+    w, b = _conv_weights(classes, seed)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[1, 1]),
+         helper.make_node("ArgMax", ["logits"], ["labels"], axis=1, keepdims=0)],
+        "labels_out",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, height, width])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return _save(graph, path)
+
+
+def two_head_model(path: Path, height: int, width: int, seed: int = 3) -> Path:
+    """A multi-task driving net: a 2-class drivable head and a 2-class lane head."""
+    w1, b1 = _conv_weights(2, seed)
+    w2, b2 = _conv_weights(2, seed + 1)
+    b2 = b2 - np.array([0.0, 1.5], np.float32)  # lanes are rarer than drivable area
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w1", "b1"], ["drivable"], kernel_shape=[1, 1]),
+         helper.make_node("Conv", ["input", "w2", "b2"], ["lane"], kernel_shape=[1, 1])],
+        "two_heads",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("drivable", TensorProto.FLOAT, [1, 2, height, width]),
+         helper.make_tensor_value_info("lane", TensorProto.FLOAT, [1, 2, height, width])],
+        [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))],
+    )
+    return _save(graph, path)
+
+
+PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [107, 142, 35], [70, 130, 180], [0, 0, 142],
+           [220, 20, 60], [255, 255, 255]]
+
+
+def spec_dict(onnx_name: str, classes: list[str], **input_overrides: Any) -> dict[str, Any]:
+    """A valid spec for a single-head logits model; tests edit it to cover other cases."""
+    inp: dict[str, Any] = {
+        "name": "input", "layout": "NCHW", "width": 64, "height": 48, "channel_order": "RGB",
+        "pixel_range": 1.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+    }
+    inp.update(input_overrides)
+    return {
+        "spec_version": 1,
+        "name": Path(onnx_name).stem,
+        "onnx": onnx_name,
+        "input": inp,
+        "outputs": [{"name": "logits", "kind": "logits", "channel_axis": 1, "classes": list(classes)}],
+        "classes": [{"name": c, "color": PALETTE[i % len(PALETTE)], "drivable": i == 0, "obstacle": i == len(classes) - 1}
+                    for i, c in enumerate(classes)],
+        "ignore_id": 255,
+    }
+
+
+def write_spec(path: Path, spec: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth random uint8 RGB image: upsampled noise, so resizing matters but is well defined."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    import cv2
+
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
