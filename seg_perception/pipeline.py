@@ -108,7 +108,12 @@ class Segmenter:
         backend = create_backend(self.backend_name, fused, threads=self.threads)
         LOG.info(
             "compiled %s for %dx%d %s on %s in %.0f ms",
-            self.spec.name, width, height, channel_order, backend.describe(), (time.perf_counter() - start) * 1e3,
+            self.spec.name,
+            width,
+            height,
+            channel_order,
+            backend.describe(),
+            (time.perf_counter() - start) * 1e3,
         )
         self._backends[key] = backend
         while len(self._backends) > MAX_CACHED_SIZES:

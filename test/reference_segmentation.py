@@ -21,8 +21,9 @@ def _nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return img[rows][:, cols]
 
 
-def reference_segment(spec: ModelSpec, frame: np.ndarray, camera_order: str = "RGB",
-                      output_resolution: str = "input") -> tuple[np.ndarray, np.ndarray]:
+def reference_segment(
+    spec: ModelSpec, frame: np.ndarray, camera_order: str = "RGB", output_resolution: str = "input"
+) -> tuple[np.ndarray, np.ndarray]:
     """(labels uint8, confidence uint8) for one (H, W, 3) uint8 frame."""
     inp = spec.input
     cam_h, cam_w = frame.shape[:2]
@@ -38,13 +39,14 @@ def reference_segment(spec: ModelSpec, frame: np.ndarray, camera_order: str = "R
         x = x[..., ::-1]
     top, left = (inp.height - rh) // 2, (inp.width - rw) // 2
     canvas = np.full((inp.height, inp.width, 3), float(inp.pad_value), np.float32)
-    canvas[top:top + rh, left:left + rw] = x
+    canvas[top : top + rh, left : left + rw] = x
     x = (canvas * (inp.pixel_range / 255.0) - np.array(inp.mean, np.float32)) / np.array(inp.std, np.float32)
     x = x[np.newaxis].astype(np.float32)
     if inp.layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
     session = ort.InferenceSession(str(spec.onnx_path), providers=["CPUExecutionProvider"])
-    outs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {inp.name: np.ascontiguousarray(x)})))
+    names = [o.name for o in session.get_outputs()]
+    outs = dict(zip(names, session.run(None, {inp.name: np.ascontiguousarray(x)}), strict=True))
 
     merged = conf = None
     for k, head in enumerate(spec.heads):
@@ -70,7 +72,7 @@ def reference_segment(spec: ModelSpec, frame: np.ndarray, camera_order: str = "R
     sy, sx = hh / inp.height, hw / inp.width
     t, lft = round(top * sy), round(left * sx)
     oh, ow = max(1, round(rh * sy)), max(1, round(rw * sx))
-    merged, conf = merged[t:t + oh, lft:lft + ow], conf[t:t + oh, lft:lft + ow]
+    merged, conf = merged[t : t + oh, lft : lft + ow], conf[t : t + oh, lft : lft + ow]
     if output_resolution == "input":
         merged, conf = _nearest(merged, cam_h, cam_w), _nearest(conf, cam_h, cam_w)
     return merged.astype(np.uint8), np.clip(np.floor(conf * 255 + 0.5), 0, 255).astype(np.uint8)

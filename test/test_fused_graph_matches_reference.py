@@ -104,8 +104,14 @@ def test_letterbox_removes_padding(tmp_path: Path) -> None:
 
 def test_bgr_camera_into_bgr_model_with_0_255_mean_std(tmp_path: Path) -> None:
     conv_logits_model(tmp_path / "m.onnx", len(CLASSES), 48, 64, seed=7)
-    d = spec_dict("m.onnx", CLASSES, channel_order="BGR", pixel_range=255.0,
-                  mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395])
+    d = spec_dict(
+        "m.onnx",
+        CLASSES,
+        channel_order="BGR",
+        pixel_range=255.0,
+        mean=[103.53, 116.28, 123.675],
+        std=[57.375, 57.12, 58.395],
+    )
     spec = _make(tmp_path, d)
     frame = smooth_image(72, 128, seed=6)
     for order in ("RGB", "BGR"):

@@ -26,16 +26,20 @@ def _conv_weights(classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(0, 2.0, (classes, 3, 1, 1)).astype(np.float32), rng.normal(0, 0.5, classes).astype(np.float32)
 
 
-def conv_logits_model(path: Path, classes: int, height: int, width: int, seed: int = 0, stride: int = 1,
-                      batch: int | str = "N") -> Path:
+def conv_logits_model(
+    path: Path, classes: int, height: int, width: int, seed: int = 0, stride: int = 1, batch: int | str = "N"
+) -> Path:
     """NCHW float input 'input' -> 1x1 conv -> NCHW logits 'logits' (optionally strided: a coarser head)."""
     w, b = _conv_weights(classes, seed)
     graph = helper.make_graph(
         [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[1, 1], strides=[stride, stride])],
         "conv_logits",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, height, width])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                       [batch, classes, (height - 1) // stride + 1, (width - 1) // stride + 1])],
+        [
+            helper.make_tensor_value_info(
+                "logits", TensorProto.FLOAT, [batch, classes, (height - 1) // stride + 1, (width - 1) // stride + 1]
+            )
+        ],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
     )
     return _save(graph, path)
@@ -45,9 +49,11 @@ def nhwc_probabilities_model(path: Path, classes: int, height: int, width: int, 
     """NHWC float input -> per-pixel matmul -> softmax over the last axis: NHWC probabilities."""
     w, b = _conv_weights(classes, seed)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "w"], ["z"]),
-         helper.make_node("Add", ["z", "b"], ["zb"]),
-         helper.make_node("Softmax", ["zb"], ["probs"], axis=-1)],
+        [
+            helper.make_node("MatMul", ["input", "w"], ["z"]),
+            helper.make_node("Add", ["z", "b"], ["zb"]),
+            helper.make_node("Softmax", ["zb"], ["probs"], axis=-1),
+        ],
         "nhwc_probs",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", height, width, 3])],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", height, width, classes])],
@@ -60,8 +66,10 @@ def labels_model(path: Path, classes: int, height: int, width: int, seed: int = 
     """A model that already outputs int64 labels [N, H, W]."""
     w, b = _conv_weights(classes, seed)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[1, 1]),
-         helper.make_node("ArgMax", ["logits"], ["labels"], axis=1, keepdims=0)],
+        [
+            helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[1, 1]),
+            helper.make_node("ArgMax", ["logits"], ["labels"], axis=1, keepdims=0),
+        ],
         "labels_out",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
         [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, height, width])],
@@ -76,26 +84,44 @@ def two_head_model(path: Path, height: int, width: int, seed: int = 3) -> Path:
     w2, b2 = _conv_weights(2, seed + 1)
     b2 = b2 - np.array([0.0, 1.5], np.float32)  # lanes are rarer than drivable area
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w1", "b1"], ["drivable"], kernel_shape=[1, 1]),
-         helper.make_node("Conv", ["input", "w2", "b2"], ["lane"], kernel_shape=[1, 1])],
+        [
+            helper.make_node("Conv", ["input", "w1", "b1"], ["drivable"], kernel_shape=[1, 1]),
+            helper.make_node("Conv", ["input", "w2", "b2"], ["lane"], kernel_shape=[1, 1]),
+        ],
         "two_heads",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
-        [helper.make_tensor_value_info("drivable", TensorProto.FLOAT, [1, 2, height, width]),
-         helper.make_tensor_value_info("lane", TensorProto.FLOAT, [1, 2, height, width])],
+        [
+            helper.make_tensor_value_info("drivable", TensorProto.FLOAT, [1, 2, height, width]),
+            helper.make_tensor_value_info("lane", TensorProto.FLOAT, [1, 2, height, width]),
+        ],
         [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))],
     )
     return _save(graph, path)
 
 
-PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [107, 142, 35], [70, 130, 180], [0, 0, 142],
-           [220, 20, 60], [255, 255, 255]]
+PALETTE = [
+    [128, 64, 128],
+    [244, 35, 232],
+    [70, 70, 70],
+    [107, 142, 35],
+    [70, 130, 180],
+    [0, 0, 142],
+    [220, 20, 60],
+    [255, 255, 255],
+]
 
 
 def spec_dict(onnx_name: str, classes: list[str], **input_overrides: Any) -> dict[str, Any]:
     """A valid spec for a single-head logits model; tests edit it to cover other cases."""
     inp: dict[str, Any] = {
-        "name": "input", "layout": "NCHW", "width": 64, "height": 48, "channel_order": "RGB",
-        "pixel_range": 1.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+        "name": "input",
+        "layout": "NCHW",
+        "width": 64,
+        "height": 48,
+        "channel_order": "RGB",
+        "pixel_range": 1.0,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
     }
     inp.update(input_overrides)
     return {
@@ -104,8 +130,10 @@ def spec_dict(onnx_name: str, classes: list[str], **input_overrides: Any) -> dic
         "onnx": onnx_name,
         "input": inp,
         "outputs": [{"name": "logits", "kind": "logits", "channel_axis": 1, "classes": list(classes)}],
-        "classes": [{"name": c, "color": PALETTE[i % len(PALETTE)], "drivable": i == 0, "obstacle": i == len(classes) - 1}
-                    for i, c in enumerate(classes)],
+        "classes": [
+            {"name": c, "color": PALETTE[i % len(PALETTE)], "drivable": i == 0, "obstacle": i == len(classes) - 1}
+            for i, c in enumerate(classes)
+        ],
         "ignore_id": 255,
     }
 

@@ -32,7 +32,7 @@ class Backend(ABC):
         """One line for logs and diagnostics."""
         return self.name
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: backends without resources need not override it
         """Release resources; safe to call more than once."""
 
     def __enter__(self) -> Backend:

@@ -42,7 +42,7 @@ class OnnxRuntimeBackend(Backend):
             self._session: ort.InferenceSession | None = ort.InferenceSession(
                 source, sess_options=options, providers=list(providers)
             )
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception zoo
+        except Exception as exc:
             raise BackendError(f"onnxruntime could not load the fused graph: {exc}") from exc
         self._ort = ort
         self._providers = tuple(self._session.get_providers())
@@ -93,7 +93,7 @@ class OnnxRuntimeBackend(Backend):
             self._session.run_with_iobinding(self._binding)
         except BackendError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise BackendError(f"onnxruntime inference failed on a {batch.shape} batch: {exc}") from exc
         return self._outputs
 

@@ -11,8 +11,9 @@ computation.  Only ops that TensorRT's ONNX parser supports are emitted.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -76,13 +77,15 @@ class _Builder:
         self._count += 1
         return f"{self.prefix}{hint}_{self._count}"
 
-    def const(self, value: np.ndarray | list[int] | list[float], hint: str, dtype: type = np.int64) -> str:
-        arr = np.asarray(value, dtype=dtype)
+    def const(self, value: np.ndarray | Sequence[int | float | bool], hint: str, dtype: type = np.int64) -> str:
+        arr: np.ndarray = np.asarray(value, dtype=dtype)
         name = self.name(hint)
         self.initializers.append(numpy_helper.from_array(arr, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, out: str | None = None, **attrs: object) -> str:
+    def op(
+        self, op_type: str, inputs: list[str], hint: str | None = None, out: str | None = None, **attrs: Any
+    ) -> str:
         output = out or self.name(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type), **attrs))
         return output
@@ -99,12 +102,20 @@ class _Builder:
         sizes = self.op("Concat", [lead, self.const([height, width], "hw")], axis=0)
         empty = ""  # roi and scales are unused when sizes is given
         if mode == "linear":
-            return self.op("Resize", [x, empty, empty, sizes], mode="linear", coordinate_transformation_mode="half_pixel")
+            return self.op(
+                "Resize", [x, empty, empty, sizes], mode="linear", coordinate_transformation_mode="half_pixel"
+            )
         return self.op(
-            "Resize", [x, empty, empty, sizes], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"
+            "Resize",
+            [x, empty, empty, sizes],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
         )
 
-    def model(self, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], ir_version: int) -> onnx.ModelProto:
+    def model(
+        self, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], ir_version: int
+    ) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, self.prefix.strip("_/") or "graph", inputs, outputs, self.initializers)
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         m.ir_version = ir_version
@@ -124,7 +135,7 @@ def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     try:
         return version_converter.convert_version(model, MIN_OPSET)
-    except Exception as exc:  # noqa: BLE001 - the converter raises bare RuntimeErrors
+    except Exception as exc:
         raise ModelSpecError(
             f"model spec key 'onnx': cannot convert the model from opset {_opset_of(model)} to {MIN_OPSET} ({exc}); "
             f"re-export it with opset >= {MIN_OPSET}"
@@ -150,8 +161,16 @@ def _preprocess(
     if camera_order != spec.input.channel_order:
         x = b.op("Gather", [x, b.const([2, 1, 0], "bgr_rgb")], axis=1)
     if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
-        pads = [0, 0, geo.pad_top, geo.pad_left, 0, 0,
-                geo.model_height - geo.resized_height - geo.pad_top, geo.model_width - geo.resized_width - geo.pad_left]
+        pads = [
+            0,
+            0,
+            geo.pad_top,
+            geo.pad_left,
+            0,
+            0,
+            geo.model_height - geo.resized_height - geo.pad_top,
+            geo.model_width - geo.resized_width - geo.pad_left,
+        ]
         pad_value = b.const(np.array(float(spec.input.pad_value)), "pad_value", np.float32)
         x = b.op("Pad", [x, b.const(pads, "pads"), pad_value], mode="constant")
     a, c = normalization_coefficients(spec)
@@ -171,7 +190,9 @@ def _head_labels_and_confidence(b: _Builder, head: HeadSpec, x: str, rank: int) 
         if rank == 4:
             x = b.op("Squeeze", [x, b.const([1], "axes")])
         labels = b.op("Cast", [x], to=TensorProto.INT64)
-        ones = b.op("ConstantOfShape", [b.op("Shape", [labels])], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
+        ones = b.op(
+            "ConstantOfShape", [b.op("Shape", [labels])], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+        )
         return labels, ones
     axis = (head.channel_axis or 1) % rank
     x = b.op("Cast", [x], to=TensorProto.FLOAT)  # fp16 heads
@@ -213,8 +234,10 @@ def _postprocess(
     # [N, h, w] -> [N, 2, h, w] float so one crop and one resize serve labels and confidence.
     stacked = b.op(
         "Concat",
-        [b.op("Unsqueeze", [b.op("Cast", [merged], to=TensorProto.FLOAT), b.const([1], "axes")]),
-         b.op("Unsqueeze", [confidence, b.const([1], "axes")])],
+        [
+            b.op("Unsqueeze", [b.op("Cast", [merged], to=TensorProto.FLOAT), b.const([1], "axes")]),
+            b.op("Unsqueeze", [confidence, b.const([1], "axes")]),
+        ],
         axis=1,
     )
     out_h, out_w = head_h, head_w
@@ -225,20 +248,53 @@ def _postprocess(
         out_h = max(1, round(geo.resized_height * sy))
         out_w = max(1, round(geo.resized_width * sx))
         stacked = b.op(
-            "Slice", [stacked, b.const([top, left], "starts"), b.const([top + out_h, left + out_w], "ends"), b.const([2, 3], "axes")]
+            "Slice",
+            [
+                stacked,
+                b.const([top, left], "starts"),
+                b.const([top + out_h, left + out_w], "ends"),
+                b.const([2, 3], "axes"),
+            ],
         )
     if output_resolution == "input":
         out_h, out_w = geo.camera_height, geo.camera_width
         stacked = b.resize(stacked, out_h, out_w, "nearest")
-    label_f = b.op("Squeeze", [b.op("Slice", [stacked, b.const([0], "s"), b.const([1], "e"), b.const([1], "a")]), b.const([1], "axes")])
-    conf_f = b.op("Squeeze", [b.op("Slice", [stacked, b.const([1], "s"), b.const([2], "e"), b.const([1], "a")]), b.const([1], "axes")])
+    label_f = b.op(
+        "Squeeze",
+        [b.op("Slice", [stacked, b.const([0], "s"), b.const([1], "e"), b.const([1], "a")]), b.const([1], "axes")],
+    )
+    conf_f = b.op(
+        "Squeeze",
+        [b.op("Slice", [stacked, b.const([1], "s"), b.const([2], "e"), b.const([1], "a")]), b.const([1], "axes")],
+    )
     b.op("Cast", [label_f], out=LABELS_NAME, to=TensorProto.UINT8)
     # round(p * 255) as floor(p * 255 + 0.5): Floor is supported everywhere, Round is not.
-    conf_255 = b.op("Floor", [b.op("Add", [b.op("Mul", [conf_f, b.const(np.array(255.0), "c255", np.float32)]),
-                                          b.const(np.array(0.5), "half", np.float32)])])
-    b.op("Cast", [b.op("Clip", [conf_255, b.const(np.array(0.0), "lo", np.float32), b.const(np.array(255.0), "hi", np.float32)])],
-         out=CONFIDENCE_NAME, to=TensorProto.UINT8)
-    outputs = [helper.make_tensor_value_info(n, TensorProto.UINT8, [batch, out_h, out_w]) for n in (LABELS_NAME, CONFIDENCE_NAME)]
+    conf_255 = b.op(
+        "Floor",
+        [
+            b.op(
+                "Add",
+                [
+                    b.op("Mul", [conf_f, b.const(np.array(255.0), "c255", np.float32)]),
+                    b.const(np.array(0.5), "half", np.float32),
+                ],
+            )
+        ],
+    )
+    b.op(
+        "Cast",
+        [
+            b.op(
+                "Clip", [conf_255, b.const(np.array(0.0), "lo", np.float32), b.const(np.array(255.0), "hi", np.float32)]
+            )
+        ],
+        out=CONFIDENCE_NAME,
+        to=TensorProto.UINT8,
+    )
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.UINT8, [batch, out_h, out_w])
+        for n in (LABELS_NAME, CONFIDENCE_NAME)
+    ]
     return b.model(inputs, outputs, ir)
 
 

@@ -45,7 +45,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         return onnx.load(str(path))
     except FileNotFoundError as exc:
         raise ModelSpecError(f"model spec key 'onnx': file {path} does not exist; fix the path") from exc
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
+    except Exception as exc:
         raise ModelSpecError(f"model spec key 'onnx': {path} is not a readable ONNX model ({exc})") from exc
 
 
@@ -112,7 +112,9 @@ def check_spec_against_onnx(spec: ModelSpec, model: onnx.ModelProto | None = Non
             )
         info = outputs[head.name]
         if head.kind == "labels":
-            if info.rank not in (3, 4) or (info.rank == 4 and info.dims[1] not in (1, None) and isinstance(info.dims[1], int)):
+            if info.rank not in (3, 4) or (
+                info.rank == 4 and info.dims[1] not in (1, None) and isinstance(info.dims[1], int)
+            ):
                 raise ModelSpecError(
                     f"model spec key '{key}.kind': labels head {head.name!r} has dims {list(info.dims)}; "
                     "a labels head must be [N, H, W] or [N, 1, H, W]"

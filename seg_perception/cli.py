@@ -1,0 +1,174 @@
+"""`seg-perception` command line: thin wrappers that parse, validate, call the core and report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.model_spec import ModelSpec
+
+LOG = logging.getLogger("seg_perception")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return w, h
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
+
+
+def _load_spec(path: Path | None) -> ModelSpec:
+    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+
+    return load_model_spec(path or default_spec_path())
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    import onnx
+
+    from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
+
+    spec = _load_spec(args.model)
+    width, height = args.input_size or (spec.input.width, spec.input.height)
+    fused = compile_fused_graph(spec, width, height, args.channel_order, args.output_resolution, batch=args.batch)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(fused, str(args.out))
+    LOG.info(
+        "wrote %s: %s at %dx%d %s, sha256 %s",
+        args.out,
+        spec.name,
+        width,
+        height,
+        args.channel_order,
+        graph_digest(fused)[:16],
+    )
+    return 0
+
+
+def _list_images(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_labels", "_drivable", "_overlay"))
+        )
+    raise SegPerceptionError(f"--input {path} is neither an image file nor a directory")
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from seg_perception.pipeline import OutputSelection, Segmenter
+
+    spec = _load_spec(args.model)
+    images = _list_images(args.input)
+    if not images:
+        raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    want = OutputSelection(drivable=True, overlay=True)
+    failed = 0
+    with Segmenter(spec, backend=args.backend, threads=args.threads) as segmenter:
+        for path in tqdm(images, unit="img", disable=len(images) < 2):
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                LOG.warning("skipping %s: not a readable image", path)
+                failed += 1
+                continue
+            result = segmenter.segment(frame, channel_order="BGR", outputs=want)
+            if result.drivable is None or result.overlay is None:
+                raise SegPerceptionError("the segmenter did not produce the requested outputs")
+            cv2.imwrite(str(args.out / f"{path.stem}_labels.png"), result.labels)
+            cv2.imwrite(str(args.out / f"{path.stem}_drivable.png"), result.drivable)
+            cv2.imwrite(str(args.out / f"{path.stem}_overlay.png"), cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+        LOG.info(
+            "segmented %d of %d images with %s on %s into %s",
+            len(images) - failed,
+            len(images),
+            spec.name,
+            segmenter.describe_backend(),
+            args.out,
+        )
+    return 1 if failed == len(images) else 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    if args.out is None:
+        raise SegPerceptionError("synth needs --out DIR")
+    from seg_perception.core.scenes import write_scenes
+
+    width, height = args.size
+    paths = write_scenes(args.out, args.frames, width, height, args.seed)
+    LOG.info("wrote %d scenes (%dx%d, seed %d) to %s", len(paths), width, height, args.seed, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seg-perception", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="write the fused ONNX graph (uint8 camera frames in, uint8 labels out)")
+    _model_arg(p)
+    p.add_argument("--out", type=Path, required=True, help="output .onnx path")
+    p.add_argument("--input-size", type=parse_size, default=None, help="camera WIDTHxHEIGHT (default: model size)")
+    p.add_argument("--batch", type=int, default=None, help="fixed batch size (default: dynamic when the model allows)")
+    p.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB", help="camera channel order")
+    p.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("infer", help="segment image files: writes <stem>_labels/_drivable/_overlay.png")
+    _model_arg(p)
+    p.add_argument("--input", type=Path, required=True, help="an image or a directory of images")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: backend default)")
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("synth", help="generate synthetic driving scenes with labels")
+    p.add_argument("--out", type=Path, default=None, help="directory for <i>.png and <i>_labels.png")
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--size", type=parse_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Later subsystems (node runner, bags, benchmarks, engines) add their subcommands here.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except SegPerceptionError as exc:
+        LOG.error("error: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        LOG.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
