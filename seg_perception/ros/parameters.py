@@ -1,0 +1,108 @@
+"""The node's parameters: declared once here, read once into a frozen, validated config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from seg_perception.core.errors import SegPerceptionError
+
+# 3840 x 2160 x 4: room for 4K cameras, refuses absurd sizes before any allocation.
+DEFAULT_MAX_IMAGE_PIXELS = 33_177_600
+
+
+@dataclass(frozen=True)
+class ParameterDef:
+    """One node parameter: name, default, description and the values it allows."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+PARAMETERS: tuple[ParameterDef, ...] = (
+    ParameterDef("model", "", "Model spec YAML path; empty selects the bundled demo model."),
+    ParameterDef(
+        "backend",
+        "auto",
+        "Inference backend; auto picks TensorRT when it imports and a GPU exists.",
+        choices=("auto", "onnxruntime", "tensorrt"),
+    ),
+    ParameterDef(
+        "input_transport",
+        "raw",
+        "Subscribe to image (raw) or image/compressed (compressed).",
+        choices=("raw", "compressed"),
+    ),
+    ParameterDef(
+        "output_resolution",
+        "input",
+        "Publish at the camera resolution (input) or the model's (model).",
+        choices=("input", "model"),
+    ),
+    ParameterDef("overlay_alpha", 0.5, "Weight of the colour mask in the overlay blend.", minimum=0.0, maximum=1.0),
+    ParameterDef("publish_overlay", True, "Publish segmentation/overlay (rgb8 blend of the input)."),
+    ParameterDef("publish_color_mask", True, "Publish segmentation/color_mask (rgb8 class colours)."),
+    ParameterDef("publish_confidence", True, "Publish segmentation/confidence (mono8, max class probability x 255)."),
+    ParameterDef(
+        "qos_reliability",
+        "auto",
+        "Input QoS reliability; auto matches the publishers found on the input topic.",
+        choices=("auto", "reliable", "best_effort"),
+    ),
+    ParameterDef(
+        "qos_depth", 1, "History depth (keep last) of the input subscription and every output.", minimum=1, maximum=100
+    ),
+    ParameterDef(
+        "max_image_pixels",
+        DEFAULT_MAX_IMAGE_PIXELS,
+        "Frames with more pixels are rejected unread.",
+        minimum=1,
+        maximum=1 << 31,
+    ),
+    ParameterDef("threads", 0, "Inference threads (0: the backend's default).", minimum=0, maximum=256),
+    ParameterDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
+)
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated parameter values, read once at start-up."""
+
+    model: str
+    backend: str
+    input_transport: str
+    output_resolution: str
+    overlay_alpha: float
+    publish_overlay: bool
+    publish_color_mask: bool
+    publish_confidence: bool
+    qos_reliability: str
+    qos_depth: int
+    max_image_pixels: int
+    threads: int
+    diagnostics_period: float
+
+
+def validate_parameters(values: dict[str, Any]) -> NodeConfig:
+    """Check every value against its definition; the error names parameter, value and what is allowed."""
+    checked: dict[str, Any] = {}
+    for p in PARAMETERS:
+        value = values.get(p.name, p.default)
+        expected = type(p.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise SegPerceptionError(
+                f"parameter '{p.name}' = {value!r}: expected a {expected.__name__} (default {p.default!r})"
+            )
+        if p.choices and value not in p.choices:
+            raise SegPerceptionError(f"parameter '{p.name}' = {value!r}: allowed values are {', '.join(p.choices)}")
+        if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):
+            raise SegPerceptionError(f"parameter '{p.name}' = {value!r}: allowed range is [{p.minimum}, {p.maximum}]")
+        checked[p.name] = value
+    return NodeConfig(**checked)
