@@ -1,0 +1,441 @@
+"""Convert sensor_msgs/Image and CompressedImage fields to and from numpy with cv_bridge semantics.
+
+Pure: imports only numpy, cv2 and the package errors. The ROS layer passes message fields in, so this
+module never sees rclpy or message types. Every bad input raises ``ImageCodecError`` naming the numbers.
+"""
+
+from __future__ import annotations
+
+import array
+import operator
+import re
+import sys
+from dataclasses import dataclass
+from typing import Final, Union
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from seg_perception.core.errors import ImageCodecError
+
+# What a message's ``data`` field may be: rclpy hands out array.array('B'); tests and bags use the rest.
+ByteData = Union[bytes, bytearray, memoryview, "array.array[int]", npt.NDArray[np.uint8]]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one ROS encoding lays out a pixel in memory."""
+
+    channels: int
+    depth_bytes: int  # 1 (uint8) or 2 (uint16)
+    kind: str  # "rgb", "bgr", "mono", "uyvy", "yuyv" or "bayer"
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        """Bytes one pixel occupies in a row."""
+        return self.channels * self.depth_bytes
+
+    @property
+    def dtype(self) -> np.dtype[np.uint8] | np.dtype[np.uint16]:
+        """Native-order numpy dtype of one channel."""
+        return np.dtype(np.uint8) if self.depth_bytes == 1 else np.dtype(np.uint16)
+
+
+_LAYOUTS: Final[dict[str, _Layout]] = {
+    "rgb8": _Layout(3, 1, "rgb"),
+    "bgr8": _Layout(3, 1, "bgr"),
+    "rgba8": _Layout(4, 1, "rgb"),
+    "bgra8": _Layout(4, 1, "bgr"),
+    "mono8": _Layout(1, 1, "mono"),
+    "mono16": _Layout(1, 2, "mono"),
+    "rgb16": _Layout(3, 2, "rgb"),
+    "bgr16": _Layout(3, 2, "bgr"),
+    "rgba16": _Layout(4, 2, "rgb"),
+    "bgra16": _Layout(4, 2, "bgr"),
+    # ROS "yuv422" is UYVY and "yuv422_yuy2" is YUYV; newer sensor_msgs spell them "uyvy" and "yuyv".
+    "yuv422": _Layout(2, 1, "uyvy"),
+    "uyvy": _Layout(2, 1, "uyvy"),
+    "yuv422_yuy2": _Layout(2, 1, "yuyv"),
+    "yuyv": _Layout(2, 1, "yuyv"),
+    "bayer_rggb8": _Layout(1, 1, "bayer"),
+    "bayer_bggr8": _Layout(1, 1, "bayer"),
+    "bayer_gbrg8": _Layout(1, 1, "bayer"),
+    "bayer_grbg8": _Layout(1, 1, "bayer"),
+}
+
+SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = tuple(_LAYOUTS)
+
+# OpenCV names a Bayer pattern by the second row's 2nd and 3rd pixels, ROS by the top-left 2x2 block,
+# so the names look shifted. These are the pairs cv_bridge uses; a test demosaics a known colour to prove it.
+_BAYER_TO_RGB: Final[dict[str, int]] = {
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
+_YUV_TO_RGB: Final[dict[str, int]] = {
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuyv": cv2.COLOR_YUV2RGB_YUY2,
+}
+
+_MACHINE_IS_BIG_ENDIAN: Final[bool] = sys.byteorder == "big"
+
+
+@dataclass(frozen=True)
+class ImageFields:
+    """The fields of a sensor_msgs/Image, ready to copy into a message."""
+
+    height: int
+    width: int
+    step: int
+    encoding: str
+    is_bigendian: bool
+    data: bytes
+
+
+def _as_int(name: str, value: object) -> int:
+    """Return ``value`` as a Python int, refusing floats, bools and other non-integers."""
+    if isinstance(value, bool):
+        raise ImageCodecError(f"{name} must be an integer, got bool {value}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ImageCodecError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+
+
+def _layout_for(encoding: object) -> _Layout:
+    """Look up a ROS encoding, refusing empty, unknown and non-string ones."""
+    if not isinstance(encoding, str):
+        raise ImageCodecError(f"encoding must be a string, got {type(encoding).__name__}")
+    if not encoding:
+        raise ImageCodecError(f"empty encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    layout = _LAYOUTS.get(encoding)
+    if layout is None:
+        raise ImageCodecError(f"unknown encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    return layout
+
+
+def _check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse an image larger than ``max_pixels`` before anything is allocated for it."""
+    if max_pixels is None:
+        return
+    limit = _as_int("max_pixels", max_pixels)
+    if height * width > limit:
+        raise ImageCodecError(f"image {width}x{height} = {height * width} pixels exceeds max_image_pixels {limit}")
+
+
+def _check_geometry(encoding: str, layout: _Layout, height: int, width: int) -> None:
+    """Refuse sizes an encoding cannot have: non-positive, odd-width YUV 4:2:2, odd-sized Bayer."""
+    if height <= 0:
+        raise ImageCodecError(f"height must be > 0, got {height}")
+    if width <= 0:
+        raise ImageCodecError(f"width must be > 0, got {width}")
+    if layout.kind in ("uyvy", "yuyv") and width % 2:
+        raise ImageCodecError(f"encoding {encoding} needs an even width (pixel pairs share U and V), got {width}")
+    if layout.kind == "bayer" and (width % 2 or height % 2):
+        raise ImageCodecError(f"encoding {encoding} needs even width and height, got {width}x{height}")
+
+
+def _byte_view(data: object, what: str = "data") -> npt.NDArray[np.uint8]:
+    """Return ``data`` as a flat uint8 array, sharing memory whenever the buffer allows."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ImageCodecError(f"{what} array must have dtype uint8, got {data.dtype}")
+        return data.reshape(-1)  # a view unless the array is non-contiguous
+    if isinstance(data, str):
+        raise ImageCodecError(f"{what} must be bytes-like, got str")
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise ImageCodecError(f"{what} must be bytes-like, got {type(data).__name__}") from None
+    if not view.contiguous:
+        view = memoryview(view.tobytes())
+    return np.frombuffer(view.cast("B") if view.ndim != 1 or view.format != "B" else view, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class _CheckedImage:
+    """A validated Image: its layout and its pixel rows as a (height, width * bytes/pixel) uint8 view."""
+
+    encoding: str
+    layout: _Layout
+    height: int
+    width: int
+    big_endian: bool
+    rows: npt.NDArray[np.uint8]
+
+
+def _check_image(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool | int,
+    data: ByteData,
+    max_pixels: int | None,
+) -> _CheckedImage:
+    """Validate every Image field against the others and return the pixel rows without copying."""
+    layout = _layout_for(encoding)
+    height = _as_int("height", height)
+    width = _as_int("width", width)
+    step = _as_int("step", step)
+    # The field is a uint8 (rclpy gives int, users pass bool); cv_bridge treats any non-zero as big-endian.
+    big_endian = is_bigendian if isinstance(is_bigendian, bool) else _as_int("is_bigendian", is_bigendian) != 0
+    _check_geometry(encoding, layout, height, width)
+    _check_pixel_budget(width, height, max_pixels)
+    row_bytes = width * layout.bytes_per_pixel
+    if step < row_bytes:
+        raise ImageCodecError(
+            f"step {step} is smaller than width {width} x {layout.bytes_per_pixel} bytes/pixel = {row_bytes} "
+            f"for encoding {encoding}"
+        )
+    flat = _byte_view(data)
+    expected = step * height
+    if flat.size < expected:
+        raise ImageCodecError(f"data too short: {flat.size} bytes, expected step {step} x height {height} = {expected}")
+    if flat.size > expected:
+        raise ImageCodecError(
+            f"data too long: {flat.size} bytes, expected exactly step {step} x height {height} = {expected}"
+        )
+    # Padded rows, then drop the padding columns: a strided view, no copy.
+    rows = flat.reshape(height, step)[:, :row_bytes]
+    return _CheckedImage(encoding, layout, height, width, big_endian, rows)
+
+
+def image_to_array(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool | int,
+    data: ByteData,
+    max_pixels: int | None = None,
+) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]:
+    """Decode Image fields like cv_bridge's passthrough: (H, W) for one channel, else (H, W, C), native order.
+
+    The result is a view on ``data`` where possible (read-only for immutable buffers); 16-bit data is copied
+    only when its byte order differs from the machine's or an odd ``step`` leaves it unaligned.
+    """
+    image = _check_image(encoding, height, width, step, is_bigendian, data, max_pixels)
+    layout = image.layout
+    pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16] = image.rows
+    if layout.depth_bytes == 2:
+        wire = np.dtype(">u2" if image.big_endian else "<u2")
+        wide = image.rows.view(wire)
+        if image.big_endian != _MACHINE_IS_BIG_ENDIAN or not wide.flags.aligned:
+            pixels = wide.astype(np.uint16)
+        else:
+            pixels = wide.view(np.uint16)
+    if layout.channels == 1:
+        return pixels
+    return pixels.reshape(image.height, image.width, layout.channels)
+
+
+def array_to_image_fields(array: np.ndarray, encoding: str) -> ImageFields:
+    """Encode an array as Image fields (little-endian, unpadded); the inverse of :func:`image_to_array`.
+
+    The array's dtype and channel count must match ``encoding`` exactly; mismatches are refused, not guessed.
+    """
+    layout = _layout_for(encoding)
+    if not isinstance(array, np.ndarray):
+        raise ImageCodecError(f"expected a numpy array, got {type(array).__name__}")
+    if array.dtype.kind != "u" or array.dtype.itemsize != layout.depth_bytes:
+        expected = "uint8" if layout.depth_bytes == 1 else "uint16"
+        raise ImageCodecError(f"encoding {encoding} needs dtype {expected}, got {array.dtype}")
+    if layout.channels == 1:
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim != 2:
+            raise ImageCodecError(f"encoding {encoding} needs a 2-D (H, W) array, got shape {tuple(array.shape)}")
+    elif array.ndim != 3 or array.shape[2] != layout.channels:
+        raise ImageCodecError(
+            f"encoding {encoding} needs an (H, W, {layout.channels}) array, got shape {tuple(array.shape)}"
+        )
+    height, width = int(array.shape[0]), int(array.shape[1])
+    _check_geometry(encoding, layout, height, width)
+    wire = np.dtype(np.uint8) if layout.depth_bytes == 1 else np.dtype("<u2")
+    data = np.ascontiguousarray(array, dtype=wire).tobytes()
+    return ImageFields(height, width, width * layout.bytes_per_pixel, encoding, False, data)
+
+
+def to_inference_frame(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool | int,
+    data: ByteData,
+    max_pixels: int | None = None,
+) -> tuple[npt.NDArray[np.uint8], str]:
+    """Decode Image fields to a C-contiguous uint8 (H, W, 3) frame and its channel order, "RGB" or "BGR".
+
+    The cheapest route wins: unpadded rgb8/bgr8 come back as a view on ``data`` (read-only for immutable
+    buffers); 16-bit data keeps its high byte (``>> 8``); mono is replicated, YUV 4:2:2 and Bayer converted.
+    """
+    image = _check_image(encoding, height, width, step, is_bigendian, data, max_pixels)
+    layout, rows = image.layout, image.rows
+    if layout.depth_bytes == 2:
+        # The high byte of each sample is ``>> 8``; pick it straight from the wire bytes, so no byte swap.
+        rows = rows[:, 0::2] if image.big_endian else rows[:, 1::2]
+    order = "BGR" if layout.kind == "bgr" else "RGB"
+    if layout.channels == 1:
+        plane = _inner_contiguous(rows)
+        if layout.kind == "bayer":
+            return _cvt(plane, _BAYER_TO_RGB[encoding]), order
+        return _cvt(plane, cv2.COLOR_GRAY2RGB), order
+    pixels = rows.reshape(image.height, image.width, layout.channels)  # a view, padding and all
+    if layout.kind in _YUV_TO_RGB:
+        return _cvt(_inner_contiguous(pixels), _YUV_TO_RGB[layout.kind]), order
+    if layout.channels == 4:
+        # Dropping alpha is a layout change, not a colour conversion; cv2 does it far faster than numpy.
+        return _cvt(_inner_contiguous(pixels), cv2.COLOR_RGBA2RGB), order
+    return np.ascontiguousarray(pixels), order
+
+
+def _cvt(pixels: npt.NDArray[np.uint8], code: int) -> npt.NDArray[np.uint8]:
+    """cv2.cvtColor, typed: the result is always a fresh C-contiguous uint8 array."""
+    return np.asarray(cv2.cvtColor(pixels, code), dtype=np.uint8)
+
+
+def _inner_contiguous(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Return ``pixels`` as cv2 can take them: any row stride, but each row packed; copy only if not."""
+    packed = pixels.strides[1] == pixels.itemsize * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    if packed and (pixels.ndim == 2 or pixels.strides[2] == pixels.itemsize):
+        return pixels
+    return np.ascontiguousarray(pixels)
+
+
+# image_transport "compressed" formats: "jpeg", "png", or "<encoding>; <jpeg|png> compressed [<encoding>]".
+_TRANSPORT_FORMAT: Final = re.compile(r"^(?:[\w]+\s*;\s*)?(jpeg|jpg|png)(?:\s+compressed(?:\s+\w+)?)?$")
+_JPEG_MAGIC: Final = b"\xff\xd8\xff"
+_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_TAIL_BYTES: Final = 64  # where the end marker of a complete file must appear (encoders may pad a little)
+
+
+def _compressed_codec(fmt: object) -> str:
+    """Return "jpeg" or "png" for a CompressedImage format string, refusing anything else."""
+    if not isinstance(fmt, str):
+        raise ImageCodecError(f"compressed format must be a string, got {type(fmt).__name__}")
+    text = fmt.strip().lower()
+    if "compresseddepth" in text:
+        raise ImageCodecError(f"compressed format {fmt!r} is compressedDepth, which is not supported")
+    match = _TRANSPORT_FORMAT.match(text)
+    if match is None:
+        raise ImageCodecError(
+            f"unknown compressed format {fmt!r}; expected 'jpeg', 'png' or e.g. 'rgb8; jpeg compressed bgr8'"
+        )
+    return "jpeg" if match.group(1) in ("jpeg", "jpg") else "png"
+
+
+def _jpeg_size(buf: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's start-of-frame header, or None if it is not found before the scan."""
+    pos = 2
+    end = len(buf)
+    while pos + 4 <= end:
+        if buf[pos] != 0xFF:
+            return None
+        marker = buf[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers carry no length
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header came first
+            return None
+        length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        if marker in _JPEG_SOF_MARKERS:
+            if pos + 9 > end:
+                return None
+            height = int.from_bytes(buf[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(buf[pos + 7 : pos + 9], "big")
+            return width, height
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def _png_size(buf: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, or None if the header is malformed."""
+    if len(buf) < 24 or buf[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+
+
+def compressed_to_inference_frame(
+    format: str, data: ByteData, max_pixels: int | None = None
+) -> tuple[npt.NDArray[np.uint8], str]:
+    """Decode a CompressedImage (JPEG or PNG) to a C-contiguous uint8 (H, W, 3) frame in "BGR" order."""
+    codec = _compressed_codec(format)
+    flat = _byte_view(data)
+    if flat.size == 0:
+        raise ImageCodecError(f"compressed {codec} data is empty")
+    head = flat[:4096].tobytes()  # frame headers live near the start; avoid copying the whole image
+    tail = flat[-_TAIL_BYTES:].tobytes()
+    if codec == "jpeg":
+        if not head.startswith(_JPEG_MAGIC):
+            raise ImageCodecError(f"format says jpeg but data ({flat.size} bytes) does not start with FF D8 FF")
+        # libjpeg happily returns a half-grey frame for a cut-off file; a complete one ends with EOI (FF D9).
+        if b"\xff\xd9" not in tail:
+            raise ImageCodecError(f"jpeg data ({flat.size} bytes) is truncated: no end-of-image marker FF D9")
+        size = _jpeg_size(head)
+    else:
+        if not head.startswith(_PNG_MAGIC):
+            raise ImageCodecError(f"format says png but data ({flat.size} bytes) does not start with the PNG signature")
+        if b"IEND" not in tail:
+            raise ImageCodecError(f"png data ({flat.size} bytes) is truncated: no IEND chunk")
+        size = _png_size(head)
+    if size is not None:
+        width, height = size
+        if width <= 0 or height <= 0:
+            raise ImageCodecError(f"{codec} header declares an empty image {width}x{height}")
+        _check_pixel_budget(width, height, max_pixels)
+    try:
+        frame = cv2.imdecode(flat, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): {exc}") from None
+    if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): corrupt or unsupported")
+    _check_pixel_budget(int(frame.shape[1]), int(frame.shape[0]), max_pixels)
+    return np.ascontiguousarray(frame, dtype=np.uint8), "BGR"
+
+
+def encode_compressed(
+    frame: np.ndarray,
+    channel_order: str = "RGB",
+    fmt: str = "jpeg",
+    quality: int = 90,
+    *,
+    png_level: int = 3,
+) -> tuple[str, bytes]:
+    """Encode a uint8 (H, W, 3) frame as JPEG or PNG; return (image_transport format string, bytes)."""
+    if channel_order not in ("RGB", "BGR"):
+        raise ImageCodecError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
+    codec = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}.get(fmt.lower() if isinstance(fmt, str) else "")
+    if codec is None:
+        raise ImageCodecError(f"unknown compressed format {fmt!r}; expected 'jpeg' or 'png'")
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        shape = tuple(frame.shape) if isinstance(frame, np.ndarray) else type(frame).__name__
+        dtype = frame.dtype if isinstance(frame, np.ndarray) else "-"
+        raise ImageCodecError(f"encode needs a uint8 (H, W, 3) frame, got shape {shape} dtype {dtype}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ImageCodecError(f"cannot encode an empty frame of shape {tuple(frame.shape)}")
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if channel_order == "RGB" else frame
+    if codec == "jpeg":
+        quality = _as_int("quality", quality)
+        if not 1 <= quality <= 100:
+            raise ImageCodecError(f"jpeg quality must be in 1..100, got {quality}")
+        ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    else:
+        png_level = _as_int("png_level", png_level)
+        if not 0 <= png_level <= 9:
+            raise ImageCodecError(f"png_level must be in 0..9, got {png_level}")
+        ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
+    if not ok:
+        raise ImageCodecError(f"cv2 failed to encode a {frame.shape[1]}x{frame.shape[0]} frame as {codec}")
+    source = "rgb8" if channel_order == "RGB" else "bgr8"
+    return f"{source}; {codec} compressed bgr8", encoded.tobytes()

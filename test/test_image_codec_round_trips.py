@@ -1,0 +1,499 @@
+"""Image codec: every encoding round-trips, decodes to the right pixels, and bad input raises ImageCodecError."""
+
+from __future__ import annotations
+
+import array
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.image_codec import (
+    SUPPORTED_ENCODINGS,
+    array_to_image_fields,
+    compressed_to_inference_frame,
+    encode_compressed,
+    image_to_array,
+    to_inference_frame,
+)
+
+PROPERTY_EXAMPLES = 300  # raise for a soak run; each example is a few microseconds
+
+# (channels, dtype) of the native array for each encoding, written out independently of the module.
+NATIVE = {
+    "rgb8": (3, np.uint8),
+    "bgr8": (3, np.uint8),
+    "rgba8": (4, np.uint8),
+    "bgra8": (4, np.uint8),
+    "mono8": (1, np.uint8),
+    "mono16": (1, np.uint16),
+    "rgb16": (3, np.uint16),
+    "bgr16": (3, np.uint16),
+    "rgba16": (4, np.uint16),
+    "bgra16": (4, np.uint16),
+    "yuv422": (2, np.uint8),
+    "uyvy": (2, np.uint8),
+    "yuv422_yuy2": (2, np.uint8),
+    "yuyv": (2, np.uint8),
+    "bayer_rggb8": (1, np.uint8),
+    "bayer_bggr8": (1, np.uint8),
+    "bayer_gbrg8": (1, np.uint8),
+    "bayer_grbg8": (1, np.uint8),
+}
+
+
+def random_native(encoding: str, height: int = 6, width: int = 10, seed: int = 0) -> np.ndarray:
+    """A random array shaped and typed as image_to_array returns it for ``encoding``."""
+    channels, dtype = NATIVE[encoding]
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    high = 256 if dtype == np.uint8 else 65536
+    return np.random.default_rng(seed).integers(0, high, shape).astype(dtype)
+
+
+def pad_rows(data: bytes, height: int, row_bytes: int, padding: int) -> bytes:
+    """Insert ``padding`` junk bytes after every row, as a driver with an aligned ``step`` would."""
+    rows = np.frombuffer(data, np.uint8).reshape(height, row_bytes)
+    junk = np.full((height, padding), 0xAB, np.uint8)
+    return np.hstack([rows, junk]).tobytes()
+
+
+def uniform_image(height: int, width: int, pixel: list[int]) -> bytes:
+    """Unpadded data whose every pixel is the byte sequence ``pixel``."""
+    return bytes(pixel) * (height * width)
+
+
+def test_supported_encodings_are_exactly_the_documented_ones() -> None:
+    assert set(SUPPORTED_ENCODINGS) == set(NATIVE)
+
+
+@pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
+def test_every_encoding_round_trips_exactly(encoding: str) -> None:
+    original = random_native(encoding)
+    fields = array_to_image_fields(original, encoding)
+    assert (fields.height, fields.width, fields.encoding, fields.is_bigendian) == (6, 10, encoding, False)
+    assert fields.step == 10 * original.itemsize * (original.shape[2] if original.ndim == 3 else 1)
+    assert len(fields.data) == fields.step * fields.height
+    decoded = image_to_array(
+        fields.encoding, fields.height, fields.width, fields.step, fields.is_bigendian, fields.data
+    )
+    assert decoded.dtype == original.dtype
+    assert decoded.shape == original.shape
+    np.testing.assert_array_equal(decoded, original)
+
+
+@pytest.mark.parametrize(
+    "container",
+    [bytes, bytearray, memoryview, lambda d: array.array("B", d), lambda d: np.frombuffer(d, np.uint8)],
+    ids=["bytes", "bytearray", "memoryview", "array.array", "ndarray"],
+)
+def test_every_data_container_decodes(container: object) -> None:
+    original = random_native("rgb16")
+    fields = array_to_image_fields(original, "rgb16")
+    data = container(fields.data)  # type: ignore[operator]
+    decoded = image_to_array("rgb16", fields.height, fields.width, fields.step, False, data)
+    np.testing.assert_array_equal(decoded, original)
+
+
+def test_little_endian_output_is_little_endian_even_for_big_endian_input() -> None:
+    fields = array_to_image_fields(np.array([[0x0102]], dtype=">u2"), "mono16")
+    assert fields.data == b"\x02\x01"
+    assert fields.is_bigendian is False
+
+
+@pytest.mark.parametrize(
+    "encoding", ["rgb8", "bgra8", "mono8", "mono16", "rgba16", "yuv422", "yuv422_yuy2", "bayer_grbg8"]
+)
+@pytest.mark.parametrize("padding", [7, 8, 64])
+def test_padded_step_is_honoured(encoding: str, padding: int) -> None:
+    original = random_native(encoding, seed=padding)
+    fields = array_to_image_fields(original, encoding)
+    step = fields.step + padding
+    data = pad_rows(fields.data, fields.height, fields.step, padding)
+    decoded = image_to_array(encoding, fields.height, fields.width, step, False, data)
+    np.testing.assert_array_equal(decoded, original)
+    frame, _ = to_inference_frame(encoding, fields.height, fields.width, step, False, data)
+    unpadded, _ = to_inference_frame(encoding, fields.height, fields.width, fields.step, False, fields.data)
+    np.testing.assert_array_equal(frame, unpadded)
+
+
+def test_padded_8bit_decode_is_a_view_not_a_copy() -> None:
+    original = random_native("rgb8")
+    fields = array_to_image_fields(original, "rgb8")
+    buffer = np.frombuffer(pad_rows(fields.data, 6, fields.step, 7), np.uint8)
+    decoded = image_to_array("rgb8", 6, 10, fields.step + 7, 0, buffer)
+    assert np.shares_memory(decoded, buffer)
+
+
+@pytest.mark.parametrize(("encoding", "order"), [("rgb8", "RGB"), ("bgr8", "BGR")])
+def test_unpadded_three_channel_frame_is_zero_copy(encoding: str, order: str) -> None:
+    buffer = np.frombuffer(random_native(encoding).tobytes(), np.uint8)
+    frame, channel_order = to_inference_frame(encoding, 6, 10, 30, 0, buffer)
+    assert channel_order == order
+    assert frame.flags.c_contiguous and frame.shape == (6, 10, 3) and frame.dtype == np.uint8
+    assert np.shares_memory(frame, buffer)
+
+
+def test_big_endian_mono16_decodes_to_the_right_values() -> None:
+    data = bytes([0x01, 0x02, 0xAB, 0xCD])
+    big = image_to_array("mono16", 1, 2, 4, True, data)
+    little = image_to_array("mono16", 1, 2, 4, 0, data)
+    assert big.dtype == np.uint16 and big.dtype.isnative
+    np.testing.assert_array_equal(big, [[0x0102, 0xABCD]])
+    np.testing.assert_array_equal(little, [[0x0201, 0xCDAB]])
+
+
+def test_big_endian_mono16_with_odd_step_decodes_to_the_right_values() -> None:
+    data = bytes([0x01, 0x02, 0xAB, 0xCD, 0xEE, 0x03, 0x04, 0x05, 0x06, 0xEE])
+    decoded = image_to_array("mono16", 2, 2, 5, 1, data)
+    np.testing.assert_array_equal(decoded, [[0x0102, 0xABCD], [0x0304, 0x0506]])
+    frame, _ = to_inference_frame("mono16", 2, 2, 5, 1, data)
+    np.testing.assert_array_equal(frame[..., 0], [[0x01, 0xAB], [0x03, 0x05]])
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pixel", "order", "expected"),
+    [
+        ("rgb8", [10, 20, 30], "RGB", [10, 20, 30]),
+        ("bgr8", [30, 20, 10], "BGR", [30, 20, 10]),
+        ("rgba8", [10, 20, 30, 255], "RGB", [10, 20, 30]),
+        ("bgra8", [30, 20, 10, 0], "BGR", [30, 20, 10]),
+        ("mono8", [77], "RGB", [77, 77, 77]),
+        ("mono16", [0x34, 0x12], "RGB", [0x12, 0x12, 0x12]),  # little-endian 0x1234 -> 0x12
+        ("rgb16", [0xFF, 0x10, 0x00, 0x80, 0x34, 0xFF], "RGB", [0x10, 0x80, 0xFF]),
+        ("bgra16", [0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0x04], "BGR", [0x01, 0x02, 0x03]),
+    ],
+)
+def test_inference_frame_has_exact_pixels(encoding: str, pixel: list[int], order: str, expected: list[int]) -> None:
+    data = uniform_image(4, 6, pixel)
+    frame, channel_order = to_inference_frame(encoding, 4, 6, 6 * len(pixel), False, data)
+    assert channel_order == order
+    assert frame.shape == (4, 6, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    assert (frame == np.array(expected, np.uint8)).all()
+
+
+def test_inference_frame_of_big_endian_rgb16_keeps_the_high_byte() -> None:
+    data = uniform_image(2, 2, [0x10, 0xFF, 0x80, 0x00, 0xFF, 0x34])
+    frame, _ = to_inference_frame("rgb16", 2, 2, 12, True, data)
+    assert (frame == np.array([0x10, 0x80, 0xFF], np.uint8)).all()
+
+
+# BT.601 video range: pure red is Y=81, U(Cb)=90, V(Cr)=240; mid grey is Y=U=V=128.
+@pytest.mark.parametrize(
+    ("encoding", "pair"),
+    [
+        ("yuv422", lambda y, u, v: [u, y, v, y]),
+        ("uyvy", lambda y, u, v: [u, y, v, y]),
+        ("yuv422_yuy2", lambda y, u, v: [y, u, y, v]),
+        ("yuyv", lambda y, u, v: [y, u, y, v]),
+    ],
+)
+@pytest.mark.parametrize(("yuv", "rgb"), [((81, 90, 240), (255, 0, 0)), ((128, 128, 128), (131, 131, 131))])
+def test_yuv422_variants_decode_to_the_known_colour(
+    encoding: str, pair: object, yuv: tuple[int, int, int], rgb: tuple[int, int, int]
+) -> None:
+    width, height = 8, 4
+    data = bytes(pair(*yuv)) * (height * width // 2)  # type: ignore[operator]
+    frame, order = to_inference_frame(encoding, height, width, width * 2, False, data)
+    assert order == "RGB" and frame.shape == (height, width, 3)
+    assert np.abs(frame.astype(int) - np.array(rgb)).max() <= 2
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize("colour", [(200, 100, 50), (30, 180, 240)])
+def test_bayer_patch_demosaics_to_its_colour(pattern: str, colour: tuple[int, int, int]) -> None:
+    value = dict(zip("rgb", colour, strict=True))
+    height, width = 8, 12
+    mosaic = np.empty((height, width), np.uint8)
+    mosaic[0::2, 0::2] = value[pattern[0]]
+    mosaic[0::2, 1::2] = value[pattern[1]]
+    mosaic[1::2, 0::2] = value[pattern[2]]
+    mosaic[1::2, 1::2] = value[pattern[3]]
+    frame, order = to_inference_frame(f"bayer_{pattern}8", height, width, width, 0, mosaic.tobytes())
+    assert order == "RGB" and frame.shape == (height, width, 3)
+    assert np.abs(frame.astype(int) - np.array(colour)).max() <= 2
+
+
+def smooth_frame(height: int = 48, width: int = 64) -> npt.NDArray[np.uint8]:
+    """An RGB gradient: JPEG-friendly, so the lossy round trip stays close."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, np.full_like(x, 90)], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_png_round_trip_is_exact(order: str) -> None:
+    frame = np.random.default_rng(1).integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    fmt, data = encode_compressed(frame, order, "png")
+    assert fmt == f"{order.lower()}8; png compressed bgr8"
+    decoded, decoded_order = compressed_to_inference_frame(fmt, data)
+    assert decoded_order == "BGR" and decoded.flags.c_contiguous
+    expected = frame[:, :, ::-1] if order == "RGB" else frame
+    np.testing.assert_array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("format_string", ["jpeg", "rgb8; jpeg compressed bgr8", "bgr8; jpeg compressed bgr8"])
+def test_jpeg_round_trip_is_close(format_string: str) -> None:
+    frame = smooth_frame()
+    fmt, data = encode_compressed(frame, "RGB", "jpeg", quality=95)
+    assert fmt == "rgb8; jpeg compressed bgr8"
+    decoded, order = compressed_to_inference_frame(format_string, array.array("B", data))
+    assert order == "BGR" and decoded.shape == frame.shape
+    error = np.abs(decoded[:, :, ::-1].astype(int) - frame.astype(int))
+    assert error.mean() < 2 and error.max() <= 12
+
+
+def test_plain_png_format_and_ndarray_data_decode() -> None:
+    _, data = encode_compressed(smooth_frame(), "BGR", "png")
+    decoded, _ = compressed_to_inference_frame("png", np.frombuffer(data, np.uint8))
+    np.testing.assert_array_equal(decoded, smooth_frame())
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_size_above_max_pixels_is_refused(fmt: str) -> None:
+    _, data = encode_compressed(smooth_frame(48, 64), "RGB", fmt)
+    with pytest.raises(ImageCodecError, match=r"image 64x48 = 3072 pixels exceeds max_image_pixels 3071"):
+        compressed_to_inference_frame(fmt, data, max_pixels=3071)
+    compressed_to_inference_frame(fmt, data, max_pixels=3072)
+
+
+def test_png_header_size_is_checked_before_decoding() -> None:
+    _, data = encode_compressed(smooth_frame(), "RGB", "png")
+    # Claim 100000 x 100000 in IHDR (its CRC now fails too): the header check must refuse it first.
+    bomb = data[:16] + (100000).to_bytes(4, "big") * 2 + data[24:]
+    with pytest.raises(ImageCodecError, match=r"image 100000x100000 = 10000000000 pixels exceeds"):
+        compressed_to_inference_frame("png", bomb, max_pixels=33177600)
+
+
+def fields_of(encoding: str, height: int = 4, width: int = 6) -> dict[str, object]:
+    """Valid Image fields for a random image, as keyword arguments."""
+    f = array_to_image_fields(random_native(encoding, height, width), encoding)
+    return {"encoding": f.encoding, "height": f.height, "width": f.width, "step": f.step,
+            "is_bigendian": f.is_bigendian, "data": f.data}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"height": 0}, r"height must be > 0, got 0"),
+        ({"width": 0}, r"width must be > 0, got 0"),
+        ({"width": -3}, r"width must be > 0, got -3"),
+        ({"height": 2.0}, r"height must be an integer, got float 2\.0"),
+        ({"step": 17}, r"step 17 is smaller than width 6 x 3 bytes/pixel = 18 for encoding rgb8"),
+        ({"data": bytes(71)}, r"data too short: 71 bytes, expected step 18 x height 4 = 72"),
+        ({"data": bytes(73)}, r"data too long: 73 bytes, expected exactly step 18 x height 4 = 72"),
+        ({"data": "x" * 72}, r"data must be bytes-like, got str"),
+        ({"data": np.zeros(36, np.uint16)}, r"data array must have dtype uint8, got uint16"),
+        ({"encoding": "8UC3"}, r"unknown encoding '8UC3'; supported: rgb8, bgr8"),
+        ({"encoding": "RGB8"}, r"unknown encoding 'RGB8'"),
+        ({"encoding": ""}, r"empty encoding; supported: rgb8"),
+        ({"encoding": None}, r"encoding must be a string, got NoneType"),
+        ({"is_bigendian": "yes"}, r"is_bigendian must be an integer, got str"),
+    ],
+)
+@pytest.mark.parametrize("decode", [image_to_array, to_inference_frame])
+def test_bad_image_fields_are_refused(decode: object, changes: dict[str, object], message: str) -> None:
+    kwargs = fields_of("rgb8") | changes
+    with pytest.raises(ImageCodecError, match=message):
+        decode(**kwargs)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2", "uyvy", "yuyv"])
+def test_odd_width_yuv422_is_refused(encoding: str) -> None:
+    with pytest.raises(ImageCodecError, match=rf"encoding {encoding} needs an even width .*got 5"):
+        image_to_array(encoding, 2, 5, 10, 0, bytes(20))
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 5), (3, 6), (3, 5)])
+def test_odd_sized_bayer_is_refused(height: int, width: int) -> None:
+    with pytest.raises(ImageCodecError, match=rf"bayer_rggb8 needs even width and height, got {width}x{height}"):
+        to_inference_frame("bayer_rggb8", height, width, width, 0, bytes(width * height))
+
+
+def test_image_above_max_pixels_is_refused_before_the_data_is_looked_at() -> None:
+    message = r"image 10000x10000 = 100000000 pixels exceeds max_image_pixels 33177600"
+    with pytest.raises(ImageCodecError, match=message):
+        image_to_array("rgb8", 10000, 10000, 30000, 0, b"", max_pixels=33177600)
+    image = fields_of("mono8", 4, 6)
+    assert to_inference_frame(**image, max_pixels=24)[0].shape == (4, 6, 3)  # type: ignore[arg-type]
+    with pytest.raises(ImageCodecError, match=r"image 6x4 = 24 pixels exceeds max_image_pixels 23"):
+        to_inference_frame(**image, max_pixels=23)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("array_in", "encoding", "message"),
+    [
+        (np.zeros((4, 6, 3), np.uint16), "rgb8", r"encoding rgb8 needs dtype uint8, got uint16"),
+        (np.zeros((4, 6), np.uint8), "mono16", r"encoding mono16 needs dtype uint16, got uint8"),
+        (np.zeros((4, 6, 3), np.float32), "rgb8", r"needs dtype uint8, got float32"),
+        (np.zeros((4, 6, 4), np.uint8), "rgb8", r"encoding rgb8 needs an \(H, W, 3\) array, got shape \(4, 6, 4\)"),
+        (np.zeros((4, 6, 3), np.uint8), "mono8", r"encoding mono8 needs a 2-D \(H, W\) array, got shape \(4, 6, 3\)"),
+        (np.zeros((0, 6, 3), np.uint8), "rgb8", r"height must be > 0, got 0"),
+        (np.zeros((4, 5, 2), np.uint8), "yuv422", r"needs an even width"),
+        (np.zeros((4, 6), np.uint8), "bayer", r"unknown encoding 'bayer'"),
+    ],
+)
+def test_array_encoding_mismatch_is_refused(array_in: np.ndarray, encoding: str, message: str) -> None:
+    with pytest.raises(ImageCodecError, match=message):
+        array_to_image_fields(array_in, encoding)
+
+
+@pytest.fixture(scope="module")
+def compressed() -> dict[str, bytes]:
+    """A small valid JPEG and PNG."""
+    return {fmt: encode_compressed(smooth_frame(), "RGB", fmt)[1] for fmt in ("jpeg", "png")}
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_empty_compressed_data_is_refused(fmt: str) -> None:
+    with pytest.raises(ImageCodecError, match=rf"compressed {fmt} data is empty"):
+        compressed_to_inference_frame(fmt, b"")
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+@pytest.mark.parametrize("keep", [0.3, 0.5, 0.9])
+def test_truncated_compressed_data_is_refused(compressed: dict[str, bytes], fmt: str, keep: float) -> None:
+    data = compressed[fmt]
+    with pytest.raises(ImageCodecError, match=rf"{fmt} data \(\d+ bytes\) is truncated"):
+        compressed_to_inference_frame(fmt, data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "message"),
+    [
+        ("jpeg", b"hello world" * 10, r"format says jpeg but data \(110 bytes\) does not start with FF D8 FF"),
+        ("png", b"hello world" * 10, r"format says png but data \(110 bytes\) does not start with the PNG"),
+        ("jpeg", b"\xff\xd8\xff" + bytes(200) + b"\xff\xd9", r"cannot decode jpeg data \(205 bytes\)"),
+        ("png", b"\x89PNG\r\n\x1a\n" + b"x" * 100 + b"IEND", r"cannot decode png data \(112 bytes\)"),
+    ],
+)
+def test_garbage_compressed_data_is_refused(fmt: str, data: bytes, message: str) -> None:
+    with pytest.raises(ImageCodecError, match=message):
+        compressed_to_inference_frame(fmt, data)
+
+
+def test_mismatched_compressed_format_is_refused(compressed: dict[str, bytes]) -> None:
+    with pytest.raises(ImageCodecError, match=r"format says png but data"):
+        compressed_to_inference_frame("bgr8; png compressed bgr8", compressed["jpeg"])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("webp", r"unknown compressed format 'webp'"),
+        ("", r"unknown compressed format ''"),
+        ("rgb8; tiff compressed bgr8", r"unknown compressed format 'rgb8; tiff compressed bgr8'"),
+        ("16UC1; compressedDepth png", r"compressedDepth, which is not supported"),
+    ],
+)
+def test_unknown_compressed_format_is_refused(compressed: dict[str, bytes], fmt: str, message: str) -> None:
+    with pytest.raises(ImageCodecError, match=message):
+        compressed_to_inference_frame(fmt, compressed["jpeg"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"frame": np.zeros((4, 6), np.uint8)}, r"encode needs a uint8 \(H, W, 3\) frame, got shape \(4, 6\)"),
+        ({"frame": np.zeros((4, 6, 3), np.float32)}, r"got shape \(4, 6, 3\) dtype float32"),
+        ({"channel_order": "RGBA"}, r"channel_order must be 'RGB' or 'BGR', got 'RGBA'"),
+        ({"fmt": "webp"}, r"unknown compressed format 'webp'; expected 'jpeg' or 'png'"),
+        ({"quality": 0}, r"jpeg quality must be in 1..100, got 0"),
+    ],
+)
+def test_bad_encode_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {"frame": smooth_frame()} | kwargs
+    with pytest.raises(ImageCodecError, match=message):
+        encode_compressed(**arguments)  # type: ignore[arg-type]
+
+
+BOGUS_ENCODINGS = ("", "RGB8", "8UC3", "bayer_rggb16", "nv12", "mono8 ", "yuv422\x00")
+
+
+def mostly(draw: st.DrawFn, valid: st.SearchStrategy[object], invalid: st.SearchStrategy[object]) -> object:
+    """Draw from ``valid`` four times in five, so that whole messages are often valid; shrinks toward valid."""
+    return draw(valid if draw(st.integers(0, 4)) else invalid)
+
+
+@st.composite
+def image_fields(draw: st.DrawFn) -> dict[str, object]:
+    """Image fields that are often valid and otherwise subtly or wildly wrong in one or more fields."""
+    encoding = mostly(draw, st.sampled_from(SUPPORTED_ENCODINGS), st.sampled_from(BOGUS_ENCODINGS))
+    bad_size = st.one_of(st.integers(-2, 0), st.integers(1, 9), st.sampled_from([2.0, None, True, "4"]))
+    height = mostly(draw, st.sampled_from([2, 4, 6]), bad_size)
+    width = mostly(draw, st.sampled_from([2, 4, 6]), bad_size)
+    channels, dtype = NATIVE.get(str(encoding), (3, np.uint8))
+    nominal = width * channels * np.dtype(dtype).itemsize if isinstance(width, int) else 0
+    step = int(mostly(draw, st.integers(nominal, nominal + 9), st.integers(-3, 80)))  # type: ignore[call-overload]
+    rows = height if isinstance(height, int) and height > 0 else 0
+    length = int(mostly(draw, st.just(max(step, 0) * rows), st.integers(0, 400)))  # type: ignore[call-overload]
+    data = draw(st.binary(min_size=length, max_size=length))
+    return {
+        "encoding": encoding,
+        "height": height,
+        "width": width,
+        "step": step,
+        "is_bigendian": mostly(draw, st.sampled_from([0, 1, True, False]), st.sampled_from([7, 1.0, None])),
+        "data": draw(st.sampled_from([bytes, bytearray, memoryview, lambda d: array.array("B", d)]))(data),
+        "max_pixels": draw(st.one_of(st.none(), st.integers(0, 100))),
+    }
+
+
+@settings(deadline=None, max_examples=PROPERTY_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+@given(image_fields())
+def test_random_fields_decode_to_the_stated_shape_or_raise_image_codec_error(fields: dict[str, object]) -> None:
+    try:
+        decoded = image_to_array(**fields)  # type: ignore[arg-type]
+    except ImageCodecError:
+        with pytest.raises(ImageCodecError):
+            to_inference_frame(**fields)  # type: ignore[arg-type]
+        return
+    channels, dtype = NATIVE[str(fields["encoding"])]
+    height, width = fields["height"], fields["width"]
+    assert decoded.shape == ((height, width) if channels == 1 else (height, width, channels))
+    assert decoded.dtype == dtype
+    frame, order = to_inference_frame(**fields)  # type: ignore[arg-type]
+    assert frame.shape == (height, width, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    assert order in ("RGB", "BGR")
+
+
+@st.composite
+def compressed_messages(draw: st.DrawFn) -> tuple[str, bytes]:
+    """CompressedImage format and data: valid, cut short, corrupted, or random with a plausible header."""
+    fmt = draw(st.sampled_from(["jpeg", "png", "rgb8; jpeg compressed bgr8", "bgr8; png compressed bgr8", "gif"]))
+    codec = "png" if "png" in fmt else "jpeg"
+    frame = np.full((draw(st.integers(1, 12)), draw(st.integers(1, 12)), 3), draw(st.integers(0, 255)), np.uint8)
+    valid = encode_compressed(frame, "BGR", codec)[1]
+    kind = draw(st.sampled_from(["valid", "cut", "flip", "random"]))
+    if kind == "cut":
+        data = valid[: draw(st.integers(0, len(valid)))]
+    elif kind == "flip":
+        position = draw(st.integers(0, len(valid) - 1))
+        data = valid[:position] + bytes([valid[position] ^ draw(st.integers(1, 255))]) + valid[position + 1 :]
+    elif kind == "random":
+        data = valid[:8] + draw(st.binary(max_size=200)) + valid[-12:]
+    else:
+        data = valid
+    return fmt, data
+
+
+@settings(deadline=None, max_examples=PROPERTY_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+@given(compressed_messages(), st.one_of(st.none(), st.integers(1, 200)))
+def test_random_compressed_data_decodes_or_raises_image_codec_error(
+    message: tuple[str, bytes], max_pixels: int | None
+) -> None:
+    fmt, data = message
+    try:
+        frame, order = compressed_to_inference_frame(fmt, data, max_pixels=max_pixels)
+    except ImageCodecError:
+        return
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8 and order == "BGR"
+    assert max_pixels is None or frame.shape[0] * frame.shape[1] <= max_pixels
+
+
+def test_cv2_and_module_agree_that_rgb_to_bgr_is_a_channel_flip() -> None:
+    # Guards encode_compressed's assumption that RGB2BGR only reorders channels.
+    frame = smooth_frame()
+    np.testing.assert_array_equal(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), frame[:, :, ::-1])
