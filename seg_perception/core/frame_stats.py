@@ -1,0 +1,82 @@
+"""Counters, rates and latency percentiles for diagnostics; thread-safe and allocation-free per frame."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """What one diagnostics message reports."""
+
+    received: int
+    processed: int
+    dropped: int
+    bad_frames: int
+    failed: int
+    input_rate_hz: float
+    output_rate_hz: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_max_ms: float
+
+
+class FrameStats:
+    """Totals plus a sliding window of recent latencies; rates are measured between snapshots."""
+
+    def __init__(self, window: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._latencies = np.zeros(window, np.float64)
+        self._count = 0
+        self.received = self.processed = self.dropped = self.bad_frames = self.failed = 0
+        self._last_time = time.monotonic()
+        self._last_received = self._last_processed = 0
+
+    def on_received(self, replaced_waiting: bool, lost_before: int = 0) -> None:
+        """A frame arrived; it replaced an unprocessed one, and `lost_before` frames never reached us."""
+        with self._lock:
+            self.received += 1
+            self.dropped += int(replaced_waiting) + lost_before
+
+    def on_processed(self, latency_ms: float) -> None:
+        with self._lock:
+            self.processed += 1
+            self._latencies[self._count % len(self._latencies)] = latency_ms
+            self._count += 1
+
+    def on_bad_frame(self) -> None:
+        with self._lock:
+            self.bad_frames += 1
+
+    def on_failure(self) -> None:
+        with self._lock:
+            self.failed += 1
+
+    def snapshot(self) -> StatsSnapshot:
+        """Totals, rates since the previous snapshot, and percentiles over the latency window."""
+        with self._lock:
+            now = time.monotonic()
+            dt = max(now - self._last_time, 1e-9)
+            in_rate = (self.received - self._last_received) / dt
+            out_rate = (self.processed - self._last_processed) / dt
+            self._last_time, self._last_received, self._last_processed = now, self.received, self.processed
+            recent = self._latencies[: min(self._count, len(self._latencies))]
+            p50, p95, top = (
+                (np.percentile(recent, 50), np.percentile(recent, 95), recent.max()) if len(recent) else (0.0, 0.0, 0.0)
+            )
+            return StatsSnapshot(
+                self.received,
+                self.processed,
+                self.dropped,
+                self.bad_frames,
+                self.failed,
+                in_rate,
+                out_rate,
+                float(p50),
+                float(p95),
+                float(top),
+            )

@@ -1,0 +1,44 @@
+"""Entry point of `seg_perception_node`: start, spin, and shut down cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+from seg_perception.core.errors import SegPerceptionError
+
+LOG = logging.getLogger("seg_perception")
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the node until shutdown; exit status 2 for a configuration error."""
+    # rclpy's default signal handlers turn SIGINT and SIGTERM into a context shutdown, which ends spin().
+    rclpy.init(args=list(args) if args is not None else None)
+    node = None
+    try:
+        from seg_perception.ros.segmentation_node import SegmentationNode
+
+        node = SegmentationNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (SegPerceptionError, ParameterException) as exc:
+        # One clear line naming what is wrong; the traceback adds nothing for a configuration error.
+        rclpy.logging.get_logger("seg_perception").fatal(f"cannot start: {exc}")
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

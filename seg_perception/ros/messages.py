@@ -1,0 +1,106 @@
+"""Conversions between numpy results and ROS messages; no node state here."""
+
+from __future__ import annotations
+
+import array
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from seg_perception.core.frame_stats import StatsSnapshot
+from seg_perception.core.model_spec import ModelSpec
+
+
+def image_message(header: Header, pixels: np.ndarray, encoding: str) -> Image:
+    """An Image carrying `header` unchanged; one memcpy of the pixels, no per-byte validation."""
+    height, width = pixels.shape[:2]
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = height, width
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = width * (pixels.shape[2] if pixels.ndim == 3 else 1) * pixels.itemsize
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(pixels).data)
+    msg.data = data
+    return msg
+
+
+def scaled_camera_info(info: CameraInfo, header: Header, width: int, height: int) -> CameraInfo:
+    """Camera intrinsics rescaled to an output of width x height, stamped with the image header."""
+    sx = width / info.width if info.width else 1.0
+    sy = height / info.height if info.height else 1.0
+    out = CameraInfo()
+    out.header = header
+    out.width, out.height = width, height
+    out.distortion_model = info.distortion_model
+    out.d = info.d
+    out.r = info.r
+    k = np.array(info.k, dtype=np.float64).reshape(3, 3)
+    k[0, :] *= sx
+    k[1, :] *= sy
+    out.k = k.ravel().tolist()
+    p = np.array(info.p, dtype=np.float64).reshape(3, 4)
+    p[0, :] *= sx
+    p[1, :] *= sy
+    out.p = p.ravel().tolist()
+    out.binning_x, out.binning_y = info.binning_x, info.binning_y
+    out.roi = info.roi
+    return out
+
+
+def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.ndarray:
+    """An RGB image listing each class's colour swatch, name and role (drivable / obstacle)."""
+    img = np.full((row_height * spec.num_classes, width, 3), 32, np.uint8)
+    for i, cls in enumerate(spec.classes):
+        top = i * row_height
+        cv2.rectangle(img, (4, top + 4), (4 + row_height * 2, top + row_height - 4), cls.color, thickness=-1)
+        role = " (drivable)" if cls.drivable else " (obstacle)" if cls.obstacle else ""
+        cv2.putText(
+            img,
+            f"{i} {cls.name}{role}",
+            (row_height * 2 + 12, top + row_height - 9),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+    return img
+
+
+def diagnostics_message(
+    stamp: Time, name: str, hardware_id: str, stats: StatsSnapshot, extra: dict[str, str], stale: bool
+) -> DiagnosticArray:
+    """One DiagnosticStatus: WARN when input is stale or frames were bad, else OK."""
+    status = DiagnosticStatus()
+    status.name = name
+    status.hardware_id = hardware_id
+    if stale:
+        status.level, status.message = DiagnosticStatus.WARN, "no input frames"
+    elif stats.failed:
+        status.level, status.message = DiagnosticStatus.WARN, f"{stats.failed} frames failed in inference"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "segmenting"
+    values = {
+        "input_rate_hz": f"{stats.input_rate_hz:.2f}",
+        "output_rate_hz": f"{stats.output_rate_hz:.2f}",
+        "frames_received": str(stats.received),
+        "frames_processed": str(stats.processed),
+        "frames_dropped": str(stats.dropped),
+        "bad_frames": str(stats.bad_frames),
+        "failed_frames": str(stats.failed),
+        "latency_p50_ms": f"{stats.latency_p50_ms:.2f}",
+        "latency_p95_ms": f"{stats.latency_p95_ms:.2f}",
+        "latency_max_ms": f"{stats.latency_max_ms:.2f}",
+        **extra,
+    }
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    out = DiagnosticArray()
+    out.header.stamp = stamp
+    out.status = [status]
+    return out
