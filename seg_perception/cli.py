@@ -118,6 +118,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from seg_perception.node import main as node_main
+
+    ros_args = list(args.ros_args)
+    if ros_args and ros_args[0] == "--":
+        ros_args = ros_args[1:]
+    if args.params_file is not None:
+        if not args.params_file.is_file():
+            raise SegPerceptionError(f"--params-file {args.params_file} does not exist")
+        if "--ros-args" not in ros_args:
+            ros_args.insert(0, "--ros-args")
+        ros_args += ["--params-file", str(args.params_file)]
+    return node_main(["seg_perception_node", *ros_args])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seg-perception", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -146,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("run", help="run the node without the launch package (ROS args pass through)")
+    p.add_argument(
+        "--params-file", type=Path, default=None, help="ROS 2 parameters YAML (e.g. config/seg_perception.yaml)"
+    )
+    p.add_argument(
+        "ros_args", nargs=argparse.REMAINDER, help="e.g. --ros-args -r __ns:=/camera -p backend:=onnxruntime"
+    )
+    p.set_defaults(func=cmd_run)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

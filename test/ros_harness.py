@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import array
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,23 +18,10 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-REPO = Path(__file__).resolve().parent.parent
-FASTDDS_PROFILE = REPO / "config" / "fastdds_large_data.xml"
+from seg_perception.ros.node_process import NodeProcess as _NodeProcess
+from seg_perception.ros.node_process import apply_to_this_process
+
 OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
-
-
-def ros_environment(domain_id: int) -> dict[str, str]:
-    """Environment for an isolated, localhost-only DDS domain with the large-data profile."""
-    env = dict(os.environ)
-    env.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        RCUTILS_LOGGING_BUFFERED_STREAM="0",
-        PYTHONUNBUFFERED="1",
-    )
-    if FASTDDS_PROFILE.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
-    return env
 
 
 def unique_domain_id(salt: int = 0) -> int:
@@ -47,64 +29,22 @@ def unique_domain_id(salt: int = 0) -> int:
     return 1 + (os.getpid() * 7 + salt * 13) % 100
 
 
-class NodeProcess:
-    """`seg_perception_node` in a subprocess; always terminated on exit."""
+class NodeProcess(_NodeProcess):
+    """The product's node launcher, with test-friendly waiting that fails loudly."""
 
-    def __init__(self, domain_id: int, params: dict[str, Any], ros_args: Sequence[str] = ()) -> None:
-        cmd = [sys.executable, "-m", "seg_perception.node", "--ros-args", "-r", "__ns:=/camera"]
-        for key, value in params.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            cmd += ["-p", f"{key}:={text}"]
-        cmd += list(ros_args)
-        self.proc = subprocess.Popen(
-            cmd, env=ros_environment(domain_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self._lines)
-
-    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output:
-                return
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                raise AssertionError(f"node exited with {self.proc.returncode} before logging {text!r}:\n{self.output}")
-            time.sleep(0.05)
-        raise AssertionError(f"node did not log {text!r} within {timeout} s:\n{self.output}")
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 5.0) -> float:
-        """Send a signal, wait for exit, return the seconds it took."""
-        if self.proc.poll() is not None:
-            return 0.0
-        start = time.monotonic()
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=2)
-        return time.monotonic() - start
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
+        if not super().wait_for_log(text, timeout):
+            raise AssertionError(
+                f"node (exit {self.proc.poll()}) did not log {text!r} within {timeout} s:\n{self.output}"
+            )
+        return True
 
 
 class Probe:
     """A test node: publishes camera frames and records everything the segmentation node publishes."""
 
     def __init__(self, domain_id: int, namespace: str = "/camera", input_reliable: bool = True) -> None:
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-        if FASTDDS_PROFILE.is_file():
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+        apply_to_this_process(domain_id)
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node("probe", namespace=namespace, context=self.context)
@@ -212,12 +152,3 @@ def msg_array(msg: Image) -> np.ndarray:
     channels = {"mono8": 1, "rgb8": 3, "bgr8": 3}[msg.encoding]
     arr = buf[:, : msg.width * channels]
     return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr
-
-
-@contextmanager
-def running_node(domain_id: int, params: dict[str, Any]) -> Iterator[NodeProcess]:
-    node = NodeProcess(domain_id, params)
-    try:
-        yield node
-    finally:
-        node.stop()

@@ -1,0 +1,151 @@
+"""Play camera frames into a running node at a fixed rate and record what comes back (demo, benchmarks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from seg_perception.ros.messages import image_message
+
+
+@dataclass
+class Received:
+    """One output message as it arrived: its input stamp, arrival time and (optionally) pixels."""
+
+    stamp_ns: int
+    arrived_ns: int
+    pixels: np.ndarray | None = None
+
+
+@dataclass
+class PlaybackLog:
+    """What was sent and what came back, per output topic."""
+
+    sent_stamps: list[int] = field(default_factory=list)
+    outputs: dict[str, list[Received]] = field(default_factory=dict)
+
+    def latencies_ms(self, topic: str) -> np.ndarray:
+        """End-to-end latency per answered frame: arrival time minus input stamp (one clock)."""
+        return np.array([(r.arrived_ns - r.stamp_ns) / 1e6 for r in self.outputs.get(topic, [])], np.float64)
+
+
+def _stamp_ns(header: Header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _pixels(msg: Image) -> np.ndarray:
+    """A copy of an 8-bit Image's pixels, (H, W) for mono8 and (H, W, 3) otherwise."""
+    channels = 1 if msg.encoding == "mono8" else 3
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * channels]
+    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
+    return rows.reshape(shape).copy()
+
+
+class DrivePlayer:
+    """A node of its own context that publishes frames on `<ns>/image` and records `<ns>/segmentation/*`."""
+
+    def __init__(
+        self,
+        domain_id: int,
+        namespace: str,
+        topics: Iterable[str],
+        keep_pixels: Iterable[str] = (),
+        reliable: bool = True,
+    ) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node("drive_player", namespace=namespace, context=self.context)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
+        self.publisher = self.node.create_publisher(Image, "image", qos)
+        self.log = PlaybackLog()
+        self._lock = threading.Lock()
+        keep = set(keep_pixels)
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for topic in topics:
+            self.log.outputs[topic] = []
+            self.node.create_subscription(Image, f"segmentation/{topic}", self._recorder(topic, topic in keep), out_qos)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
+        self._spinning = True
+        self._spin_thread.start()
+
+    def _recorder(self, topic: str, keep: bool) -> Callable[[Image], None]:
+        def record(msg: Image) -> None:
+            item = Received(_stamp_ns(msg.header), time.time_ns(), _pixels(msg) if keep else None)
+            with self._lock:
+                self.log.outputs[topic].append(item)
+
+        return record
+
+    def _spin(self) -> None:
+        while self._spinning and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_for_node(self, timeout: float = 60.0) -> bool:
+        """True once the node subscribes to our frames and publishes every recorded topic."""
+        deadline = time.monotonic() + timeout
+        ns = self.node.get_namespace().rstrip("/")
+        while time.monotonic() < deadline:
+            ready = self.publisher.get_subscription_count() > 0 and all(
+                self.node.count_publishers(f"{ns}/segmentation/{t}") > 0 for t in self.log.outputs
+            )
+            if ready:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def play(
+        self,
+        frames: Iterable[np.ndarray],
+        rate_hz: float,
+        frame_id: str = "camera_front",
+        on_frame: Callable[[int], None] | None = None,
+    ) -> None:
+        """Publish rgb8 frames at a fixed rate (absolute schedule, so jitter does not accumulate)."""
+        period = 1.0 / rate_hz
+        start = time.monotonic()
+        for i, frame in enumerate(frames):
+            delay = start + i * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time_ns()
+            header = Header(frame_id=frame_id)
+            header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
+            self.publisher.publish(image_message(header, frame, "rgb8"))
+            self.log.sent_stamps.append(now)
+            if on_frame is not None:
+                on_frame(i)
+
+    def settle(self, quiet_s: float = 1.0, timeout: float = 10.0) -> None:
+        """Wait until no output has arrived for `quiet_s` (the node has answered what it will)."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            count = sum(len(v) for v in self.log.outputs.values())
+            if count == last:
+                return
+            last = count
+            time.sleep(quiet_s)
+
+    def close(self) -> None:
+        self._spinning = False
+        self._spin_thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -1,0 +1,104 @@
+"""Start `seg_perception_node` in a child process on an isolated, localhost-only DDS domain."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
+
+
+def fastdds_profile() -> Path | None:
+    """The shipped large-data Fast DDS profile (source tree or installed share directory)."""
+    candidates = [REPO_CONFIG / "fastdds_large_data.xml"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / "fastdds_large_data.xml")
+    except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is enough
+        pass
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def isolated_ros_environment(domain_id: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a private DDS domain on localhost with the large-data transport profile."""
+    env = dict(os.environ if base is None else base)
+    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    profile = fastdds_profile()
+    if profile is not None:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    return env
+
+
+def apply_to_this_process(domain_id: int) -> None:
+    """Make this process's own rclpy contexts use the same discovery settings as the child."""
+    os.environ.update(
+        {
+            k: v
+            for k, v in isolated_ros_environment(domain_id).items()
+            if k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+        }
+    )
+
+
+class NodeProcess:
+    """The node in a subprocess; its output is collected; always stopped by `stop()`."""
+
+    def __init__(
+        self, domain_id: int, params: Mapping[str, Any], namespace: str = "/camera", extra_ros_args: Sequence[str] = ()
+    ) -> None:
+        cmd = [sys.executable, "-m", "seg_perception.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        for key, value in params.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            cmd += ["-p", f"{key}:={text}"]
+        cmd += list(extra_ros_args)
+        self.proc = subprocess.Popen(
+            cmd, env=isolated_ros_environment(domain_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        if self.proc.stdout is None:
+            return
+        for line in self.proc.stdout:
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
+        """True once the node has logged `text`; False on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output:
+                return True
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=1)
+                return text in self.output
+            time.sleep(0.05)
+        return False
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 5.0) -> float:
+        """Signal the node, wait for it to exit (killing it after `timeout`), return the seconds taken."""
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=1)
+            return 0.0
+        start = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=2)
+        return time.monotonic() - start
