@@ -64,7 +64,11 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
         if not player.wait_for_node(timeout=60):
             raise RuntimeError(f"the node did not come up:\n{node.output}")
         with tqdm(total=frames, desc=f"playing at {rate:.0f} Hz", unit="frame") as bar:
-            player.play(drive, rate, on_frame=lambda _i: bar.update())
+
+            def advance(_index: int) -> None:
+                bar.update()
+
+            player.play(drive, rate, on_frame=advance)
         player.settle()
     finally:
         player.close()
@@ -76,7 +80,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
 
     overlays = {r.stamp_ns: r.pixels for r in log.outputs["overlay"] if r.pixels is not None}
     drivables = {r.stamp_ns: r.pixels for r in log.outputs["drivable_mask"] if r.pixels is not None}
-    writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
+    writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height))
     for stamp in sorted(overlays):
         writer.write(cv2.cvtColor(overlays[stamp], cv2.COLOR_RGB2BGR))
     writer.release()
