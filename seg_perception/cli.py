@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from seg_perception.core.errors import SegPerceptionError
@@ -171,13 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module in COMMAND_MODULES:
+        # Each module exposes register(subparsers) and keeps its heavy imports inside its handlers.
+        importlib.import_module(module).register(sub)
     return parser
 
 
-# Later subsystems (node runner, bags, benchmarks, engines) add their subcommands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+# Subsystems that add subcommands (bags, engines, evaluation, benchmarks).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -83,6 +84,7 @@ class Segmenter:
         output_resolution: OutputResolution = "input",
         overlay_alpha: float = 0.5,
         threads: int = 0,
+        backend_options: Mapping[str, object] | None = None,
     ) -> None:
         if not 0.0 <= overlay_alpha <= 1.0:
             raise SegPerceptionError(f"overlay_alpha {overlay_alpha} is outside [0, 1]")
@@ -91,6 +93,7 @@ class Segmenter:
         self.output_resolution: OutputResolution = output_resolution
         self.overlay_alpha = float(overlay_alpha)
         self.threads = threads
+        self.backend_options = dict(backend_options or {})
         self._palette = palette_table(spec)
         self._drivable = drivable_table(spec)
         self._backends: OrderedDict[tuple[int, int, str], Backend] = OrderedDict()
@@ -105,7 +108,7 @@ class Segmenter:
             return backend
         start = time.perf_counter()
         fused = compile_fused_graph(self.spec, width, height, channel_order, self.output_resolution, batch=None)
-        backend = create_backend(self.backend_name, fused, threads=self.threads)
+        backend = create_backend(self.backend_name, fused, threads=self.threads, **self.backend_options)
         LOG.info(
             "compiled %s for %dx%d %s on %s in %.0f ms",
             self.spec.name,

@@ -64,6 +64,14 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         maximum=1 << 31,
     ),
     ParameterDef("threads", 0, "Inference threads (0: the backend's default).", minimum=0, maximum=256),
+    ParameterDef(
+        "precision",
+        "fp16",
+        "TensorRT engine precision (ONNX Runtime runs the graph as it is).",
+        choices=("fp32", "fp16", "int8"),
+    ),
+    ParameterDef("engine_cache_dir", "~/.cache/seg_perception/engines", "Where TensorRT engines are cached."),
+    ParameterDef("engine_build", True, "Build a missing or stale TensorRT engine at start; false refuses instead."),
     ParameterDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
@@ -85,6 +93,9 @@ class NodeConfig:
     qos_depth: int
     max_image_pixels: int
     threads: int
+    precision: str
+    engine_cache_dir: str
+    engine_build: bool
     diagnostics_period: float
 
 

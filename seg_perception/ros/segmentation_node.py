@@ -63,6 +63,13 @@ class SegmentationNode(Node):
             output_resolution=self.config.output_resolution,  # type: ignore[arg-type]
             overlay_alpha=self.config.overlay_alpha,
             threads=self.config.threads,
+            backend_options={
+                "precision": self.config.precision,
+                "engine_cache_dir": self.config.engine_cache_dir,
+                "engine_build": self.config.engine_build,
+            }
+            if self.config.backend != "onnxruntime"
+            else None,
         )
         self.get_logger().info(
             f"model {self.spec.name} ({self.spec.num_classes} classes) from {self.spec.spec_path}; "
