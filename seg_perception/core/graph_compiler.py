@@ -83,9 +83,7 @@ class _Builder:
         self.initializers.append(numpy_helper.from_array(arr, name))
         return name
 
-    def op(
-        self, op_type: str, inputs: list[str], hint: str | None = None, out: str | None = None, **attrs: Any
-    ) -> str:
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, out: str | None = None, **attrs: Any) -> str:
         output = out or self.name(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type), **attrs))
         return output
