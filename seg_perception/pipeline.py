@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from seg_perception.backends import Backend, create_backend, resolve_backend_name
+from seg_perception.backends import Backend, check_backend, create_backend, resolve_backend_name
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import CONFIDENCE_NAME, LABELS_NAME, OutputResolution, compile_fused_graph
 from seg_perception.core.model_spec import ModelSpec
@@ -94,6 +94,7 @@ class Segmenter:
         self.overlay_alpha = float(overlay_alpha)
         self.threads = threads
         self.backend_options = dict(backend_options or {})
+        check_backend(self.backend_name, **self.backend_options)
         self._palette = palette_table(spec)
         self._drivable = drivable_table(spec)
         self._backends: OrderedDict[tuple[int, int, str], Backend] = OrderedDict()
@@ -123,6 +124,13 @@ class Segmenter:
             _, old = self._backends.popitem(last=False)
             old.close()
         return backend
+
+    def warm_up(self, width: int | None = None, height: int | None = None, channel_order: str = "RGB") -> float:
+        """Compile and run once on a blank frame (default: the model's input size); returns milliseconds."""
+        w, h = width or self.spec.input.width, height or self.spec.input.height
+        start = time.perf_counter()
+        self.segment(np.zeros((h, w, 3), np.uint8), channel_order, OutputSelection(drivable=False))
+        return (time.perf_counter() - start) * 1e3
 
     def describe_backend(self) -> str:
         """The backend in use (or that will be used), for logs and diagnostics."""

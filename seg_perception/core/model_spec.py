@@ -110,7 +110,8 @@ def default_spec_path() -> Path:
 
 
 def _fail(key: str, problem: str, fix: str) -> ModelSpecError:
-    return ModelSpecError(f"model spec key '{key}': {problem}; {fix}")
+    where = f"model spec key '{key}'" if key else "model spec"
+    return ModelSpecError(f"{where}: {problem}; {fix}")
 
 
 def _mapping(value: Any, key: str, allowed: Sequence[str], required: Sequence[str]) -> Mapping[str, Any]:

@@ -75,6 +75,11 @@ class SegmentationNode(Node):
             f"model {self.spec.name} ({self.spec.num_classes} classes) from {self.spec.spec_path}; "
             f"backend {self.segmenter.backend_name}: {self.segmenter.backend_reason}"
         )
+        if self.segmenter.backend_name == "onnxruntime":
+            # Proves model, graph and backend work before any frame arrives (fail fast); TensorRT
+            # engines are per camera size and are built or loaded from the cache on the first frame.
+            took = self.segmenter.warm_up()
+            self.get_logger().info(f"warm-up on {self.segmenter.describe_backend()} took {took:.0f} ms")
         self.stats = FrameStats()
         self._slot: _Pending | None = None
         self._slot_cond = threading.Condition()
