@@ -21,7 +21,7 @@ from seg_perception.core.image_codec import (
     to_inference_frame,
 )
 
-PROPERTY_EXAMPLES = 300  # raise for a soak run; each example is a few microseconds
+PROPERTY_EXAMPLES = 2000  # the reliability target: at least 2,000 examples per property
 
 # (channels, dtype) of the native array for each encoding, written out independently of the module.
 NATIVE = {
