@@ -109,11 +109,31 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    if args.out is None:
-        raise SegPerceptionError("synth needs --out DIR")
+    if (args.out is None) == (args.bag is None):
+        raise SegPerceptionError("synth needs either --out DIR (PNG files) or --bag OUT_BAG (a rosbag2 bag)")
+    width, height = args.size
+    if args.bag is not None:
+        from seg_perception.bag.synthetic_drive import DEFAULT_TOPIC, SyntheticCamera, write_synthetic_drive
+
+        cameras = [SyntheticCamera(t, args.compressed) for t in args.topic or [DEFAULT_TOPIC]]
+        summary = write_synthetic_drive(
+            args.bag, args.frames, cameras, width, height, args.rate, args.seed, args.storage, args.force
+        )
+        LOG.info(
+            "wrote a %d-frame drive (%dx%d at %g Hz, %s, %s, seed %d) on %s to %s",
+            summary.frames,
+            width,
+            height,
+            args.rate,
+            "jpeg CompressedImage" if args.compressed else "rgb8 Image",
+            args.storage,
+            args.seed,
+            ", ".join(c.image_topic for c in cameras),
+            args.bag,
+        )
+        return 0
     from seg_perception.core.scenes import write_scenes
 
-    width, height = args.size
     paths = write_scenes(args.out, args.frames, width, height, args.seed)
     LOG.info("wrote %d scenes (%dx%d, seed %d) to %s", len(paths), width, height, args.seed, args.out)
     return 0
@@ -156,11 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: backend default)")
     p.set_defaults(func=cmd_infer)
 
-    p = sub.add_parser("synth", help="generate synthetic driving scenes with labels")
+    p = sub.add_parser("synth", help="generate a synthetic drive: PNG scenes with labels, or a rosbag2 bag")
     p.add_argument("--out", type=Path, default=None, help="directory for <i>.png and <i>_labels.png")
+    p.add_argument("--bag", type=Path, default=None, help="write a rosbag2 bag (frames + camera_info) here instead")
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--size", type=parse_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--topic", action="append", help="--bag: camera image topic, repeatable (default /camera/front/image_raw)"
+    )
+    p.add_argument("--compressed", action="store_true", help="--bag: JPEG CompressedImage on <topic>/compressed")
+    p.add_argument("--rate", type=float, default=15.0, help="--bag: frames per second (default 15)")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="--bag: storage (default mcap)")
+    p.add_argument("--force", action="store_true", help="--bag: replace an existing bag")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("run", help="run the node without the launch package (ROS args pass through)")
@@ -179,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subsystems that add subcommands (bags, engines, evaluation, benchmarks).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("seg_perception.bag.commands", "seg_perception.bench.soak")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,13 +124,23 @@ class DrivePlayer:
             delay = start + i * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            now = time.time_ns()
-            header = Header(frame_id=frame_id)
-            header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
-            self.publisher.publish(image_message(header, frame, "rgb8"))
-            self.log.sent_stamps.append(now)
+            self.publish(frame, frame_id)
             if on_frame is not None:
                 on_frame(i)
+
+    def publish(self, frame: np.ndarray, frame_id: str = "camera_front") -> int:
+        """Publish one rgb8 frame stamped with the current time; returns the stamp in nanoseconds."""
+        now = time.time_ns()
+        header = Header(frame_id=frame_id)
+        header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
+        self.publisher.publish(image_message(header, frame, "rgb8"))
+        self.log.sent_stamps.append(now)
+        return now
+
+    def answered(self, topic: str = "labels") -> int:
+        """How many outputs have arrived on a topic so far."""
+        with self._lock:
+            return len(self.log.outputs[topic])
 
     def settle(self, quiet_s: float = 1.0, timeout: float = 10.0) -> None:
         """Wait until no output has arrived for `quiet_s` (the node has answered what it will)."""

@@ -1,0 +1,1 @@
+"""Benchmarks and soak runs: they print JSON figures; they are not tests."""
