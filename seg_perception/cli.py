@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subsystems that add subcommands (bags, engines, evaluation, benchmarks).
-COMMAND_MODULES: tuple[str, ...] = ("seg_perception.bag.commands", "seg_perception.bench.soak")
+COMMAND_MODULES: tuple[str, ...] = ("seg_perception.bag.commands", "seg_perception.bench.soak", "seg_perception.bench.bench")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,10 +94,17 @@ class _Builder:
             return self.op("ReduceMax", [x, self.const([axis], "axes")], keepdims=0)
         return self.op("ReduceMax", [x], axes=[axis], keepdims=0)
 
-    def resize(self, x: str, height: int, width: int, mode: str) -> str:
-        """Resize the last two axes of a rank-4 tensor to a fixed size; the batch stays dynamic."""
-        lead = self.op("Slice", [self.op("Shape", [x]), self.const([0], "s"), self.const([2], "e")])
-        sizes = self.op("Concat", [lead, self.const([height, width], "hw")], axis=0)
+    def resize(self, x: str, height: int, width: int, mode: str, channels_last: bool = False) -> str:
+        """Resize the spatial axes of a rank-4 tensor (NCHW, or NHWC when channels_last) to a fixed size;
+        the other axes keep their (possibly dynamic) sizes."""
+        shape = self.op("Shape", [x])
+        if channels_last:
+            batch = self.op("Slice", [shape, self.const([0], "s"), self.const([1], "e")])
+            chans = self.op("Slice", [shape, self.const([3], "s"), self.const([4], "e")])
+            sizes = self.op("Concat", [batch, self.const([height, width], "hw"), chans], axis=0)
+        else:
+            lead = self.op("Slice", [shape, self.const([0], "s"), self.const([2], "e")])
+            sizes = self.op("Concat", [lead, self.const([height, width], "hw")], axis=0)
         empty = ""  # roi and scales are unused when sizes is given
         if mode == "linear":
             return self.op(
@@ -152,10 +159,12 @@ def _preprocess(
     spec: ModelSpec, geo: Geometry, camera_order: str, batch: int | str, opset: int, ir: int, out_name: str
 ) -> onnx.ModelProto:
     b = _Builder("seg_pre/", opset)
+    # Resize in float (so mean/std order does not matter) and in NHWC, so that only the small,
+    # resized image is transposed rather than the camera-sized one.
     x = b.op("Cast", [INPUT_NAME], to=TensorProto.FLOAT)
-    x = b.op("Transpose", [x], perm=[0, 3, 1, 2])
     if (geo.resized_height, geo.resized_width) != (geo.camera_height, geo.camera_width):
-        x = b.resize(x, geo.resized_height, geo.resized_width, "linear")
+        x = b.resize(x, geo.resized_height, geo.resized_width, "linear", channels_last=True)
+    x = b.op("Transpose", [x], perm=[0, 3, 1, 2])
     if camera_order != spec.input.channel_order:
         x = b.op("Gather", [x, b.const([2, 1, 0], "bgr_rgb")], axis=1)
     if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
@@ -229,43 +238,8 @@ def _postprocess(
         paints = b.op("Gather", [b.const([c is not None for c in head.class_ids], "paints", np.bool_), local], axis=0)
         merged = b.op("Where", [paints, global_ids, merged])
         confidence = b.op("Where", [paints, conf, confidence])
-    # [N, h, w] -> [N, 2, h, w] float so one crop and one resize serve labels and confidence.
-    stacked = b.op(
-        "Concat",
-        [
-            b.op("Unsqueeze", [b.op("Cast", [merged], to=TensorProto.FLOAT), b.const([1], "axes")]),
-            b.op("Unsqueeze", [confidence, b.const([1], "axes")]),
-        ],
-        axis=1,
-    )
-    out_h, out_w = head_h, head_w
-    if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
-        # Remove letterbox padding, measured in head pixels (a head may be coarser than the input).
-        sy, sx = head_h / geo.model_height, head_w / geo.model_width
-        top, left = round(geo.pad_top * sy), round(geo.pad_left * sx)
-        out_h = max(1, round(geo.resized_height * sy))
-        out_w = max(1, round(geo.resized_width * sx))
-        stacked = b.op(
-            "Slice",
-            [
-                stacked,
-                b.const([top, left], "starts"),
-                b.const([top + out_h, left + out_w], "ends"),
-                b.const([2, 3], "axes"),
-            ],
-        )
-    if output_resolution == "input":
-        out_h, out_w = geo.camera_height, geo.camera_width
-        stacked = b.resize(stacked, out_h, out_w, "nearest")
-    label_f = b.op(
-        "Squeeze",
-        [b.op("Slice", [stacked, b.const([0], "s"), b.const([1], "e"), b.const([1], "a")]), b.const([1], "axes")],
-    )
-    conf_f = b.op(
-        "Squeeze",
-        [b.op("Slice", [stacked, b.const([1], "s"), b.const([2], "e"), b.const([1], "a")]), b.const([1], "axes")],
-    )
-    b.op("Cast", [label_f], out=LABELS_NAME, to=TensorProto.UINT8)
+    # Everything per pixel is done at head resolution; at camera resolution only one nearest
+    # resize and one cast per output remain (that is where the pixels are many).
     # round(p * 255) as floor(p * 255 + 0.5): Floor is supported everywhere, Round is not.
     conf_255 = b.op(
         "Floor",
@@ -273,22 +247,37 @@ def _postprocess(
             b.op(
                 "Add",
                 [
-                    b.op("Mul", [conf_f, b.const(np.array(255.0), "c255", np.float32)]),
+                    b.op("Mul", [confidence, b.const(np.array(255.0), "c255", np.float32)]),
                     b.const(np.array(0.5), "half", np.float32),
                 ],
             )
         ],
     )
-    b.op(
-        "Cast",
-        [
-            b.op(
-                "Clip", [conf_255, b.const(np.array(0.0), "lo", np.float32), b.const(np.array(255.0), "hi", np.float32)]
-            )
-        ],
-        out=CONFIDENCE_NAME,
-        to=TensorProto.UINT8,
+    conf_255 = b.op(
+        "Clip", [conf_255, b.const(np.array(0.0), "lo", np.float32), b.const(np.array(255.0), "hi", np.float32)]
     )
+    maps = [b.op("Cast", [merged], to=TensorProto.FLOAT), conf_255]  # [N, h, w] each
+    out_h, out_w = head_h, head_w
+    if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
+        # Remove letterbox padding, measured in head pixels (a head may be coarser than the input).
+        sy, sx = head_h / geo.model_height, head_w / geo.model_width
+        top, left = round(geo.pad_top * sy), round(geo.pad_left * sx)
+        out_h = max(1, round(geo.resized_height * sy))
+        out_w = max(1, round(geo.resized_width * sx))
+        starts, ends = b.const([top, left], "starts"), b.const([top + out_h, left + out_w], "ends")
+        maps = [b.op("Slice", [m, starts, ends, b.const([1, 2], "axes")]) for m in maps]
+    if output_resolution == "input":
+        out_h, out_w = geo.camera_height, geo.camera_width
+        # Resize is rank-4 here (NCHW with one channel), the layout every backend handles.
+        maps = [
+            b.op(
+                "Squeeze",
+                [b.resize(b.op("Unsqueeze", [m, b.const([1], "axes")]), out_h, out_w, "nearest"), b.const([1], "axes")],
+            )
+            for m in maps
+        ]
+    b.op("Cast", [maps[0]], out=LABELS_NAME, to=TensorProto.UINT8)
+    b.op("Cast", [maps[1]], out=CONFIDENCE_NAME, to=TensorProto.UINT8)
     outputs = [
         helper.make_tensor_value_info(n, TensorProto.UINT8, [batch, out_h, out_w])
         for n in (LABELS_NAME, CONFIDENCE_NAME)
