@@ -1,0 +1,210 @@
+"""Open, read and write rosbag2 bags (sqlite3 and MCAP) with one error type and all-or-nothing output.
+
+Every failure to read a bag becomes one ``BagError`` line naming the bag; a bag is written in a hidden
+staging directory next to its destination and renamed into place only once it is complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from seg_perception.core.errors import SegPerceptionError
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
+    from rosbags.rosbag2 import Reader, Writer
+    from rosbags.typesys.store import Typestore
+
+LOG = logging.getLogger(__name__)
+
+STORAGE_CHOICES = ("mcap", "sqlite3")
+DEFAULT_STORAGE = "mcap"  # the rosbag2 default since Iron, and what Foxglove opens directly
+BAG_VERSION: Literal[9] = 9  # metadata version written by Jazzy and Kilted
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+CLOCK = "rosgraph_msgs/msg/Clock"
+CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
+# The node's image outputs, `<ns>/segmentation/<name>`, and what `process` writes unless told otherwise.
+SEGMENTATION_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
+DEFAULT_OUTPUTS = ("labels", "drivable_mask")
+
+
+class BagError(SegPerceptionError):
+    """A bag cannot be read or written; the message names the bag and the cause."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line (YAML and sqlite errors span several)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _hint(exc: BaseException) -> str:
+    """What a damaged-file error usually means, for the errors whose own words do not say it."""
+    text = str(exc).lower()
+    if "magic" in text or "malformed" in text or "not a database" in text:
+        return " (the file is truncated or corrupt; a recording cut short leaves it so)"
+    return ""
+
+
+@functools.cache
+def typestore() -> Typestore:
+    """The message definitions bags are written with: ROS 2 Kilted's."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+@contextmanager
+def open_bag(path: Path) -> Iterator[Reader]:
+    """Open a rosbag2 directory, or a bare .mcap / .db3 file, for reading."""
+    from rosbags.rosbag2 import Reader, ReaderError
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(
+            f"cannot read bag {path}: no metadata.yaml (an interrupted recording? "
+            "`ros2 bag reindex` rebuilds it, or pass the .mcap / .db3 file itself)"
+        )
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, OSError, ValueError, KeyError) as exc:
+        raise BagError(f"cannot read bag {path}: {_one_line(exc)}{_hint(exc)}") from None
+    try:
+        yield reader
+    finally:
+        try:
+            reader.close()
+        except (ReaderError, OSError) as exc:  # closing a damaged file must not hide the first error
+            LOG.debug("closing %s: %s", path, exc)
+
+
+def read_messages(
+    reader: Reader, connections: Collection[Connection] = (), start: int | None = None
+) -> Iterator[tuple[Connection, int, bytes]]:
+    """The reader's (connection, timestamp ns, raw CDR) in time order; storage errors become BagError."""
+    items = reader.messages(connections, start=start)
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - sqlite3, MCAP and zstd layers raise many types for one cause
+            raise BagError(f"cannot read bag {reader.path}: {_one_line(exc)}") from None
+        yield item
+
+
+def check_output_path(out: Path, force: bool, inputs: Collection[Path] = ()) -> None:
+    """Refuse an existing OUT_BAG without --force, and any OUT_BAG that is, or contains, an input."""
+    out_resolved = Path(out).resolve()
+    for path in inputs:
+        src = Path(path).resolve()
+        if src == out_resolved or out_resolved in src.parents:
+            raise BagError(f"output bag {out} would overwrite the input bag {path}")
+    if Path(out).exists() and not force:
+        raise BagError(f"output bag {out} exists; pass --force to replace it")
+
+
+def _storage_plugin(storage: str) -> Any:
+    from rosbags.rosbag2 import StoragePlugin
+
+    if storage not in STORAGE_CHOICES:
+        raise BagError(f"storage {storage!r} is not one of {', '.join(STORAGE_CHOICES)}")
+    return StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+
+
+@contextmanager
+def bag_writer(out: Path, storage: str = DEFAULT_STORAGE, force: bool = False) -> Iterator[Writer]:
+    """A rosbag2 writer whose bag appears at ``out`` only when the block completes.
+
+    The bag is written to ``.<name>.partial-*/<name>`` beside ``out`` (same file system, so the final
+    rename is atomic); any exception, KeyboardInterrupt included, deletes the staging directory.
+    """
+    from rosbags.rosbag2 import Writer, WriterError
+
+    out = Path(out)
+    plugin = _storage_plugin(storage)
+    check_output_path(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    # The storage file is named after the bag directory, so stage under the final name.
+    staged = staging / out.name
+    try:
+        writer = Writer(staged, version=BAG_VERSION, storage_plugin=plugin)
+        try:
+            writer.open()
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            writer.close()
+        except WriterError as exc:
+            raise BagError(f"cannot finish bag {out}: {_one_line(exc)}") from None
+        _move_into_place(staged, out, force, staging)
+    except WriterError as exc:
+        raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staged: Path, out: Path, force: bool, staging: Path) -> None:
+    replaced: Path | None = None
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise BagError(f"output bag {out} appeared while writing; pass --force to replace it")
+        replaced = staging / f"{out.name}.replaced"
+        os.replace(out, replaced)
+    try:
+        os.replace(staged, out)
+    except OSError as exc:
+        if replaced is not None:
+            os.replace(replaced, out)
+        raise BagError(f"cannot move the finished bag into {out}: {exc}") from None
+
+
+def _describe(conn: Connection) -> tuple[str, str] | None:
+    """The message definition and RIHS01 hash to write for ``conn``'s type, or None when unknowable."""
+    store = typestore()
+    msgdef, digest = conn.msgdef.data, conn.digest
+    if msgdef and digest:
+        return msgdef, digest
+    if conn.msgtype in store.types:
+        # Bags from distros before Iron carry no type hash; our store describes the type for them.
+        generated, _ = store.generate_msgdef(conn.msgtype, ros_version=2)
+        return msgdef or generated, digest or store.hash_rihs01(conn.msgtype)
+    return None
+
+
+def copy_connection(writer: Writer, conn: Connection) -> Connection | None:
+    """Add a connection like ``conn`` (type, definition, QoS) to ``writer``; None if its type is unknowable."""
+    described = _describe(conn)
+    if described is None:
+        return None
+    msgdef, digest = described
+    ext = conn.ext
+    return writer.add_connection(
+        conn.topic,
+        conn.msgtype,
+        msgdef=msgdef,
+        rihs01=digest,
+        serialization_format=getattr(ext, "serialization_format", "cdr"),
+        offered_qos_profiles=list(getattr(ext, "offered_qos_profiles", [])),
+    )
+
+
+def add_typed_connection(writer: Writer, topic: str, msgtype: str) -> Connection:
+    """Add a connection for a type our Kilted typestore knows (Image, CameraInfo, ...)."""
+    return writer.add_connection(topic, msgtype, typestore=typestore())

@@ -1,0 +1,294 @@
+"""Segment every camera frame of a bag with no DDS, writing a new bag with the node's output topics.
+
+The output bag holds every input message unchanged plus, per camera topic, `<ns>/segmentation/<output>`
+Images carrying the input's header and recorded at the input's timestamp, exactly as the node would
+publish them; `<ns>/segmentation/camera_info` follows when the bag has `<ns>/camera_info`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+import time
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seg_perception.bag.bag_io import (
+    CAMERA_INFO,
+    CAMERA_TYPES,
+    COMPRESSED_IMAGE,
+    DEFAULT_OUTPUTS,
+    DEFAULT_STORAGE,
+    IMAGE,
+    SEGMENTATION_OUTPUTS,
+    BagError,
+    add_typed_connection,
+    bag_writer,
+    check_output_path,
+    copy_connection,
+    open_bag,
+    read_messages,
+    typestore,
+)
+from seg_perception.core import image_codec
+from seg_perception.core.errors import ImageCodecError
+from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
+    from rosbags.rosbag2 import Writer
+
+LOG = logging.getLogger(__name__)
+
+# Output name (as the node's topic) -> (SegResult field, encoding), in SEGMENTATION_OUTPUTS order.
+_FIELDS = {
+    "labels": ("labels", "mono8"),
+    "drivable_mask": ("drivable", "mono8"),
+    "overlay": ("overlay", "rgb8"),
+    "color_mask": ("color_mask", "rgb8"),
+    "confidence": ("confidence", "mono8"),
+}
+OUTPUTS: dict[str, tuple[str, str]] = {name: _FIELDS[name] for name in SEGMENTATION_OUTPUTS}
+DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
+
+
+def output_namespace(topic: str, msgtype: str) -> str:
+    """The namespace a node segmenting `topic` runs in: the parent of the image (base) topic."""
+    base = topic.rstrip("/")
+    if msgtype == COMPRESSED_IMAGE and base.endswith("/compressed"):
+        base = base[: -len("/compressed")]  # image_transport: <base>/compressed carries <base> as JPEG/PNG
+    return base.rsplit("/", 1)[0]
+
+
+def output_selection(outputs: Iterable[str]) -> OutputSelection:
+    """The Segmenter outputs needed for the named output topics (labels are always computed)."""
+    names = set(outputs)
+    unknown = names - set(OUTPUTS)
+    if unknown:
+        raise BagError(f"unknown outputs {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
+    return OutputSelection(
+        drivable="drivable_mask" in names,
+        color_mask="color_mask" in names,
+        overlay="overlay" in names,
+        confidence="confidence" in names,
+    )
+
+
+@dataclass
+class _CameraStream:
+    topic: str
+    msgtype: str
+    namespace: str
+    outputs: dict[str, Connection] = field(default_factory=dict)
+    info_out: Connection | None = None
+    info: Any = None  # the latest CameraInfo on <ns>/camera_info
+
+    @property
+    def info_topic(self) -> str:
+        return f"{self.namespace}/camera_info"
+
+
+@dataclass
+class ProcessSummary:
+    """What one `process` run did."""
+
+    frames: int = 0
+    bad_frames: int = 0
+    cameras: int = 0
+    copied: int = 0
+    outputs_written: int = 0
+    seconds: float = 0.0
+    segment_ms: float = 0.0  # summed Segmenter time (decode, serialization and I/O excluded)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def select_cameras(connections: Sequence[Connection], topics: Collection[str]) -> list[_CameraStream]:
+    """The camera streams to segment: `topics`, or every Image/CompressedImage topic not itself an output."""
+    cameras: dict[tuple[str, str], _CameraStream] = {}
+    for conn in connections:
+        if conn.msgtype not in CAMERA_TYPES:
+            continue
+        wanted = conn.topic in topics if topics else "/segmentation/" not in conn.topic
+        if wanted:
+            key = (conn.topic, conn.msgtype)
+            cameras.setdefault(key, _CameraStream(conn.topic, conn.msgtype, output_namespace(conn.topic, conn.msgtype)))
+    found = {cam.topic for cam in cameras.values()}
+    missing = [t for t in topics if t not in found]
+    if missing:
+        available = sorted({c.topic for c in connections if c.msgtype in CAMERA_TYPES}) or ["none"]
+        raise BagError(
+            f"no Image or CompressedImage topic {', '.join(missing)} in the bag; camera topics: {', '.join(available)}"
+        )
+    if not cameras:
+        raise BagError("the bag has no sensor_msgs/Image or CompressedImage topic to segment")
+    by_ns: dict[str, list[str]] = {}
+    for cam in cameras.values():
+        by_ns.setdefault(cam.namespace, []).append(cam.topic)
+    for ns, names in by_ns.items():
+        if len(names) > 1:
+            raise BagError(
+                f"camera topics {', '.join(names)} would all write {ns}/segmentation/*; choose one with --topics"
+            )
+    return list(cameras.values())
+
+
+def _image(header: Any, pixels: np.ndarray, encoding: str) -> Any:
+    height, width = pixels.shape[:2]
+    channels = pixels.shape[2] if pixels.ndim == 3 else 1
+    return typestore().types[IMAGE](
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=width * channels,
+        data=np.ascontiguousarray(pixels).reshape(-1),
+    )
+
+
+def _restamped_info(info: Any, header: Any, width: int, height: int) -> Any:
+    """The camera's intrinsics with the image header, scaled to the output size (as the node does)."""
+    sx = width / info.width if info.width else 1.0
+    sy = height / info.height if info.height else 1.0
+    k = np.array(info.k, np.float64).reshape(3, 3)
+    p = np.array(info.p, np.float64).reshape(3, 4)
+    k[:2] *= np.array([[sx], [sy]])
+    p[:2] *= np.array([[sx], [sy]])
+    return dataclasses.replace(info, header=header, width=width, height=height, k=k.ravel(), p=p.ravel())
+
+
+def _decode(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
+    if msgtype == COMPRESSED_IMAGE:
+        return image_codec.compressed_to_inference_frame(msg.format, msg.data)
+    return image_codec.to_inference_frame(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
+
+
+class _Run:
+    """One pass over the input bag, writing as it goes."""
+
+    def __init__(self, writer: Writer, segmenter: Segmenter, outputs: Sequence[str]) -> None:
+        self.writer = writer
+        self.segmenter = segmenter
+        self.outputs = tuple(outputs)
+        self.want = output_selection(outputs)
+        self.summary = ProcessSummary()
+        self.copies: dict[int, Connection | None] = {}
+
+    def prepare(self, connections: Sequence[Connection], cameras: list[_CameraStream]) -> None:
+        info_topics = {c.topic for c in connections if c.msgtype == CAMERA_INFO}
+        regenerated = {f"{cam.namespace}/segmentation/{name}" for cam in cameras for name in self.outputs}
+        regenerated |= {f"{cam.namespace}/segmentation/camera_info" for cam in cameras if cam.info_topic in info_topics}
+        for conn in connections:
+            if conn.topic in regenerated:
+                LOG.warning("not copying the recorded %s: this run writes it afresh", conn.topic)
+                self.copies[conn.id] = None
+                continue
+            copied = copy_connection(self.writer, conn)
+            if copied is None:
+                LOG.warning("not copying %s: no definition of %s in the bag or in ROS 2", conn.topic, conn.msgtype)
+            self.copies[conn.id] = copied
+        for cam in cameras:
+            for name in self.outputs:
+                cam.outputs[name] = add_typed_connection(self.writer, f"{cam.namespace}/segmentation/{name}", IMAGE)
+            if cam.info_topic in info_topics:
+                info_out = f"{cam.namespace}/segmentation/camera_info"
+                cam.info_out = add_typed_connection(self.writer, info_out, CAMERA_INFO)
+        self.summary.cameras = len(cameras)
+
+    def camera_info(self, cam: _CameraStream, timestamp: int, raw: bytes) -> None:
+        try:
+            cam.info = typestore().deserialize_cdr(raw, CAMERA_INFO)
+        except (ValueError, IndexError, struct.error) as exc:
+            LOG.warning("ignoring a bad camera_info on %s at %d ns: %s", cam.info_topic, timestamp, exc)
+
+    def frame(self, cam: _CameraStream, timestamp: int, raw: bytes) -> None:
+        store = typestore()
+        try:
+            msg: Any = store.deserialize_cdr(raw, cam.msgtype)
+            frame, order = _decode(msg, cam.msgtype)
+        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+            self._bad_frame(cam.topic, timestamp, exc)
+            return
+        t0 = time.perf_counter()
+        result = self.segmenter.segment(frame, order, self.want)
+        self.summary.segment_ms += (time.perf_counter() - t0) * 1e3
+        self._write_outputs(cam, timestamp, msg.header, result)
+        self.summary.frames += 1
+
+    def _write_outputs(self, cam: _CameraStream, timestamp: int, header: Any, result: SegResult) -> None:
+        store = typestore()
+        for name, conn in cam.outputs.items():
+            attr, encoding = OUTPUTS[name]
+            pixels = getattr(result, attr)
+            if pixels is None:
+                raise BagError(f"the segmenter did not produce {name}")
+            self.writer.write(conn, timestamp, store.serialize_cdr(_image(header, pixels, encoding), IMAGE))
+            self.summary.outputs_written += 1
+        if cam.info_out is not None and cam.info is not None:
+            height, width = result.labels.shape
+            info = _restamped_info(cam.info, header, width, height)
+            self.writer.write(cam.info_out, timestamp, store.serialize_cdr(info, CAMERA_INFO))
+            self.summary.outputs_written += 1
+
+    def _bad_frame(self, topic: str, timestamp: int, exc: Exception) -> None:
+        self.summary.bad_frames += 1
+        if self.summary.bad_frames <= DETAILED_WARNINGS:
+            LOG.warning("skipping a bad frame on %s at %d ns: %s", topic, timestamp, exc)
+        elif self.summary.bad_frames == DETAILED_WARNINGS + 1:
+            LOG.warning("more bad frames; the summary counts them")
+
+    def copy(self, conn: Connection, timestamp: int, raw: bytes) -> None:
+        out = self.copies.get(conn.id)
+        if out is not None:
+            self.writer.write(out, timestamp, raw)
+            self.summary.copied += 1
+
+
+def process_bag(
+    in_bag: Path,
+    out_bag: Path,
+    segmenter: Segmenter,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    topics: Collection[str] = (),
+    storage: str = DEFAULT_STORAGE,
+    force: bool = False,
+    progress: bool = True,
+) -> ProcessSummary:
+    """Segment every frame of the camera topics of `in_bag` into a new bag at `out_bag` (all or nothing)."""
+    from tqdm import tqdm
+
+    if not outputs:
+        raise BagError("choose at least one output, e.g. --outputs labels")
+    output_selection(outputs)
+    check_output_path(out_bag, force, inputs=[in_bag])
+    start = time.perf_counter()
+    with open_bag(in_bag) as reader:
+        connections = list(reader.connections)
+        cameras = select_cameras(connections, topics)
+        by_key = {(cam.topic, cam.msgtype): cam for cam in cameras}
+        info_for = {cam.info_topic: cam for cam in cameras}
+        total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key)
+        with (
+            bag_writer(out_bag, storage, force) as writer,
+            tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
+        ):
+            run = _Run(writer, segmenter, outputs)
+            run.prepare(connections, cameras)
+            for conn, timestamp, raw in read_messages(reader):
+                run.copy(conn, timestamp, raw)
+                if conn.msgtype == CAMERA_INFO and conn.topic in info_for:
+                    run.camera_info(info_for[conn.topic], timestamp, raw)
+                cam = by_key.get((conn.topic, conn.msgtype))
+                if cam is not None:
+                    run.frame(cam, timestamp, raw)
+                    bar.update()
+    run.summary.seconds = time.perf_counter() - start
+    return run.summary
