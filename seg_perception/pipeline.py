@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -98,7 +98,8 @@ class Segmenter:
         self._palette = palette_table(spec)
         self._drivable = drivable_table(spec)
         self._backends: OrderedDict[tuple[int, int, str], Backend] = OrderedDict()
-        self._buffers: dict[tuple[int, int], _Buffers] = {}
+        self._buffers: dict[tuple[int, int, int], _Buffers] = {}  # (batch index, height, width)
+        self._batches: dict[tuple[int, int, int], np.ndarray] = {}
 
     def backend_for(self, width: int, height: int, channel_order: str) -> Backend:
         """The backend for one camera size and channel order, compiled on first use."""
@@ -142,31 +143,64 @@ class Segmenter:
         self, frame: np.ndarray, channel_order: str = "RGB", outputs: OutputSelection = OutputSelection()
     ) -> SegResult:
         """Segment one (H, W, 3) uint8 frame."""
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise SegPerceptionError(f"expected a uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
+        return self.segment_batch([frame], channel_order, [outputs])[0]
+
+    def segment_batch(
+        self, frames: Sequence[np.ndarray], channel_order: str = "RGB", outputs: Sequence[OutputSelection] = ()
+    ) -> list[SegResult]:
+        """Segment same-sized frames in one backend call; `outputs` selects per frame (default: drivable)."""
+        if not frames:
+            return []
+        shape = frames[0].shape
+        for frame in frames:
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.shape != shape:
+                raise SegPerceptionError(
+                    f"expected same-sized uint8 (H, W, 3) frames, got {frame.dtype} {frame.shape} beside {shape}"
+                )
+        wants = list(outputs) or [OutputSelection()] * len(frames)
         t0 = time.perf_counter()
-        height, width = frame.shape[:2]
+        height, width = shape[:2]
         backend = self.backend_for(width, height, channel_order)
+        if len(frames) == 1:
+            batch = frames[0][np.newaxis]  # a view: no copy for the common single-camera case
+        else:
+            key = (len(frames), height, width)
+            if key not in self._batches:
+                self._batches[key] = np.empty((len(frames), height, width, 3), np.uint8)
+            batch = self._batches[key]
+            for i, frame in enumerate(frames):
+                batch[i] = frame
         t1 = time.perf_counter()
-        raw = backend.infer(frame[np.newaxis])
+        raw = backend.infer(batch)
         t2 = time.perf_counter()
-        result = self._derive(frame, channel_order, raw[LABELS_NAME][0], raw[CONFIDENCE_NAME][0], outputs)
+        results = [
+            self._derive(i, frame, channel_order, raw[LABELS_NAME][i], raw[CONFIDENCE_NAME][i], want)
+            for i, (frame, want) in enumerate(zip(frames, wants, strict=True))
+        ]
         t3 = time.perf_counter()
-        result.timings_ms = {
+        timings = {
             "prepare": (t1 - t0) * 1e3,
             "inference": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3,
             "total": (t3 - t0) * 1e3,
         }
-        return result
+        for r in results:
+            r.timings_ms = timings
+        return results
 
     def _derive(
-        self, frame: np.ndarray, order: str, labels: np.ndarray, confidence: np.ndarray, want: OutputSelection
+        self,
+        index: int,
+        frame: np.ndarray,
+        order: str,
+        labels: np.ndarray,
+        confidence: np.ndarray,
+        want: OutputSelection,
     ) -> SegResult:
         h, w = labels.shape
-        buf = self._buffers.get((h, w))
+        buf = self._buffers.get((index, h, w))
         if buf is None:
-            buf = self._buffers[(h, w)] = _Buffers(h, w)
+            buf = self._buffers[(index, h, w)] = _Buffers(h, w)
         result = SegResult(labels=labels, confidence=confidence if want.confidence else None)
         if want.drivable:
             result.drivable = cv2.LUT(labels, self._drivable, dst=buf.drivable)

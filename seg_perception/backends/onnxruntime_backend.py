@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -12,6 +13,7 @@ from seg_perception.core.errors import BackendError
 
 # Preferred order when the caller names no providers; TensorRT's EP is opt-in (it builds engines at start).
 DEFAULT_PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
+MAX_BOUND_SHAPES = 8
 
 
 class OnnxRuntimeBackend(Backend):
@@ -50,9 +52,8 @@ class OnnxRuntimeBackend(Backend):
         self._input_name = inp.name
         self._input_shape = tuple(d if isinstance(d, int) else str(d) for d in inp.shape)
         self._output_names = tuple(o.name for o in self._session.get_outputs())
-        self._binding = self._session.io_binding()
-        self._bound_shape: tuple[int, ...] | None = None
-        self._outputs: dict[str, np.ndarray] = {}
+        # One IO binding with its own output buffers per input shape (batch sizes vary with cameras).
+        self._bindings: dict[tuple[int, ...], tuple[Any, dict[str, np.ndarray]]] = {}
 
     @property
     def input_shape(self) -> tuple[int | str, ...]:
@@ -69,16 +70,23 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         return f"onnxruntime {self._ort.__version__} ({', '.join(self._providers)})"
 
-    def _bind_outputs(self, batch: np.ndarray) -> None:
-        """Run once unbound to learn output shapes, then bind reused buffers for this input shape."""
+    def _binding_for(self, batch: np.ndarray) -> tuple[Any, dict[str, np.ndarray]]:
+        """The binding for this input shape; its first use runs unbound once to learn output shapes."""
+        key = tuple(batch.shape)
+        found = self._bindings.get(key)
+        if found is not None:
+            return found
         if self._session is None:
             raise BackendError("onnxruntime backend is closed")
         first = self._session.run(list(self._output_names), {self._input_name: batch})
-        self._outputs = {n: np.empty_like(a) for n, a in zip(self._output_names, first, strict=True)}
-        self._binding.clear_binding_outputs()
-        for name, buf in self._outputs.items():
-            self._binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
-        self._bound_shape = tuple(batch.shape)
+        outputs = {n: np.empty_like(a) for n, a in zip(self._output_names, first, strict=True)}
+        binding = self._session.io_binding()
+        for name, buf in outputs.items():
+            binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+        if len(self._bindings) >= MAX_BOUND_SHAPES:
+            self._bindings.pop(next(iter(self._bindings)))
+        self._bindings[key] = (binding, outputs)
+        return binding, outputs
 
     def infer(self, batch: np.ndarray) -> Mapping[str, np.ndarray]:
         if self._session is None:
@@ -87,17 +95,15 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"expected a uint8 [N, H, W, 3] batch, got {batch.dtype} {batch.shape}")
         batch = np.ascontiguousarray(batch)
         try:
-            if self._bound_shape != tuple(batch.shape):
-                self._bind_outputs(batch)
-            self._binding.bind_cpu_input(self._input_name, batch)
-            self._session.run_with_iobinding(self._binding)
+            binding, outputs = self._binding_for(batch)
+            binding.bind_cpu_input(self._input_name, batch)
+            self._session.run_with_iobinding(binding)
         except BackendError:
             raise
         except Exception as exc:
             raise BackendError(f"onnxruntime inference failed on a {batch.shape} batch: {exc}") from exc
-        return self._outputs
+        return outputs
 
     def close(self) -> None:
         self._session = None
-        self._outputs = {}
-        self._bound_shape = None
+        self._bindings.clear()
