@@ -10,10 +10,15 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_large_data.xml
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py
+$(STAMP): requirements.txt constraints.txt setup.py .ci/patch_tensorrt_stubs.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# TensorRT type stubs for mypy: --no-deps (they depend on the TensorRT wheels, which cannot install here),
+	# version from constraints.txt, then a patched copy that parses (see the script) in .venv/tensorrt-stubs.
+	rm -rf $(VENV)/tensorrt-stubs-wheel
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --target $(VENV)/tensorrt-stubs-wheel -c constraints.txt tensorrt-stubs
+	$(PY) .ci/patch_tensorrt_stubs.py $(VENV)/tensorrt-stubs-wheel $(VENV)/tensorrt-stubs
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,6 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check seg_perception test launch
 
 typecheck: $(STAMP)
+	@test -d $(VENV)/tensorrt-stubs/tensorrt || { echo "typecheck: $(VENV)/tensorrt-stubs is missing; run: rm $(STAMP) && make venv"; exit 1; }
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
