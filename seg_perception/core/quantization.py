@@ -1,0 +1,316 @@
+"""Reduced-precision copies of the fused graph, made and measured on CPU with ONNX Runtime.
+
+* INT8 by explicit quantization: ``quantize_fused_graph`` calibrates the fused graph with
+  ``onnxruntime.quantization.quantize_static`` and returns a QDQ graph (QuantizeLinear/DequantizeLinear
+  around the model's Conv/MatMul/Gemm inputs). TensorRT builds Q/DQ graphs as INT8 on every supported
+  version (8.6 and 10.x with the INT8 builder flag, 11.x natively, where implicit INT8 calibration is
+  gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees it.
+  The TensorRT flavour of QDQ is used: symmetric int8 activations and weights (zero point 0), weights
+  per output channel, fp32 weights kept behind a Q/DQ pair and biases left in fp32 (TensorRT folds them).
+* FP16 for strongly typed TensorRT (11.x removed ``BuilderFlag.FP16``): ``fp16_fused_graph`` converts the
+  model part of the graph to float16 with ONNX Runtime's float16 converter, keeping our pre/post-processing
+  in fp32 so the uint8 pixels in and the argmax/confidence out are computed exactly as before.
+
+The camera input (uint8, Cast, resize, normalisation) and the post-processing (softmax/argmax, head merge,
+uint8 casts) are never quantized: ``nodes_to_exclude`` names every ``seg_pre/`` and ``seg_post/`` node and
+only the op types in ``QUANTIZED_OP_TYPES`` are considered.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.graph_compiler import CONFIDENCE_NAME, INPUT_NAME, LABELS_NAME
+
+LOG = logging.getLogger(__name__)
+PRE_PREFIX = "seg_pre/"
+POST_PREFIX = "seg_post/"
+# Ops whose inputs get Q/DQ pairs: the compute-heavy ones TensorRT runs as INT8 kernels.
+QUANTIZED_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+DERIVED_IMAGE_STEMS = ("_labels", "_drivable", "_overlay", "_color_mask", "_confidence")
+QUANTIZER_VERSION = "qdq-trt/1"  # part of cache keys: bump when the recipe below changes
+
+
+class QuantizationError(SegPerceptionError):
+    """Calibration data or the quantizer could not produce a usable QDQ graph."""
+
+
+@dataclass(frozen=True)
+class FusedGraphInput:
+    """What the fused graph expects from the camera: size and channel order."""
+
+    width: int
+    height: int
+    channel_order: str
+
+
+def fused_graph_input(fused: onnx.ModelProto) -> FusedGraphInput:
+    """Camera size and channel order of a fused graph (from its uint8 input and metadata)."""
+    meta = {p.key: p.value for p in fused.metadata_props}
+    for value in fused.graph.input:
+        if value.name == INPUT_NAME:
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) == 4 and dims[1].HasField("dim_value") and dims[2].HasField("dim_value"):
+                order = meta.get("seg_perception.camera_order", "RGB")
+                return FusedGraphInput(int(dims[2].dim_value), int(dims[1].dim_value), order)
+    raise QuantizationError(f"the graph has no uint8 [N, H, W, 3] input named {INPUT_NAME!r}; is it a fused graph?")
+
+
+def image_files(directory: Path) -> list[Path]:
+    """Calibration images in a directory, sorted; label/overlay images written next to frames are skipped."""
+    if not directory.is_dir():
+        raise QuantizationError(f"calibration directory {directory} does not exist")
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(DERIVED_IMAGE_STEMS)
+    )
+
+
+def frames_from_directory(directory: Path, limit: int | None = None) -> Iterator[np.ndarray]:
+    """RGB uint8 frames read from image files (unreadable files are skipped with a warning)."""
+    files = image_files(directory)
+    if not files:
+        raise QuantizationError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
+    count = 0
+    for path in files:
+        if limit is not None and count >= limit:
+            return
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            LOG.warning("skipping %s: not a readable image", path)
+            continue
+        count += 1
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def camera_frame(rgb: np.ndarray, target: FusedGraphInput) -> np.ndarray:
+    """An RGB frame as the fused graph's camera delivers it: its size, its channel order, [1, H, W, 3]."""
+    if rgb.shape[:2] != (target.height, target.width):
+        rgb = cv2.resize(rgb, (target.width, target.height), interpolation=cv2.INTER_AREA)
+    if target.channel_order == "BGR":
+        rgb = rgb[:, :, ::-1]
+    return np.ascontiguousarray(rgb[np.newaxis], dtype=np.uint8)
+
+
+def _copy_with_unique_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose opset_import lists each domain once (onnx.compose.merge_models repeats them, and
+    onnxruntime's quantizer refuses a model with more than one default-domain entry)."""
+    copy = onnx.ModelProto.FromString(model.SerializeToString())
+    versions: dict[str, int] = {}
+    for entry in copy.opset_import:
+        domain = "" if entry.domain == "ai.onnx" else entry.domain
+        versions[domain] = max(versions.get(domain, 0), int(entry.version))
+    del copy.opset_import[:]
+    copy.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in versions.items())
+    return copy
+
+
+def _nodes_outside_model(model: onnx.ModelProto) -> list[str]:
+    return [n.name for n in model.graph.node if n.name.startswith((PRE_PREFIX, POST_PREFIX))]
+
+
+def _io_signature(model: onnx.ModelProto) -> list[tuple[str, int]]:
+    return [(v.name, v.type.tensor_type.elem_type) for v in (*model.graph.input, *model.graph.output)]
+
+
+def _check_same_io(fused: onnx.ModelProto, derived: onnx.ModelProto, what: str) -> None:
+    """The camera-facing contract (uint8 image in, uint8 labels/confidence out) must survive conversion."""
+    before, after = _io_signature(fused), _io_signature(derived)
+    if before != after:
+        raise QuantizationError(f"the {what} graph changed the fused graph's I/O: {before} became {after}")
+    expected = {INPUT_NAME: TensorProto.UINT8, LABELS_NAME: TensorProto.UINT8, CONFIDENCE_NAME: TensorProto.UINT8}
+    wrong = [n for n, t in after if n in expected and expected[n] != t]
+    if wrong:
+        raise QuantizationError(f"the {what} graph's {', '.join(wrong)} are no longer uint8")
+
+
+def _set_metadata(model: onnx.ModelProto, **entries: str) -> None:
+    keep = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in entries.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+
+
+def quantize_fused_graph(
+    fused: onnx.ModelProto,
+    frames: Iterable[np.ndarray],
+    method: str = "minmax",
+    per_channel: bool = True,
+) -> onnx.ModelProto:
+    """A QDQ copy of the fused graph calibrated on RGB `frames` (any size: resized to the camera's)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if method not in CALIBRATION_METHODS:
+        raise QuantizationError(f"calibration method {method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+    target = fused_graph_input(fused)
+    batches = [camera_frame(f, target) for f in frames]
+    if not batches:
+        raise QuantizationError("no calibration frames")
+
+    class _Frames(CalibrationDataReader):
+        """Feeds one camera frame per calibration step."""
+
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._it, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    calibrate_method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[method]
+    with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
+        out = Path(tmp) / "qdq.onnx"
+        try:
+            quantize_static(
+                _copy_with_unique_opsets(fused),
+                out,
+                _Frames(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+                nodes_to_exclude=_nodes_outside_model(fused),
+                per_channel=per_channel,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=calibrate_method,
+                extra_options={
+                    # TensorRT's INT8 is symmetric: zero points must be 0.
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    # fp32 weights -> Q -> DQ is the form every TensorRT ONNX parser accepts.
+                    "AddQDQPairToWeight": True,
+                    # TensorRT fuses fp32 biases into its INT8 convolutions; it cannot use int32 DQ biases.
+                    "QuantizeBias": False,
+                    # Q/DQ on the *inputs* of weighted layers only (TensorRT's recommended placement): the
+                    # next layer quantizes its own input, and the last layer's logits reach argmax in fp32.
+                    "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES),
+                },
+            )
+        except Exception as exc:
+            raise QuantizationError(f"onnxruntime could not quantize the fused graph: {exc}") from exc
+        qdq = onnx.load(str(out))
+    _check_same_io(fused, qdq, "QDQ")
+    q_nodes = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
+    if q_nodes == 0:
+        raise QuantizationError(
+            f"nothing was quantized: the model has no {', '.join(QUANTIZED_OP_TYPES)} nodes outside pre/post-processing"
+        )
+    _set_metadata(
+        qdq, **{"seg_perception.precision": "int8-qdq", "seg_perception.calibration_frames": str(len(batches))}
+    )
+    LOG.info("quantized %d tensors with %d calibration frames (%s)", q_nodes, len(batches), method)
+    return qdq
+
+
+def fp16_fused_graph(fused: onnx.ModelProto) -> onnx.ModelProto:
+    """The model part in float16, pre/post-processing in float32: FP16 for strongly typed TensorRT."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        half = convert_float_to_float16(
+            _copy_with_unique_opsets(fused),
+            keep_io_types=True,
+            node_block_list=_nodes_outside_model(fused),
+            disable_shape_infer=False,
+        )
+    except Exception as exc:
+        raise QuantizationError(f"could not convert the fused graph to float16: {exc}") from exc
+    _check_same_io(fused, half, "float16")
+    _set_metadata(half, **{"seg_perception.precision": "fp16-graph"})
+    return half
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """How a reduced-precision graph's labels compare with the fp32 graph's and with ground truth."""
+
+    frames: int
+    label_agreement: float  # fraction of pixels where both graphs give the same label
+    miou_fp32: float
+    miou_reduced: float
+
+    @property
+    def miou_change(self) -> float:
+        return self.miou_reduced - self.miou_fp32
+
+    def describe(self) -> str:
+        return (
+            f"label agreement {self.label_agreement * 100:.2f}% over {self.frames} frames; "
+            f"mIoU {self.miou_fp32 * 100:.2f}% (fp32) -> {self.miou_reduced * 100:.2f}% "
+            f"({self.miou_change * 100:+.2f} points)"
+        )
+
+
+def mean_iou(confusion: np.ndarray) -> float:
+    """Mean IoU over classes that occur in ground truth or prediction (rows: truth, columns: prediction)."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
+    present = union > 0
+    return float((tp[present] / union[present]).mean()) if present.any() else 0.0
+
+
+def _confusion(truth: np.ndarray, pred: np.ndarray, ignore_id: int, classes: int) -> np.ndarray:
+    keep = truth != ignore_id
+    t = truth[keep].astype(np.int64)
+    p = np.minimum(pred[keep].astype(np.int64), classes - 1)
+    return np.bincount(t * classes + p, minlength=classes * classes).reshape(classes, classes)
+
+
+def _session(model: onnx.ModelProto) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def compare_labels(
+    fp32: onnx.ModelProto,
+    reduced: onnx.ModelProto,
+    scenes: Sequence[tuple[np.ndarray, np.ndarray]],
+    ignore_id: int = 255,
+    classes: int = 256,
+) -> AgreementReport:
+    """Run both graphs with ONNX Runtime on (RGB frame, ground-truth labels) pairs at the camera's size."""
+    if not scenes:
+        raise QuantizationError("no frames to compare on")
+    target = fused_graph_input(fp32)
+    sessions = [_session(fp32), _session(reduced)]
+    same = total = 0
+    confusions = [np.zeros((classes, classes), np.int64) for _ in sessions]
+    for rgb, truth in scenes:
+        batch = camera_frame(rgb, target)
+        if truth.shape != batch.shape[1:3]:
+            truth = cv2.resize(truth, (target.width, target.height), interpolation=cv2.INTER_NEAREST)
+        labels = [s.run([LABELS_NAME], {INPUT_NAME: batch})[0][0] for s in sessions]
+        if labels[0].shape != truth.shape:
+            truth = cv2.resize(truth, labels[0].shape[::-1], interpolation=cv2.INTER_NEAREST)
+        same += int(np.count_nonzero(labels[0] == labels[1]))
+        total += labels[0].size
+        for confusion, pred in zip(confusions, labels, strict=True):
+            confusion += _confusion(truth, pred, ignore_id, classes)
+    return AgreementReport(len(scenes), same / total, mean_iou(confusions[0]), mean_iou(confusions[1]))
