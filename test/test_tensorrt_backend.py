@@ -2,7 +2,10 @@
 
 Everywhere: the modules import without tensorrt/pycuda; `backend=tensorrt` and `build-engine` fail with one
 line that says TensorRT was not found and how to install it; `auto` falls back to ONNX Runtime and says
-why; build options, cache slots and the per-version precision graphs are right.
+why; build options, cache slots and the per-version precision graphs are right; and the backend's own
+logic (buffer sizing, views, rebinding only on shape change, one sync per batch, error paths, close, the
+engine cache wiring of create_tensorrt_backend) runs against a fake tensorrt/pycuda whose "engine" is the
+fused graph on ONNX Runtime. The fake proves our logic, not TensorRT's behaviour.
 
 Where tensorrt, pycuda and a CUDA GPU exist: engines built from the fused graph agree with ONNX Runtime
 on the same frames (>= 99.5 % of pixels at FP32, >= 98 % at FP16), dynamic batch works, and the second
@@ -196,3 +199,297 @@ def test_second_start_loads_the_cached_engine(fused: onnx.ModelProto, tmp_path: 
     second = ensure_engine(fused, options, tmp_path, allow_build=False)
     assert (first.built, second.built) == (True, False)
     assert second.sidecar["key"]["precision"] == "fp16"
+
+
+# ------------------------------------- everywhere: the backend's buffer logic against a fake driver
+# A stand-in for tensorrt and pycuda.driver with exactly the calls the backend makes. Its "engine" is
+# the fused ONNX graph, run by ONNX Runtime on "device memory" (numpy buffers by address). It checks the
+# backend's own logic: buffer sizes, views, rebinding on shape change, one sync per batch, errors, close.
+
+
+class _FakeError(Exception):
+    pass
+
+
+class _Severity(int):
+    INTERNAL_ERROR: _Severity
+    ERROR: _Severity
+    WARNING: _Severity
+    INFO: _Severity
+    VERBOSE: _Severity
+
+
+for _i, _n in enumerate(("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE")):
+    setattr(_Severity, _n, _Severity(_i))
+
+
+class _FakeDriver:
+    """pycuda.driver: device memory is a dict of numpy byte buffers keyed by fake address."""
+
+    Error = _FakeError
+
+    def __init__(self) -> None:
+        self.memory: dict[int, np.ndarray] = {}
+        self.next_address = 0x1000
+        self.syncs = 0
+        self.freed = 0
+        self.detached = 0
+        self.pushed = 0
+        driver = self
+
+        class _Alloc:
+            def __init__(self, nbytes: int) -> None:
+                self.address = driver.next_address
+                driver.next_address += nbytes + 256
+                driver.memory[self.address] = np.zeros(nbytes, np.uint8)
+
+            def __int__(self) -> int:
+                return self.address
+
+            def free(self) -> None:
+                del driver.memory[self.address]
+                driver.freed += 1
+
+        class _Context:
+            def push(self) -> None:
+                driver.pushed += 1
+
+            def detach(self) -> None:
+                driver.detached += 1
+
+            @staticmethod
+            def pop() -> None:
+                driver.pushed -= 1
+
+        class _Device:
+            def __init__(self, index: int) -> None:
+                self.index = index
+
+            @staticmethod
+            def count() -> int:
+                return 1
+
+            def retain_primary_context(self) -> _Context:
+                return _Context()
+
+            def name(self) -> str:
+                return "Fake Orin"
+
+            def compute_capability(self) -> tuple[int, int]:
+                return (8, 7)
+
+        class _Stream:
+            handle = 77
+
+            def synchronize(self) -> None:
+                driver.syncs += 1
+
+        self._alloc, self.Context, self.Device, self.Stream = _Alloc, _Context, _Device, _Stream
+
+    def init(self) -> None:
+        pass
+
+    def mem_alloc(self, nbytes: int) -> object:
+        return self._alloc(nbytes)
+
+    def pagelocked_empty(self, shape: int, dtype: np.dtype) -> np.ndarray:
+        return np.full(shape, 0xAB, dtype)  # garbage, like real pinned memory
+
+    def memcpy_htod_async(self, dest: object, src: np.ndarray, stream: object) -> None:
+        self.memory[int(dest)][: src.nbytes] = src.reshape(-1).view(np.uint8)  # type: ignore[call-overload]
+
+    def memcpy_dtoh_async(self, dest: np.ndarray, src: object, stream: object) -> None:
+        dest.reshape(-1).view(np.uint8)[:] = self.memory[int(src)][: dest.nbytes]  # type: ignore[call-overload]
+
+
+class _FakeTensorRT:
+    """tensorrt: engine bytes are the fused ONNX graph; execution runs it with ONNX Runtime."""
+
+    __version__ = "10.99.0"
+
+    def __init__(self, driver: _FakeDriver, fail_execute: bool = False) -> None:
+        self.address_sets = 0
+        trt = self
+
+        class ILogger:
+            Severity = _Severity
+
+            def __init__(self) -> None:
+                pass
+
+        class TensorIOMode:
+            INPUT, OUTPUT = "in", "out"
+
+        class DataType:
+            UINT8 = "u8"
+
+        class _Context:
+            def __init__(self, engine: _Engine) -> None:
+                self.engine = engine
+                self.shape: tuple[int, ...] = ()
+                self.addresses: dict[str, int] = {}
+
+            def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+                low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+                self.shape = tuple(shape)
+                return low[0] <= shape[0] <= high[0]
+
+            def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+                return self.shape if name == "image" else (self.shape[0], self.shape[1], self.shape[2])
+
+            def set_tensor_address(self, name: str, address: int) -> bool:
+                trt.address_sets += 1
+                self.addresses[name] = address
+                return True
+
+            def execute_async_v3(self, stream_handle: int) -> bool:
+                if fail_execute or stream_handle != 77:
+                    return False
+                size = int(np.prod(self.shape))
+                image = driver.memory[self.addresses["image"]][:size].reshape(self.shape)
+                outputs = self.engine.session.infer(image)
+                for name, value in outputs.items():
+                    driver.memory[self.addresses[name]][: value.nbytes] = value.reshape(-1)
+                return True
+
+        class _Engine:
+            def __init__(self, data: bytes) -> None:
+                self.session = OnnxRuntimeBackend(data)
+                self.num_io_tensors = 3
+
+            def create_execution_context(self) -> _Context:
+                return _Context(self)
+
+            def get_tensor_name(self, index: int) -> str:
+                return ("image", "labels", "confidence")[index]
+
+            def get_tensor_mode(self, name: str) -> str:
+                return TensorIOMode.INPUT if name == "image" else TensorIOMode.OUTPUT
+
+            def get_tensor_dtype(self, name: str) -> str:
+                return DataType.UINT8
+
+            def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+                return (-1, CAMERA[1], CAMERA[0], 3) if name == "image" else (-1, CAMERA[1], CAMERA[0])
+
+            def get_tensor_profile_shape(self, name: str, profile: int) -> list[tuple[int, ...]]:
+                return [(1, CAMERA[1], CAMERA[0], 3), (2, CAMERA[1], CAMERA[0], 3), (2, CAMERA[1], CAMERA[0], 3)]
+
+        class Runtime:
+            def __init__(self, logger: object) -> None:
+                self.DLA_core = -1
+
+            def deserialize_cuda_engine(self, data: bytes) -> _Engine | None:
+                return _Engine(data) if data.startswith(b"\x08") else None  # an ONNX ModelProto or garbage
+
+        self.ILogger, self.TensorIOMode, self.DataType, self.Runtime = ILogger, TensorIOMode, DataType, Runtime
+
+    @staticmethod
+    def nptype(dtype: str) -> type:
+        return np.uint8
+
+
+@pytest.fixture()
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_FakeTensorRT, _FakeDriver]]:
+    import types
+
+    from seg_perception.backends import engine_builder
+
+    driver = _FakeDriver()
+    trt = _FakeTensorRT(driver)
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    monkeypatch.setattr(engine_builder, "_LOGGER", None)
+    yield trt, driver
+    engine_builder._LOGGER = None
+
+
+def test_backend_buffers_bindings_and_sync_against_a_fake_driver(
+    fused: onnx.ModelProto, fake_gpu: tuple[_FakeTensorRT, _FakeDriver], frames: np.ndarray
+) -> None:
+    from seg_perception.backends.tensorrt_backend import TensorRTBackend
+
+    trt, driver = fake_gpu
+    with OnnxRuntimeBackend(fused) as ref:
+        expected = {n: ref.infer(frames)[n].copy() for n in ("labels", "confidence")}
+        expected_one = ref.infer(frames[:1])["labels"].copy()
+    backend = TensorRTBackend(fused.SerializeToString())
+    assert backend.input_shape == ("N", CAMERA[1], CAMERA[0], 3)
+    assert backend.output_names == ("labels", "confidence")
+    assert trt.address_sets == 3
+
+    out = backend.infer(frames)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(out[name], value)
+    assert trt.address_sets == 3 and driver.syncs == 1  # bound at load for the largest batch (2): no rebind
+    backend.infer(frames)
+    assert trt.address_sets == 3 and driver.syncs == 2  # one sync per batch
+    np.testing.assert_array_equal(backend.infer(frames[:1])["labels"], expected_one)
+    assert trt.address_sets == 6 and driver.syncs == 3  # input shape changed: set shape, rebind once
+    backend.infer(frames[:1])
+    assert trt.address_sets == 6
+    assert driver.pushed == 0  # every push popped
+
+    with pytest.raises(BackendError, match="outside the engine's profile"):
+        backend.infer(np.concatenate([frames, frames]))
+    with pytest.raises(BackendError, match="does not match the engine input"):
+        backend.infer(frames[:, :-1])
+
+    backend.close()
+    backend.close()
+    assert driver.freed == 3 and driver.detached == 1 and not driver.memory
+    with pytest.raises(BackendError, match="closed"):
+        backend.infer(frames)
+
+
+def test_failed_execution_and_bad_engine_raise_backend_errors(
+    fused: onnx.ModelProto,
+    fake_gpu: tuple[_FakeTensorRT, _FakeDriver],
+    frames: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seg_perception.backends.tensorrt_backend import EngineLoadError, TensorRTBackend
+
+    _, driver = fake_gpu
+    with pytest.raises(EngineLoadError, match="deserialize"):
+        TensorRTBackend(b"not an engine")
+    assert driver.detached == 1 and not driver.memory  # a failed load releases what it took
+
+    failing = _FakeTensorRT(driver, fail_execute=True)
+    monkeypatch.setitem(sys.modules, "tensorrt", failing)
+    with TensorRTBackend(fused.SerializeToString()) as backend, pytest.raises(BackendError, match="enqueue"):
+        backend.infer(frames)
+    assert not driver.memory
+
+
+def test_create_backend_builds_once_then_loads_from_the_cache(
+    fused: onnx.ModelProto,
+    fake_gpu: tuple[_FakeTensorRT, _FakeDriver],
+    frames: np.ndarray,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seg_perception.backends import engine_builder
+    from seg_perception.backends.tensorrt_backend import create_tensorrt_backend
+
+    builds: list[str] = []
+
+    def fake_build(graph: onnx.ModelProto, options: BuildOptions, timing_cache: Path) -> bytes:
+        builds.append(options.precision)
+        return graph.SerializeToString()
+
+    monkeypatch.setattr(engine_builder, "build_engine_bytes", fake_build)
+    cache = tmp_path / "engines"
+    with pytest.raises(BackendError, match=r"building is disabled.*build-engine"):
+        create_tensorrt_backend(fused, precision="fp32", engine_cache_dir=cache, engine_build=False)
+    for _ in range(2):
+        with create_tensorrt_backend(fused, precision="fp32", engine_cache_dir=cache, max_batch=2) as backend:
+            assert backend.infer(frames)["labels"].shape == (2, CAMERA[1], CAMERA[0])
+            assert "fp32" in backend.describe() and "Fake Orin" in backend.describe()
+    assert builds == ["fp32"]
+    sidecar = next(cache.glob("*.engine.json")).read_text()
+    assert '"gpu_name": "Fake Orin"' in sidecar and '"compute_capability": "8.7"' in sidecar
+    assert '"tensorrt_version": "10.99.0"' in sidecar and '"shape_profile": "image:1..2x120x160x3"' in sidecar
