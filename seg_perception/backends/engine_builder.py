@@ -321,7 +321,7 @@ def _configure_dla(builder: trt.Builder, config: trt.IBuilderConfig, core: int) 
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
-def _load_timing_cache(config: trt.IBuilderConfig, path: Path) -> trt.ITimingCache:
+def _attach_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
     """Reuse measured tactic timings (builds take minutes on Jetson); start empty on a bad or foreign file."""
     data = b""
     try:
@@ -330,13 +330,27 @@ def _load_timing_cache(config: trt.IBuilderConfig, path: Path) -> trt.ITimingCac
         pass
     except OSError as exc:
         LOG.warning("ignoring timing cache %s: %s", path, exc)
-    cache = config.create_timing_cache(data)
-    if cache is None or not config.set_timing_cache(cache, False):
-        LOG.warning("timing cache %s does not fit this TensorRT/GPU; starting an empty one", path)
+    try:
+        cache = config.create_timing_cache(data)
+        attached = cache is not None and config.set_timing_cache(cache, False)
+    except Exception as exc:  # noqa: BLE001 - TensorRT raises on a corrupt file; an empty cache is the fix
+        LOG.debug("timing cache %s rejected: %s", path, exc)
+        attached = False
+    if not attached:
+        if data:
+            LOG.warning("timing cache %s does not fit this TensorRT/GPU; starting an empty one", path)
         cache = config.create_timing_cache(b"")
         if cache is None or not config.set_timing_cache(cache, False):
             raise EngineBuildError("TensorRT could not create a timing cache")
-    return cache
+
+
+def _save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    """Last writer wins when builds run in parallel: it is a cache, and each write is atomic."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine_cache.write_bytes_atomic(path, bytes(config.get_timing_cache().serialize()))
+    except OSError as exc:
+        LOG.warning("could not save the timing cache %s: %s", path, exc)
 
 
 def build_engine_bytes(graph: onnx.ModelProto, options: BuildOptions, timing_cache: Path) -> bytes:
@@ -386,7 +400,7 @@ def build_engine_bytes(graph: onnx.ModelProto, options: BuildOptions, timing_cac
     if dynamic and config.add_optimization_profile(profile) < 0:
         raise EngineBuildError("TensorRT rejected the optimization profile")
 
-    timing = _load_timing_cache(config, timing_cache)
+    _attach_timing_cache(config, timing_cache)
     bars = _ProgressBars()
     monitor = _progress_monitor(bars)
     if monitor is not None:
@@ -398,11 +412,7 @@ def build_engine_bytes(graph: onnx.ModelProto, options: BuildOptions, timing_cac
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError("TensorRT could not build the engine; its errors are logged above")
-    try:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        engine_cache.write_bytes_atomic(timing_cache, bytes(timing.serialize()))
-    except OSError as exc:
-        LOG.warning("could not save the timing cache %s: %s", timing_cache, exc)
+    _save_timing_cache(config, timing_cache)
     return bytes(serialized)
 
 
