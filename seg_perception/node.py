@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 
 from seg_perception.core.errors import SegPerceptionError
 
@@ -24,6 +25,10 @@ def main(args: Sequence[str] | None = None) -> int:
         from seg_perception.ros.segmentation_node import SegmentationNode
 
         node = SegmentationNode()
+        if node.config.autostart:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SegPerceptionError(node.configure_error or "configure failed")
+            node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

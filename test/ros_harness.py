@@ -43,7 +43,14 @@ class NodeProcess(_NodeProcess):
 class Probe:
     """A test node: publishes camera frames and records everything the segmentation node publishes."""
 
-    def __init__(self, domain_id: int, namespace: str = "/camera", input_reliable: bool = True) -> None:
+    def __init__(
+        self,
+        domain_id: int,
+        namespace: str = "/camera",
+        input_reliable: bool = True,
+        cameras: tuple[str, ...] = ("",),
+    ) -> None:
+        """`cameras` are topic prefixes ('' or 'front/'); recordings are keyed '<prefix><output>'."""
         apply_to_this_process(domain_id)
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
@@ -52,11 +59,15 @@ class Probe:
         self._lock = threading.Lock()
         reliability = ReliabilityPolicy.RELIABLE if input_reliable else ReliabilityPolicy.BEST_EFFORT
         pub_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=reliability)
-        self.image_pub = self.node.create_publisher(Image, "image", pub_qos)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, "image/compressed", pub_qos)
+        self.image_pubs = {c: self.node.create_publisher(Image, f"{c}image", pub_qos) for c in cameras}
+        self.image_pub = next(iter(self.image_pubs.values()))
+        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{cameras[0]}image/compressed", pub_qos)
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
-        for name in OUTPUT_TOPICS:
-            self.node.create_subscription(Image, f"segmentation/{name}", self._recorder(name), out_qos)
+        self.cameras = cameras
+        for cam in cameras:
+            for name in OUTPUT_TOPICS:
+                topic = f"{cam}segmentation/{name}"
+                self.node.create_subscription(Image, topic, self._recorder(f"{cam}{name}"), out_qos)
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=1,
@@ -109,8 +120,11 @@ class Probe:
 
     def wait_for_node_outputs(self, timeout: float = 20.0) -> None:
         """Wait until the node's output publishers have matched our subscriptions."""
+        ns = self.node.get_namespace().rstrip("/")
         self.wait_until(
-            lambda: all(self.node.count_publishers(f"/camera/segmentation/{n}") > 0 for n in OUTPUT_TOPICS),
+            lambda: all(
+                self.node.count_publishers(f"{ns}/{c}segmentation/{n}") > 0 for c in self.cameras for n in OUTPUT_TOPICS
+            ),
             timeout,
             "the node's output publishers",
         )

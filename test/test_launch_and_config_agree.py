@@ -171,6 +171,10 @@ def test_params_file_lists_exactly_the_node_parameters(params_values: dict[str, 
 @pytest.mark.parametrize("param", PARAMETERS, ids=lambda p: p.name)
 def test_params_file_value_is_the_default(param: Any, params_values: dict[str, Any]) -> None:
     value = params_values[param.name]
+    if isinstance(param.default, tuple):  # string arrays: YAML lists
+        assert isinstance(value, list) and tuple(value) == param.default, f"{param.name}: {value!r}"
+        validate_parameters({param.name: value})
+        return
     # Same type too: ROS refuses 1 for a double parameter, and validate_parameters refuses 1.0 for an integer.
     assert type(value) is type(param.default) and value == param.default, f"{param.name}: {value!r}"
     validate_parameters({param.name: value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,20 @@ PARAMETERS: tuple[ParameterDef, ...] = (
     ),
     ParameterDef("engine_cache_dir", "~/.cache/seg_perception/engines", "Where TensorRT engines are cached."),
     ParameterDef("engine_build", True, "Build a missing or stale TensorRT engine at start; false refuses instead."),
+    ParameterDef(
+        "cameras",
+        (),
+        "Camera names for one batched node (e.g. [front, left]): topics <name>/image, "
+        "<name>/segmentation/...; empty: a single camera on image and segmentation/...",
+    ),
+    ParameterDef(
+        "batch_window_ms",
+        5.0,
+        "With several cameras: how long to wait for the other live cameras' frames.",
+        minimum=0.0,
+        maximum=100.0,
+    ),
+    ParameterDef("autostart", True, "Walk the lifecycle to active at start (false: wait for a lifecycle manager)."),
     ParameterDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
@@ -96,7 +111,22 @@ class NodeConfig:
     precision: str
     engine_cache_dir: str
     engine_build: bool
+    cameras: tuple[str, ...]
+    batch_window_ms: float
+    autostart: bool
     diagnostics_period: float
+
+
+def _camera_names(name: str, value: Any) -> tuple[str, ...]:
+    names = tuple(value)
+    for item in names:
+        if not isinstance(item, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", item):
+            raise SegPerceptionError(
+                f"parameter '{name}' = {list(names)!r}: {item!r} is not a topic name token (letters, digits, _)"
+            )
+    if len(set(names)) != len(names):
+        raise SegPerceptionError(f"parameter '{name}' = {list(names)!r}: names must be unique")
+    return names
 
 
 def validate_parameters(values: dict[str, Any]) -> NodeConfig:
@@ -107,11 +137,15 @@ def validate_parameters(values: dict[str, Any]) -> NodeConfig:
         expected = type(p.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if expected is tuple and isinstance(value, list):  # YAML and rclpy give lists
+            value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise SegPerceptionError(
                 f"parameter '{p.name}' = {value!r}: expected a {expected.__name__} (default {p.default!r})"
             )
-        if p.choices and value not in p.choices:
+        if expected is tuple:
+            value = _camera_names(p.name, value)
+        elif p.choices and value not in p.choices:
             raise SegPerceptionError(f"parameter '{p.name}' = {value!r}: allowed values are {', '.join(p.choices)}")
         if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):
             raise SegPerceptionError(f"parameter '{p.name}' = {value!r}: allowed range is [{p.minimum}, {p.maximum}]")

@@ -1,290 +1,351 @@
-"""The segmentation node: a one-slot frame buffer fed by the subscription, drained by a worker thread."""
+"""The segmentation node (a managed lifecycle node).
+
+Subscription callbacks only store the newest frame per camera; one worker thread gathers the newest
+frame of every camera (waiting a short window for cameras that are live), runs one batched inference
+per frame size, and publishes each camera's outputs with that camera's header.
+
+Lifecycle: configure loads the model and backend and creates publishers; activate subscribes and
+starts the worker; deactivate unsubscribes and stops it; cleanup releases the backend. With
+`autostart` (the default) the node walks itself to active, so plain launches keep working.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-)
-from rclpy.subscription import MessageInfo, Subscription
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
-from seg_perception.core.frame_stats import FrameStats
 from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
-from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
-from seg_perception.ros.messages import diagnostics_message, image_message, legend_image, scaled_camera_info
-from seg_perception.ros.parameters import PARAMETERS, NodeConfig, validate_parameters
+from seg_perception.pipeline import Segmenter
+from seg_perception.ros.camera_channel import OUTPUT_TOPICS, CameraChannel, PendingFrame
+from seg_perception.ros.messages import diagnostics_message, image_message, legend_image
+from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, validate_parameters
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
 STALE_AFTER_S = 3.0
 
 
-@dataclass
-class _Pending:
-    msg: Image | CompressedImage
-    received: float  # time.monotonic() at arrival
-
-
-def _descriptor(p: Any) -> ParameterDescriptor:
+def _descriptor(p: ParameterDef) -> ParameterDescriptor:
     d = ParameterDescriptor(description=p.description, read_only=True)
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(p.choices)
-    if p.minimum is not None and isinstance(p.default, float):
+    if p.minimum is not None and p.maximum is not None and isinstance(p.default, float):
         d.floating_point_range = [FloatingPointRange(from_value=float(p.minimum), to_value=float(p.maximum))]
-    elif p.minimum is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+    elif p.minimum is not None and p.maximum is not None and type(p.default) is int:
         d.integer_range = [IntegerRange(from_value=int(p.minimum), to_value=int(p.maximum), step=1)]
     return d
 
 
-class SegmentationNode(Node):
-    """Subscribes to a camera, publishes labels, drivable mask, overlay, colour mask and confidence."""
+class SegmentationNode(LifecycleNode):
+    """Publishes labels, drivable mask, overlay, colour mask and confidence for one or more cameras."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("seg_perception", **kwargs)
+        # State first: rclpy may destroy a half-built node when reading the configuration fails.
+        self.configure_error: str | None = None
+        self.channels: list[CameraChannel] = []
+        self.spec: ModelSpec | None = None
+        self.segmenter: Segmenter | None = None
+        self._cond = threading.Condition()
+        self._running = False
+        self._worker: threading.Thread | None = None
+        self._last_warn: dict[str, float] = {}
+        self._batch_sizes: list[int] = []
+        self._legend_pub: Any = None
+        self._diag_pub: Any = None
+        self._diag_timer: Any = None
         self.config = self._read_config()
-        self.spec = self._load_spec(self.config)
+        names = self.config.cameras or ("",)
+        self.channels = [CameraChannel(name or "camera", f"{name}/" if name else "") for name in names]
+
+    # ---------------------------------------------------------------- parameters
+
+    def _read_config(self) -> NodeConfig:
+        values: dict[str, Any] = {}
+        for p in PARAMETERS:
+            if isinstance(p.default, tuple):  # string arrays: an empty default cannot carry its type
+                self.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, _descriptor(p))
+                try:
+                    values[p.name] = tuple(self.get_parameter(p.name).value)
+                except ParameterUninitializedException:
+                    values[p.name] = p.default
+                continue
+            self.declare_parameter(p.name, p.default, _descriptor(p))
+            values[p.name] = self.get_parameter(p.name).value
+        return validate_parameters(values)
+
+    # ---------------------------------------------------------------- lifecycle transitions
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and backend (fail here, not on the first frame) and create publishers."""
+        try:
+            self._load()
+        except SegPerceptionError as exc:
+            self.configure_error = str(exc)
+            if not self.config.autostart:  # with autostart, main() reports it as the one fatal line
+                self.get_logger().error(f"configure failed: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return super().on_configure(state)
+
+    def _load(self) -> None:
+        cfg = self.config
+        spec = load_model_spec(Path(cfg.model) if cfg.model else default_spec_path())
+        options = {
+            "precision": cfg.precision,
+            "engine_cache_dir": cfg.engine_cache_dir,
+            "engine_build": cfg.engine_build,
+        }
         self.segmenter = Segmenter(
-            self.spec,
-            backend=self.config.backend,
-            output_resolution=self.config.output_resolution,  # type: ignore[arg-type]
-            overlay_alpha=self.config.overlay_alpha,
-            threads=self.config.threads,
-            backend_options={
-                "precision": self.config.precision,
-                "engine_cache_dir": self.config.engine_cache_dir,
-                "engine_build": self.config.engine_build,
-            }
-            if self.config.backend != "onnxruntime"
-            else None,
+            spec,
+            backend=cfg.backend,
+            output_resolution=cfg.output_resolution,  # type: ignore[arg-type]
+            overlay_alpha=cfg.overlay_alpha,
+            threads=cfg.threads,
+            backend_options=options if cfg.backend != "onnxruntime" else None,
         )
+        self.spec = spec
         self.get_logger().info(
-            f"model {self.spec.name} ({self.spec.num_classes} classes) from {self.spec.spec_path}; "
+            f"model {spec.name} ({spec.num_classes} classes) from {spec.spec_path}; "
             f"backend {self.segmenter.backend_name}: {self.segmenter.backend_reason}"
         )
         if self.segmenter.backend_name == "onnxruntime":
-            # Proves model, graph and backend work before any frame arrives (fail fast); TensorRT
-            # engines are per camera size and are built or loaded from the cache on the first frame.
+            # Proves model, graph and backend work before any frame arrives. TensorRT engines are per
+            # camera size; they are loaded from the cache or built on the first frame.
             took = self.segmenter.warm_up()
             self.get_logger().info(f"warm-up on {self.segmenter.describe_backend()} took {took:.0f} ms")
-        self.stats = FrameStats()
-        self._slot: _Pending | None = None
-        self._slot_cond = threading.Condition()
-        self._running = True
-        self._last_warn: dict[str, float] = {}
-        self._camera_info: CameraInfo | None = None
-        self._last_input = time.monotonic()
-        self._last_sequence: dict[bytes, int] = {}
-
         out_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=ReliabilityPolicy.RELIABLE
+            history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=ReliabilityPolicy.RELIABLE
         )
-        self.pub_labels = self.create_publisher(Image, "segmentation/labels", out_qos)
-        self.pub_drivable = self.create_publisher(Image, "segmentation/drivable_mask", out_qos)
-        self.pub_overlay = (
-            self.create_publisher(Image, "segmentation/overlay", out_qos) if (self.config.publish_overlay) else None
-        )
-        self.pub_color = (
-            self.create_publisher(Image, "segmentation/color_mask", out_qos)
-            if (self.config.publish_color_mask)
-            else None
-        )
-        self.pub_confidence = (
-            self.create_publisher(Image, "segmentation/confidence", out_qos)
-            if (self.config.publish_confidence)
-            else None
-        )
-        self.pub_info = self.create_publisher(CameraInfo, "segmentation/camera_info", out_qos)
+        enabled = {
+            "overlay": cfg.publish_overlay,
+            "color_mask": cfg.publish_color_mask,
+            "confidence": cfg.publish_confidence,
+        }
+        for ch in self.channels:
+            for topic in OUTPUT_TOPICS:
+                if enabled.get(topic, True):
+                    ch.publishers[topic] = self.create_lifecycle_publisher(
+                        Image, ch.topic(f"segmentation/{topic}"), out_qos
+                    )
+            ch.info_publisher = self.create_lifecycle_publisher(
+                CameraInfo, ch.topic("segmentation/camera_info"), out_qos
+            )
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=1,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        self.pub_legend = self.create_publisher(Image, "segmentation/legend", latched)
-        self.pub_legend.publish(image_message(self._legend_header(), legend_image(self.spec), "rgb8"))
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._legend_pub = self.create_publisher(Image, "segmentation/legend", latched)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id="legend")
+        self._legend_pub.publish(image_message(header, legend_image(spec), "rgb8"))
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self.sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, 1)
-        self._image_type = CompressedImage if self.config.input_transport == "compressed" else Image
-        self._image_topic = "image/compressed" if self.config.input_transport == "compressed" else "image"
-        self.sub_image: Subscription[Any] | None = None
-        self._qos_timer = None
-        if not self._try_subscribe():
-            resolved = self.resolve_topic_name(self._image_topic)
-            self.get_logger().info(f"qos_reliability auto: waiting for a publisher on {resolved}")
-            self._qos_timer = self.create_timer(0.2, self._retry_subscribe)
-
-        self._diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for ch in self.channels:
+            ch.info_subscription = self.create_subscription(
+                CameraInfo, ch.topic("camera_info"), lambda msg, c=ch: setattr(c, "camera_info", msg), 1
+            )
+            if not self._try_subscribe(ch):
+                resolved = self.resolve_topic_name(self._image_topic(ch))
+                self.get_logger().info(f"qos_reliability auto: waiting for a publisher on {resolved}")
+                ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
+        with self._cond:
+            self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
+        self._diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        return super().on_activate(state)
 
-    # ---------------------------------------------------------------- start-up
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for ch in self.channels:
+            for attr in ("subscription", "info_subscription"):
+                sub = getattr(ch, attr)
+                if sub is not None:
+                    self.destroy_subscription(sub)
+                    setattr(ch, attr, None)
+            self._cancel_qos_timer(ch)
+            ch.pending = None
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        return super().on_deactivate(state)
 
-    def _read_config(self) -> NodeConfig:
-        values = {}
-        for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, _descriptor(p))
-            values[p.name] = self.get_parameter(p.name).value
-        return validate_parameters(values)
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
 
-    @staticmethod
-    def _load_spec(config: NodeConfig) -> ModelSpec:
-        return load_model_spec(Path(config.model) if config.model else default_spec_path())
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return super().on_shutdown(state)
 
-    def _legend_header(self) -> Any:
-        from std_msgs.msg import Header
+    def _release(self) -> None:
+        for ch in self.channels:
+            for pub in ch.publishers.values():
+                self.destroy_lifecycle_publisher(pub)
+            ch.publishers.clear()
+            if ch.info_publisher is not None:
+                self.destroy_lifecycle_publisher(ch.info_publisher)
+                ch.info_publisher = None
+        for attr in ("_legend_pub", "_diag_pub"):
+            pub = getattr(self, attr)
+            if pub is not None:
+                self.destroy_publisher(pub)
+                setattr(self, attr, None)
+        if self.segmenter is not None:
+            self.segmenter.close()
+            self.segmenter = None
 
-        return Header(stamp=self.get_clock().now().to_msg(), frame_id="legend")
+    # ---------------------------------------------------------------- input QoS
 
-    def _input_reliability(self) -> ReliabilityPolicy | None:
+    def _image_topic(self, ch: CameraChannel) -> str:
+        return ch.topic("image/compressed" if self.config.input_transport == "compressed" else "image")
+
+    def _input_reliability(self, ch: CameraChannel) -> ReliabilityPolicy | None:
         """The reliability to subscribe with, or None while auto has no publisher to match yet."""
         if self.config.qos_reliability == "reliable":
             return ReliabilityPolicy.RELIABLE
         if self.config.qos_reliability == "best_effort":
             return ReliabilityPolicy.BEST_EFFORT
-        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._image_topic))
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._image_topic(ch)))
         if not infos:
             return None
-        # As rosbag2 does: reliable only when every publisher offers it (a reliable reader
-        # cannot match a best-effort writer).
+        # As rosbag2 does: reliable only when every publisher offers it (a reliable reader cannot
+        # match a best-effort writer).
         if all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
             return ReliabilityPolicy.RELIABLE
         return ReliabilityPolicy.BEST_EFFORT
 
-    def _retry_subscribe(self) -> None:
-        self._try_subscribe()
+    def _cancel_qos_timer(self, ch: CameraChannel) -> None:
+        if ch.qos_timer is not None:
+            ch.qos_timer.cancel()
+            self.destroy_timer(ch.qos_timer)
+            ch.qos_timer = None
 
-    def _try_subscribe(self) -> bool:
-        reliability = self._input_reliability()
-        if reliability is None:
-            return False
-        if self._qos_timer is not None:
-            self._qos_timer.cancel()
-            self.destroy_timer(self._qos_timer)
-            self._qos_timer = None
+    def _retry_subscribe(self, ch: CameraChannel) -> None:
+        self._try_subscribe(ch)
+
+    def _try_subscribe(self, ch: CameraChannel) -> bool:
+        reliability = self._input_reliability(ch)
+        if reliability is None or ch.subscription is not None:
+            return ch.subscription is not None
+        self._cancel_qos_timer(ch)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability)
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        sub = self.create_subscription(self._image_type, self._image_topic, self._on_image, qos, event_callbacks=events)
-        self.sub_image = sub
+        msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
+        ch.subscription = self.create_subscription(
+            msg_type,
+            self._image_topic(ch),
+            partial(ch.store, cond=self._cond),
+            qos,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible, ch)),
+        )
         self.get_logger().info(
-            f"subscribed to {sub.topic_name} ({self._image_type.__name__}, "
-            f"{reliability.name.lower()}, depth {self.config.qos_depth})"
+            f"subscribed to {ch.subscription.topic_name} ({msg_type.__name__}, {reliability.name.lower()}, "
+            f"depth {self.config.qos_depth})"
         )
         return True
 
-    def _on_incompatible_qos(self, event: Any) -> None:
+    def _on_incompatible(self, ch: CameraChannel, event: Any) -> None:
         self.get_logger().warning(
-            f"incompatible QoS on {self._image_topic} (policy {event.last_policy_kind}); a publisher offers "
+            f"incompatible QoS on {self._image_topic(ch)} (policy {event.last_policy_kind}); a publisher offers "
             "weaker QoS than this node requests: set parameter qos_reliability to best_effort or auto"
         )
 
-    # ---------------------------------------------------------------- callbacks (never run inference)
-
-    def _lost_in_transport(self, info: MessageInfo) -> int:
-        """Frames a publisher sent that never reached this callback (DDS history overwrote them)."""
-        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-        if not seq or not gid:
-            return 0
-        key = bytes(gid.get("data", b""))
-        last = self._last_sequence.get(key)
-        self._last_sequence[key] = seq
-        return max(0, seq - last - 1) if last is not None else 0
-
-    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
-        pending = _Pending(msg, time.monotonic())
-        lost = self._lost_in_transport(info)
-        with self._slot_cond:
-            replaced = self._slot is not None
-            self._slot = pending
-            self._slot_cond.notify()
-        self._last_input = pending.received
-        self.stats.on_received(replaced, lost)
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
-
     # ---------------------------------------------------------------- worker
+
+    def _stop_worker(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=2.0)
+
+    def _gather(self) -> list[tuple[CameraChannel, PendingFrame]] | None:
+        """Wait for a frame, then up to batch_window_ms for the other live cameras; None when stopping."""
+        with self._cond:
+            while self._running and not any(ch.pending for ch in self.channels):
+                self._cond.wait(timeout=0.5)
+            if not self._running:
+                return None
+            if len(self.channels) > 1 and self.config.batch_window_ms > 0:
+                deadline = time.monotonic() + self.config.batch_window_ms / 1e3
+                while self._running:
+                    now = time.monotonic()
+                    waiting = [ch for ch in self.channels if ch.pending is None and ch.is_live(now)]
+                    if not waiting or now >= deadline:
+                        break
+                    self._cond.wait(timeout=deadline - now)
+            taken = [(ch, ch.pending) for ch in self.channels if ch.pending is not None]
+            for ch, _ in taken:
+                ch.pending = None
+        return [(ch, p) for ch, p in taken if p is not None]
 
     def _work(self) -> None:
         while True:
-            with self._slot_cond:
-                while self._slot is None and self._running:
-                    self._slot_cond.wait(timeout=0.5)
-                if not self._running:
-                    return
-                pending, self._slot = self._slot, None
-            if pending is None:
-                continue
+            gathered = self._gather()
+            if gathered is None:
+                return
             try:
-                self._process(pending)
-            except ImageCodecError as exc:
-                self.stats.on_bad_frame()
-                self._warn("bad_frame", f"dropping a bad frame: {exc}")
-            except SegPerceptionError as exc:
-                self.stats.on_failure()
-                self._warn("failure", f"segmentation failed: {exc}")
-            except Exception as exc:  # noqa: BLE001 - the worker must survive anything one frame does
-                self.stats.on_failure()
+                self._process(gathered)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything a frame does
+                for ch, _ in gathered:
+                    ch.stats.on_failure()
                 self._warn("unexpected", f"unexpected {type(exc).__name__} while segmenting: {exc}")
 
-    def _wanted(self) -> OutputSelection:
-        def wanted(pub: Any) -> bool:
-            return pub is not None and pub.get_subscription_count() > 0
-
-        return OutputSelection(
-            drivable=wanted(self.pub_drivable),
-            color_mask=wanted(self.pub_color),
-            overlay=wanted(self.pub_overlay),
-            confidence=wanted(self.pub_confidence),
+    def _decode(self, pending: PendingFrame) -> tuple[Any, str]:
+        msg, limit = pending.msg, self.config.max_image_pixels
+        if isinstance(msg, CompressedImage):
+            return image_codec.compressed_to_inference_frame(msg.format, msg.data, max_pixels=limit)
+        return image_codec.to_inference_frame(
+            msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data, max_pixels=limit
         )
 
-    def _process(self, pending: _Pending) -> None:
-        msg, limit = pending.msg, self.config.max_image_pixels
-        want = self._wanted()
-        if not (
-            any((want.drivable, want.color_mask, want.overlay, want.confidence))
-            or self.pub_labels.get_subscription_count()
-            or self.pub_info.get_subscription_count()
-        ):
-            return  # nobody listens: skip the work
-        if isinstance(msg, CompressedImage):
-            frame, order = image_codec.compressed_to_inference_frame(msg.format, msg.data, max_pixels=limit)
-        else:
-            frame, order = image_codec.to_inference_frame(
-                msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data, max_pixels=limit
-            )
-        result = self.segmenter.segment(frame, order, want)
-        self._publish(msg.header, result)
-        self.stats.on_processed((time.monotonic() - pending.received) * 1e3)
-
-    def _publish(self, header: Any, result: SegResult) -> None:
-        self.pub_labels.publish(image_message(header, result.labels, "mono8"))
-        if result.drivable is not None:
-            self.pub_drivable.publish(image_message(header, result.drivable, "mono8"))
-        if result.overlay is not None and self.pub_overlay is not None:
-            self.pub_overlay.publish(image_message(header, result.overlay, "rgb8"))
-        if result.color_mask is not None and self.pub_color is not None:
-            self.pub_color.publish(image_message(header, result.color_mask, "rgb8"))
-        if result.confidence is not None and self.pub_confidence is not None:
-            self.pub_confidence.publish(image_message(header, result.confidence, "mono8"))
-        info = self._camera_info
-        if info is not None:
-            h, w = result.labels.shape
-            self.pub_info.publish(scaled_camera_info(info, header, w, h))
+    def _process(self, gathered: list[tuple[CameraChannel, PendingFrame]]) -> None:
+        segmenter = self.segmenter
+        if segmenter is None:
+            return
+        groups: dict[tuple[int, int, str], list[tuple[CameraChannel, PendingFrame, Any]]] = defaultdict(list)
+        for ch, pending in gathered:
+            if not ch.anyone_listening():
+                continue  # nobody listens to this camera's outputs: skip the work
+            try:
+                frame, order = self._decode(pending)
+            except ImageCodecError as exc:
+                ch.stats.on_bad_frame()
+                self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
+                continue
+            groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
+        for (_, _, order), members in groups.items():
+            try:
+                results = segmenter.segment_batch([m[2] for m in members], order, [m[0].wanted() for m in members])
+            except SegPerceptionError as exc:
+                for ch, _, _ in members:
+                    ch.stats.on_failure()
+                self._warn("failure", f"segmentation failed: {exc}")
+                continue
+            self._batch_sizes.append(len(members))
+            for (ch, pending, _), result in zip(members, results, strict=True):
+                ch.publish(pending.msg.header, result)
+                ch.stats.on_processed((time.monotonic() - pending.received) * 1e3)
 
     def _warn(self, kind: str, text: str) -> None:
         now = time.monotonic()
@@ -292,34 +353,39 @@ class SegmentationNode(Node):
             self._last_warn[kind] = now
             self.get_logger().warning(f"{text} (further '{kind}' warnings suppressed for {WARN_PERIOD_S:.0f} s)")
 
-    # ---------------------------------------------------------------- diagnostics and shutdown
+    # ---------------------------------------------------------------- diagnostics
 
     def _publish_diagnostics(self) -> None:
-        snap = self.stats.snapshot()
-        extra = {
-            "backend": self.segmenter.describe_backend(),
-            "model": self.spec.name,
-            "engine": self.segmenter.backend_name,
-            "input_topic": self.sub_image.topic_name if self.sub_image is not None else "(waiting for publisher)",
-        }
-        stale = time.monotonic() - self._last_input > STALE_AFTER_S
-        self.pub_diag.publish(
-            diagnostics_message(
+        if self._diag_pub is None or self.segmenter is None or self.spec is None:
+            return
+        sizes, self._batch_sizes = self._batch_sizes, []
+        mean_batch = sum(sizes) / len(sizes) if sizes else 0.0
+        now = time.monotonic()
+        statuses = []
+        for ch in self.channels:
+            extra = {
+                "backend": self.segmenter.describe_backend(),
+                "model": self.spec.name,
+                "engine": self.segmenter.backend_name,
+                "input_topic": ch.subscription.topic_name if ch.subscription is not None else "(waiting)",
+                "mean_batch_size": f"{mean_batch:.2f}",
+            }
+            msg = diagnostics_message(
                 self.get_clock().now().to_msg(),
-                f"{self.get_name()}: segmentation",
+                f"{self.get_name()}: {ch.name}",
                 self.get_fully_qualified_name(),
-                snap,
+                ch.stats.snapshot(),
                 extra,
-                stale,
+                now - ch.last_input > STALE_AFTER_S,
             )
-        )
+            statuses.extend(msg.status)
+        out = DiagnosticArray()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.status = statuses
+        self._diag_pub.publish(out)
 
     def destroy_node(self) -> None:
-        """Stop the worker, release the backend, then destroy the ROS entities."""
-        with self._slot_cond:
-            self._running = False
-            self._slot_cond.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=2.0)
-        self.segmenter.close()
+        """Stop the worker and release the backend before the ROS entities go."""
+        self._stop_worker()
+        self._release()
         super().destroy_node()

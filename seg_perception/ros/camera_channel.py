@@ -1,0 +1,107 @@
+"""One camera's state inside the node: its one-slot frame buffer, publishers, counters and camera_info."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.subscription import MessageInfo
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from seg_perception.core.frame_stats import FrameStats
+from seg_perception.pipeline import OutputSelection, SegResult
+from seg_perception.ros.messages import image_message, scaled_camera_info
+
+OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
+LIVE_FOR_S = 1.0  # a camera that sent nothing for this long is not waited for when batching
+
+
+@dataclass
+class PendingFrame:
+    """The newest unprocessed frame of a camera and when it arrived."""
+
+    msg: Image | CompressedImage
+    received: float  # time.monotonic()
+
+
+class CameraChannel:
+    """Topics of one camera: `<prefix>image` in, `<prefix>segmentation/*` out (prefix '' or 'front/')."""
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.stats = FrameStats()
+        self.pending: PendingFrame | None = None
+        self.camera_info: CameraInfo | None = None
+        self.last_input = time.monotonic()
+        self.publishers: dict[str, Any] = {}
+        self.info_publisher: Any = None
+        self.subscription: Any = None
+        self.info_subscription: Any = None
+        self.qos_timer: Any = None
+        self._last_sequence: dict[bytes, int] = {}
+
+    def topic(self, relative: str) -> str:
+        return f"{self.prefix}{relative}"
+
+    def is_live(self, now: float) -> bool:
+        return now - self.last_input < LIVE_FOR_S
+
+    def lost_in_transport(self, info: MessageInfo) -> int:
+        """Frames a publisher sent that never reached the callback (DDS history overwrote them)."""
+        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+        if not seq or not gid:
+            return 0
+        key = bytes(gid.get("data", b""))
+        last = self._last_sequence.get(key)
+        self._last_sequence[key] = seq
+        return max(0, seq - last - 1) if last is not None else 0
+
+    def store(self, msg: Image | CompressedImage, info: MessageInfo, cond: threading.Condition) -> None:
+        """Subscription callback body: keep only the newest frame and wake the worker. No inference here."""
+        pending = PendingFrame(msg, time.monotonic())
+        lost = self.lost_in_transport(info)
+        with cond:
+            replaced = self.pending is not None
+            self.pending = pending
+            cond.notify()
+        self.last_input = pending.received
+        self.stats.on_received(replaced, lost)
+
+    def wanted(self) -> OutputSelection:
+        """Only outputs somebody subscribes to are computed."""
+
+        def has_subscribers(topic: str) -> bool:
+            pub = self.publishers.get(topic)
+            return pub is not None and pub.get_subscription_count() > 0
+
+        return OutputSelection(
+            drivable=has_subscribers("drivable_mask"),
+            color_mask=has_subscribers("color_mask"),
+            overlay=has_subscribers("overlay"),
+            confidence=has_subscribers("confidence"),
+        )
+
+    def anyone_listening(self) -> bool:
+        pubs = [*self.publishers.values(), self.info_publisher]
+        return any(p is not None and p.get_subscription_count() > 0 for p in pubs)
+
+    def publish(self, header: Header, result: SegResult) -> None:
+        """Every output carries the input header unchanged."""
+        self.publishers["labels"].publish(image_message(header, result.labels, "mono8"))
+        for topic, array, encoding in (
+            ("drivable_mask", result.drivable, "mono8"),
+            ("overlay", result.overlay, "rgb8"),
+            ("color_mask", result.color_mask, "rgb8"),
+            ("confidence", result.confidence, "mono8"),
+        ):
+            pub = self.publishers.get(topic)
+            if array is not None and pub is not None:
+                pub.publish(image_message(header, array, encoding))
+        info = self.camera_info
+        if info is not None and self.info_publisher is not None:
+            h, w = result.labels.shape
+            self.info_publisher.publish(scaled_camera_info(info, header, w, h))

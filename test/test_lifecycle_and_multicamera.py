@@ -1,0 +1,148 @@
+"""Managed lifecycle over the real lifecycle services, and several cameras batched in one node."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
+from tiny_models import conv_logits_model, smooth_image, spec_dict, write_spec
+
+from seg_perception.core.model_spec import load_model_spec
+from seg_perception.pipeline import Segmenter
+
+CLASSES = ["road", "sidewalk", "car"]
+W, H = 160, 96
+
+
+@pytest.fixture(scope="module")
+def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("model")
+    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
+    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+
+
+def _call(probe: Probe, client: object, request: object) -> object:
+    future = client.call_async(request)  # type: ignore[attr-defined]
+    probe.wait_until(future.done, 10, f"{type(request).__name__} response")
+    return future.result()
+
+
+def _state(probe: Probe, get_state: object) -> int:
+    return int(_call(probe, get_state, GetState.Request()).current_state.id)  # type: ignore[attr-defined]
+
+
+def _transition(probe: Probe, change_state: object, transition: int) -> bool:
+    request = ChangeState.Request()
+    request.transition.id = transition
+    return bool(_call(probe, change_state, request).success)  # type: ignore[attr-defined]
+
+
+def _answered(probe: Probe, stamp: int, topic: str = "labels") -> bool:
+    return any(stamp_ns(m) == stamp for m in probe.messages(topic))
+
+
+def test_lifecycle_transitions_over_services(spec_path: Path) -> None:
+    domain = unique_domain_id(11)
+    probe = Probe(domain)
+    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "autostart": False})
+    get_state = probe.node.create_client(GetState, "/camera/seg_perception/get_state")
+    change_state = probe.node.create_client(ChangeState, "/camera/seg_perception/change_state")
+    try:
+        probe.wait_until(lambda: get_state.service_is_ready() and change_state.service_is_ready(), 30, "services")
+        assert _state(probe, get_state) == State.PRIMARY_STATE_UNCONFIGURED
+        assert probe.node.count_subscribers("/camera/image") == 0
+
+        assert _transition(probe, change_state, Transition.TRANSITION_CONFIGURE)
+        assert _state(probe, get_state) == State.PRIMARY_STATE_INACTIVE
+        assert "warm-up on onnxruntime" in node.output  # configure loaded the model and backend
+        assert probe.node.count_subscribers("/camera/image") == 0  # but nothing is subscribed yet
+
+        assert _transition(probe, change_state, Transition.TRANSITION_ACTIVATE)
+        assert _state(probe, get_state) == State.PRIMARY_STATE_ACTIVE
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.wait_for_node_outputs()
+        probe.image_pub.publish(image_msg(smooth_image(H, W, 1), "rgb8", 111))
+        probe.wait_until(lambda: _answered(probe, 111), 10, "an answer while active")
+
+        assert _transition(probe, change_state, Transition.TRANSITION_DEACTIVATE)
+        assert _state(probe, get_state) == State.PRIMARY_STATE_INACTIVE
+        probe.wait_until(lambda: probe.node.count_subscribers("/camera/image") == 0, 10, "unsubscribe")
+        probe.image_pub.publish(image_msg(smooth_image(H, W, 2), "rgb8", 222))
+        time.sleep(1.0)
+        assert not _answered(probe, 222)
+
+        assert _transition(probe, change_state, Transition.TRANSITION_CLEANUP)
+        assert _state(probe, get_state) == State.PRIMARY_STATE_UNCONFIGURED
+        assert _transition(probe, change_state, Transition.TRANSITION_CONFIGURE)  # and back again
+        assert _transition(probe, change_state, Transition.TRANSITION_ACTIVATE)
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.image_pub.publish(image_msg(smooth_image(H, W, 3), "rgb8", 333))
+        probe.wait_until(lambda: _answered(probe, 333), 10, "an answer after reconfiguring")
+    finally:
+        node.stop()
+        probe.close()
+    assert node.proc.returncode == 0, node.output
+
+
+def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None:
+    domain = unique_domain_id(12)
+    cams = ("front/", "left/", "right/")
+    probe = Probe(domain, cameras=cams)
+    node = NodeProcess(
+        domain,
+        {
+            "model": str(spec_path),
+            "backend": "onnxruntime",
+            "cameras": "[front,left,right]",
+            "batch_window_ms": 100.0,
+            "diagnostics_period": 0.2,
+        },
+    )
+    try:
+        for pub in probe.image_pubs.values():
+            probe.wait_for_subscribers(pub)
+        probe.wait_for_node_outputs()
+        frames = {c: smooth_image(H, W, seed=i) for i, c in enumerate(cams)}
+        for k in range(5):
+            for i, cam in enumerate(cams):
+                stamp = 1_000 + 10 * k + i
+                probe.image_pubs[cam].publish(image_msg(frames[cam], "rgb8", stamp, frame_id=f"{cam[:-1]}_optical"))
+            probe.wait_until(
+                lambda k=k: all(_answered(probe, 1_000 + 10 * k + i, f"{c}labels") for i, c in enumerate(cams)),
+                10,
+                f"round {k}",
+            )
+        with Segmenter(load_model_spec(spec_path), backend="onnxruntime") as seg:
+            for i, cam in enumerate(cams):
+                msgs = probe.messages(f"{cam}labels")
+                assert {m.header.frame_id for m in msgs} == {f"{cam[:-1]}_optical"}
+                assert {stamp_ns(m) % 10 for m in msgs} == {i}  # each camera's outputs carry its own stamps
+                assert np.array_equal(msg_array(msgs[-1]), seg.segment(frames[cam]).labels)
+
+        def batched() -> bool:
+            for diag in probe.messages("diagnostics"):
+                values = {kv.key: kv.value for kv in diag.status[0].values}
+                if float(values.get("mean_batch_size", 0)) > 1.0:
+                    return True
+            return False
+
+        probe.wait_until(batched, 5, "diagnostics showing batches of more than one frame")
+        names = {s.name for d in probe.messages("diagnostics") for s in d.status}
+        assert names == {"seg_perception: front", "seg_perception: left", "seg_perception: right"}
+
+        # Left and right fall silent: front is still answered, without waiting out the batch window each time.
+        time.sleep(1.2)
+        start = time.monotonic()
+        for k in range(10):
+            stamp = 5_000 + k
+            probe.image_pubs["front/"].publish(image_msg(frames["front/"], "rgb8", stamp))
+            probe.wait_until(lambda s=stamp: _answered(probe, s, "front/labels"), 5, f"front frame {k}")
+        assert (time.monotonic() - start) / 10 < 0.08  # well under the 100 ms window
+    finally:
+        node.stop()
+        probe.close()
