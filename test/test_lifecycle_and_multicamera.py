@@ -146,3 +146,66 @@ def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None
     finally:
         node.stop()
         probe.close()
+
+
+def test_drivable_grid_over_dds(spec_path: Path) -> None:
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo
+
+    from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose, occupancy_table
+
+    domain = unique_domain_id(13)
+    probe = Probe(domain)
+    grids: list[OccupancyGrid] = []
+    probe.node.create_subscription(
+        OccupancyGrid,
+        "segmentation/drivable_grid",
+        grids.append,
+        QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+    )
+    pose = [0.5, 0.0, 1.4, 0.0, 0.08, 0.0]
+    node = NodeProcess(
+        domain,
+        {
+            "model": str(spec_path),
+            "backend": "onnxruntime",
+            "grid_frame": "base_link",
+            "grid_resolution": 0.25,
+            "grid_width": 80,
+            "grid_height": 60,
+            "grid_origin_x": 0.0,
+            "grid_origin_y": -7.5,
+            "grid_max_range": 18.0,
+            "mount_xyz_rpy": str(pose),
+        },
+    )
+    info = CameraInfo(width=W, height=H)
+    info.k = [120.0, 0.0, W / 2, 0.0, 120.0, H / 2, 0.0, 0.0, 1.0]
+    info_pub = probe.node.create_publisher(CameraInfo, "camera_info", 1)
+    try:
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.wait_for_subscribers(info_pub)
+        probe.wait_until(lambda: probe.node.count_publishers("/camera/segmentation/drivable_grid") > 0, 10, "grid")
+        info_pub.publish(info)
+        time.sleep(0.3)
+        frame = smooth_image(H, W, seed=21)
+        probe.image_pub.publish(image_msg(frame, "rgb8", 4242, frame_id="cam_optical"))
+        probe.wait_until(lambda: any(stamp_ns(g) == 4242 for g in grids), 10, "a drivable grid")
+        grid = next(g for g in grids if stamp_ns(g) == 4242)
+        assert grid.header.frame_id == "base_link"
+        assert (grid.info.width, grid.info.height, grid.info.resolution) == (80, 60, 0.25)
+        assert (grid.info.origin.position.x, grid.info.origin.position.y) == (0.0, -7.5)
+        spec = load_model_spec(spec_path)
+        with Segmenter(spec, backend="onnxruntime") as seg:
+            labels = seg.segment(frame).labels
+        k = np.array(info.k).reshape(3, 3)
+        want = GroundProjector(k, MountPose.from_list(pose), GridSpec(0.25, 80, 60, 0.0, -7.5, 18.0), W, H).project(
+            labels, occupancy_table(spec.drivable_ids, spec.num_classes)
+        )
+        got = np.array(grid.data, np.int8).reshape(60, 80)
+        assert np.array_equal(got, want)
+        assert {-1, 0, 100} == set(np.unique(got).tolist())
+    finally:
+        node.stop()
+        probe.close()

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import FrameStats
+from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
 from seg_perception.pipeline import OutputSelection, SegResult
 from seg_perception.ros.messages import image_message, scaled_camera_info
 
@@ -30,9 +32,13 @@ class PendingFrame:
 class CameraChannel:
     """Topics of one camera: `<prefix>image` in, `<prefix>segmentation/*` out (prefix '' or 'front/')."""
 
-    def __init__(self, name: str, prefix: str) -> None:
+    def __init__(self, name: str, prefix: str, mount: MountPose | None = None) -> None:
         self.name = name
         self.prefix = prefix
+        self.mount = mount or MountPose()
+        self._projector: tuple[tuple[float, ...], GroundProjector] | None = None
+        self.last_grid: np.ndarray | None = None
+        self.last_grid_time = 0.0
         self.stats = FrameStats()
         self.pending: PendingFrame | None = None
         self.camera_info: CameraInfo | None = None
@@ -84,6 +90,22 @@ class CameraChannel:
             overlay=has_subscribers("overlay"),
             confidence=has_subscribers("confidence"),
         )
+
+    def project(self, labels: np.ndarray, grid: GridSpec, lut: np.ndarray) -> np.ndarray | None:
+        """This camera's bird's-eye grid from its labels; None until camera_info has arrived."""
+        info = self.camera_info
+        if info is None or not info.width or not info.height:
+            return None
+        h, w = labels.shape
+        k = np.array(info.k, np.float64).reshape(3, 3)
+        k[0] *= w / info.width  # intrinsics of the label image (it may be at model resolution)
+        k[1] *= h / info.height
+        key = (*k.ravel().tolist(), float(w), float(h))
+        if self._projector is None or self._projector[0] != key:
+            self._projector = (key, GroundProjector(k, self.mount, grid, w, h))
+        self.last_grid = self._projector[1].project(labels, lut, out=self.last_grid)
+        self.last_grid_time = time.monotonic()
+        return self.last_grid
 
     def anyone_listening(self) -> bool:
         pubs = [*self.publishers.values(), self.info_publisher]

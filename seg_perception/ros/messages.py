@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import StatsSnapshot
+from seg_perception.core.ground_grid import GridSpec
 from seg_perception.core.model_spec import ModelSpec
 
 
@@ -26,6 +28,21 @@ def image_message(header: Header, pixels: np.ndarray, encoding: str) -> Image:
     msg.step = width * (pixels.shape[2] if pixels.ndim == 3 else 1) * pixels.itemsize
     data = array.array("B")
     data.frombytes(np.ascontiguousarray(pixels).data)
+    msg.data = data
+    return msg
+
+
+def occupancy_grid_message(header: Header, grid: np.ndarray, spec: GridSpec) -> OccupancyGrid:
+    """An OccupancyGrid of int8 cells (row-major from the origin cell, rows along y)."""
+    msg = OccupancyGrid()
+    msg.header = header
+    msg.info.map_load_time = header.stamp
+    msg.info.resolution = float(spec.resolution)
+    msg.info.width, msg.info.height = spec.width, spec.height
+    msg.info.origin.position.x, msg.info.origin.position.y = spec.origin_x, spec.origin_y
+    msg.info.origin.orientation.w = 1.0
+    data = array.array("b")
+    data.frombytes(np.ascontiguousarray(grid, np.int8).data)
     msg.data = data
     return msg
 

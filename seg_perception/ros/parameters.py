@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,25 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         maximum=100.0,
     ),
     ParameterDef("autostart", True, "Walk the lifecycle to active at start (false: wait for a lifecycle manager)."),
+    ParameterDef("grid_frame", "base_link", "Frame of segmentation/drivable_grid; mount poses are given in it."),
+    ParameterDef("grid_resolution", 0.2, "Drivable grid cell size in metres.", minimum=0.01, maximum=10.0),
+    ParameterDef("grid_width", 200, "Drivable grid cells along x (forward).", minimum=1, maximum=10000),
+    ParameterDef("grid_height", 200, "Drivable grid cells along y (left).", minimum=1, maximum=10000),
+    ParameterDef("grid_origin_x", 0.0, "x of the grid's first cell corner, metres.", minimum=-1e4, maximum=1e4),
+    ParameterDef("grid_origin_y", -20.0, "y of the grid's first cell corner, metres.", minimum=-1e4, maximum=1e4),
+    ParameterDef(
+        "grid_max_range",
+        40.0,
+        "Cells farther than this from the camera stay unseen (-1), metres.",
+        minimum=0.1,
+        maximum=1e4,
+    ),
+    ParameterDef(
+        "mount_xyz_rpy",
+        (0.0, 0.0, 1.5, 0.0, 0.0, 0.0),
+        "Camera mounting pose in grid_frame [x, y, z, roll, pitch, yaw] (m, rad; pitch > 0 looks down); "
+        "with several cameras, <camera>.mount_xyz_rpy per camera.",
+    ),
     ParameterDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
@@ -114,6 +134,14 @@ class NodeConfig:
     cameras: tuple[str, ...]
     batch_window_ms: float
     autostart: bool
+    grid_frame: str
+    grid_resolution: float
+    grid_width: int
+    grid_height: int
+    grid_origin_x: float
+    grid_origin_y: float
+    grid_max_range: float
+    mount_xyz_rpy: tuple[float, ...]
     diagnostics_period: float
 
 
@@ -127,6 +155,15 @@ def _camera_names(name: str, value: Any) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise SegPerceptionError(f"parameter '{name}' = {list(names)!r}: names must be unique")
     return names
+
+
+def pose_vector(name: str, value: Any) -> tuple[float, ...]:
+    """[x, y, z, roll, pitch, yaw] as six finite floats."""
+    items = tuple(value)
+    ok = len(items) == 6 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)
+    if not ok or not all(math.isfinite(v) for v in items):
+        raise SegPerceptionError(f"parameter '{name}' = {list(items)!r}: expected [x, y, z, roll, pitch, yaw]")
+    return tuple(float(v) for v in items)
 
 
 def validate_parameters(values: dict[str, Any]) -> NodeConfig:
@@ -144,7 +181,7 @@ def validate_parameters(values: dict[str, Any]) -> NodeConfig:
                 f"parameter '{p.name}' = {value!r}: expected a {expected.__name__} (default {p.default!r})"
             )
         if expected is tuple:
-            value = _camera_names(p.name, value)
+            value = _camera_names(p.name, value) if p.name == "cameras" else pose_vector(p.name, value)
         elif p.choices and value not in p.choices:
             raise SegPerceptionError(f"parameter '{p.name}' = {value!r}: allowed values are {', '.join(p.choices)}")
         if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):

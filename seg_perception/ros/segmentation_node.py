@@ -18,7 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterUninitializedException
@@ -30,11 +32,12 @@ from std_msgs.msg import Header
 
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
+from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
 from seg_perception.pipeline import Segmenter
 from seg_perception.ros.camera_channel import OUTPUT_TOPICS, CameraChannel, PendingFrame
-from seg_perception.ros.messages import diagnostics_message, image_message, legend_image
-from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, validate_parameters
+from seg_perception.ros.messages import diagnostics_message, image_message, legend_image, occupancy_grid_message
+from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
 STALE_AFTER_S = 3.0
@@ -69,25 +72,50 @@ class SegmentationNode(LifecycleNode):
         self._legend_pub: Any = None
         self._diag_pub: Any = None
         self._diag_timer: Any = None
+        self._grid_pub: Any = None
+        self._grid_lut: np.ndarray | None = None
         self.config = self._read_config()
+        self.grid_spec = GridSpec(
+            self.config.grid_resolution,
+            self.config.grid_width,
+            self.config.grid_height,
+            self.config.grid_origin_x,
+            self.config.grid_origin_y,
+            self.config.grid_max_range,
+        )
         names = self.config.cameras or ("",)
-        self.channels = [CameraChannel(name or "camera", f"{name}/" if name else "") for name in names]
+        self.channels = [
+            CameraChannel(name or "camera", f"{name}/" if name else "", self._mount_pose(name)) for name in names
+        ]
 
     # ---------------------------------------------------------------- parameters
 
     def _read_config(self) -> NodeConfig:
         values: dict[str, Any] = {}
         for p in PARAMETERS:
-            if isinstance(p.default, tuple):  # string arrays: an empty default cannot carry its type
+            if isinstance(p.default, tuple) and not p.default:  # an empty default cannot carry its type
                 self.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, _descriptor(p))
                 try:
                     values[p.name] = tuple(self.get_parameter(p.name).value)
                 except ParameterUninitializedException:
                     values[p.name] = p.default
                 continue
-            self.declare_parameter(p.name, p.default, _descriptor(p))
+            default = list(p.default) if isinstance(p.default, tuple) else p.default
+            self.declare_parameter(p.name, default, _descriptor(p))
             values[p.name] = self.get_parameter(p.name).value
         return validate_parameters(values)
+
+    def _mount_pose(self, camera: str) -> MountPose:
+        """The global mount_xyz_rpy, or <camera>.mount_xyz_rpy for a named camera when it is set."""
+        if not camera:
+            return MountPose.from_list(self.config.mount_xyz_rpy)
+        name = f"{camera}.mount_xyz_rpy"
+        self.declare_parameter(
+            name,
+            list(self.config.mount_xyz_rpy),
+            ParameterDescriptor(description=f"mounting pose of camera {camera}", read_only=True),
+        )
+        return MountPose.from_list(pose_vector(name, self.get_parameter(name).value))
 
     # ---------------------------------------------------------------- lifecycle transitions
 
@@ -156,6 +184,8 @@ class SegmentationNode(LifecycleNode):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="legend")
         self._legend_pub.publish(image_message(header, legend_image(spec), "rgb8"))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._grid_pub = self.create_lifecycle_publisher(OccupancyGrid, "segmentation/drivable_grid", out_qos)
+        self._grid_lut = occupancy_table(spec.drivable_ids, spec.num_classes)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for ch in self.channels:
@@ -205,6 +235,9 @@ class SegmentationNode(LifecycleNode):
             if ch.info_publisher is not None:
                 self.destroy_lifecycle_publisher(ch.info_publisher)
                 ch.info_publisher = None
+        if self._grid_pub is not None:
+            self.destroy_lifecycle_publisher(self._grid_pub)
+            self._grid_pub = None
         for attr in ("_legend_pub", "_diag_pub"):
             pub = getattr(self, attr)
             if pub is not None:
@@ -334,6 +367,9 @@ class SegmentationNode(LifecycleNode):
                 self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
                 continue
             groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
+        lut = self._grid_lut
+        want_grid = lut is not None and self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0
+        projected: list[tuple[np.ndarray | None, Any]] = []
         for (_, _, order), members in groups.items():
             try:
                 results = segmenter.segment_batch([m[2] for m in members], order, [m[0].wanted() for m in members])
@@ -345,7 +381,28 @@ class SegmentationNode(LifecycleNode):
             self._batch_sizes.append(len(members))
             for (ch, pending, _), result in zip(members, results, strict=True):
                 ch.publish(pending.msg.header, result)
+                if want_grid and lut is not None:
+                    projected.append((ch.project(result.labels, self.grid_spec, lut), pending.msg.header))
                 ch.stats.on_processed((time.monotonic() - pending.received) * 1e3)
+        if want_grid:
+            self._publish_grid(projected)
+
+    def _publish_grid(self, projected: list[tuple[np.ndarray | None, Any]]) -> None:
+        """One fused grid per cycle: this cycle's cameras plus other cameras' grids younger than 0.5 s."""
+        fresh = [(g, h) for g, h in projected if g is not None]
+        if not fresh:
+            self._warn("no_camera_info", "drivable_grid needs camera_info on each camera's camera_info topic")
+            return
+        now = time.monotonic()
+        grids = [g for g, _ in fresh]
+        grids += [
+            c.last_grid
+            for c in self.channels
+            if c.last_grid is not None and now - c.last_grid_time < 0.5 and not any(c.last_grid is g for g in grids)
+        ]
+        newest = max((h for _, h in fresh), key=lambda h: (h.stamp.sec, h.stamp.nanosec))
+        header = Header(stamp=newest.stamp, frame_id=self.config.grid_frame)
+        self._grid_pub.publish(occupancy_grid_message(header, fuse(grids), self.grid_spec))
 
     def _warn(self, kind: str, text: str) -> None:
         now = time.monotonic()
