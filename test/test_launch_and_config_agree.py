@@ -43,6 +43,7 @@ NODE_PUBLISHES = {
     "segmentation/confidence": "sensor_msgs/Image",
     "segmentation/camera_info": "sensor_msgs/CameraInfo",
     "segmentation/legend": "sensor_msgs/Image",
+    "segmentation/drivable_grid": "nav_msgs/OccupancyGrid",
 }
 LATCHED = {"segmentation/legend"}
 FOUR_K_RGB8_BYTES = 3840 * 2160 * 3
@@ -206,7 +207,7 @@ def _image_displays() -> list[dict[str, Any]]:
     config = yaml.safe_load(RVIZ_FILE.read_text())
     assert {"Panels", "Visualization Manager", "Window Geometry"} <= set(config)
     manager = config["Visualization Manager"]
-    assert manager["Global Options"]["Fixed Frame"] == "camera"
+    assert manager["Global Options"]["Fixed Frame"] == "base_link"  # the drivable grid's default frame
     return [d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"]
 
 
@@ -220,6 +221,14 @@ def test_rviz_shows_only_topics_that_exist() -> None:
     assert f"/{namespace}/segmentation/legend" in topics
     for topic in topics:
         assert topic == camera_input or topic in published_images, f"rviz shows {topic}, which nobody publishes"
+
+
+def test_rviz_shows_the_drivable_grid() -> None:
+    namespace = LAUNCH_ARGUMENTS["namespace"]
+    displays = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]["Displays"]
+    maps = [d for d in displays if d["Class"] == "rviz_default_plugins/Map"]
+    assert [m["Topic"]["Value"] for m in maps] == [f"/{namespace}/segmentation/drivable_grid"]
+    assert NODE_PUBLISHES["segmentation/drivable_grid"] == "nav_msgs/OccupancyGrid"
 
 
 def test_rviz_legend_display_is_transient_local() -> None:
