@@ -1,0 +1,163 @@
+"""`seg-perception eval` and `seg-perception compare`: measure accuracy and backend/precision parity.
+
+Heavy imports (onnx, onnxruntime, cv2) stay inside the handlers, so `seg-perception --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.metrics import LABEL_FORMATS
+
+LOG = logging.getLogger(__name__)
+VARIANT_HELP = (
+    "onnxruntime[:fp32|int8-qdq|fp16], tensorrt[:fp32|fp16|int8] or auto "
+    "(int8-qdq: the QDQ graph `seg-perception quantize` cached for this camera size, else calibrated on "
+    "generated scenes)"
+)
+
+
+def _ignore_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..255 (label images are 8-bit)")
+    return value
+
+
+def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SegPerceptionError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    LOG.info("wrote %s", path)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+
+    return load_model_spec(args.model or default_spec_path())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from seg_perception.evaluation import parse_variant, run_eval
+
+    spec = _load(args)
+    variant = parse_variant(args.backend)  # before any frame: a missing TensorRT fails here
+    result = run_eval(
+        spec, args.images, args.labels, args.label_format, args.ignore_index, variant, keep_pixels=bool(args.report)
+    )
+    data = result.to_json()
+    LOG.info(
+        "%s on %s, %d frames: mIoU %s, pixel accuracy %s, drivable IoU %s (precision %s, recall %s), %.1f fps",
+        spec.name,
+        result.backend_detail,
+        result.frames,
+        _pct(data["miou"]),
+        _pct(data["pixel_accuracy"]),
+        _pct(data["drivable_iou"]),
+        _pct(data["drivable_precision"]),
+        _pct(data["drivable_recall"]),
+        data["fps"] or float("nan"),
+    )
+    for name, iou in data["per_class_iou"].items():
+        LOG.info("  %-20s IoU %s", name, "not present" if iou is None else _pct(iou))
+    for note in result.notes:
+        LOG.info("note: %s", note)
+    _write_json(args.json, data)
+    if args.report:
+        from seg_perception.report import page_for_eval, write_report
+
+        LOG.info("wrote the report %s", write_report(args.report, page_for_eval(result)))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from seg_perception.evaluation import parse_variant, run_compare
+
+    spec = _load(args)
+    a, b = parse_variant(args.a), parse_variant(args.b)
+    if a == b:
+        LOG.warning("--a and --b are both %s: expect 100%% agreement", a)
+    result = run_compare(spec, args.images, a, b, keep_pixels=bool(args.report))
+    data = result.to_json()
+    LOG.info(
+        "%s vs %s on %d frames: label agreement %.3f%%, mIoU of B against A %s; fps A %.1f, B %.1f",
+        a,
+        b,
+        result.frames,
+        result.agreement * 100,
+        _pct(data["miou_b_vs_a"]),
+        result.fps_a,
+        result.fps_b,
+    )
+    for row in data["worst_frames"]:
+        LOG.info("  worst: %-24s agreement %s", row["stem"], _pct(row["agreement"]))
+    for note in result.notes:
+        LOG.info("note: %s", note)
+    _write_json(args.json, data)
+    if args.report:
+        from seg_perception.report import page_for_compare, write_report
+
+        LOG.info("wrote the report %s", write_report(args.report, page_for_compare(result)))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
+    parser.add_argument("--images", type=Path, required=True, help="directory of camera images")
+
+
+def _outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the results as JSON")
+    parser.add_argument(
+        "--report", type=Path, default=None, metavar="OUT_DIR", help="write a static HTML report (OUT_DIR/index.html)"
+    )
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval", help="mIoU, pixel accuracy and drivable IoU/precision/recall on labelled images, with fps"
+    )
+    _common(p)
+    p.add_argument("--labels", type=Path, required=True, help="ground truth: <stem>.png or <stem>_labels.png per image")
+    p.add_argument(
+        "--label-format",
+        choices=LABEL_FORMATS,
+        default="index",
+        help="index: the spec's class ids; cityscapes-ids: Cityscapes labelIds (mapped to train ids); "
+        "bdd-drivable: BDD100K drivable maps (0 direct, 1 alternative, 2 background)",
+    )
+    p.add_argument(
+        "--ignore-index",
+        type=_ignore_index,
+        default=None,
+        metavar="K",
+        help="ground-truth value to skip (default: the spec's ignore_id; 255 is always void)",
+    )
+    p.add_argument("--backend", default="onnxruntime", help=f"{VARIANT_HELP} (default onnxruntime:fp32)")
+    _outputs(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser(
+        "compare", help="label agreement and mIoU of backend/precision B against A's labels, with worst frames"
+    )
+    _common(p)
+    p.add_argument("--a", default="onnxruntime:fp32", help=f"reference: {VARIANT_HELP} (default onnxruntime:fp32)")
+    p.add_argument("--b", required=True, help="candidate, same forms as --a, e.g. onnxruntime:int8-qdq")
+    _outputs(p)
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,507 @@
+"""Accuracy runners: `eval` (a model against labelled images) and `compare` (two backends or precisions).
+
+Both run the fused graph, the very graph the node runs, at each image's own resolution, so what is
+measured is what the car would output, preprocessing included. A *variant* names a backend and a
+precision: ``onnxruntime:fp32``, ``onnxruntime:int8-qdq``, ``onnxruntime:fp16``, ``tensorrt:fp32``,
+``tensorrt:fp16``, ``tensorrt:int8``.
+
+Ground truth is matched to images by file stem: ``<stem>.png``, ``<stem>_labels.png``, Cityscapes'
+``<city_seq_frame>_gtFine_labelIds.png`` for ``<city_seq_frame>_leftImg8bit.png``, or BDD100K's
+``<stem>_drivable_id.png``. Frames per second count only the fused-graph calls (graph compilation,
+engine builds, file I/O and scoring are left out): it is the throughput of the hot path at that size.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+
+from seg_perception.backends import Backend, create_backend, resolve_backend_name
+from seg_perception.core import metrics
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.graph_compiler import LABELS_NAME, compile_fused_graph
+from seg_perception.core.model_spec import ModelSpec
+
+LOG = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+# Files written next to frames by `infer`, `synth` and data sets: never frames themselves.
+LABEL_STEM_SUFFIXES = ("_labels", "_drivable", "_overlay", "_color_mask", "_confidence", "_labelIds", "_drivable_id")
+WORST_FRAMES = 6
+VARIANT_PRECISIONS = {
+    "onnxruntime": ("fp32", "int8-qdq", "fp16"),
+    "tensorrt": ("fp32", "fp16", "int8"),
+}
+DEFAULT_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}  # tensorrt: the node's default precision
+ENGINE_CACHE_DIR = "~/.cache/seg_perception/engines"  # the node's engine_cache_dir default
+CALIBRATION_SEED = 20_000  # the generated scenes `seg-perception quantize` calibrates on by default
+CALIBRATION_FRAMES = 16
+
+
+# ------------------------------------------------------------------------------------------------
+# Variants: a backend and a precision
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A backend and precision pair, e.g. onnxruntime:int8-qdq."""
+
+    backend: str
+    precision: str
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.precision}"
+
+
+def parse_variant(text: str) -> Variant:
+    """'onnxruntime', 'tensorrt:fp16', 'auto', ... -> Variant; a clear error for anything else."""
+    name, _, precision = text.strip().partition(":")
+    if name not in ("auto", *VARIANT_PRECISIONS):
+        raise SegPerceptionError(f"backend {text!r} is not auto, onnxruntime[:PRECISION] or tensorrt[:PRECISION]")
+    if name == "auto":
+        if precision:
+            raise SegPerceptionError(f"backend {text!r}: auto takes no precision; name the backend")
+        name, why = resolve_backend_name("auto")
+        LOG.info("backend auto -> %s (%s)", name, why)
+    precision = {"int8-qdq": "int8"}.get(precision, precision) if name == "tensorrt" else precision
+    precision = precision or DEFAULT_PRECISION[name]
+    if precision not in VARIANT_PRECISIONS[name]:
+        raise SegPerceptionError(f"backend {text!r}: {name} precisions are {', '.join(VARIANT_PRECISIONS[name])}")
+    if name == "tensorrt":
+        from seg_perception.backends import check_backend
+
+        check_backend("tensorrt", engine_cache_dir=ENGINE_CACHE_DIR)  # one line with install steps when absent
+    return Variant(name, precision)
+
+
+class VariantRunner:
+    """Labels RGB frames with one variant; one fused graph and backend per frame size, compiled on first use."""
+
+    def __init__(self, spec: ModelSpec, variant: Variant, threads: int = 0) -> None:
+        self.spec = spec
+        self.variant = variant
+        self.threads = threads
+        self._backends: dict[tuple[int, int], Backend] = {}
+        self.graph_notes: list[str] = []
+        self.inference_s = 0.0
+        self.calls = 0
+
+    def _graph(self, fused: onnx.ModelProto, width: int, height: int) -> onnx.ModelProto:
+        if self.variant.backend != "onnxruntime" or self.variant.precision == "fp32":
+            return fused  # TensorRT derives its fp16/int8 graph itself, through the engine cache
+        if self.variant.precision == "fp16":
+            from seg_perception.core.quantization import fp16_fused_graph
+
+            return fp16_fused_graph(fused)
+        return self._qdq_graph(fused, width, height)
+
+    def _qdq_graph(self, fused: onnx.ModelProto, width: int, height: int) -> onnx.ModelProto:
+        """The QDQ graph `seg-perception quantize` stored for this camera size, else one calibrated here."""
+        from seg_perception.core.quantization import quantize_fused_graph
+
+        cache = Path(ENGINE_CACHE_DIR).expanduser()
+        try:
+            from seg_perception.backends.engine_builder import load_cached_qdq, qdq_path
+
+            qdq = load_cached_qdq(fused, cache)
+            self._note(f"{width}x{height}: the cached QDQ graph {qdq_path(cache, fused)}")
+            return qdq
+        except SegPerceptionError as exc:
+            LOG.debug("no cached QDQ graph: %s", exc)
+        from seg_perception.core.scenes import generate_scene
+
+        frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
+        self._note(
+            f"{width}x{height}: no cached QDQ graph, calibrated on {CALIBRATION_FRAMES} generated scenes "
+            "(seg-perception quantize --calib DIR stores one calibrated on your camera's frames)"
+        )
+        return quantize_fused_graph(fused, frames)
+
+    def _note(self, text: str) -> None:
+        LOG.info("%s: %s", self.variant, text)
+        self.graph_notes.append(text)
+
+    def backend_for(self, width: int, height: int) -> Backend:
+        backend = self._backends.get((width, height))
+        if backend is None:
+            fused = compile_fused_graph(self.spec, width, height, "RGB", "input", batch=None)
+            graph = self._graph(fused, width, height)
+            options: dict[str, object] = {}
+            if self.variant.backend == "tensorrt":
+                options = {"precision": self.variant.precision, "engine_cache_dir": ENGINE_CACHE_DIR}
+            backend = create_backend(self.variant.backend, graph, threads=self.threads, **options)
+            self._backends[(width, height)] = backend
+        return backend
+
+    def labels(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 (H, W) labels for an RGB uint8 (H, W, 3) frame (a copy the caller keeps)."""
+        backend = self.backend_for(rgb.shape[1], rgb.shape[0])
+        batch = np.ascontiguousarray(rgb[np.newaxis])
+        start = time.perf_counter()
+        out = backend.infer(batch)[LABELS_NAME][0].copy()
+        self.inference_s += time.perf_counter() - start
+        self.calls += 1
+        return out
+
+    @property
+    def fps(self) -> float:
+        return self.calls / self.inference_s if self.inference_s > 0 else float("nan")
+
+    def describe(self) -> str:
+        if not self._backends:
+            return str(self.variant)
+        return f"{self.variant} ({next(iter(self._backends.values())).describe()})"
+
+    def close(self) -> None:
+        while self._backends:
+            self._backends.popitem()[1].close()
+
+    def __enter__(self) -> VariantRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
+@dataclass(frozen=True)
+class LabelledFrame:
+    """An image and its ground-truth label image."""
+
+    stem: str
+    image: Path
+    labels: Path
+
+
+def list_images(directory: Path) -> list[Path]:
+    """Frames in a directory, sorted by name; label and overlay images written beside them are skipped."""
+    if not directory.is_dir():
+        raise SegPerceptionError(f"--images {directory} is not a directory")
+    images = sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(LABEL_STEM_SUFFIXES)
+    )
+    if not images:
+        raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
+    return images
+
+
+def label_candidates(image: Path, labels_dir: Path) -> list[Path]:
+    """Where an image's ground truth may be, in order of preference."""
+    stem = image.stem
+    names = [f"{stem}.png", f"{stem}_labels.png", f"{stem}_drivable_id.png"]
+    if stem.endswith("_leftImg8bit"):
+        names.append(f"{stem.removesuffix('_leftImg8bit')}_gtFine_labelIds.png")
+    return [labels_dir / n for n in names]
+
+
+def match_ground_truth(images_dir: Path, labels_dir: Path) -> tuple[list[LabelledFrame], list[str]]:
+    """Images with their ground truth, and the stems of images that have none."""
+    if not labels_dir.is_dir():
+        raise SegPerceptionError(f"--labels {labels_dir} is not a directory")
+    matched: list[LabelledFrame] = []
+    missing: list[str] = []
+    for image in list_images(images_dir):
+        found = next(
+            (c for c in label_candidates(image, labels_dir) if c.is_file() and c.resolve() != image.resolve()), None
+        )
+        if found is None:
+            missing.append(image.stem)
+        else:
+            matched.append(LabelledFrame(image.stem, image, found))
+    if not matched:
+        raise SegPerceptionError(
+            f"no image in {images_dir} has ground truth in {labels_dir} (looked for <stem>.png and <stem>_labels.png)"
+        )
+    if missing:
+        LOG.warning("%d image(s) have no ground truth and are skipped: %s", len(missing), ", ".join(missing[:5]))
+    return matched, missing
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SegPerceptionError(f"{path} is not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise SegPerceptionError(f"{path} is not a readable label image")
+    try:
+        return metrics.as_label_image(raw)
+    except SegPerceptionError as exc:
+        raise SegPerceptionError(f"{path}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class FrameView:
+    """What the report shows of one frame: input, a labelling, the reference it is scored against."""
+
+    stem: str
+    score: float
+    caption: str
+    image: np.ndarray
+    prediction: np.ndarray
+    reference: np.ndarray
+
+
+class WorstFrames:
+    """The N lowest-scoring frames; pixel arrays are kept only when `keep_pixels` (for the report)."""
+
+    def __init__(self, count: int, keep_pixels: bool) -> None:
+        self.count = count
+        self.keep_pixels = keep_pixels
+        self._heap: list[tuple[float, int, FrameView]] = []  # max-heap on score via negation
+        self._seen = 0
+
+    def offer(self, view: FrameView) -> None:
+        if np.isnan(view.score):
+            return
+        if not self.keep_pixels:
+            empty = np.zeros((0, 0), np.uint8)
+            view = FrameView(view.stem, view.score, view.caption, empty, empty, empty)
+        self._seen += 1
+        heapq.heappush(self._heap, (-view.score, self._seen, view))
+        if len(self._heap) > self.count:
+            heapq.heappop(self._heap)
+
+    def frames(self) -> list[FrameView]:
+        """Worst first."""
+        return [v for _, _, v in sorted(self._heap, key=lambda item: (-item[0], item[1]))]
+
+
+def _num(value: float, digits: int = 6) -> float | None:
+    """JSON-friendly: NaN (undefined score) becomes null."""
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+@dataclass
+class EvalResult:
+    """`eval`: a model's labels scored against ground truth."""
+
+    spec: ModelSpec
+    variant: str
+    backend_detail: str
+    space: metrics.LabelSpace
+    scores: metrics.Scores
+    frames: int
+    fps: float
+    worst: list[FrameView]
+    settings: dict[str, Any]
+    unmatched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.scores
+        return {
+            "command": "eval",
+            "model": self.spec.name,
+            "backend": self.variant,
+            "backend_detail": self.backend_detail,
+            "frames": self.frames,
+            "pixels": s.pixels,
+            "miou": _num(s.miou),
+            "pixel_accuracy": _num(s.pixel_accuracy),
+            "per_class_iou": {n: _num(v) for n, v in zip(s.class_names, s.per_class_iou, strict=True)},
+            "drivable_iou": _num(s.drivable.iou),
+            "drivable_precision": _num(s.drivable.precision),
+            "drivable_recall": _num(s.drivable.recall),
+            "fps": _num(self.fps, 3),
+            "class_names": list(s.class_names),
+            "confusion_matrix": s.confusion.tolist(),
+            "worst_frames": [{"stem": v.stem, "miou": _num(v.score), "caption": v.caption} for v in self.worst],
+            "unmatched_images": self.unmatched,
+            "settings": self.settings,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class CompareResult:
+    """`compare`: variant B's labels scored against variant A's."""
+
+    spec: ModelSpec
+    a: str
+    b: str
+    a_detail: str
+    b_detail: str
+    scores: metrics.Scores  # truth = A's labels, prediction = B's
+    frames: int
+    fps_a: float
+    fps_b: float
+    worst: list[FrameView]
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        return self.scores.pixel_accuracy
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.scores
+        return {
+            "command": "compare",
+            "model": self.spec.name,
+            "a": self.a,
+            "b": self.b,
+            "a_detail": self.a_detail,
+            "b_detail": self.b_detail,
+            "frames": self.frames,
+            "pixels": s.pixels,
+            "label_agreement": _num(self.agreement),
+            "label_agreement_percent": _num(self.agreement * 100, 4),
+            "miou_b_vs_a": _num(s.miou),
+            "per_class_iou": {n: _num(v) for n, v in zip(s.class_names, s.per_class_iou, strict=True)},
+            "drivable_iou": _num(s.drivable.iou),
+            "fps": {"a": _num(self.fps_a, 3), "b": _num(self.fps_b, 3)},
+            "class_names": list(s.class_names),
+            "confusion_matrix": s.confusion.tolist(),
+            "worst_frames": [{"stem": v.stem, "agreement": _num(v.score), "caption": v.caption} for v in self.worst],
+            "settings": self.settings,
+            "notes": self.notes,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# Runners
+
+
+def evaluate(
+    spec: ModelSpec,
+    frames: Sequence[LabelledFrame],
+    space: metrics.LabelSpace,
+    variant: Variant,
+    threads: int = 0,
+    keep_pixels: bool = False,
+) -> tuple[metrics.Scores, float, list[FrameView], str, list[str]]:
+    """Score `variant`'s labels against ground truth over `frames`: (scores, fps, worst, backend, notes)."""
+    k = space.num_classes
+    total = np.zeros((k, k), np.int64)
+    worst = WorstFrames(WORST_FRAMES, keep_pixels)
+    with VariantRunner(spec, variant, threads) as runner:
+        for frame in frames:
+            rgb = read_rgb(frame.image)
+            raw = read_label_image(frame.labels)
+            # Checked before inference, so a mismatched data set fails on its first frame.
+            metrics.check_same_size(raw, rgb, f"ground truth {frame.labels.name}")
+            try:
+                truth = space.truth(raw)
+            except SegPerceptionError as exc:
+                raise SegPerceptionError(f"{frame.labels}: {exc}") from exc
+            prediction = space.prediction(runner.labels(rgb))
+            confusion = metrics.confusion_matrix(truth, prediction, k)
+            total += confusion
+            frame_miou = metrics.mean_iou(confusion)
+            caption = f"mIoU {frame_miou * 100:.1f}%, pixel accuracy {metrics.pixel_accuracy(confusion) * 100:.1f}%"
+            worst.offer(FrameView(frame.stem, frame_miou, caption, rgb, prediction, truth))
+        return (
+            metrics.scores(total, space.class_names, space.drivable_ids),
+            runner.fps,
+            worst.frames(),
+            runner.describe(),
+            runner.graph_notes,
+        )
+
+
+def run_eval(
+    spec: ModelSpec,
+    images_dir: Path,
+    labels_dir: Path,
+    label_format: str,
+    ignore_index: int | None,
+    variant: Variant,
+    threads: int = 0,
+    keep_pixels: bool = False,
+) -> EvalResult:
+    """`seg-perception eval`: match files, score every frame, keep the worst."""
+    space = metrics.label_space(
+        label_format, spec.class_names, spec.drivable_ids, spec.ignore_id if ignore_index is None else ignore_index
+    )
+    frames, unmatched = match_ground_truth(images_dir, labels_dir)
+    start = time.perf_counter()
+    scores, fps, worst, detail, graph_notes = evaluate(spec, frames, space, variant, threads, keep_pixels)
+    LOG.info("evaluated %d frames in %.1f s", len(frames), time.perf_counter() - start)
+    settings = {
+        "model_spec": str(spec.spec_path or ""),
+        "images": str(images_dir),
+        "labels": str(labels_dir),
+        "label_format": label_format,
+        "ignore_index": spec.ignore_id if ignore_index is None else ignore_index,
+        "backend": str(variant),
+        "threads": threads,
+        "camera_channel_order": "RGB",
+        "output_resolution": "input",
+    }
+    notes = [n for n in (space.note, *graph_notes) if n]
+    return EvalResult(spec, str(variant), detail, space, scores, len(frames), fps, worst, settings, unmatched, notes)
+
+
+def run_compare(
+    spec: ModelSpec, images_dir: Path, a: Variant, b: Variant, threads: int = 0, keep_pixels: bool = False
+) -> CompareResult:
+    """`seg-perception compare`: B's labels against A's on every image (no ground truth needed)."""
+    k = spec.num_classes
+    total = np.zeros((k, k), np.int64)
+    worst = WorstFrames(WORST_FRAMES, keep_pixels)
+    images = list_images(images_dir)
+    with VariantRunner(spec, a, threads) as run_a, VariantRunner(spec, b, threads) as run_b:
+        for path in images:
+            rgb = read_rgb(path)
+            labels_a = run_a.labels(rgb)
+            labels_b = run_b.labels(rgb)
+            confusion = metrics.confusion_matrix(labels_a, labels_b, k)
+            total += confusion
+            agreement = metrics.pixel_accuracy(confusion)
+            caption = f"agreement {agreement * 100:.2f}%, mIoU B vs A {metrics.mean_iou(confusion) * 100:.1f}%"
+            worst.offer(FrameView(path.stem, agreement, caption, rgb, labels_b, labels_a))
+        settings = {
+            "model_spec": str(spec.spec_path or ""),
+            "images": str(images_dir),
+            "a": str(a),
+            "b": str(b),
+            "threads": threads,
+            "camera_channel_order": "RGB",
+            "output_resolution": "input",
+        }
+        notes = [f"A {n}" for n in run_a.graph_notes] + [f"B {n}" for n in run_b.graph_notes]
+        return CompareResult(
+            spec,
+            str(a),
+            str(b),
+            run_a.describe(),
+            run_b.describe(),
+            metrics.scores(total, spec.class_names, spec.drivable_ids),
+            len(images),
+            run_a.fps,
+            run_b.fps,
+            worst.frames(),
+            settings,
+            notes,
+        )
+
+
+def class_colors(spec: ModelSpec, space_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """Display colours for an evaluated label space (the spec's, or background/drivable for BDD maps)."""
+    if tuple(space_names) == metrics.BDD_CLASS_NAMES and tuple(space_names) != spec.class_names:
+        drivable = spec.classes[spec.drivable_ids[0]].color if spec.drivable_ids else (128, 64, 128)
+        return [(60, 60, 60), drivable]
+    by_name = {c.name: c.color for c in spec.classes}
+    return [by_name.get(n, (200, 200, 200)) for n in space_names]
