@@ -66,3 +66,5 @@ def test_bench_smoke_schema(tmp_path: Path) -> None:
     # The baseline computes the same labels (up to uint8-vs-float resize rounding on a few edge pixels).
     assert all(a >= 0.99 for a in report["label_agreement_straightforward"].values())
     assert png.stat().st_size > 10_000
+    assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
+    assert all(m["throughput_ratio"] > 0 for m in report["multi_camera"])

@@ -5,6 +5,7 @@ Schema (schema_version 1):
   {"schema_version": 1, "machine": {...}, "model": str, "backend": str, "settings": {...},
    "measurements": [{"name": str, "size": "WxH", "unit": "ms", "median": float, "p10": float,
                      "p90": float, "repeats": int, "stages_ms": {stage: median}?, ...}],
+   "multi_camera": [{"cameras": N, "batched_median", "single_median", "throughput_ratio", "batched_fps"}],
    "node": {"30hz": {...}, "overload": {...}},
    "summary": {"size": "1280x720", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
@@ -138,6 +139,39 @@ def measure_offline(
             ]
             info["agreement"][size] = float(np.mean(agree))
     return results, info
+
+
+def measure_batching(
+    spec_path: Path | None, frames: int, threads: int, size: tuple[int, int] = (640, 360)
+) -> list[dict[str, Any]]:
+    """Multi-camera: one batched call over N cameras' frames vs N single-frame calls, same backend."""
+    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.scenes import generate_scene
+    from seg_perception.pipeline import Segmenter
+
+    spec = load_model_spec(spec_path or default_spec_path())
+    width, height = size
+    images = [generate_scene(100 + i, width, height).image for i in range(4)]
+    out = []
+    with Segmenter(spec, backend="onnxruntime", threads=threads) as seg:
+        for n in (1, 2, 4):
+            batch = images[:n]
+            batched = _time(lambda b=batch: seg.segment_batch(b), frames)  # type: ignore[misc]
+            single = _time(lambda b=batch: [seg.segment(f) for f in b], frames)  # type: ignore[misc]
+            out.append(
+                {
+                    "name": "multi_camera",
+                    "cameras": n,
+                    "size": f"{width}x{height}",
+                    "unit": "ms",
+                    "batched_median": float(np.median(batched)),
+                    "single_median": float(np.median(single)),
+                    "throughput_ratio": float(np.median(single) / np.median(batched)),
+                    "batched_fps": n * 1e3 / float(np.median(batched)),
+                    "repeats": frames,
+                }
+            )
+    return out
 
 
 def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[str, Any]:
@@ -296,6 +330,7 @@ def run_bench(
     if SUMMARY_SIZE not in sizes:
         sizes = [*sizes, SUMMARY_SIZE]
     measurements, info = measure_offline(spec_path, sizes, frames, threads)
+    batching = measure_batching(spec_path, max(3, frames // 4), threads)
     node = measure_node(spec_path, node_seconds, threads) if node_seconds > 0 else {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -310,6 +345,7 @@ def run_bench(
         },
         "label_agreement_straightforward": info["agreement"],
         "measurements": measurements,
+        "multi_camera": batching,
         "node": node,
         "summary": summarise(measurements, node),
     }
