@@ -138,6 +138,8 @@ class VariantRunner:
             if self.variant.backend == "tensorrt":
                 options = {"precision": self.variant.precision, "engine_cache_dir": ENGINE_CACHE_DIR}
             backend = create_backend(self.variant.backend, graph, threads=self.threads, **options)
+            # One untimed run: first calls bind buffers and initialise kernels, which is not throughput.
+            backend.infer(np.zeros((1, height, width, 3), np.uint8))
             self._backends[(width, height)] = backend
         return backend
 
