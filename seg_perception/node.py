@@ -10,10 +10,20 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.subscription import RCLError
 
 from seg_perception.core.errors import SegPerceptionError
 
 LOG = logging.getLogger("seg_perception")
+
+
+def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
+    """Spin; a callback that fails because a signal shut the context down mid-publish is a clean exit."""
+    try:
+        executor.spin()
+    except RCLError:
+        if rclpy.ok():
+            raise
 
 
 def main(args: Sequence[str] | None = None) -> int:
@@ -31,7 +41,7 @@ def main(args: Sequence[str] | None = None) -> int:
             node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        _spin_until_shutdown(executor)
     except (SegPerceptionError, ParameterException) as exc:
         # One clear line naming what is wrong; the traceback adds nothing for a configuration error.
         rclpy.logging.get_logger("seg_perception").fatal(f"cannot start: {exc}")
