@@ -244,7 +244,8 @@ svg .muted{fill:#889}svg .small{font-size:10px}svg .axis{fill:#556;font-weight:6
 svg .bar{stroke:#0003;stroke-width:1}svg .cell{stroke:#fff;stroke-width:1}
 table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:left;vertical-align:top}
 table.settings td:first-child{color:#556}table.settings tr:nth-child(odd){background:#f7f9fb}
-.frames figure{margin:0}.frames img{display:block;max-width:100%;image-rendering:auto;border:1px solid #ccd}
+table.frames{table-layout:fixed;width:100%}table.frames col.caption{width:150px}
+.frames figure{margin:0}.frames img{display:block;width:100%;height:auto;border:1px solid #ccd;box-sizing:border-box}
 .frames td{padding:4px}.frames th{font-weight:600;color:#445}.caption{font-size:12px;color:#556}
 .legend{font-size:12px;color:#556}.swatch{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;
 border:1px solid #0003}
@@ -276,7 +277,8 @@ def render(page: ReportPage) -> str:
         )
     heads = "".join(f"<th>{html.escape(t)}</th>" for t in page.panel_titles)
     worst = (
-        f'<table class="frames" id="worst-frames"><tr><th></th>{heads}</tr>{"".join(frames_rows)}</table>'
+        f'<table class="frames" id="worst-frames"><colgroup><col class="caption"></colgroup>'
+        f"<tr><th></th>{heads}</tr>{''.join(frames_rows)}</table>"
         f'<p class="legend">Error panel: the input dimmed, pixels labelled differently from the reference in red, '
         f"void reference pixels black. Classes: {_legend(s.class_names, page.colors)}</p>"
         if frames_rows
