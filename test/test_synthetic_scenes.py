@@ -59,7 +59,7 @@ def test_every_label_is_a_demo_class(sample: list[Scene]) -> None:
 
 def test_road_in_lower_half_and_sky_in_top_rows(sample: list[Scene]) -> None:
     for scene in sample:
-        assert (scene.labels[H // 2:] == ROAD).mean() > 0.05
+        assert (scene.labels[H // 2 :] == ROAD).mean() > 0.05
         assert (scene.labels[: H // 10] == SKY).any()
 
 
@@ -111,8 +111,14 @@ def test_write_scenes_round_trips_exactly(tmp_path: Path) -> None:
     out = tmp_path / "scenes"
     paths = write_scenes(out, 3, 320, 192, seed=2)
     assert paths == [out / "0.png", out / "1.png", out / "2.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["0.png", "0_labels.png", "1.png", "1_labels.png", "2.png",
-                                                     "2_labels.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "0.png",
+        "0_labels.png",
+        "1.png",
+        "1_labels.png",
+        "2.png",
+        "2_labels.png",
+    ]
     expected = list(generate_drive(3, 320, 192, seed=2))
     for path, scene in zip(paths, expected, strict=True):
         labels = cv2.imread(str(path.with_name(path.stem + "_labels.png")), cv2.IMREAD_UNCHANGED)

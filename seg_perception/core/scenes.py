@@ -56,13 +56,36 @@ Color = tuple[int, int, int]
 _D_NEAR = 1.0  # metres; well below the bottom image row for every camera we draw
 _D_GRID = np.geomspace(_D_NEAR, 400.0, 90)
 _VEHICLE_COLORS = np.array(
-    [[235, 235, 235], [25, 25, 28], [160, 163, 168], [95, 98, 104], [165, 25, 30], [30, 60, 140],
-     [20, 35, 70], [40, 90, 60], [225, 180, 30], [120, 30, 40], [200, 200, 190]], dtype=np.float64)
+    [
+        [235, 235, 235],
+        [25, 25, 28],
+        [160, 163, 168],
+        [95, 98, 104],
+        [165, 25, 30],
+        [30, 60, 140],
+        [20, 35, 70],
+        [40, 90, 60],
+        [225, 180, 30],
+        [120, 30, 40],
+        [200, 200, 190],
+    ],
+    dtype=np.float64,
+)
 _VEHICLE_KINDS = ("car",) * 7 + ("van", "van", "truck", "bus")  # parked: the first 8 only
 _VEHICLE_DIMS = np.array([[4.5, 1.8, 1.45]] * 7 + [[5.2, 2.0, 2.2]] * 2 + [[9.0, 2.5, 3.5], [12.0, 2.55, 3.1]])
 _FACADE_COLORS = np.array(
-    [[150, 78, 60], [205, 185, 150], [140, 140, 138], [215, 213, 205], [70, 85, 100], [205, 175, 105],
-     [170, 120, 95], [110, 105, 100]], dtype=np.float64)
+    [
+        [150, 78, 60],
+        [205, 185, 150],
+        [140, 140, 138],
+        [215, 213, 205],
+        [70, 85, 100],
+        [205, 175, 105],
+        [170, 120, 95],
+        [110, 105, 100],
+    ],
+    dtype=np.float64,
+)
 
 
 def _jitter(rng: np.random.Generator, base: np.ndarray | list[float], amount: float) -> np.ndarray:
@@ -193,19 +216,41 @@ class _World:
 def _make_road(rng: np.random.Generator, kind: str, s_start: float, s_end: float) -> _Road:
     lanes = {"urban": int(rng.integers(2, 5)), "suburban": 2, "rural": 2, "highway": int(rng.integers(3, 5))}[kind]
     oncoming = 0 if kind == "highway" or rng.random() < 0.25 else lanes // 2
-    curv = np.column_stack([rng.uniform(-1, 1, 3) * np.array([1 / 250, 1 / 600, 1 / 1500]) * rng.uniform(0, 1.5),
-                            2 * np.pi / rng.uniform([80, 250, 600], [250, 600, 1500]), rng.uniform(0, 2 * np.pi, 3)])
-    grade = np.column_stack([rng.uniform(-1, 1, 2) * np.array([0.035, 0.05]) * rng.uniform(0, 1.2),
-                             2 * np.pi / rng.uniform([150, 400], [400, 900]), rng.uniform(0, 2 * np.pi, 2)])
-    crosswalks = tuple(float(s) for s in np.arange(s_start + rng.uniform(15, 90), s_end, rng.uniform(80, 200))
-                       if kind == "urban" and rng.random() < 0.5)
+    curv = np.column_stack(
+        [
+            rng.uniform(-1, 1, 3) * np.array([1 / 250, 1 / 600, 1 / 1500]) * rng.uniform(0, 1.5),
+            2 * np.pi / rng.uniform([80, 250, 600], [250, 600, 1500]),
+            rng.uniform(0, 2 * np.pi, 3),
+        ]
+    )
+    grade = np.column_stack(
+        [
+            rng.uniform(-1, 1, 2) * np.array([0.035, 0.05]) * rng.uniform(0, 1.2),
+            2 * np.pi / rng.uniform([150, 400], [400, 900]),
+            rng.uniform(0, 2 * np.pi, 2),
+        ]
+    )
+    crosswalks = tuple(
+        float(s)
+        for s in np.arange(s_start + rng.uniform(15, 90), s_end, rng.uniform(80, 200))
+        if kind == "urban" and rng.random() < 0.5
+    )
     return _Road(
-        curvature=curv, grade=grade, lanes=lanes, oncoming_lanes=oncoming, lane_width=rng.uniform(3.0, 3.8),
+        curvature=curv,
+        grade=grade,
+        lanes=lanes,
+        oncoming_lanes=oncoming,
+        lane_width=rng.uniform(3.0, 3.8),
         parking=rng.uniform(1.8, 2.4) if kind == "urban" and rng.random() < 0.6 else 0.0,
-        sidewalk=rng.uniform(1.8, 4.5) if kind in ("urban", "suburban") else 0.0, curb=rng.uniform(0.1, 0.2),
-        line_width=rng.uniform(0.12, 0.22), dash_len=rng.uniform(2.0, 4.0), dash_period=rng.uniform(7.0, 12.0),
+        sidewalk=rng.uniform(1.8, 4.5) if kind in ("urban", "suburban") else 0.0,
+        curb=rng.uniform(0.1, 0.2),
+        line_width=rng.uniform(0.12, 0.22),
+        dash_len=rng.uniform(2.0, 4.0),
+        dash_period=rng.uniform(7.0, 12.0),
         dashed=tuple(bool(rng.random() < 0.85) for _ in range(lanes - 1)),
-        centre_yellow=bool(rng.random() < 0.3 and oncoming > 0), crosswalks=crosswalks)
+        centre_yellow=bool(rng.random() < 0.3 and oncoming > 0),
+        crosswalks=crosswalks,
+    )
 
 
 def _tint(gains: np.ndarray) -> tuple[float, float, float]:
@@ -224,17 +269,25 @@ def _make_look(rng: np.random.Generator, kind: str) -> _Look:
     grey = rng.uniform(70, 125)
     dry = rng.random() < 0.3
     return _Look(
-        sky_top=top, sky_horizon=horizon, haze=(horizon * 0.6 + 70),
+        sky_top=top,
+        sky_horizon=horizon,
+        haze=(horizon * 0.6 + 70),
         grass=_jitter(rng, [140, 130, 80] if dry else [75, 115, 50], 20),
         asphalt=_jitter(rng, [grey, grey, grey * 1.03], 6),
         sidewalk=_jitter(rng, [175, 170, 160] if rng.random() < 0.7 else [170, 120, 105], 20),
-        curb=_jitter(rng, [195, 195, 190], 15), marking=_jitter(rng, [238, 238, 232], 15),
+        curb=_jitter(rng, [195, 195, 190], 15),
+        marking=_jitter(rng, [238, 238, 232], 15),
         yellow=_jitter(rng, [225, 185, 50], 15),
         shadow=float(rng.uniform(0.4, 0.65)) if weather == "clear" else float(rng.uniform(0.75, 0.9)),
-        sun_side=int(rng.choice([-1, 1])), sun_reach=float(rng.uniform(0.3, 1.2)),
+        sun_side=int(rng.choice([-1, 1])),
+        sun_reach=float(rng.uniform(0.3, 1.2)),
         tint=_tint(rng.uniform(0.88, 1.12, 3) * rng.uniform(0.65, 1.2)),
-        gamma=float(rng.uniform(0.8, 1.25)), noise=float(rng.uniform(0.3, 1.6)), blur=float(rng.uniform(0.3, 1.1)),
-        skyline=int(kind == "urban" or (kind == "suburban" and rng.random() < 0.4)), clouds=int(rng.integers(0, 6)))
+        gamma=float(rng.uniform(0.8, 1.25)),
+        noise=float(rng.uniform(0.3, 1.6)),
+        blur=float(rng.uniform(0.3, 1.1)),
+        skyline=int(kind == "urban" or (kind == "suburban" and rng.random() < 0.4)),
+        clouds=int(rng.integers(0, 6)),
+    )
 
 
 def _spaced(rng: np.random.Generator, start: float, end: float, steps: np.ndarray) -> np.ndarray:
@@ -243,8 +296,9 @@ def _spaced(rng: np.random.Generator, start: float, end: float, steps: np.ndarra
     return s[s < end]
 
 
-def _make_world(rng: np.random.Generator, s_cam: float, s_end: float, ego_speed: float, duration: float,
-                crossing: bool = True) -> tuple[_World, int]:
+def _make_world(
+    rng: np.random.Generator, s_cam: float, s_end: float, ego_speed: float, duration: float, crossing: bool = True
+) -> tuple[_World, int]:
     """A random world from just behind the camera's start `s_cam` to `s_end`; returns it and the ego lane."""
     kind = str(rng.choice(["urban", "urban", "suburban", "rural", "highway"]))
     s_start = s_cam - 30
@@ -269,26 +323,49 @@ def _make_world(rng: np.random.Generator, s_cam: float, s_end: float, ego_speed:
         colors = np.abs(_FACADE_COLORS[rng.integers(len(_FACADE_COLORS), size=n)] + rng.uniform(-20, 20, (n, 3)))
         windows = np.abs(np.array([60.0, 75.0, 90.0]) + rng.uniform(-25, 25, (n, 3)))
         floors, bays, present = rng.integers(2, 10, n), rng.integers(2, 8, n), rng.random(n) < density
-        buildings += [_Building(side, float(starts[i]), float(lengths[i]), float(setbacks[i]), float(heights[i]),
-                                colors[i], windows[i], int(floors[i]), int(bays[i])) for i in np.flatnonzero(present)]
-        pos = _spaced(rng, s_start + rng.uniform(0, 15), s_end, rng.uniform(0.4, 2.0, int(span / tree_gap * 2.5) + 2)
-                      * tree_gap)
+        buildings += [
+            _Building(
+                side,
+                float(starts[i]),
+                float(lengths[i]),
+                float(setbacks[i]),
+                float(heights[i]),
+                colors[i],
+                windows[i],
+                int(floors[i]),
+                int(bays[i]),
+            )
+            for i in np.flatnonzero(present)
+        ]
+        pos = _spaced(
+            rng, s_start + rng.uniform(0, 15), s_end, rng.uniform(0.4, 2.0, int(span / tree_gap * 2.5) + 2) * tree_gap
+        )
         n = len(pos)
         lateral = side * (hw + road.sidewalk + rng.uniform(0.5, 1.0 if road.sidewalk else 8.0, n))
         trunk, radius = rng.uniform(1.5, 3.5, n), rng.uniform(1.5, 4.0, n)
         colors = np.abs(np.array([50.0, 85.0, 40.0]) + rng.uniform(-20, 20, (n, 3)))
-        trees += [_Tree(float(lateral[i]), float(pos[i]), float(trunk[i]), float(radius[i]), colors[i])
-                  for i in range(n)]
-        pos = _spaced(rng, s_start + rng.exponential(min(ped_gap, 1e4)), s_end,
-                      rng.uniform(0.1, 1.9, int(span / min(ped_gap, 1e4) * 10) + 2) * ped_gap)
+        trees += [
+            _Tree(float(lateral[i]), float(pos[i]), float(trunk[i]), float(radius[i]), colors[i]) for i in range(n)
+        ]
+        pos = _spaced(
+            rng,
+            s_start + rng.exponential(min(ped_gap, 1e4)),
+            s_end,
+            rng.uniform(0.1, 1.9, int(span / min(ped_gap, 1e4) * 10) + 2) * ped_gap,
+        )
         lateral = side * rng.uniform(hw + 0.4, hw + (road.sidewalk or 2.0) - 0.3, len(pos))
         walk = rng.choice([-1, 1], len(pos)) * rng.uniform(0.8, 1.6, len(pos))
         pedestrians += _pedestrians(rng, lateral, pos, speed=walk, cross_speed=np.zeros(len(pos)))
     if crossing:
         for s in road.crosswalks:
             n = int(rng.integers(0, 4))
-            pedestrians += _pedestrians(rng, rng.uniform(-hw, hw, n), s + rng.uniform(0.5, 3.0, n), speed=np.zeros(n),
-                                        cross_speed=rng.choice([-1, 1], n) * rng.uniform(0.8, 1.5, n))
+            pedestrians += _pedestrians(
+                rng,
+                rng.uniform(-hw, hw, n),
+                s + rng.uniform(0.5, 3.0, n),
+                speed=np.zeros(n),
+                cross_speed=rng.choice([-1, 1], n) * rng.uniform(0.8, 1.5, n),
+            )
     vehicles: list[_Vehicle] = []
     lanes = [(lane, road.lane_centre(lane)) for lane in range(road.lanes)]
     if road.parking:
@@ -313,30 +390,66 @@ def _make_world(rng: np.random.Generator, s_cam: float, s_end: float, ego_speed:
         gaps = rng.uniform(1.5, 30, n) if lane < 0 else rng.uniform(8, 70, n)
         pos = _spaced(rng, first, last, dims[:, 0] + gaps)
         lateral = centre + rng.uniform(-0.3, 0.3, len(pos))
-        colors = np.abs(_VEHICLE_COLORS[rng.integers(len(_VEHICLE_COLORS), size=len(pos))]
-                        + rng.uniform(-12, 12, (len(pos), 3)))
-        vehicles += [_Vehicle(float(lateral[i]), float(pos[i]), speed, float(dims[i, 0]), float(dims[i, 1]),
-                              float(dims[i, 2]), _VEHICLE_KINDS[kinds[i]], colors[i], oncoming)
-                     for i in range(len(pos))]
+        colors = np.abs(
+            _VEHICLE_COLORS[rng.integers(len(_VEHICLE_COLORS), size=len(pos))] + rng.uniform(-12, 12, (len(pos), 3))
+        )
+        vehicles += [
+            _Vehicle(
+                float(lateral[i]),
+                float(pos[i]),
+                speed,
+                float(dims[i, 0]),
+                float(dims[i, 1]),
+                float(dims[i, 2]),
+                _VEHICLE_KINDS[kinds[i]],
+                colors[i],
+                oncoming,
+            )
+            for i in range(len(pos))
+        ]
     n_patch = int(rng.integers(0, 12))
-    patches = np.column_stack([rng.uniform(-hw, hw, n_patch), rng.uniform(s_start, s_end, n_patch),
-                               rng.uniform(0.3, 2.0, n_patch), rng.uniform(0.5, 6.0, n_patch),
-                               rng.uniform(0.75, 1.2, n_patch)])
-    world = _World(road=road, look=look, buildings=tuple(buildings), trees=tuple(trees), vehicles=tuple(vehicles),
-                   pedestrians=tuple(pedestrians), patches=patches)
+    patches = np.column_stack(
+        [
+            rng.uniform(-hw, hw, n_patch),
+            rng.uniform(s_start, s_end, n_patch),
+            rng.uniform(0.3, 2.0, n_patch),
+            rng.uniform(0.5, 6.0, n_patch),
+            rng.uniform(0.75, 1.2, n_patch),
+        ]
+    )
+    world = _World(
+        road=road,
+        look=look,
+        buildings=tuple(buildings),
+        trees=tuple(trees),
+        vehicles=tuple(vehicles),
+        pedestrians=tuple(pedestrians),
+        patches=patches,
+    )
     return world, ego
 
 
-def _pedestrians(rng: np.random.Generator, lateral: np.ndarray, s0: np.ndarray, speed: np.ndarray,
-                 cross_speed: np.ndarray) -> list[_Pedestrian]:
+def _pedestrians(
+    rng: np.random.Generator, lateral: np.ndarray, s0: np.ndarray, speed: np.ndarray, cross_speed: np.ndarray
+) -> list[_Pedestrian]:
     n = len(s0)
     skins = np.array([[225.0, 185.0, 160.0], [190.0, 140.0, 105.0], [120.0, 80.0, 55.0]])
-    colors = np.stack([rng.uniform(20, 200, (n, 3)), rng.uniform(20, 240, (n, 3)),
-                       np.abs(skins[rng.integers(3, size=n)] + rng.uniform(-12, 12, (n, 3))),
-                       np.repeat(rng.uniform(10, 90, (n, 1)), 3, axis=1)], axis=1)
+    colors = np.stack(
+        [
+            rng.uniform(20, 200, (n, 3)),
+            rng.uniform(20, 240, (n, 3)),
+            np.abs(skins[rng.integers(3, size=n)] + rng.uniform(-12, 12, (n, 3))),
+            np.repeat(rng.uniform(10, 90, (n, 1)), 3, axis=1),
+        ],
+        axis=1,
+    )
     height = rng.uniform(1.5, 1.95, n)
-    return [_Pedestrian(float(lateral[i]), float(s0[i]), float(speed[i]), float(cross_speed[i]), float(height[i]),
-                        colors[i]) for i in range(n)]
+    return [
+        _Pedestrian(
+            float(lateral[i]), float(s0[i]), float(speed[i]), float(cross_speed[i]), float(height[i]), colors[i]
+        )
+        for i in range(n)
+    ]
 
 
 class _Canvas:
@@ -363,8 +476,11 @@ class _Canvas:
         rather than per pixel because every pixel comes from a drawn colour (and it is much cheaper)."""
         r, g, b = color.tolist() if isinstance(color, np.ndarray) else color
         t, e = self.tint, self.gamma
-        return (int(255 * min(r * gain * t[0] / 255, 1.0) ** e), int(255 * min(g * gain * t[1] / 255, 1.0) ** e),
-                int(255 * min(b * gain * t[2] / 255, 1.0) ** e))
+        return (
+            int(255 * min(r * gain * t[0] / 255, 1.0) ** e),
+            int(255 * min(g * gain * t[1] / 255, 1.0) ** e),
+            int(255 * min(b * gain * t[2] / 255, 1.0) ** e),
+        )
 
     def tone(self, colors: np.ndarray) -> np.ndarray:
         """`col` for an array of colours (..., 3)."""
@@ -404,14 +520,20 @@ class _Canvas:
         if pts is not None and len(pts):
             cv2.fillPoly(self.image, list(pts) if isinstance(pts, list) else [pts], color)
 
-    def box(self, s0: float, s1: float, y0: float, y1: float, d0: float, d1: float,
-            color: np.ndarray, cls: int) -> bool:
+    def box(
+        self, s0: float, s1: float, y0: float, y1: float, d0: float, d1: float, color: np.ndarray, cls: int
+    ) -> bool:
         """Visible faces of a short axis-aligned box, far faces first; returns whether its near face is drawn."""
         near, far = max(d0, _D_NEAR), min(d1, self.d_far)
         if far <= near:
             return False
-        corners = np.array([[s0, s1, s1, s0, s0, s1, s1, s0], [y0, y0, y1, y1, y0, y0, y1, y1],
-                            [near, near, near, near, far, far, far, far]])
+        corners = np.array(
+            [
+                [s0, s1, s1, s0, s0, s1, s1, s0],
+                [y0, y0, y1, y1, y0, y0, y1, y1],
+                [near, near, near, near, far, far, far, far],
+            ]
+        )
         p = np.rint(self.project(corners[0], corners[1], corners[2])).astype(np.int32)
         if y1 < self.cam_h:
             self.fill(p[[3, 2, 6, 7]], self.col(color, 1.12), cls)
@@ -501,8 +623,9 @@ def _draw_ground(cv: _Canvas) -> None:
     for lateral, s, half_w, half_l, gain in cv.world.patches:
         d = s - s_cam
         if d + half_l > _D_NEAR and d - half_l < far:
-            cv.paint(cv.ribbon(lateral - half_w, 0, lateral + half_w, 0, d - half_l, d + half_l),
-                     cv.col(look.asphalt, gain))
+            cv.paint(
+                cv.ribbon(lateral - half_w, 0, lateral + half_w, 0, d - half_l, d + half_l), cv.col(look.asphalt, gain)
+            )
     lw = road.line_width
     edge = road.lanes * road.lane_width / 2 - 0.2
     for lateral in (-edge, edge):
@@ -522,8 +645,11 @@ def _draw_ground(cv: _Canvas) -> None:
         if d + 3 < _D_NEAR or d > far:
             continue
         bars = np.arange(-hw + 0.75, hw - 0.5, 1.0)
-        cv.fill_many(cv.strips(bars, 0.25, np.full(bars.shape, d), np.full(bars.shape, d + 3.0)),
-                     cv.col(look.marking), LANE_MARKING)
+        cv.fill_many(
+            cv.strips(bars, 0.25, np.full(bars.shape, d), np.full(bars.shape, d + 3.0)),
+            cv.col(look.marking),
+            LANE_MARKING,
+        )
 
 
 _Placed = tuple[list[tuple[float, _Vehicle]], list[tuple[float, float, _Pedestrian]]]
@@ -534,12 +660,15 @@ def _positions(world: _World, s_cam: float, t: float) -> _Placed:
     vehicles = [(v.s0 + v.speed * t - s_cam, v) for v in world.vehicles]
     peds = [(p.s0 + p.speed * t - s_cam, p.lateral + p.cross_speed * t, p) for p in world.pedestrians]
     hw = world.road.half_width + world.road.sidewalk + 1.5
-    return ([(d, v) for d, v in vehicles if d + v.length > _D_NEAR],
-            [(d, lat, p) for d, lat, p in peds if d > 2.0 and abs(lat) < hw])
+    return (
+        [(d, v) for d, v in vehicles if d + v.length > _D_NEAR],
+        [(d, lat, p) for d, lat, p in peds if d > 2.0 and abs(lat) < hw],
+    )
 
 
-def _draw_shadows(cv: _Canvas, vehicles: list[tuple[float, _Vehicle]],
-                  peds: list[tuple[float, float, _Pedestrian]]) -> None:
+def _draw_shadows(
+    cv: _Canvas, vehicles: list[tuple[float, _Vehicle]], peds: list[tuple[float, float, _Pedestrian]]
+) -> None:
     look = cv.look
     mask = np.zeros((cv.h, cv.w), np.uint8)
     polys: list[np.ndarray | None] = []
@@ -557,8 +686,16 @@ def _draw_shadows(cv: _Canvas, vehicles: list[tuple[float, _Vehicle]],
             polys.append(np.rint(cv.project(s, 0.0, d + tree.radius * np.sin(ang))).astype(np.int32))
     for d, v in vehicles:
         if d > _D_NEAR:
-            polys.append(cv.ribbon(v.lateral - v.width / 2 - 0.1, 0, v.lateral + v.width / 2 + 0.1 + sun * 0.5, 0,
-                                   d - 0.2, d + v.length))
+            polys.append(
+                cv.ribbon(
+                    v.lateral - v.width / 2 - 0.1,
+                    0,
+                    v.lateral + v.width / 2 + 0.1 + sun * 0.5,
+                    0,
+                    d - 0.2,
+                    d + v.length,
+                )
+            )
     for d, lateral, p in peds:
         polys.append(cv.ribbon(lateral - 0.25, 0, lateral + 0.25 + sun * p.height, 0, d - 0.2, d + 0.3))
     drawn = [p for p in polys if p is not None]
@@ -604,12 +741,21 @@ def _draw_tree(cv: _Canvas, tree: _Tree) -> None:
         return
     base = cv.project(tree.lateral, cv.road.curb if cv.road.sidewalk else 0.0, np.array([d]))[0]
     k = cv.f / d
-    trunk = np.rint([[base[0] - 0.15 * k, base[1]], [base[0] + 0.15 * k, base[1]],
-                     [base[0] + 0.12 * k, base[1] - tree.trunk * k], [base[0] - 0.12 * k, base[1] - tree.trunk * k]])
+    trunk = np.rint(
+        [
+            [base[0] - 0.15 * k, base[1]],
+            [base[0] + 0.15 * k, base[1]],
+            [base[0] + 0.12 * k, base[1] - tree.trunk * k],
+            [base[0] - 0.12 * k, base[1] - tree.trunk * k],
+        ]
+    )
     cv.fill(trunk.astype(np.int32), cv.col((80, 60, 45)), TERRAIN)
     cy = base[1] - (tree.trunk + tree.radius * 0.8) * k
     blobs: tuple[tuple[float, float, float, float], ...] = (
-        (0, 0, 1.0, 1.0), (-0.5, 0.3, 0.7, 0.85), (0.5, 0.25, 0.7, 0.9))
+        (0, 0, 1.0, 1.0),
+        (-0.5, 0.3, 0.7, 0.85),
+        (0.5, 0.25, 0.7, 0.9),
+    )
     if tree.radius * k < 6:  # a few pixels across: one blob is all that shows
         blobs = blobs[:1]
     for dx, dy, scale, gain in blobs:
@@ -652,8 +798,14 @@ def _draw_vehicle(cv: _Canvas, d: float, v: _Vehicle) -> None:
     if near:
         lights = (250, 240, 210) if v.oncoming else (200, 20, 25)
         y0, y1 = body_top - 0.3, body_top - 0.1
-        polys = cv.faces([(s0 + 0.05, s0 + 0.35, y0, y1), (s1 - 0.35, s1 - 0.05, y0, y1),
-                          (v.lateral - 0.25, v.lateral + 0.25, 0.4, 0.52)], d)
+        polys = cv.faces(
+            [
+                (s0 + 0.05, s0 + 0.35, y0, y1),
+                (s1 - 0.35, s1 - 0.05, y0, y1),
+                (v.lateral - 0.25, v.lateral + 0.25, 0.4, 0.52),
+            ],
+            d,
+        )
         cv.paint(list(polys[:2]), cv.col(lights))
         cv.paint(polys[2], cv.col((225, 225, 215)))
 
@@ -682,8 +834,16 @@ def _draw_pedestrian(cv: _Canvas, d: float, lateral: float, p: _Pedestrian, t: f
     cv2.ellipse(cv.image, head, (radius, radius), 0, 180, 360, hair, -1)
 
 
-def _render(world: _World, cam: _Camera, s_cam: float, lateral: float, t: float, width: int, height: int,
-            rng: np.random.Generator) -> Scene:
+def _render(
+    world: _World,
+    cam: _Camera,
+    s_cam: float,
+    lateral: float,
+    t: float,
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+) -> Scene:
     cv = _Canvas(world, cam, s_cam, lateral, width, height)
     _draw_background(cv, rng)
     _draw_ground(cv)
@@ -691,13 +851,17 @@ def _render(world: _World, cam: _Camera, s_cam: float, lateral: float, t: float,
     _draw_shadows(cv, vehicles, peds)
     # Painter's algorithm: everything standing on the ground, far to near.
     items: list[tuple[float, Callable[[], None]]] = []
-    items += [(b.s0 - s_cam, functools.partial(_draw_building, cv, b)) for b in world.buildings
-              if b.s0 - s_cam < cv.d_far and b.s0 + b.length - s_cam > _D_NEAR]
+    items += [
+        (b.s0 - s_cam, functools.partial(_draw_building, cv, b))
+        for b in world.buildings
+        if b.s0 - s_cam < cv.d_far and b.s0 + b.length - s_cam > _D_NEAR
+    ]
     items += [(tr.s - s_cam, functools.partial(_draw_tree, cv, tr)) for tr in world.trees]
     # Tiny far obstacles are left out: a few pixels at model resolution, they would only teach noise.
     items += [(d, functools.partial(_draw_vehicle, cv, d, v)) for d, v in vehicles if d < min(cv.d_far, 200.0)]
-    items += [(d, functools.partial(_draw_pedestrian, cv, d, lat, p, t)) for d, lat, p in peds
-              if d < min(cv.d_far, 120.0)]
+    items += [
+        (d, functools.partial(_draw_pedestrian, cv, d, lat, p, t)) for d, lat, p in peds if d < min(cv.d_far, 120.0)
+    ]
     items.sort(key=lambda item: -item[0])
     for _, draw in items:
         draw()
@@ -710,13 +874,17 @@ def _finish(image: np.ndarray, look: _Look, rng: np.random.Generator) -> np.ndar
     ksize = 3 if w <= 1280 else 5
     image = cv2.GaussianBlur(image, (ksize, ksize), look.blur * max(w / 1280, 0.5))
     oy, ox = (int(v) for v in rng.integers(0, 32, 2))
-    noise = _noise_bank(w, h)[oy:oy + h, ox:ox + w]
+    noise = _noise_bank(w, h)[oy : oy + h, ox : ox + w]
     return cv2.addWeighted(image, 1.0, noise, look.noise, -128.0 * look.noise)
 
 
 def _make_camera(rng: np.random.Generator) -> _Camera:
-    return _Camera(focal=float(rng.uniform(0.5, 0.75)), cx=float(rng.uniform(0.47, 0.53)),
-                   horizon=float(rng.uniform(0.38, 0.52)), height=float(rng.uniform(1.2, 1.7)))
+    return _Camera(
+        focal=float(rng.uniform(0.5, 0.75)),
+        cx=float(rng.uniform(0.47, 0.53)),
+        horizon=float(rng.uniform(0.38, 0.52)),
+        height=float(rng.uniform(1.2, 1.7)),
+    )
 
 
 def generate_scene(seed: int, width: int = 1280, height: int = 720) -> Scene:
@@ -729,8 +897,9 @@ def generate_scene(seed: int, width: int = 1280, height: int = 720) -> Scene:
     return _render(world, cam, s_cam, lateral, 0.0, width, height, rng)
 
 
-def generate_drive(frames: int, width: int = 1280, height: int = 720, seed: int = 0,
-                   fps: float = 15.0) -> Iterator[Scene]:
+def generate_drive(
+    frames: int, width: int = 1280, height: int = 720, seed: int = 0, fps: float = 15.0
+) -> Iterator[Scene]:
     """A temporally coherent sequence: the camera drives along one curving road through one world."""
     rng = np.random.default_rng([seed, 0xD21E])
     cam = _make_camera(rng)
@@ -754,8 +923,10 @@ def write_scenes(out_dir: Path, frames: int, width: int = 1280, height: int = 72
     paths: list[Path] = []
     for i, scene in enumerate(generate_drive(frames, width, height, seed)):
         image_path, label_path = out_dir / f"{i}.png", out_dir / f"{i}_labels.png"
-        if not (cv2.imwrite(str(image_path), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
-                and cv2.imwrite(str(label_path), scene.labels)):
+        if not (
+            cv2.imwrite(str(image_path), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+            and cv2.imwrite(str(label_path), scene.labels)
+        ):
             raise OSError(f"could not write scene {i} to {out_dir}")
         paths.append(image_path)
     return paths
