@@ -336,6 +336,13 @@ def compile_fused_graph(
         io_map=[(f"model/{h.name}", hi[0]) for h, hi in zip(spec.heads, head_infos, strict=True)],
         outputs=[LABELS_NAME, CONFIDENCE_NAME],
     )
+    # merge_models lists the default opset once per merged model; keep one entry per domain.
+    versions: dict[str, int] = {}
+    for entry in fused.opset_import:
+        domain = "" if entry.domain == "ai.onnx" else entry.domain
+        versions[domain] = max(versions.get(domain, 0), int(entry.version))
+    del fused.opset_import[:]
+    fused.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
     fused.graph.name = f"seg_perception_fused_{spec.name}"
     fused.doc_string = (
         f"seg_perception fused graph for {spec.name}: camera {camera_width}x{camera_height} {camera_order}, "
