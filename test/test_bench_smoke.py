@@ -46,6 +46,8 @@ def test_bench_smoke_schema(tmp_path: Path) -> None:
         str(out),
         "--plot",
         str(png),
+        "--markdown",
+        str(tmp_path / "perf.md"),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -66,5 +68,7 @@ def test_bench_smoke_schema(tmp_path: Path) -> None:
     # The baseline computes the same labels (up to uint8-vs-float resize rounding on a few edge pixels).
     assert all(a >= 0.99 for a in report["label_agreement_straightforward"].values())
     assert png.stat().st_size > 10_000
+    text = (tmp_path / "perf.md").read_text()
+    assert "| 1280x720 |" in text and "node over DDS" in text
     assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
     assert all(m["throughput_ratio"] > 0 for m in report["multi_camera"])

@@ -351,11 +351,58 @@ def run_bench(
     }
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The README's performance section, generated from one report."""
+    m, s = report["machine"], report["summary"]
+    lines = [
+        f"Measured by `seg-perception bench` on {m['cpu']} ({m['cores']} cores, no GPU), ONNX Runtime "
+        f"{m['onnxruntime']}, model `{report['model']}`, {report['settings']['frames']} repeats per offline "
+        f"measurement (medians; p10–p90 in brackets), node phases of {report['settings']['node_seconds']:.0f} s.",
+        "",
+        "| camera size | pipeline (labels + drivable) | + overlay | straightforward | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    by = {(x["name"], x["size"]): x for x in report["measurements"]}
+    for size in report["settings"]["sizes"]:
+        pipe, over, base = by[("pipeline", size)], by[("pipeline_overlay", size)], by[("straightforward", size)]
+        lines.append(
+            f"| {size} | {pipe['median']:.1f} ms ({pipe['p10']:.1f}–{pipe['p90']:.1f}) | {over['median']:.1f} ms "
+            f"| {base['median']:.1f} ms | {base['median'] / pipe['median']:.2f}× |"
+        )
+    pure = next(x for x in report["measurements"] if x["name"] == "pure_inference")
+    lines += ["", f"Pure inference (the model alone on a ready tensor, {pure['size']}): {pure['median']:.1f} ms.", ""]
+    if report.get("node"):
+        n30, over = report["node"]["30hz"], report["node"]["overload"]
+        lines += [
+            "| node over DDS, 1280x720 | rate in | answered | dropped | p50 | p95 | p99 | max | out fps | CPU | RSS |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, d in (("camera rate", n30), ("overload", over)):
+            lat = d["latency_ms"]
+            lines.append(
+                f"| {name} | {d['rate_hz']:.0f} Hz | {d['answered']} | {d['dropped']} | {lat['p50']:.1f} ms | "
+                f"{lat['p95']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {d['output_fps']:.1f} | "
+                f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
+            )
+        lines.append("")
+    if report.get("multi_camera"):
+        ratios = ", ".join(f"{x['cameras']} cameras {x['throughput_ratio']:.2f}×" for x in report["multi_camera"])
+        lines += [
+            f"Multi-camera batching ({report['multi_camera'][0]['size']}), throughput of one batched call "
+            f"over N single-frame calls: {ratios}.",
+            "",
+        ]
+    lines += ["| target (1280x720) | met |", "|---|---|"]
+    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in s["targets"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark pure inference, pipeline, baseline and the node over DDS (JSON)")
     p.add_argument("--model", type=Path, default=None, help="model spec (default: the bundled demo model)")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG: latency CDF and per-stage bars")
+    p.add_argument("--markdown", type=Path, default=None, help="write the README performance section here")
     p.add_argument("--frames", type=int, default=100, help="repeats per offline measurement")
     p.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="camera sizes, comma-separated WxH")
     p.add_argument("--node-seconds", type=float, default=20.0, help="seconds per node phase (0 skips the node)")
@@ -373,5 +420,7 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(report, args.plot)
+    if args.markdown:
+        args.markdown.write_text(markdown(report))
     LOG.info("%s", json.dumps(report["summary"], indent=2))
     return 0
