@@ -676,7 +676,7 @@ def _draw_shadows(
     for b in cv.world.buildings:
         d0 = b.s0 - cv.s_cam
         facade = b.side * (cv.road.half_width + b.setback)
-        if b.side == -look.sun_side and d0 < cv.d_far:
+        if b.side == -look.sun_side and d0 + 2 < cv.d_far and d0 + b.length - 2 > _D_NEAR:
             polys.append(cv.ribbon(facade, 0, facade + sun * b.height * 0.5, 0, d0 + 2, d0 + b.length - 2))
     for tree in cv.world.trees:
         d = tree.s - cv.s_cam
@@ -685,7 +685,7 @@ def _draw_shadows(
             s = tree.lateral + sun * (tree.trunk + tree.radius) + tree.radius * np.cos(ang)
             polys.append(np.rint(cv.project(s, 0.0, d + tree.radius * np.sin(ang))).astype(np.int32))
     for d, v in vehicles:
-        if d > _D_NEAR:
+        if _D_NEAR < d < cv.d_far:
             polys.append(
                 cv.ribbon(
                     v.lateral - v.width / 2 - 0.1,
@@ -697,7 +697,8 @@ def _draw_shadows(
                 )
             )
     for d, lateral, p in peds:
-        polys.append(cv.ribbon(lateral - 0.25, 0, lateral + 0.25 + sun * p.height, 0, d - 0.2, d + 0.3))
+        if d - 0.2 < cv.d_far:
+            polys.append(cv.ribbon(lateral - 0.25, 0, lateral + 0.25 + sun * p.height, 0, d - 0.2, d + 0.3))
     drawn = [p for p in polys if p is not None]
     if not drawn:
         return
@@ -856,7 +857,9 @@ def _render(
         for b in world.buildings
         if b.s0 - s_cam < cv.d_far and b.s0 + b.length - s_cam > _D_NEAR
     ]
-    items += [(tr.s - s_cam, functools.partial(_draw_tree, cv, tr)) for tr in world.trees]
+    items += [
+        (tr.s - s_cam, functools.partial(_draw_tree, cv, tr)) for tr in world.trees if _D_NEAR < tr.s - s_cam < cv.d_far
+    ]
     # Tiny far obstacles are left out: a few pixels at model resolution, they would only teach noise.
     items += [(d, functools.partial(_draw_vehicle, cv, d, v)) for d, v in vehicles if d < min(cv.d_far, 200.0)]
     items += [
