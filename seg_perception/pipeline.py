@@ -97,19 +97,23 @@ class Segmenter:
         check_backend(self.backend_name, **self.backend_options)
         self._palette = palette_table(spec)
         self._drivable = drivable_table(spec)
-        self._backends: OrderedDict[tuple[int, int, str], Backend] = OrderedDict()
+        # (width, height, channel order, with confidence) -> backend over that fused graph
+        self._backends: OrderedDict[tuple[int, int, str, bool], Backend] = OrderedDict()
         self._buffers: dict[tuple[int, int, int], _Buffers] = {}  # (batch index, height, width)
         self._batches: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def backend_for(self, width: int, height: int, channel_order: str) -> Backend:
-        """The backend for one camera size and channel order, compiled on first use."""
-        key = (width, height, channel_order)
+    def backend_for(self, width: int, height: int, channel_order: str, confidence: bool = False) -> Backend:
+        """The backend for one camera size and channel order, compiled on first use. The confidence
+        output costs a softmax reduction and a camera-sized resize, so it has its own graph."""
+        key = (width, height, channel_order, confidence)
         backend = self._backends.get(key)
         if backend is not None:
             self._backends.move_to_end(key)
             return backend
         start = time.perf_counter()
-        fused = compile_fused_graph(self.spec, width, height, channel_order, self.output_resolution, batch=None)
+        fused = compile_fused_graph(
+            self.spec, width, height, channel_order, self.output_resolution, batch=None, confidence=confidence
+        )
         backend = create_backend(self.backend_name, fused, threads=self.threads, **self.backend_options)
         LOG.info(
             "compiled %s for %dx%d %s on %s in %.0f ms",
@@ -160,7 +164,7 @@ class Segmenter:
         wants = list(outputs) or [OutputSelection()] * len(frames)
         t0 = time.perf_counter()
         height, width = shape[:2]
-        backend = self.backend_for(width, height, channel_order)
+        backend = self.backend_for(width, height, channel_order, any(w.confidence for w in wants))
         if len(frames) == 1:
             batch = frames[0][np.newaxis]  # a view: no copy for the common single-camera case
         else:
@@ -173,8 +177,11 @@ class Segmenter:
         t1 = time.perf_counter()
         raw = backend.infer(batch)
         t2 = time.perf_counter()
+        confidences = raw.get(CONFIDENCE_NAME)
         results = [
-            self._derive(i, frame, channel_order, raw[LABELS_NAME][i], raw[CONFIDENCE_NAME][i], want)
+            self._derive(
+                i, frame, channel_order, raw[LABELS_NAME][i], None if confidences is None else confidences[i], want
+            )
             for i, (frame, want) in enumerate(zip(frames, wants, strict=True))
         ]
         t3 = time.perf_counter()
@@ -194,7 +201,7 @@ class Segmenter:
         frame: np.ndarray,
         order: str,
         labels: np.ndarray,
-        confidence: np.ndarray,
+        confidence: np.ndarray | None,
         want: OutputSelection,
     ) -> SegResult:
         h, w = labels.shape

@@ -167,3 +167,16 @@ def test_batched_inference_matches_single_frames(tmp_path: Path) -> None:
     assert batch.shape == (3, 90, 160)
     for i in range(3):
         assert np.array_equal(batch[i], singles[i])
+
+
+def test_graph_without_confidence_has_only_labels_and_the_same_labels(tmp_path: Path) -> None:
+    conv_logits_model(tmp_path / "m.onnx", len(CLASSES), 48, 64)
+    spec = load_model_spec(_make(tmp_path, spec_dict("m.onnx", CLASSES)))
+    lean = compile_fused_graph(spec, 160, 90, confidence=False)
+    full = compile_fused_graph(spec, 160, 90)
+    assert [o.name for o in lean.graph.output] == ["labels"]
+    assert len(lean.graph.node) < len(full.graph.node)
+    assert not {n.op_type for n in lean.graph.node} & {"Exp", "ReduceSum", "Reciprocal"}
+    frame = smooth_image(90, 160, seed=30)[np.newaxis]
+    with OnnxRuntimeBackend(lean) as a, OnnxRuntimeBackend(full) as b:
+        assert np.array_equal(a.infer(frame)["labels"], b.infer(frame)["labels"])
