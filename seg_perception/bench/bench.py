@@ -19,6 +19,8 @@ import json
 import logging
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,12 +179,10 @@ def measure_batching(
 def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[str, Any]:
     """The node in its own process: 30 Hz, then twice the rate it sustained; latency = arrival - stamp."""
     from seg_perception.bench.process_stats import sample
-    from seg_perception.core.scenes import generate_drive
     from seg_perception.ros.drive_player import DrivePlayer
     from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
 
     width, height = SUMMARY_SIZE
-    frames = [s.image for s in generate_drive(60, width, height, seed=3)]
     domain_id = 70 + os.getpid() % 10
     apply_to_this_process(domain_id)
     params: dict[str, Any] = {
@@ -198,25 +198,46 @@ def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[s
     out: dict[str, Any] = {}
     try:
         for phase in ("30hz", "overload"):
+            # Camera and recorder are separate processes (as in a car), each with its own interpreter.
             player = DrivePlayer(domain_id, "/camera", ("labels", "drivable_mask"))
             try:
-                if not player.wait_for_node(60):
-                    raise RuntimeError(f"node did not come up:\n{node.output}")
                 rate = 30.0 if phase == "30hz" else max(2.0 * out["30hz"]["output_fps"], 10.0)
                 count = int(seconds * rate)
-                # Resource figures start after the first second of frames: the first frames allocate
+                camera = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "seg_perception.bench.frame_publisher",
+                        "--domain",
+                        str(domain_id),
+                        "--rate",
+                        str(rate),
+                        "--count",
+                        str(count),
+                        "--size",
+                        f"{width}x{height}",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                # Resource figures start after the first second of answers: the first frames allocate
                 # ONNX Runtime arenas and DDS buffers once, which is not growth.
-                marks: dict[str, Any] = {}
-                warm = min(int(rate), count - 1)
-
-                def mark(i: int, warm: int = warm, marks: dict[str, Any] = marks) -> None:
-                    if i == warm:
-                        marks["before"], marks["t0"] = sample(node.proc.pid), time.monotonic()
-
-                player.play((frames[i % len(frames)] for i in range(count)), rate, on_frame=mark)
+                deadline = time.monotonic() + 120
+                while player.answered() < min(int(rate), count - 1) and time.monotonic() < deadline:
+                    if camera.poll() is not None:
+                        raise RuntimeError(
+                            f"the camera process ended early: {camera.stderr.read() if camera.stderr else ''}"
+                        )
+                    time.sleep(0.01)
+                before, t0 = sample(node.proc.pid), time.monotonic()
+                stdout, stderr = camera.communicate(timeout=seconds * 3 + 120)
+                if camera.returncode != 0:
+                    raise RuntimeError(f"the camera process failed: {stderr}")
                 player.settle(quiet_s=0.5)
-                before, wall = marks["before"], time.monotonic() - marks["t0"]
+                wall = time.monotonic() - t0
                 after = sample(node.proc.pid)
+                count = int(json.loads(stdout.strip().splitlines()[-1])["sent"])
             finally:
                 player.close()
             lat = player.log.latencies_ms("labels")
@@ -235,7 +256,6 @@ def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[s
                     "p99": float(np.percentile(lat, 99)),
                     "max": float(lat.max()),
                 },
-                # trend: second-half median minus first-half median (latency must not grow with load)
                 # A backlog would make latency climb quarter after quarter. The first quarter starts from
                 # an empty buffer, so the trend is last quarter minus second quarter.
                 "latency_quarter_medians_ms": quarters,
