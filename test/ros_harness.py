@@ -7,7 +7,8 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,20 @@ def msg_array(msg: Image) -> np.ndarray:
     channels = {"mono8": 1, "rgb8": 3, "bgr8": 3}[msg.encoding]
     arr = buf[:, : msg.width * channels]
     return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr
+
+
+@contextmanager
+def node_with_probe(
+    domain_id: int, params: dict[str, Any], ready_log: str = "subscribed to /camera/image"
+) -> Iterator[tuple[NodeProcess, Probe]]:
+    """The node and a probe on one isolated domain, matched and ready; both always stopped."""
+    probe = Probe(domain_id)
+    node = NodeProcess(domain_id, params)
+    try:
+        node.wait_for_log(ready_log)
+        probe.wait_for_subscribers(probe.image_pub if "compressed" not in ready_log else probe.compressed_pub)
+        probe.wait_for_node_outputs()
+        yield node, probe
+    finally:
+        node.stop()
+        probe.close()

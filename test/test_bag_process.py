@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from tiny_models import conv_logits_model, spec_dict, write_spec
+from tiny_models import tiny_spec
 
 from seg_perception import cli
 from seg_perception.bag.bag_io import SEGMENTATION_OUTPUTS, typestore
@@ -32,9 +32,7 @@ ALL = ",".join(SEGMENTATION_OUTPUTS)
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from ros_harness import NodeProcess, Probe, stamp_ns, unique_domain_id
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from tiny_models import conv_logits_model, spec_dict, write_spec
+from tiny_models import tiny_spec
 
 from seg_perception.bag.synthetic_drive import START_NS, write_synthetic_drive
 from seg_perception.ros.node_process import isolated_ros_environment
@@ -29,9 +29,7 @@ NAMESPACE = "/camera/front"
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 @pytest.fixture(scope="module")

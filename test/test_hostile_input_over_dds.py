@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
+from ros_harness import NodeProcess, Probe, image_msg, node_with_probe, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CompressedImage, Image
-from tiny_models import conv_logits_model, smooth_image, spec_dict, write_spec
+from tiny_models import smooth_image, tiny_spec
 
 from seg_perception.core.image_codec import encode_compressed
 
@@ -26,9 +26,7 @@ GOOD_FRAMES = 100  # -> 1,000 malformed messages
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 def _raw(encoding: str, height: int, width: int, step: int, data: bytes, bigendian: int = 0) -> Image:
@@ -86,17 +84,9 @@ def _diag_values(probe: Probe) -> dict[str, str]:
 
 @pytest.fixture
 def node_and_probe(spec_path: Path) -> Iterator[tuple[NodeProcess, Probe]]:
-    domain = unique_domain_id(7)
-    probe = Probe(domain)
-    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2})
-    try:
-        node.wait_for_log("subscribed to /camera/image")
-        probe.wait_for_subscribers(probe.image_pub)
-        probe.wait_for_node_outputs()
-        yield node, probe
-    finally:
-        node.stop()
-        probe.close()
+    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2}
+    with node_with_probe(unique_domain_id(7), params) as pair:
+        yield pair
 
 
 def test_thousand_malformed_frames_interleaved_with_good_ones(node_and_probe: tuple[NodeProcess, Probe]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
-from tiny_models import conv_logits_model, smooth_image, spec_dict, write_spec
+from tiny_models import smooth_image, tiny_spec
 
 from seg_perception.core.model_spec import load_model_spec
 from seg_perception.pipeline import Segmenter
@@ -21,9 +21,7 @@ W, H = 160, 96
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 def _call(probe: Probe, client: object, request: object) -> object:

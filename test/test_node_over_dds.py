@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
+from ros_harness import NodeProcess, Probe, image_msg, msg_array, node_with_probe, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CameraInfo, CompressedImage
-from tiny_models import conv_logits_model, smooth_image, spec_dict, write_spec
+from tiny_models import smooth_image, tiny_spec
 
 from seg_perception.core.image_codec import encode_compressed
 from seg_perception.core.model_spec import load_model_spec
@@ -24,9 +24,7 @@ W, H = 320, 180
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", len(CLASSES), 48, 64)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", CLASSES))
+    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +35,9 @@ def segmenter(spec_path: Path) -> Iterator[Segmenter]:
 
 @pytest.fixture(scope="module")
 def raw_node(spec_path: Path) -> Iterator[tuple[NodeProcess, Probe]]:
-    domain = unique_domain_id(1)
-    probe = Probe(domain)
-    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.5})
-    try:
-        node.wait_for_log("subscribed to /camera/image")
-        probe.wait_for_subscribers(probe.image_pub)
-        probe.wait_for_node_outputs()
-        yield node, probe
-    finally:
-        node.stop()
-        probe.close()
+    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.5}
+    with node_with_probe(unique_domain_id(1), params) as pair:
+        yield pair
 
 
 def _send_and_collect(probe: Probe, msg: object, stamp: int, timeout: float = 15.0) -> dict[str, object]:

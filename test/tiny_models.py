@@ -150,3 +150,9 @@ def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
     import cv2
 
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def tiny_spec(directory: Path, classes: list[str], height: int = 48, width: int = 64) -> Path:
+    """A 1x1-conv logits model and its spec in `directory`; returns the spec path."""
+    conv_logits_model(directory / "m.onnx", len(classes), height, width)
+    return write_spec(directory / "m.yaml", spec_dict("m.onnx", classes))
