@@ -11,6 +11,7 @@ distance travelled, so a world can be rendered from any point along it; that is 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -890,14 +891,52 @@ def _make_camera(rng: np.random.Generator) -> _Camera:
     )
 
 
+@dataclass(frozen=True)
+class SceneGeometry:
+    """Camera and road of a generated scene, for checking ground projections against the truth.
+
+    The camera is a pinhole with intrinsics `k`, `camera_height` above the road, looking along the
+    road with no pitch, roll or yaw (the horizon row is the principal point's). Edges are in the
+    ROS body convention: metres to the left (+) of the camera, at each of `distances` ahead."""
+
+    k: np.ndarray
+    camera_height: float
+    distances: np.ndarray
+    left_edge: np.ndarray
+    right_edge: np.ndarray
+    elevation: np.ndarray  # road height relative to the road under the camera
+
+
 def generate_scene(seed: int, width: int = 1280, height: int = 720) -> Scene:
     """One random driving scene, fully determined by `seed`."""
+    return generate_scene_with_geometry(seed, width, height)[0]
+
+
+def generate_scene_with_geometry(
+    seed: int, width: int = 1280, height: int = 720, flat: bool = False
+) -> tuple[Scene, SceneGeometry]:
+    """`generate_scene` plus its geometry; `flat` removes hills (curves stay) so the road is the z = 0 plane."""
     rng = np.random.default_rng([seed, 0x5EE5])
     cam = _make_camera(rng)
     s_cam = float(rng.uniform(0, 5000))
     world, ego = _make_world(rng, s_cam, s_cam + 230, 0.0, 0.0)
+    if flat:
+        world = dataclasses.replace(world, road=dataclasses.replace(world.road, grade=np.zeros((0, 3))))
     lateral = world.road.lane_centre(ego) + float(rng.uniform(-0.6, 0.6))
-    return _render(world, cam, s_cam, lateral, 0.0, width, height, rng)
+    scene = _render(world, cam, s_cam, lateral, 0.0, width, height, rng)
+    f = cam.focal * width
+    k = np.array([[f, 0.0, cam.cx * width], [0.0, f, cam.horizon * height], [0.0, 0.0, 1.0]])
+    centre, elevation = world.road.centre(s_cam, _D_GRID)
+    hw = world.road.half_width  # the ROAD surface (lanes and parking strips) spans centre +- hw
+    geometry = SceneGeometry(
+        k=k,
+        camera_height=cam.height,
+        distances=_D_GRID.copy(),
+        left_edge=lateral + hw - centre,  # image-right is +s in the road frame; ROS left is +y
+        right_edge=lateral - hw - centre,
+        elevation=elevation,
+    )
+    return scene, geometry
 
 
 def generate_drive(
