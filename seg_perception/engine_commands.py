@@ -76,11 +76,13 @@ def _calibration_frames(args: argparse.Namespace, width: int, height: int) -> li
         )
         return [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(args.frames)]
     calib = Path(args.calib)
-    if calib.is_file() or (calib / "metadata.yaml").is_file():
-        raise SegPerceptionError(
-            f"--calib {calib} looks like a rosbag2 bag; calibration reads a directory of images only for now "
-            "(export camera frames to PNG/JPEG files first)"
-        )
+    if calib.is_file() or (calib / "metadata.yaml").is_file():  # a rosbag2 bag: its camera topics
+        from seg_perception.bag.offline_processing import camera_frames
+
+        frames = list(camera_frames(calib, limit=args.frames))
+        if not frames:
+            raise SegPerceptionError(f"--calib {calib}: the bag has no decodable camera frames")
+        return frames
     return list(frames_from_directory(calib, limit=args.frames))
 
 
@@ -169,7 +171,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-batch", type=_positive, default=1, help="largest batch of the optimization profile")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
     p.add_argument(
-        "--calib", default=None, metavar="DIR", help="int8: calibration images (default: a QDQ graph already cached)"
+        "--calib",
+        default=None,
+        metavar="DIR_OR_BAG",
+        help="int8: calibration images or a rosbag2 bag's camera topics (default: a QDQ graph already cached)",
     )
     p.add_argument("--workspace", type=_non_negative, default=0, metavar="MiB", help="builder workspace (0: default)")
     p.add_argument("--dla-core", type=_non_negative, default=None, metavar="K", help="build for DLA core K (Jetson)")
@@ -180,7 +185,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("quantize", help="write the INT8 QDQ fused graph (ONNX Runtime) and report agreement")
     _graph_args(p)
-    p.add_argument("--calib", default=None, metavar="DIR", help="calibration images (default: generated scenes)")
+    p.add_argument(
+        "--calib", default=None, metavar="DIR_OR_BAG", help="calibration images or a bag (default: generated scenes)"
+    )
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
     _calibration_args(p, frames_default=64)
     p.set_defaults(func=cmd_quantize)

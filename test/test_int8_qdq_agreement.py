@@ -107,3 +107,43 @@ def test_matmul_model_quantizes_and_no_frames_is_refused(tmp_path: Path) -> None
     assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
     with pytest.raises(QuantizationError, match="no calibration frames"):
         quantize_fused_graph(fused, [])
+
+
+def test_calibration_frames_come_from_a_bag(tmp_path: Path) -> None:
+    """`--calib BAG` feeds the bag's camera frames (as RGB) to the quantizer."""
+    import subprocess
+    import sys
+
+    from tiny_models import tiny_spec
+
+    from seg_perception.bag.offline_processing import camera_frames
+    from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
+    from seg_perception.core.scenes import generate_drive
+
+    bag = tmp_path / "drive"
+    write_synthetic_drive(bag, 3, [SyntheticCamera(compressed=False)], width=96, height=64, seed=4)
+    frames = list(camera_frames(bag, limit=2))
+    assert len(frames) == 2 and frames[0].shape == (64, 96, 3)
+    assert np.array_equal(frames[0], next(generate_drive(3, 96, 64, seed=4)).image)  # RGB, unchanged
+    spec = tiny_spec(tmp_path, ["road", "sidewalk", "car"])
+    cmd = [
+        sys.executable,
+        "-m",
+        "seg_perception.cli",
+        "quantize",
+        "--model",
+        str(spec),
+        "--calib",
+        str(bag),
+        "--out",
+        str(tmp_path / "qdq.onnx"),
+        "--frames",
+        "3",
+        "--eval-frames",
+        "2",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DequantizeLinear" in {n.op_type for n in onnx.load(str(tmp_path / "qdq.onnx")).graph.node}

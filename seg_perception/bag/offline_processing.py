@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import struct
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,3 +292,21 @@ def process_bag(
                     bar.update()
     run.summary.seconds = time.perf_counter() - start
     return run.summary
+
+
+def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] = ()) -> Iterator[np.ndarray]:
+    """RGB frames of a bag's camera topics (INT8 calibration from recorded drives); bad frames are skipped."""
+    with open_bag(bag) as reader:
+        cameras = {(c.topic, c.msgtype) for c in select_cameras(reader.connections, topics)}
+        connections = [c for c in reader.connections if (c.topic, c.msgtype) in cameras]
+        store, count = typestore(), 0
+        for conn, _, raw in read_messages(reader, connections):
+            try:
+                frame, order = _decode(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype)
+            except ImageCodecError as exc:
+                LOG.warning("skipping a frame of %s: %s", conn.topic, exc)
+                continue
+            yield np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame
+            count += 1
+            if limit is not None and count >= limit:
+                return
