@@ -211,3 +211,24 @@ def test_compressed_transport_and_sigterm(spec_path: Path, segmenter: Segmenter)
 
 
 # Bad parameters and models: test_bad_configuration_fails_fast.py.
+
+
+def test_auto_qos_matches_a_best_effort_camera(spec_path: Path, segmenter: Segmenter) -> None:
+    """A best-effort camera (most drivers) is matched by qos_reliability auto, and frames arrive whole
+    thanks to the large shared-memory Fast DDS profile."""
+    domain = unique_domain_id(4)
+    probe = Probe(domain, input_reliable=False)
+    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime"})
+    try:
+        node.wait_for_log("subscribed to /camera/image (Image, best_effort")
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.wait_for_node_outputs()
+        rgb = smooth_image(H, W, seed=31)
+        for k in range(3):  # best effort may lose the first frame while matching completes
+            probe.image_pub.publish(image_msg(rgb, "rgb8", 5_000 + k))
+            time.sleep(0.2)
+        probe.wait_until(lambda: bool(probe.messages("labels")), 10, "labels from a best-effort camera")
+        assert np.array_equal(msg_array(probe.messages("labels")[-1]), _expected(segmenter, rgb)["labels"])
+    finally:
+        node.stop()
+        probe.close()
