@@ -223,12 +223,11 @@ def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[s
                 )
                 # Resource figures start after the first second of answers: the first frames allocate
                 # ONNX Runtime arenas and DDS buffers once, which is not growth.
+                # (A very short run may finish first; its failure, if any, is reported below.)
                 deadline = time.monotonic() + 120
                 while player.answered() < min(int(rate), count - 1) and time.monotonic() < deadline:
                     if camera.poll() is not None:
-                        raise RuntimeError(
-                            f"the camera process ended early: {camera.stderr.read() if camera.stderr else ''}"
-                        )
+                        break
                     time.sleep(0.01)
                 before, t0 = sample(node.proc.pid), time.monotonic()
                 stdout, stderr = camera.communicate(timeout=seconds * 3 + 120)
