@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,8 +12,6 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.subscription import RCLError
 
 from seg_perception.core.errors import SegPerceptionError
-
-LOG = logging.getLogger("seg_perception")
 
 
 def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
