@@ -9,22 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from seg_perception.cli_args import parse_size
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.model_spec import ModelSpec
 
 LOG = logging.getLogger("seg_perception")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
-    return w, h
 
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from seg_perception.cli_args import parse_size
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.scenes import generate_drive
 
@@ -117,13 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seg-perception demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--size", type=parse_size, default=(1280, 720))
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     start = time.monotonic()
     s = run_demo(args.out, args.frames, width, height, args.rate, args.seed, args.backend)
     lat = s["latency_ms"]

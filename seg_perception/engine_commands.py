@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seg_perception.cli_args import number, parse_size
 from seg_perception.core.errors import SegPerceptionError
 
 if TYPE_CHECKING:
@@ -22,34 +23,10 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = "~/.cache/seg_perception/engines"  # the node's engine_cache_dir default
+_positive = number(int, 1)
+_non_negative = number(int, 0)
 CALIBRATION_SEED = 20_000  # generated calibration scenes; evaluation scenes use other seeds
 EVALUATION_SEED = 10_000
-
-
-def _size(text: str) -> tuple[int, int]:
-    from seg_perception.cli import parse_size
-
-    return parse_size(text)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must not be negative")
-    return value
 
 
 def _fused_graph(args: argparse.Namespace) -> tuple[ModelSpec, onnx.ModelProto]:
@@ -147,7 +124,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
-    parser.add_argument("--input-size", type=_size, default=None, help="camera WIDTHxHEIGHT (default: model size)")
+    parser.add_argument("--input-size", type=parse_size, default=None, help="camera WIDTHxHEIGHT (default: model size)")
     parser.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB", help="camera channel order")
     parser.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
     parser.add_argument(

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.bag.bag_io import DEFAULT_OUTPUTS, DEFAULT_STORAGE, SEGMENTATION_OUTPUTS, STORAGE_CHOICES
+from seg_perception.cli_args import number
 
 LOG = logging.getLogger("seg_perception")
 OUTPUT_NAMES = SEGMENTATION_OUTPUTS
 DEFAULT_CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
+
+
+_positive = number(float, 0.0, strict=True)
+_non_negative = number(float, 0.0)
 
 
 def _output_list(text: str) -> tuple[str, ...]:
@@ -22,26 +27,6 @@ def _output_list(text: str) -> tuple[str, ...]:
             f"--outputs {text!r}: expected a comma-separated subset of {','.join(OUTPUT_NAMES)}"
         )
     return tuple(dict.fromkeys(names))
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.cli_args import parse_size
+
 LOG = logging.getLogger("seg_perception.bench")
 SCHEMA_VERSION = 1
 SUMMARY_SIZE = (1280, 720)
@@ -441,7 +443,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     report = run_bench(args.model, sizes, args.frames, args.node_seconds, args.threads)  # type: ignore[arg-type]
     text = json.dumps(report, indent=2)
     if args.json:

@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from seg_perception.cli_args import parse_size
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -18,14 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespace", default="/camera")
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--size", type=parse_size, default=(1280, 720))
     args = parser.parse_args(argv)
 
     from seg_perception.core.scenes import generate_drive
     from seg_perception.ros.drive_player import DrivePlayer
     from seg_perception.ros.node_process import apply_to_this_process
 
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     frames = [s.image for s in generate_drive(60, width, height, seed=3)]
     apply_to_this_process(args.domain)
     player = DrivePlayer(args.domain, args.namespace, ())

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_perception.bench.process_stats import sample
+from seg_perception.cli_args import parse_size
 from seg_perception.core.scenes import generate_scene
 
 LOG = logging.getLogger("seg_perception.soak")
@@ -85,14 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("soak", help="push N frames through the node over DDS; report RSS/thread/fd growth (JSON)")
     p.add_argument("--frames", type=int, default=20_000)
     p.add_argument("--warmup", type=int, default=500, help="frames before the start sample")
-    p.add_argument("--size", default="320x180", help="camera WIDTHxHEIGHT")
+    p.add_argument("--size", type=parse_size, default=(320, 180), help="camera WIDTHxHEIGHT")
     p.add_argument("--model", default=None, help="model spec (default: the bundled demo model)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     result = run_soak(args.frames, width, height, args.warmup, args.model)
     text = json.dumps(result, indent=2)
     if args.json:

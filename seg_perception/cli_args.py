@@ -1,0 +1,34 @@
+"""Argument types shared by the `seg-perception` subcommands (argparse calls them on the raw text)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return w, h
+
+
+def number(kind: type[int] | type[float], minimum: float, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type: `kind` parsed from the text, at least `minimum` (above it when `strict`)."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if value < minimum or (strict and value == minimum):
+            bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    return parse
