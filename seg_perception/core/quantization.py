@@ -110,17 +110,9 @@ def camera_frame(rgb: np.ndarray, target: FusedGraphInput) -> np.ndarray:
     return np.ascontiguousarray(rgb[np.newaxis], dtype=np.uint8)
 
 
-def _copy_with_unique_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose opset_import lists each domain once (onnx.compose.merge_models repeats them, and
-    onnxruntime's quantizer refuses a model with more than one default-domain entry)."""
-    copy = onnx.ModelProto.FromString(model.SerializeToString())
-    versions: dict[str, int] = {}
-    for entry in copy.opset_import:
-        domain = "" if entry.domain == "ai.onnx" else entry.domain
-        versions[domain] = max(versions.get(domain, 0), int(entry.version))
-    del copy.opset_import[:]
-    copy.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in versions.items())
-    return copy
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A deep copy: the quantizer and the float16 converter modify the model they are given."""
+    return onnx.ModelProto.FromString(model.SerializeToString())
 
 
 def _nodes_outside_model(model: onnx.ModelProto) -> list[str]:
@@ -191,7 +183,7 @@ def quantize_fused_graph(
         out = Path(tmp) / "qdq.onnx"
         try:
             quantize_static(
-                _copy_with_unique_opsets(fused),
+                _copy(fused),
                 out,
                 _Frames(),
                 quant_format=QuantFormat.QDQ,
@@ -236,7 +228,7 @@ def fp16_fused_graph(fused: onnx.ModelProto) -> onnx.ModelProto:
 
     try:
         half = convert_float_to_float16(
-            _copy_with_unique_opsets(fused),
+            _copy(fused),
             keep_io_types=True,
             node_block_list=_nodes_outside_model(fused),
             disable_shape_infer=False,
