@@ -7,38 +7,23 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from tiny_models import tiny_spec
 
 from seg_perception import cli
 from seg_perception.bag.bag_io import SEGMENTATION_OUTPUTS, typestore
 from seg_perception.bag.offline_processing import OUTPUTS, output_namespace
 from seg_perception.bag.synthetic_drive import START_NS, SyntheticCamera, write_synthetic_drive
 from seg_perception.core import image_codec
-from seg_perception.core.model_spec import load_model_spec
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 
-CLASSES = ["road", "sidewalk", "building", "car", "person"]
 W, H = 160, 96
 FRONT = "/camera/front/image_raw"
 ALL = ",".join(SEGMENTATION_OUTPUTS)
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
-
-
-@pytest.fixture(scope="module")
-def segmenter(spec_path: Path) -> Iterator[Segmenter]:
-    with Segmenter(load_model_spec(spec_path), backend="onnxruntime") as seg:
-        yield seg
 
 
 def _process(spec_path: Path, in_bag: Path, out_bag: Path, *extra: str) -> int:

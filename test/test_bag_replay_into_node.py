@@ -14,22 +14,15 @@ import pytest
 from ros_harness import NodeProcess, Probe, stamp_ns, unique_domain_id
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from tiny_models import tiny_spec
 
 from seg_perception.bag.synthetic_drive import START_NS, write_synthetic_drive
 from seg_perception.ros.node_process import isolated_ros_environment
 
-CLASSES = ["road", "sidewalk", "building", "car", "person"]
 W, H = 320, 180
 FRAMES = 40
 BAG_HZ = 10.0
 RATE = 2.0  # so the node sees 20 frames/s
 NAMESPACE = "/camera/front"
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,13 @@ import numpy as np
 import pytest
 from ros_harness import NodeProcess, Probe, image_msg, node_with_probe, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CompressedImage, Image
-from tiny_models import smooth_image, tiny_spec
+from tiny_models import smooth_image
 
 from seg_perception.core.image_codec import encode_compressed
 
-CLASSES = ["road", "sidewalk", "car"]
 W, H = 96, 64
 MALFORMED_PER_GOOD = 10
 GOOD_FRAMES = 100  # -> 1,000 malformed messages
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 def _raw(encoding: str, height: int, width: int, step: int, data: bytes, bigendian: int = 0) -> Image:

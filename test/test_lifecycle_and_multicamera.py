@@ -6,22 +6,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
-from tiny_models import smooth_image, tiny_spec
+from tiny_models import smooth_image
 
 from seg_perception.core.model_spec import load_model_spec
 from seg_perception.pipeline import Segmenter
 
-CLASSES = ["road", "sidewalk", "car"]
 W, H = 160, 96
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
 
 
 def _call(probe: Probe, client: object, request: object) -> object:

@@ -12,25 +12,12 @@ import numpy as np
 import pytest
 from ros_harness import NodeProcess, Probe, image_msg, msg_array, node_with_probe, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CameraInfo, CompressedImage
-from tiny_models import smooth_image, tiny_spec
+from tiny_models import TINY_CLASSES, smooth_image
 
 from seg_perception.core.image_codec import encode_compressed
-from seg_perception.core.model_spec import load_model_spec
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 
-CLASSES = ["road", "sidewalk", "building", "car", "person"]
 W, H = 320, 180
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_spec(tmp_path_factory.mktemp("model"), CLASSES)
-
-
-@pytest.fixture(scope="module")
-def segmenter(spec_path: Path) -> Iterator[Segmenter]:
-    with Segmenter(load_model_spec(spec_path), backend="onnxruntime") as seg:
-        yield seg
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +137,7 @@ def test_legend_is_latched(raw_node: tuple[NodeProcess, Probe]) -> None:
     _, probe = raw_node
     probe.wait_until(lambda: bool(probe.messages("legend")), 10, "legend")
     legend = probe.messages("legend")[-1]
-    assert legend.encoding == "rgb8" and legend.height == 28 * len(CLASSES)
+    assert legend.encoding == "rgb8" and legend.height == 28 * len(TINY_CLASSES)
 
 
 def test_burst_leaves_no_backlog_and_drops_are_reported(raw_node: tuple[NodeProcess, Probe]) -> None:

@@ -11,6 +11,7 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
+TINY_CLASSES = ["road", "sidewalk", "building", "car", "person"]  # the shared fixture model's classes
 
 
 def _save(model: onnx.GraphProto, path: Path, opset: int = OPSET) -> Path:
