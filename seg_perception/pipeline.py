@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -72,6 +73,21 @@ class _Buffers:
         self.color_mask = np.empty((height, width, 3), np.uint8)
         self.overlay = np.empty((height, width, 3), np.uint8)
         self.frame_rgb = np.empty((height, width, 3), np.uint8)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+MAX_BUFFER_SETS = 16  # a camera whose size keeps changing must not grow memory without bound
+
+
+def _reused(cache: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """The buffer for `key`, allocated on first use; the oldest is dropped past MAX_BUFFER_SETS."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= MAX_BUFFER_SETS:
+            del cache[next(iter(cache))]
+        found = cache[key] = make()
+    return found
 
 
 class Segmenter:
@@ -170,9 +186,7 @@ class Segmenter:
             batch = frames[0][np.newaxis]  # a view: no copy for the common single-camera case
         else:
             key = (len(frames), height, width)
-            if key not in self._batches:
-                self._batches[key] = np.empty((len(frames), height, width, 3), np.uint8)
-            batch = self._batches[key]
+            batch = _reused(self._batches, key, lambda: np.empty((len(frames), height, width, 3), np.uint8))
             for i, frame in enumerate(frames):
                 batch[i] = frame
         t1 = time.perf_counter()
@@ -206,9 +220,7 @@ class Segmenter:
         want: OutputSelection,
     ) -> SegResult:
         h, w = labels.shape
-        buf = self._buffers.get((index, h, w))
-        if buf is None:
-            buf = self._buffers[(index, h, w)] = _Buffers(h, w)
+        buf = _reused(self._buffers, (index, h, w), lambda: _Buffers(h, w))
         result = SegResult(labels=labels, confidence=confidence if want.confidence else None)
         if want.drivable:
             result.drivable = cv2.LUT(labels, self._drivable, dst=buf.drivable)

@@ -61,3 +61,11 @@ def test_batch_equals_single_frames(segmenter: Segmenter) -> None:
         assert np.array_equal(got.labels, want)
     with pytest.raises(SegPerceptionError, match="same-sized"):
         segmenter.segment_batch([frames[0], smooth_image(50, 60, seed=9)])
+
+
+def test_buffers_stay_bounded_when_the_frame_size_keeps_changing(segmenter: Segmenter) -> None:
+    from seg_perception.pipeline import MAX_BUFFER_SETS
+
+    for width in range(40, 40 + 2 * MAX_BUFFER_SETS):
+        segmenter.segment(smooth_image(30, width, seed=width), "RGB", ALL_OUTPUTS)
+    assert len(segmenter._buffers) <= MAX_BUFFER_SETS

@@ -31,7 +31,6 @@ BAG_VERSION: Literal[9] = 9  # metadata version written by Jazzy and Kilted
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-CLOCK = "rosgraph_msgs/msg/Clock"
 CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
 # The node's image outputs, `<ns>/segmentation/<name>`, and what `process` writes unless told otherwise.
 SEGMENTATION_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")

@@ -340,7 +340,7 @@ def compile_fused_graph(
         head_infos.append((f"seg_post/head_{i}", info.elem_type, info.rank, _spatial(info.dims, head, spec)))
     post = _postprocess(spec, geo, head_infos, output_resolution, n, opset, ir)
 
-    # Drop the model's declared input shape so our batch size is the one that counts.
+    # The model's own input disappears into the io_map: the fused graph's input (and batch) are ours.
     fused = compose.merge_models(pre, model, io_map=[(pre_out, spec.input.name)], prefix2="model/")
     fused = compose.merge_models(
         fused,

@@ -94,10 +94,6 @@ class GroundProjector:
         self._cells = np.flatnonzero(visible.ravel())  # grid cells that some pixel sees
         self._pixels = (v.ravel()[self._cells] * image_width + u.ravel()[self._cells]).astype(np.intp)
 
-    @property
-    def seen_cells(self) -> int:
-        return int(self._cells.size)
-
     def project(self, labels: np.ndarray, occupancy_lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """int8 (height, width) grid from a label image, via a [256] int8 class -> occupancy table."""
         if labels.shape[::-1] != self.image_size:
