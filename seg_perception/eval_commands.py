@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     for name, iou in data["per_class_iou"].items():
         LOG.info("  %-20s IoU %s", name, "not present" if iou is None else _pct(iou))
-    for note in result.notes:
-        LOG.info("note: %s", note)
-    _write_json(args.json, data)
-    if args.report:
-        from seg_perception.report import page_for_eval, write_report
+    from seg_perception.report import page_for_eval
 
-        LOG.info("wrote the report %s", write_report(args.report, page_for_eval(result)))
-    return 0
+    return _finish(args, result, data, page_for_eval)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -107,13 +103,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     for row in data["worst_frames"]:
         LOG.info("  worst: %-24s agreement %s", row["stem"], _pct(row["agreement"]))
+    from seg_perception.report import page_for_compare
+
+    return _finish(args, result, data, page_for_compare)
+
+
+def _finish(args: argparse.Namespace, result: Any, data: dict[str, Any], page: Callable[[Any], Any]) -> int:
+    """Shared tail of eval and compare: notes, --json, --report (built by `page`)."""
     for note in result.notes:
         LOG.info("note: %s", note)
     _write_json(args.json, data)
     if args.report:
-        from seg_perception.report import page_for_compare, write_report
+        from seg_perception.report import write_report
 
-        LOG.info("wrote the report %s", write_report(args.report, page_for_compare(result)))
+        LOG.info("wrote the report %s", write_report(args.report, page(result)))
     return 0
 
 
