@@ -13,16 +13,8 @@ class Backend(ABC):
     """Runs a fused graph. Outputs may live in reused buffers: callers copy what they keep."""
 
     name: str = "backend"
-
-    @property
-    @abstractmethod
-    def input_shape(self) -> tuple[int | str, ...]:
-        """Declared input shape; strings are dynamic dimensions."""
-
-    @property
-    @abstractmethod
-    def output_names(self) -> tuple[str, ...]:
-        """Names of the graph outputs, in graph order."""
+    input_shape: tuple[int | str, ...]  # declared input shape; strings are dynamic dimensions
+    output_names: tuple[str, ...]  # graph outputs, in graph order
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> Mapping[str, np.ndarray]:

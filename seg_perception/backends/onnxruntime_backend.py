@@ -50,18 +50,10 @@ class OnnxRuntimeBackend(Backend):
         self._providers = tuple(self._session.get_providers())
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
-        self._input_shape = tuple(d if isinstance(d, int) else str(d) for d in inp.shape)
-        self._output_names = tuple(o.name for o in self._session.get_outputs())
+        self.input_shape = tuple(d if isinstance(d, int) else str(d) for d in inp.shape)
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
         # One IO binding with its own output buffers per input shape (batch sizes vary with cameras).
         self._bindings: dict[tuple[int, ...], tuple[Any, dict[str, np.ndarray]]] = {}
-
-    @property
-    def input_shape(self) -> tuple[int | str, ...]:
-        return self._input_shape
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._output_names
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -78,8 +70,8 @@ class OnnxRuntimeBackend(Backend):
             return found
         if self._session is None:
             raise BackendError("onnxruntime backend is closed")
-        first = self._session.run(list(self._output_names), {self._input_name: batch})
-        outputs = {n: np.empty_like(a) for n, a in zip(self._output_names, first, strict=True)}
+        first = self._session.run(list(self.output_names), {self._input_name: batch})
+        outputs = {n: np.empty_like(a) for n, a in zip(self.output_names, first, strict=True)}
         binding = self._session.io_binding()
         for name, buf in outputs.items():
             binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)

@@ -137,12 +137,12 @@ class TensorRTBackend(Backend):
         self._context = context
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self._output_names = tuple(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.output_names = tuple(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         if len(inputs) != 1 or engine.get_tensor_dtype(inputs[0]) != trt.DataType.UINT8:
             raise EngineLoadError(f"expected one uint8 input (a fused graph's engine), the engine has {inputs}")
         self._input_name = inputs[0]
         declared = _dims(engine.get_tensor_shape(self._input_name))
-        self._input_shape: tuple[int | str, ...] = tuple("N" if d < 0 else d for d in declared)
+        self.input_shape = tuple("N" if d < 0 else d for d in declared)
         if declared[0] < 0:
             low, _opt, high = (_dims(d) for d in engine.get_tensor_profile_shape(self._input_name, 0))
             self._batch_range = (low[0], high[0])
@@ -153,7 +153,7 @@ class TensorRTBackend(Backend):
         self._set_input_shape(largest)
         try:
             self._stream = cuda.Stream()
-            for name in (self._input_name, *self._output_names):
+            for name in (self._input_name, *self.output_names):
                 shape = largest if name == self._input_name else _dims(context.get_tensor_shape(name))
                 if any(d < 0 for d in shape):
                     raise EngineLoadError(f"output {name} has a data-dependent shape {shape}; not supported")
@@ -168,7 +168,7 @@ class TensorRTBackend(Backend):
     def _set_input_shape(self, shape: tuple[int, ...]) -> None:
         if self._context is None:
             raise BackendError("tensorrt backend is closed")
-        if self._input_shape[0] == "N" and not self._context.set_input_shape(self._input_name, shape):
+        if self.input_shape[0] == "N" and not self._context.set_input_shape(self._input_name, shape):
             raise BackendError(f"TensorRT refused input shape {shape} (profile batch {self._batch_range})")
 
     def _bind(self, shape: tuple[int, ...]) -> None:
@@ -188,14 +188,6 @@ class TensorRTBackend(Backend):
         self._outputs = outputs
         self._bound_shape = shape
 
-    @property
-    def input_shape(self) -> tuple[int | str, ...]:
-        return self._input_shape
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._output_names
-
     def describe(self) -> str:
         version, _ = tensorrt_version()
         low, high = self._batch_range
@@ -205,8 +197,8 @@ class TensorRTBackend(Backend):
     def infer(self, batch: np.ndarray) -> Mapping[str, np.ndarray]:
         if batch.dtype != np.uint8 or batch.ndim != 4:
             raise BackendError(f"expected a uint8 [N, H, W, 3] batch, got {batch.dtype} {batch.shape}")
-        if tuple(batch.shape[1:]) != tuple(self._input_shape[1:]):
-            raise BackendError(f"batch {batch.shape} does not match the engine input {self._input_shape}")
+        if tuple(batch.shape[1:]) != tuple(self.input_shape[1:]):
+            raise BackendError(f"batch {batch.shape} does not match the engine input {self.input_shape}")
         low, high = self._batch_range
         if not low <= batch.shape[0] <= high:
             raise BackendError(f"batch size {batch.shape[0]} is outside the engine's profile {low}..{high}")
@@ -223,7 +215,7 @@ class TensorRTBackend(Backend):
                     cuda.memcpy_htod_async(staged.device, staged.view, self._stream)
                     if not self._context.execute_async_v3(self._stream.handle):
                         raise BackendError(f"TensorRT failed to enqueue a {batch.shape} batch")
-                    for name in self._output_names:
+                    for name in self.output_names:
                         out = self._tensors[name]
                         cuda.memcpy_dtoh_async(out.view, out.device, self._stream)
                     self._stream.synchronize()
