@@ -10,7 +10,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_large_data.xml
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py .ci/patch_tensorrt_stubs.py
+$(STAMP): requirements.txt constraints.txt setup.py setup.cfg pyproject.toml .ci/patch_tensorrt_stubs.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
