@@ -22,6 +22,7 @@ from tqdm import tqdm
 from seg_perception.cli_args import parse_size
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.scenes import generate_drive
+from seg_perception.ros.domain_ids import reserve_domain_id
 
 LOG = logging.getLogger("seg_perception.demo")
 TOPICS = ("labels", "drivable_mask", "overlay")
@@ -57,7 +58,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     ]
     LOG.info("generated %d frames %dx%d in %.1f s", frames, width, height, time.monotonic() - t0)
 
-    domain_id = 90 + (hash(out.resolve()) % 10)
+    domain_id = reserve_domain_id()
     apply_to_this_process(domain_id)
     node = NodeProcess(domain_id, {"backend": backend, "qos_depth": 1})
     player = DrivePlayer(domain_id, "/camera", TOPICS, keep_pixels=("overlay", "drivable_mask"))

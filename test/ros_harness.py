@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import array
-import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,15 +18,28 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from seg_perception.ros.domain_ids import release_domain_id, reserve_domain_id
 from seg_perception.ros.node_process import NodeProcess as _NodeProcess
 from seg_perception.ros.node_process import apply_to_this_process
 
 OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 
 
+_recent_domains: deque[int] = deque()
+
+
 def unique_domain_id(salt: int = 0) -> int:
-    """A domain id unlikely to collide with other test runs on this machine (valid range 0-101)."""
-    return 1 + (os.getpid() * 7 + salt * 13) % 100
+    """A domain id no other process on this machine holds (file-locked); `salt` is kept for call sites.
+
+    The last few ids stay reserved so a node still shutting down from the previous test never shares a
+    domain with the next one; older ones are given back so long sessions do not exhaust the range.
+    """
+    del salt
+    while len(_recent_domains) >= 3:
+        release_domain_id(_recent_domains.popleft())
+    domain = reserve_domain_id()
+    _recent_domains.append(domain)
+    return domain
 
 
 class NodeProcess(_NodeProcess):

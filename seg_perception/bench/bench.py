@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from seg_perception.cli_args import parse_size
+from seg_perception.ros.domain_ids import reserve_domain_id
 
 LOG = logging.getLogger("seg_perception.bench")
 SCHEMA_VERSION = 1
@@ -185,7 +186,7 @@ def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[s
     from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
 
     width, height = SUMMARY_SIZE
-    domain_id = 70 + os.getpid() % 10
+    domain_id = reserve_domain_id()
     apply_to_this_process(domain_id)
     params: dict[str, Any] = {
         "backend": "onnxruntime",

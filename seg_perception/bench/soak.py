@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tqdm import tqdm
 from seg_perception.bench.process_stats import sample
 from seg_perception.cli_args import parse_size
 from seg_perception.core.scenes import generate_scene
+from seg_perception.ros.domain_ids import reserve_domain_id
 
 LOG = logging.getLogger("seg_perception.soak")
 
@@ -24,7 +24,7 @@ def run_soak(frames: int, width: int, height: int, warmup: int, model: str | Non
     from seg_perception.ros.drive_player import DrivePlayer
     from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
 
-    domain_id = 80 + os.getpid() % 10
+    domain_id = reserve_domain_id()
     apply_to_this_process(domain_id)
     params: dict[str, object] = {"backend": "onnxruntime", "qos_depth": 1}
     if model:
