@@ -20,8 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
-from tiny_models import OPSET, write_spec
+from tiny_models import red_channel_labels_model, red_channel_spec, write_spec
 
 from seg_perception.core import metrics
 from seg_perception.core.model_spec import load_model_spec
@@ -77,60 +76,24 @@ def _frames() -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _red_channel_labels_model(path: Path) -> None:
-    """NCHW float input -> its first channel as int64 [1, 1, H, W] labels (pixel values are whole numbers)."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Slice", ["input", "zero", "one", "axis"], ["red"]),
-            helper.make_node("Cast", ["red"], ["labels"], to=TensorProto.INT64),
-        ],
-        "red_channel_labels",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, HEIGHT, WIDTH])],
-        [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 1, HEIGHT, WIDTH])],
-        [
-            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
-            helper.make_tensor("one", TensorProto.INT64, [1], [1]),
-            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-
-
-def _spec(directory: Path, void_flagged: bool) -> dict[str, Any]:
-    classes: list[dict[str, Any]] = [
-        {"name": n, "color": [i * 12, 255 - i * 12, 100], "drivable": n == "road"} for i, n in enumerate(CLASSES)
-    ]
+def _spec(void_flagged: bool) -> dict[str, Any]:
+    spec = red_channel_spec("red.onnx", CLASSES, HEIGHT, WIDTH)
+    for i, entry in enumerate(spec["classes"]):
+        entry["drivable"] = entry["name"] == "road"
+        entry["obstacle"] = False
+        entry["color"] = [i * 12, 255 - i * 12, 100]
     if void_flagged:
-        classes[VOID_CLASS]["ignore_in_eval"] = True
-    return {
-        "spec_version": 1,
-        "name": "red_channel_cityscapes",
-        "onnx": "red.onnx",
-        "input": {
-            "name": "input",
-            "layout": "NCHW",
-            "width": WIDTH,
-            "height": HEIGHT,
-            "channel_order": "RGB",
-            "pixel_range": 255.0,  # model input = pixel value exactly
-            "mean": [0.0, 0.0, 0.0],
-            "std": [1.0, 1.0, 1.0],
-        },
-        "outputs": [{"name": "labels", "kind": "labels", "classes": CLASSES}],
-        "classes": classes,
-        "ignore_id": 255,
-    }
+        spec["classes"][VOID_CLASS]["ignore_in_eval"] = True
+    return spec
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """images/ (prediction in the red channel), gt/ (labelIds), train_ids/ (void as class 19), pred/ (labelIds)."""
     root = tmp_path_factory.mktemp("cityscapes")
-    _red_channel_labels_model(root / "red.onnx")
-    write_spec(root / "flagged.yaml", _spec(root, void_flagged=True))
-    write_spec(root / "plain.yaml", _spec(root, void_flagged=False))
+    red_channel_labels_model(root / "red.onnx", HEIGHT, WIDTH)
+    write_spec(root / "flagged.yaml", _spec(void_flagged=True))
+    write_spec(root / "plain.yaml", _spec(void_flagged=False))
     to_label_id = np.zeros(256, np.uint8)  # spec class -> labelId; void -> 0 (unlabeled)
     for train_id in range(19):
         to_label_id[train_id] = _label_id(train_id)
