@@ -153,6 +153,9 @@ def test_cityscapes_maps_to_spec_classes_by_name_or_train_order() -> None:
     assert with_void.class_names[-1] == "void" and with_void.ignored_ids == (19,)
     assert with_void.scored_ids == tuple(range(19))
     assert "not scored: void" in with_void.note
+    # --ignore-index is a raw value: under cityscapes-ids, 19 is traffic light's labelId, and the note says so.
+    no_lights = metrics.label_space("cityscapes-ids", metrics.CITYSCAPES_TRAIN_NAMES, [0], ignore_index=19)
+    assert no_lights.ignored_ids == (6,) and "labelId of traffic light, which is not scored" in no_lights.note
     # 19 classes with other names: train-id order.
     generic = metrics.label_space("cityscapes-ids", [f"c{i}" for i in range(19)], [0])
     np.testing.assert_array_equal(generic.truth(raw), [[0, 13, 10, 11, 255]])

@@ -214,6 +214,9 @@ def label_space(
             "and the spec's ignore_in_eval classes reaches none of them"
         )
     ignored = tuple(int(i) for i in np.flatnonzero(~reached))
+    if label_format == "cityscapes-ids" and ignore_index in CITYSCAPES_ID_TO_TRAIN_ID:
+        train_name = CITYSCAPES_TRAIN_NAMES[CITYSCAPES_ID_TO_TRAIN_ID[ignore_index]]
+        note += f"; ignore index {ignore_index} is the Cityscapes labelId of {train_name}, which is not scored"
     return LabelSpace(label_format, space_names, drivable, truth, accepted, prediction, note, ignored)
 
 
