@@ -13,6 +13,7 @@ on `void`; the same with `--ignore-index 19`.
 from __future__ import annotations
 
 import copy
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ def _official(dataset: Path, stems: list[str], monkeypatch: pytest.MonkeyPatch) 
     return result
 
 
-def _ours(dataset: Path, stems: list[str], how: str, run: str) -> EvalResult:
+def _ours(dataset: Path, stems: list[str], how: str, run: str, keep_pixels: bool = False) -> EvalResult:
     """`run_eval` (what `seg-perception eval` runs) on `stems`, linked into their own directories."""
     images, labels = dataset / "run" / run / "images", dataset / "run" / run / "labels"
     for stem in stems:
@@ -138,7 +139,7 @@ def _ours(dataset: Path, stems: list[str], how: str, run: str) -> EvalResult:
     spec = load_model_spec(dataset / ("flagged.yaml" if how == "index+ignore_in_eval" else "plain.yaml"))
     label_format = "cityscapes-ids" if how == "cityscapes-ids" else "index"
     ignore_index = VOID_CLASS if how == "index+ignore-index" else None
-    return run_eval(spec, images, labels, label_format, ignore_index, parse_variant("onnxruntime"))
+    return run_eval(spec, images, labels, label_format, ignore_index, parse_variant("onnxruntime"), 0, keep_pixels)
 
 
 def _official_pixel_accuracy(confusion: np.ndarray) -> float:
@@ -200,3 +201,16 @@ def test_the_void_class_in_the_mean_would_differ_from_official(dataset: Path) ->
     with_void = metrics.mean_iou(s.confusion, [*s.scored_ids, VOID_CLASS])
     assert s.per_class_iou[VOID_CLASS] == 0.0  # void is predicted on real pixels, never right
     assert with_void == pytest.approx(s.miou * 19 / 20, rel=1e-12) and with_void < s.miou
+
+
+def test_the_report_leaves_ignored_classes_out_of_the_iou_bars(dataset: Path) -> None:
+    from seg_perception.report import page_for_eval, render
+
+    result = _ours(dataset, STEMS, "cityscapes-ids", "report", keep_pixels=True)
+    page = render(page_for_eval(result))
+    bars = page[page.index('id="per-class-iou"') : page.index('id="confusion-matrix"')]
+    assert all(f">{html.escape(name)}</text>" in bars for name in metrics.CITYSCAPES_TRAIN_NAMES)
+    assert ">void</text>" not in bars
+    # The confusion matrix keeps void's column: where the model predicted it on scored pixels.
+    road_as_void = int(result.scores.confusion[TRAIN_ID["road"], VOID_CLASS])
+    assert road_as_void > 0 and f"road \u2192 void: {road_as_void} px" in page
