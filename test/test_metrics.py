@@ -159,6 +159,8 @@ def test_cityscapes_maps_to_spec_classes_by_name_or_train_order() -> None:
     # 19 classes with other names: train-id order.
     generic = metrics.label_space("cityscapes-ids", [f"c{i}" for i in range(19)], [0])
     np.testing.assert_array_equal(generic.truth(raw), [[0, 13, 10, 11, 255]])
+    with pytest.raises(SegPerceptionError, match="the 18 train classes the spec lacks exceed 254 classes"):
+        metrics.label_space("cityscapes-ids", ["road", *(f"c{i}" for i in range(240))], [0])
     with pytest.raises(SegPerceptionError, match="cityscapes-ids needs a spec with the 19 Cityscapes"):
         metrics.label_space("cityscapes-ids", ["a", "b"], [0])
     with pytest.raises(SegPerceptionError, match=r"values \[40\]"):

@@ -240,6 +240,11 @@ def _cityscapes_table(names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ..
                 f"; not in the spec, scored all the same (never predicted): "
                 f"{', '.join(CITYSCAPES_TRAIN_NAMES[t] for t in missing)}"
             )
+        if len(space_names) >= VOID:
+            raise SegPerceptionError(
+                f"cityscapes-ids: {len(names)} spec classes and the {len(missing)} train classes the spec lacks "
+                f"exceed {VOID - 1} classes"
+            )
         others = [n for i, n in enumerate(names) if i not in matched.values()]
         if others:
             note += f"; spec classes that are no Cityscapes train class, not scored: {', '.join(others)}"
