@@ -77,6 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     for name, iou in data["per_class_iou"].items():
         LOG.info("  %-20s IoU %s", name, "not present" if iou is None else _pct(iou))
+    if data["ignored_classes"]:
+        LOG.info("  not scored (ignored): %s", ", ".join(data["ignored_classes"]))
     from seg_perception.report import page_for_eval
 
     return _finish(args, result, data, page_for_eval)
@@ -150,7 +152,8 @@ def register(subparsers: Any) -> None:
         type=_ignore_index,
         default=None,
         metavar="K",
-        help="ground-truth value to skip (default: the spec's ignore_id; 255 is always void)",
+        help="ground-truth value not scored; the class it names is left out of every score "
+        "(default: the spec's ignore_id; 255 is always void)",
     )
     p.add_argument("--backend", default="onnxruntime", help=f"{VARIANT_HELP} (default onnxruntime:fp32)")
     _outputs(p)

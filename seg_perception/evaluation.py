@@ -322,11 +322,13 @@ class EvalResult:
             "pixels": s.pixels,
             "miou": _num(s.miou),
             "pixel_accuracy": _num(s.pixel_accuracy),
-            "per_class_iou": {n: _num(v) for n, v in zip(s.class_names, s.per_class_iou, strict=True)},
+            "per_class_iou": {n: _num(v) for n, v in zip(s.scored_names, s.scored_iou, strict=True)},
             "drivable_iou": _num(s.drivable.iou),
             "drivable_precision": _num(s.drivable.precision),
             "drivable_recall": _num(s.drivable.recall),
             "fps": _num(self.fps, 3),
+            "scored_classes": list(s.scored_names),
+            "ignored_classes": list(s.ignored_names),
             "class_names": list(s.class_names),
             "confusion_matrix": s.confusion.tolist(),
             "worst_frames": [{"stem": v.stem, "miou": _num(v.score), "caption": v.caption} for v in self.worst],
@@ -411,11 +413,11 @@ def evaluate(
             prediction = space.prediction(runner.labels(rgb))
             confusion = metrics.confusion_matrix(truth, prediction, k)
             total += confusion
-            frame_miou = metrics.mean_iou(confusion)
+            frame_miou = metrics.mean_iou(confusion, space.scored_ids)
             caption = f"mIoU {frame_miou * 100:.1f}%, pixel accuracy {metrics.pixel_accuracy(confusion) * 100:.1f}%"
             worst.offer(FrameView(frame.stem, frame_miou, caption, rgb, prediction, truth))
         return (
-            metrics.scores(total, space.class_names, space.drivable_ids),
+            metrics.scores(total, space.class_names, space.drivable_ids, space.scored_ids),
             runner.fps,
             worst.frames(),
             runner.describe(),
@@ -435,7 +437,11 @@ def run_eval(
 ) -> EvalResult:
     """`seg-perception eval`: match files, score every frame, keep the worst."""
     space = metrics.label_space(
-        label_format, spec.class_names, spec.drivable_ids, spec.ignore_id if ignore_index is None else ignore_index
+        label_format,
+        spec.class_names,
+        spec.drivable_ids,
+        spec.ignore_id if ignore_index is None else ignore_index,
+        ignored_classes=spec.ignored_ids,
     )
     frames, unmatched = match_ground_truth(images_dir, labels_dir)
     start = time.perf_counter()

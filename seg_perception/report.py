@@ -300,7 +300,7 @@ def render(page: ReportPage) -> str:
 <section id="summary"><div class="tiles">{tiles}</div></section>
 <div class="row">
 <section id="per-class-iou"><h2>{html.escape(page.iou_heading)}</h2>
-{iou_bars_svg(s.class_names, s.per_class_iou, page.colors)}</section>
+{iou_bars_svg(s.scored_names, s.scored_iou, [page.colors[i] for i in s.scored_ids])}</section>
 <section id="confusion-matrix"><h2>Confusion matrix (share of each row)</h2>
 {confusion_svg(s.class_names, s.confusion, page.confusion_axes)}</section>
 </div>

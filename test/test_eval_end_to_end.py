@@ -75,6 +75,7 @@ def test_eval_reports_the_documented_keys_and_correct_numbers(labelled: dict[str
     assert data.keys() >= EVAL_KEYS
     assert data["frames"] == 4 and data["fps"] > 0
     assert list(data["per_class_iou"]) == CLASS_NAMES
+    assert data["scored_classes"] == CLASS_NAMES and data["ignored_classes"] == []
 
     # Recompute independently: the in-process Segmenter's labels, IoU from boolean masks per class.
     spec = load_model_spec(labelled["spec"])
@@ -196,12 +197,29 @@ def test_compare_fp32_with_int8_qdq(labelled: dict[str, Path]) -> None:
     assert "calibrated on 16 generated scenes" in " ".join(data["notes"])
 
 
-def test_compare_a_variant_with_itself_agrees_everywhere(labelled: dict[str, Path]) -> None:
+def test_compare_scores_b_against_a_not_either_against_itself(labelled: dict[str, Path]) -> None:
+    """fp32 (A) against int8-qdq (B): A's labels are the Segmenter's, and the agreement and confusion matrix
+    are recounted from the two label images of every frame, which must differ somewhere."""
     from seg_perception.evaluation import parse_variant, run_compare
 
+    assert parse_variant("onnxruntime") == parse_variant("onnxruntime:fp32")  # the default precision
     spec = load_model_spec(labelled["spec"])
-    result = run_compare(spec, labelled["scenes"], parse_variant("onnxruntime:fp32"), parse_variant("onnxruntime"))
-    assert result.agreement == 1.0 and result.scores.miou == 1.0
+    a, b = parse_variant("onnxruntime:fp32"), parse_variant("onnxruntime:int8-qdq")
+    result = run_compare(spec, labelled["scenes"], a, b, keep_pixels=True)
+    assert len(result.worst) == 4  # every frame, with its pixels
+    k = len(CLASS_NAMES)
+    confusion = np.zeros((k, k), np.int64)
+    with Segmenter(spec, backend="onnxruntime") as segmenter:
+        for view in result.worst:
+            rgb = cv2.cvtColor(cv2.imread(str(labelled["scenes"] / f"{view.stem}.png")), cv2.COLOR_BGR2RGB)
+            np.testing.assert_array_equal(view.reference, segmenter.segment(rgb).labels)  # A is fp32
+            confusion += np.bincount(
+                view.reference.ravel().astype(np.int64) * k + view.prediction.ravel(), minlength=k * k
+            ).reshape(k, k)
+            assert view.score == pytest.approx(np.mean(view.reference == view.prediction), abs=1e-12)
+    np.testing.assert_array_equal(result.scores.confusion, confusion)
+    assert result.agreement == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-12)
+    assert 0.0 < result.agreement < 1.0  # B is not A: scoring either against itself would give 1.0
 
 
 def test_tensorrt_variants_fail_clearly_without_tensorrt(labelled: dict[str, Path]) -> None:

@@ -97,6 +97,32 @@ def test_index_format_with_a_custom_ignore_index() -> None:
     space = metrics.label_space("index", ["a", "b", "c"], [0], ignore_index=0)
     truth = space.truth(np.array([[0, 1, 2, 255]], np.uint8))
     np.testing.assert_array_equal(truth, [[255, 1, 2, 255]])
+    assert space.ignored_ids == (0,) and space.scored_ids == (1, 2)
+    # An ignore index beyond the classes ignores a value, no class.
+    assert metrics.label_space("index", ["a", "b", "c"], [0], ignore_index=7).ignored_ids == ()
+    # The spec's ignore_in_eval classes: the same, named by class id.
+    flagged = metrics.label_space("index", ["a", "b", "void"], [0], ignored_classes=[2])
+    np.testing.assert_array_equal(flagged.truth(np.array([[0, 1, 2, 255]], np.uint8)), [[0, 1, 255, 255]])
+    assert flagged.ignored_ids == (2,)
+    with pytest.raises(SegPerceptionError, match="no class is left to score"):
+        metrics.label_space("index", ["a"], [0], ignore_index=0)
+    with pytest.raises(SegPerceptionError, match=r"ignored classes \[3\] are not ids of the 3 classes"):
+        metrics.label_space("index", ["a", "b", "c"], [0], ignored_classes=[3])
+
+
+def test_an_ignored_class_is_in_no_mean_and_predicting_it_is_a_miss() -> None:
+    """Class 2 (void) ignored: its ground truth is not counted, its predictions on scored pixels are misses."""
+    space = metrics.label_space("index", ["a", "b", "void"], [0], ignored_classes=[2])
+    truth = space.truth(np.array([[0, 0, 1, 1, 2, 2]], np.uint8))
+    pred = np.array([[0, 2, 1, 0, 2, 1]], np.uint8)  # a->void is a miss; b on void ground truth is nothing
+    confusion = metrics.confusion_matrix(truth, pred, 3)
+    np.testing.assert_array_equal(confusion, [[1, 0, 1], [1, 1, 0], [0, 0, 0]])
+    s = metrics.scores(confusion, space.class_names, space.drivable_ids, space.scored_ids)
+    # a: tp 1, fn 1 (called void), fp 1 (the b pixel called a) -> 1/3; b: tp 1, fn 1 -> 1/2
+    np.testing.assert_allclose(s.scored_iou, [1 / 3, 1 / 2])
+    assert s.scored_names == ("a", "b") and s.ignored_names == ("void",)
+    assert s.miou == pytest.approx((1 / 3 + 1 / 2) / 2)  # void (IoU 0) is not in the mean
+    assert s.pixel_accuracy == pytest.approx(2 / 4) and s.pixels == 4
     with pytest.raises(SegPerceptionError, match=r"values \[3\] that are not index labels for 3 classes"):
         space.truth(np.array([[1, 3]], np.uint8))
 
@@ -115,13 +141,26 @@ def test_cityscapes_label_ids_to_train_ids() -> None:
 
 def test_cityscapes_maps_to_spec_classes_by_name_or_train_order() -> None:
     raw = np.array([[7, 26, 23, 24, 0]], np.uint8)  # road, car, sky, person, unlabeled
-    # Names in another order and spelling; classes missing from the spec become void.
+    # Names in another order and spelling; the 15 train classes the spec lacks are appended in train-id
+    # order (sidewalk 4, building 5, wall 6, fence 7, pole 8, traffic sign 9, vegetation 10, terrain 11,
+    # person 12, ...) and scored: exactly the 19 train classes, as cityscapesScripts scores them.
     space = metrics.label_space("cityscapes-ids", ["Sky", "car", "ROAD", "traffic_light"], [2])
-    np.testing.assert_array_equal(space.truth(raw), [[2, 1, 0, 255, 255]])
+    np.testing.assert_array_equal(space.truth(raw), [[2, 1, 0, 12, 255]])
+    assert space.num_classes == 19 and space.class_names[12] == "person" and space.ignored_ids == ()
     assert "person" in space.note
+    # A spec class that is no train class (a void head) is in the space but never scored.
+    with_void = metrics.label_space("cityscapes-ids", [*metrics.CITYSCAPES_TRAIN_NAMES, "void"], [0])
+    assert with_void.class_names[-1] == "void" and with_void.ignored_ids == (19,)
+    assert with_void.scored_ids == tuple(range(19))
+    assert "not scored: void" in with_void.note
+    # --ignore-index is a raw value: under cityscapes-ids, 19 is traffic light's labelId, and the note says so.
+    no_lights = metrics.label_space("cityscapes-ids", metrics.CITYSCAPES_TRAIN_NAMES, [0], ignore_index=19)
+    assert no_lights.ignored_ids == (6,) and "labelId of traffic light, which is not scored" in no_lights.note
     # 19 classes with other names: train-id order.
     generic = metrics.label_space("cityscapes-ids", [f"c{i}" for i in range(19)], [0])
     np.testing.assert_array_equal(generic.truth(raw), [[0, 13, 10, 11, 255]])
+    with pytest.raises(SegPerceptionError, match="the 18 train classes the spec lacks exceed 254 classes"):
+        metrics.label_space("cityscapes-ids", ["road", *(f"c{i}" for i in range(240))], [0])
     with pytest.raises(SegPerceptionError, match="cityscapes-ids needs a spec with the 19 Cityscapes"):
         metrics.label_space("cityscapes-ids", ["a", "b"], [0])
     with pytest.raises(SegPerceptionError, match=r"values \[40\]"):

@@ -79,6 +79,33 @@ def labels_model(path: Path, classes: int, height: int, width: int, seed: int = 
     return _save(graph, path)
 
 
+def red_channel_labels_model(path: Path, height: int, width: int) -> Path:
+    """NCHW float input -> its first channel as int64 [1, 1, H, W] labels: with a spec of pixel_range 255,
+    mean 0 and std 1 at the camera's size, the prediction is exactly the red channel of the image."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Slice", ["input", "zero", "one", "axis"], ["red"]),
+            helper.make_node("Cast", ["red"], ["labels"], to=TensorProto.INT64),
+        ],
+        "red_channel_labels",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 1, height, width])],
+        [
+            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+        ],
+    )
+    return _save(graph, path)
+
+
+def red_channel_spec(onnx_name: str, classes: list[str], height: int, width: int) -> dict[str, Any]:
+    """The spec of red_channel_labels_model: model input = pixel value, one labels head over `classes`."""
+    spec = spec_dict(onnx_name, classes, width=width, height=height, pixel_range=255.0, mean=[0.0] * 3, std=[1.0] * 3)
+    spec["outputs"] = [{"name": "labels", "kind": "labels", "classes": list(classes)}]
+    return spec
+
+
 def two_head_model(path: Path, height: int, width: int, seed: int = 3) -> Path:
     """A multi-task driving net: a 2-class drivable head and a 2-class lane head."""
     w1, b1 = _conv_weights(2, seed)

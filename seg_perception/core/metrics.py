@@ -9,14 +9,21 @@ Ground truth arrives in one of three formats and is converted into the evaluated
 * ``cityscapes-ids``: Cityscapes ``*_gtFine_labelIds.png`` (ids 0..33) through the standard table to the
   19 train ids, then to the spec's classes by name (so a spec may list them in any order); a spec whose
   names are not the Cityscapes ones but which has exactly 19 classes is taken to be in train-id order.
+  Exactly the 19 train classes are scored: train classes the spec lacks are appended to the evaluated
+  space (the model never predicts them, so they score 0 wherever ground truth has them, as officially),
+  and the spec's other classes (a ``void`` class, say) are ignored.
 * ``bdd-drivable``: BDD100K drivable maps (0 direct, 1 alternative, 2 background). These say nothing about
   the spec's other classes, so the evaluation runs in a two-class space, ``background`` (0) and
   ``drivable`` (1): direct and alternative become ``drivable``, background becomes ``background``, and the
   model's predictions are collapsed the same way through the spec's ``drivable`` flags.
 
 The value 255 is void in every format (it can never be a class: specs have at most 255 classes), and the
-caller's ignore index is void too. Ground truth of another size than the prediction is an error: a silent
-resize would blur class boundaries and hide a camera/label mismatch.
+caller's ignore index is void too. A class is *ignored* when no ground-truth value reaches it: the one the
+ignore index names, a class the spec marks ``ignore_in_eval``, or (``cityscapes-ids``) a spec class that is
+none of the 19 train classes. As in cityscapesScripts' evalPixelLevelSemanticLabeling, an ignored class is
+in no mean and no per-class table, its ground-truth pixels are in no count, and predicting it on a scored
+pixel is a miss (a false negative of the pixel's true class). Ground truth of another size than the
+prediction is an error: a silent resize would blur class boundaries and hide a camera/label mismatch.
 """
 
 from __future__ import annotations
@@ -107,7 +114,8 @@ class LabelSpace:
 
     ``truth_table`` maps a raw ground-truth value (0..255) to an evaluated class id or VOID, and
     ``accepted`` says which raw values the format allows (anything else is a wrong format, reported);
-    ``prediction_table`` maps a model label id to an evaluated class id.
+    ``prediction_table`` maps a model label id to an evaluated class id. ``ignored_ids`` are the classes
+    no accepted ground-truth value reaches: they are not scored (see the module docstring).
     """
 
     label_format: str
@@ -117,10 +125,15 @@ class LabelSpace:
     accepted: np.ndarray
     prediction_table: np.ndarray
     note: str = ""
+    ignored_ids: tuple[int, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def scored_ids(self) -> tuple[int, ...]:
+        return tuple(i for i in range(self.num_classes) if i not in self.ignored_ids)
 
     def truth(self, raw: np.ndarray) -> np.ndarray:
         """Raw ground-truth values to evaluated class ids (VOID where ignored)."""
@@ -145,13 +158,21 @@ def label_space(
     class_names: Sequence[str],
     drivable_ids: Sequence[int],
     ignore_index: int | None = None,
+    ignored_classes: Sequence[int] = (),
 ) -> LabelSpace:
-    """The label space for a ground-truth format and a model's classes; `ignore_index` is a raw GT value."""
+    """The label space for a ground-truth format and a model's classes.
+
+    `ignore_index` is a raw ground-truth value; `ignored_classes` are spec class ids never scored (the
+    spec's ``ignore_in_eval`` classes).
+    """
     names = tuple(class_names)
     if not names or len(names) >= VOID:
         raise SegPerceptionError(f"a label space needs 1..{VOID - 1} classes, got {len(names)}")
     if ignore_index is not None and not 0 <= ignore_index <= 255:
         raise SegPerceptionError(f"ignore index {ignore_index} is outside 0..255")
+    unscored = sorted(set(ignored_classes))
+    if unscored and not 0 <= unscored[0] <= unscored[-1] < len(names):
+        raise SegPerceptionError(f"ignored classes {unscored} are not ids of the {len(names)} classes")
     # Identity, so an out-of-range prediction reaches confusion_matrix and is reported there.
     identity = np.arange(256, dtype=np.uint8)
     accepted = np.zeros(256, bool)
@@ -160,9 +181,11 @@ def label_space(
     if label_format == "index":
         truth, prediction, space_names, drivable = identity.copy(), identity, names, tuple(drivable_ids)
         accepted[: len(names)] = True
+        truth[unscored] = VOID
     elif label_format == "cityscapes-ids":
-        truth, note = _cityscapes_table(names)
-        prediction, space_names, drivable = identity, names, tuple(drivable_ids)
+        truth, space_names, note = _cityscapes_table(names)
+        truth[np.isin(truth, unscored)] = VOID
+        prediction, drivable = identity, tuple(drivable_ids)
         accepted[:34] = True
     elif label_format == "bdd-drivable":
         truth = _lookup({BDD_DIRECT: 1, BDD_ALTERNATIVE: 1, BDD_BACKGROUND: 0})
@@ -183,19 +206,48 @@ def label_space(
         truth[ignore_index] = VOID
         accepted[ignore_index] = True
     truth[VOID] = VOID
-    return LabelSpace(label_format, space_names, drivable, truth, accepted, prediction, note)
+    reached = np.zeros(len(space_names), bool)
+    reached[truth[accepted & (truth != VOID)]] = True
+    if not reached.any():
+        raise SegPerceptionError(
+            f"no class is left to score: {label_format} ground truth with ignore index {ignore_index} "
+            "and the spec's ignore_in_eval classes reaches none of them"
+        )
+    ignored = tuple(int(i) for i in np.flatnonzero(~reached))
+    if label_format == "cityscapes-ids" and ignore_index in CITYSCAPES_ID_TO_TRAIN_ID:
+        train_name = CITYSCAPES_TRAIN_NAMES[CITYSCAPES_ID_TO_TRAIN_ID[ignore_index]]
+        note += f"; ignore index {ignore_index} is the Cityscapes labelId of {train_name}, which is not scored"
+    return LabelSpace(label_format, space_names, drivable, truth, accepted, prediction, note, ignored)
 
 
-def _cityscapes_table(names: tuple[str, ...]) -> tuple[np.ndarray, str]:
-    """Cityscapes label id -> spec class id: by class name, else train-id order for a 19-class spec."""
+def _cityscapes_table(names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """Cityscapes label id -> evaluated class id, and the evaluated class names.
+
+    Train classes match spec classes by name, else by train-id order for a 19-class spec; train classes
+    the spec lacks are appended after the spec's classes, so all 19 are scored.
+    """
     index = {_normalise(n): i for i, n in enumerate(names)}
     by_name = {tid: index.get(_normalise(n)) for tid, n in enumerate(CITYSCAPES_TRAIN_NAMES)}
     matched = {tid: cid for tid, cid in by_name.items() if cid is not None}
+    space_names = names
     if matched:
-        missing = [CITYSCAPES_TRAIN_NAMES[t] for t in by_name if t not in matched]
+        missing = [t for t in by_name if t not in matched]
         note = "Cityscapes train classes matched to the spec by name"
         if missing:
-            note += f"; not in the spec, so ignored: {', '.join(missing)}"
+            space_names += tuple(CITYSCAPES_TRAIN_NAMES[t] for t in missing)
+            matched.update({t: len(names) + i for i, t in enumerate(missing)})
+            note += (
+                f"; not in the spec, scored all the same (never predicted): "
+                f"{', '.join(CITYSCAPES_TRAIN_NAMES[t] for t in missing)}"
+            )
+        if len(space_names) >= VOID:
+            raise SegPerceptionError(
+                f"cityscapes-ids: {len(names)} spec classes and the {len(missing)} train classes the spec lacks "
+                f"exceed {VOID - 1} classes"
+            )
+        others = [n for i, n in enumerate(names) if i not in matched.values()]
+        if others:
+            note += f"; spec classes that are no Cityscapes train class, not scored: {', '.join(others)}"
     elif len(names) == len(CITYSCAPES_TRAIN_NAMES):
         matched = {tid: tid for tid in range(len(names))}
         note = "no Cityscapes class names in the spec: its 19 classes are taken to be in train-id order"
@@ -207,9 +259,8 @@ def _cityscapes_table(names: tuple[str, ...]) -> tuple[np.ndarray, str]:
         )
     table = np.full(256, VOID, np.uint8)
     for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
-        if train_id in matched:
-            table[label_id] = matched[train_id]
-    return table, note
+        table[label_id] = matched[train_id]
+    return table, space_names, note
 
 
 def as_label_image(raw: np.ndarray) -> np.ndarray:
@@ -288,15 +339,21 @@ def per_class_iou(confusion: np.ndarray) -> np.ndarray:
     return _ratio(tp, union)
 
 
-def mean_iou(confusion: np.ndarray) -> float:
-    """Mean IoU over the classes present in ground truth or prediction (NaN when no pixel counted)."""
+def mean_iou(confusion: np.ndarray, scored_ids: Sequence[int] | None = None) -> float:
+    """Mean IoU over the scored classes present in ground truth or prediction (NaN when none is).
+
+    This is cityscapesScripts' "classes" average: a class in neither ground truth nor prediction has no
+    IoU (NaN) and is left out, not counted as 0. `scored_ids` None scores every class.
+    """
     iou = per_class_iou(confusion)
+    if scored_ids is not None:
+        iou = iou[np.asarray(scored_ids, np.intp)]
     present = ~np.isnan(iou)
     return float(iou[present].mean()) if present.any() else float("nan")
 
 
 def pixel_accuracy(confusion: np.ndarray) -> float:
-    """Correct pixels over counted (non-ignored) pixels."""
+    """Correct pixels over counted pixels (ignored ground truth is not in the matrix: see LabelSpace)."""
     return float(_ratio(np.trace(confusion), confusion.sum()))
 
 
@@ -327,7 +384,7 @@ def binary_scores(confusion: np.ndarray, positive_ids: Sequence[int]) -> BinaryS
 
 @dataclass(frozen=True)
 class Scores:
-    """Everything derived from one confusion matrix."""
+    """Everything derived from one confusion matrix; `per_class_iou` covers every class, scored or not."""
 
     class_names: tuple[str, ...]
     confusion: np.ndarray
@@ -335,22 +392,46 @@ class Scores:
     miou: float
     pixel_accuracy: float
     drivable: BinaryScores
+    scored_ids: tuple[int, ...] = ()
 
     @property
     def pixels(self) -> int:
         return int(self.confusion.sum())
 
+    @property
+    def scored_names(self) -> tuple[str, ...]:
+        return tuple(self.class_names[i] for i in self.scored_ids)
 
-def scores(confusion: np.ndarray, class_names: Sequence[str], drivable_ids: Sequence[int]) -> Scores:
-    """Per-class IoU, mIoU, pixel accuracy and drivable IoU/precision/recall of a confusion matrix."""
+    @property
+    def ignored_names(self) -> tuple[str, ...]:
+        return tuple(n for i, n in enumerate(self.class_names) if i not in self.scored_ids)
+
+    @property
+    def scored_iou(self) -> np.ndarray:
+        """Per-class IoU of the scored classes, in `scored_names` order."""
+        return self.per_class_iou[np.asarray(self.scored_ids, np.intp)]
+
+
+def scores(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    drivable_ids: Sequence[int],
+    scored_ids: Sequence[int] | None = None,
+) -> Scores:
+    """Per-class IoU, mIoU, pixel accuracy and drivable IoU/precision/recall of a confusion matrix.
+
+    `scored_ids` (default: every class) are the classes in the mean and the tables.
+    """
     names = tuple(class_names)
     if confusion.shape != (len(names), len(names)):
         raise SegPerceptionError(f"confusion matrix {confusion.shape} does not match {len(names)} class names")
+    scored = tuple(range(len(names))) if scored_ids is None else tuple(scored_ids)
     return Scores(
         class_names=names,
         confusion=confusion,
         per_class_iou=per_class_iou(confusion),
-        miou=mean_iou(confusion),
+        miou=mean_iou(confusion, scored),
         pixel_accuracy=pixel_accuracy(confusion),
         drivable=binary_scores(confusion, drivable_ids),
+        scored_ids=scored,
     )

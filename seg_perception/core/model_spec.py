@@ -33,6 +33,7 @@ class ClassInfo:
     color: tuple[int, int, int]
     drivable: bool = False
     obstacle: bool = False
+    ignore_in_eval: bool = False  # `eval` never scores it (a void class), as cityscapesScripts' ignoreInEval
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ class ModelSpec:
     @property
     def obstacle_ids(self) -> tuple[int, ...]:
         return tuple(i for i, c in enumerate(self.classes) if c.obstacle)
+
+    @property
+    def ignored_ids(self) -> tuple[int, ...]:
+        """Classes marked ignore_in_eval: left out of every score `eval` reports."""
+        return tuple(i for i, c in enumerate(self.classes) if c.ignore_in_eval)
 
 
 def default_spec_path() -> Path:
@@ -211,12 +217,13 @@ def _parse_classes(raw: Any) -> tuple[ClassInfo, ...]:
     out: list[ClassInfo] = []
     for i, item in enumerate(raw):
         key = f"classes[{i}]"
-        m = _mapping(item, key, ("name", "color", "drivable", "obstacle"), ("name", "color"))
+        m = _mapping(item, key, ("name", "color", "drivable", "obstacle", "ignore_in_eval"), ("name", "color"))
         info = ClassInfo(
             name=_str(m["name"], f"{key}.name"),
             color=_color(m["color"], f"{key}.color"),
             drivable=_bool(m.get("drivable", False), f"{key}.drivable"),
             obstacle=_bool(m.get("obstacle", False), f"{key}.obstacle"),
+            ignore_in_eval=_bool(m.get("ignore_in_eval", False), f"{key}.ignore_in_eval"),
         )
         if any(c.name == info.name for c in out):
             raise _fail(f"{key}.name", f"duplicate class name {info.name!r}", "class names must be unique")
