@@ -41,8 +41,7 @@ def _sustained_hz(stamps: list[int], answered: int) -> float:
 
 
 def _answers(player: Any, topic: str, stamps: set[int]) -> list[Any]:
-    with player._lock:  # the recorder appends from its spin thread
-        return [r for r in player.log.outputs[topic] if r.stamp_ns in stamps]
+    return [r for r in player.received(topic) if r.stamp_ns in stamps]
 
 
 def _camera_command(domain_id: int, rate: float, count: int, size: tuple[int, int]) -> list[str]:
@@ -99,7 +98,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         stamps = [int(s) for s in json.loads(stdout.strip().splitlines()[-1])["stamps"]]
         measured = set(stamps)
         deadline = time.monotonic() + LAST_ANSWER_TIMEOUT_S  # the newest frame is always processed
-        while not _answers(player, "labels", {stamps[-1]}) and time.monotonic() < deadline:
+        while all(r.stamp_ns != stamps[-1] for r in player.received("labels", last=4)) and time.monotonic() < deadline:
             time.sleep(0.01)
         player.settle(quiet_s=0.5)
         wall = time.monotonic() - t0

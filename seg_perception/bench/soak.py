@@ -25,8 +25,7 @@ LOG = logging.getLogger("seg_perception.soak")
 
 def _answered(player: DrivePlayer, stamp: int) -> bool:
     """Whether the answer to the frame stamped `stamp` has arrived (it is among the newest few)."""
-    with player._lock:
-        return any(r.stamp_ns == stamp for r in player.log.outputs["labels"][-4:])
+    return any(r.stamp_ns == stamp for r in player.received("labels", last=4))
 
 
 def run_soak(
