@@ -1,13 +1,22 @@
-"""A 10-frame smoke run of `seg-perception bench`: the JSON report keeps its documented schema."""
+"""Short runs of `seg-perception bench`: the report keeps its documented schema, its counts add up exactly,
+the baseline computes the pipeline's labels, and any valid spec completes and writes its JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from tiny_models import conv_logits_model, spec_dict, write_spec
+import pytest
+from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
+
+from seg_perception.bench.bench_report import markdown, summarise
+from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, _sustained_hz, overload_rate
+from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
+from seg_perception.core.model_spec import HeadSpec, load_model_spec
 
 SUMMARY_KEYS = {
     "size",
@@ -23,52 +32,198 @@ SUMMARY_KEYS = {
     "rss_growth_mb",
     "targets",
 }
+MEASUREMENT_KEYS = {"name", "size", "unit", "median", "p10", "p90", "repeats"}
+NODE_KEYS = {
+    "rate_hz",
+    "seconds",
+    "sent",
+    "answered",
+    "dropped",
+    "answered_by_topic",
+    "send_rate_hz",
+    "sustained_hz",
+    "cpu_percent",
+    "rss_mb_start",
+    "rss_mb_end",
+    "latency_ms",
+    "latency_quarter_medians_ms",
+    "latency_trend_ms",
+    "output_fps",
+    "latencies_ms",
+}
+CLASSES = ["road", "sidewalk", "car"]
 
 
-def test_bench_smoke_schema(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, spec: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "seg_perception.cli", "bench", "--model", str(spec), "--json", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, check=False)
+    assert out.exists(), f"no JSON written (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    return proc, json.loads(out.read_text())
+
+
+def _check_measurement(m: dict[str, Any], repeats: int) -> None:
+    assert set(m) >= MEASUREMENT_KEYS, m
+    assert m["unit"] == "ms" and m["repeats"] == repeats
+    assert all(isinstance(m[k], float) and m[k] > 0 for k in ("median", "p10", "p90")), m
+
+
+def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     conv_logits_model(tmp_path / "m.onnx", 3, 48, 64)
-    spec = write_spec(tmp_path / "m.yaml", spec_dict("m.onnx", ["road", "sidewalk", "car"]))
-    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    cmd = [
-        sys.executable,
-        "-m",
-        "seg_perception.cli",
-        "bench",
-        "--model",
-        str(spec),
-        "--frames",
-        "10",
-        "--sizes",
-        "320x180",
-        "--node-seconds",
-        "1.5",
-        "--json",
-        str(out),
-        "--plot",
-        str(png),
-        "--markdown",
-        str(tmp_path / "perf.md"),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    spec = write_spec(tmp_path / "m.yaml", spec_dict("m.onnx", CLASSES))
+    png, md = tmp_path / "bench.png", tmp_path / "perf.md"
+    sizes = ("--sizes", "160x96", "--summary-size", "320x180", "--batching-size", "160x96")
+    proc, report = _bench(
+        tmp_path, spec, "--frames", "10", *sizes, "--node-seconds", "1.5", "--plot", str(png), "--markdown", str(md)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert report["schema_version"] == 1
-    assert report["settings"]["sizes"] == ["320x180", "1280x720"]
-    names = {(m["name"], m["size"]) for m in report["measurements"]}
-    for size in ("320x180", "1280x720"):
-        assert {("pipeline", size), ("pipeline_overlay", size), ("straightforward", size)} <= names
-    assert ("pure_inference", "64x48") in names
+    assert report["schema_version"] == 1 and report["model"] == "m" and report["backend"] == "onnxruntime"
+    assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
+    assert (report["failures"], report["skipped"]) == ([], [])
+    assert report["phases_run"] == 1 + 4 * 2 + 3 + 2  # pure; per size 3 timings + agreement; 3 batching; 2 node
+    names = sorted((m["name"], m["size"]) for m in report["measurements"])
+    per_size = [(n, s) for s in ("160x96", "320x180") for n in ("pipeline", "pipeline_overlay", "straightforward")]
+    assert names == sorted([("pure_inference", "64x48"), *per_size])
     for m in report["measurements"]:
-        assert m["repeats"] == 10 and m["p10"] <= m["median"] <= m["p90"]
-    assert set(report["summary"]) >= SUMMARY_KEYS
+        _check_measurement(m, 10)
+        if m["name"].startswith("pipeline"):
+            assert {"decode", "prepare", "inference", "postprocess", "total"} <= set(m["stages_ms"])
+    # The baseline computes the pipeline's labels (both resize in float): it is a fair comparison.
+    agreement = report["label_agreement_straightforward"]
+    assert set(agreement) == {"160x96", "320x180"} and all(a >= 0.999 for a in agreement.values()), agreement
+
+    rates = []
     for phase in ("30hz", "overload"):
         node = report["node"][phase]
-        assert node["answered"] > 0 and node["sent"] >= node["answered"]
+        assert set(node) == NODE_KEYS, set(node) ^ NODE_KEYS
+        assert node["sent"] == max(2, int(1.5 * node["rate_hz"]))  # every frame sent is counted
+        assert node["answered"] + node["dropped"] == node["sent"] and node["answered"] >= 1
+        assert len(node["latencies_ms"]) == node["answered"] == node["answered_by_topic"]["labels"]
+        assert node["answered_by_topic"]["drivable_mask"] <= node["sent"]
         assert set(node["latency_ms"]) == {"p50", "p95", "p99", "max"}
-    # The baseline computes the same labels (up to uint8-vs-float resize rounding on a few edge pixels).
-    assert all(a >= 0.99 for a in report["label_agreement_straightforward"].values())
-    assert png.stat().st_size > 10_000
-    text = (tmp_path / "perf.md").read_text()
-    assert "| 1280x720 |" in text and "node over DDS" in text
+        assert max(node["latencies_ms"]) == pytest.approx(node["latency_ms"]["max"], abs=1e-3)
+        assert node["sustained_hz"] == pytest.approx(node["send_rate_hz"] * node["answered"] / node["sent"])
+        rates.append(node["rate_hz"])
+    assert rates == [30.0, overload_rate(report["node"]["30hz"]["sustained_hz"])]
+
+    assert set(report["summary"]) == SUMMARY_KEYS and report["summary"]["size"] == "320x180"
+    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload"}:
+        assert isinstance(report["summary"][key], float), key
+    assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
+    assert len(report["summary"]["targets"]) == 6 and all(
+        isinstance(v, bool) for v in report["summary"]["targets"].values()
+    )
+
     assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
-    assert all(m["throughput_ratio"] > 0 for m in report["multi_camera"])
+    for m in report["multi_camera"]:
+        assert m["labels_match_single"] is True and m["repeats"] == 3
+        assert m["throughput_ratio"] == pytest.approx(m["single_median"] / m["batched_median"])
+        assert m["batched_fps"] == pytest.approx(m["cameras"] * 1e3 / m["batched_median"])
+    assert png.stat().st_size > 10_000
+    text = md.read_text()
+    assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
+
+
+def _two_heads(d: Path) -> Path:
+    two_head_model(d / "t.onnx", 48, 64)
+    s = spec_dict("t.onnx", ["background", "drivable", "lane"])
+    s["outputs"] = [
+        {"name": "drivable", "kind": "logits", "channel_axis": 1, "classes": ["background", "drivable"]},
+        {"name": "lane", "kind": "logits", "channel_axis": 1, "classes": [None, "lane"]},
+    ]
+    return write_spec(d / "t.yaml", s)
+
+
+def _letterbox(d: Path) -> Path:
+    conv_logits_model(d / "l.onnx", 3, 64, 64)
+    return write_spec(
+        d / "l.yaml", spec_dict("l.onnx", CLASSES, width=64, height=64, resize="letterbox", pad_value=114)
+    )
+
+
+def _static_batch_1(d: Path) -> Path:
+    conv_logits_model(d / "s.onnx", 3, 48, 64, batch=1)
+    return write_spec(d / "s.yaml", spec_dict("s.onnx", CLASSES))
+
+
+OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--batching-size", "96x64")
+
+
+def _batched_figures_or_their_failures(proc: subprocess.CompletedProcess[str], report: dict[str, Any]) -> None:
+    """A fixed-batch-1 model: the batched figures are measured, or (while Segmenter.segment_batch cannot
+    run such a model) exactly they fail, are reported with counts and exit 1, and every other figure stays."""
+    cameras = [m["cameras"] for m in report["multi_camera"]]
+    if proc.returncode == 0:
+        assert cameras == [1, 2, 4] and report["failures"] == []
+        return
+    assert proc.returncode == 1 and cameras == [1], proc.stderr[-2000:]
+    assert [f["phase"] for f in report["failures"]] == ["multi_camera_2", "multi_camera_4"]
+    assert all("Expected: 1" in f["error"] for f in report["failures"])
+    assert f"2 of {report['phases_run']} measurements failed" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("make", [_two_heads, _letterbox, _static_batch_1], ids=["two_heads", "letterbox", "batch1"])
+def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
+    proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
+    assert report["skipped"] == [] and report["phases_run"] == 8 and report["node"] == {}
+    assert sorted((m["name"], m["size"]) for m in report["measurements"]) == sorted(
+        [("pure_inference", "64x64" if make is _letterbox else "64x48")]
+        + [(n, "160x96") for n in ("pipeline", "pipeline_overlay", "straightforward")]
+    )
+    for m in report["measurements"]:
+        _check_measurement(m, 3)
+    assert report["label_agreement_straightforward"]["160x96"] >= 0.999
+    assert isinstance(report["summary"]["speedup_vs_straightforward"], float)
+    if make is _letterbox:  # a dynamic-batch model: everything is measured
+        assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
+        assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
+    else:  # two_head_model and _static_batch_1 are fixed at batch 1, as most real exports
+        _batched_figures_or_their_failures(proc, report)
+
+
+def test_overload_rate_is_above_what_was_sustained_and_capped() -> None:
+    assert overload_rate(5.0) == 30.0  # a slow model: not below the camera-rate phase, above its 5 Hz
+    assert overload_rate(29.5) == 59.0
+    assert overload_rate(100.0) == MAX_OVERLOAD_HZ
+    stamps = [int(i * 1e9 / 30) for i in range(30)]  # 30 frames sent at 30 Hz over one second
+    assert _sustained_hz(stamps, 30) == pytest.approx(30.0)
+    assert _sustained_hz(stamps, 6) == pytest.approx(6.0)
+    assert _sustained_hz(stamps[:1], 1) == 0.0
+
+
+def test_a_phase_without_answers_is_reported_not_raised() -> None:
+    measurements = [
+        {"name": n, "size": "320x180", "median": 5.0, "p10": 4.0, "p90": 6.0, "repeats": 3}
+        for n in ("pure_inference", "pipeline", "pipeline_overlay", "straightforward")
+    ]
+    failed = {"rate_hz": 30.0, "seconds": 1.0, "sent": 30, "answered": 0, "dropped": 30, "error": "none answered"}
+    summary = summarise(measurements, {"30hz": failed, "overload": dict(failed, rate_hz=30.0)}, (320, 180))
+    assert summary["node_p50_ms"] is None and summary["rss_growth_mb"] is None
+    assert summary["targets"]["node_p50_le_pipeline_plus_3ms"] is None
+    assert summary["targets"]["straightforward_over_pipeline_ge_1.5"] is False  # 5 ms vs 5 ms
+    report = {
+        "machine": {"cpu": "x", "cores": 2, "onnxruntime": "1"},
+        "model": "m",
+        "settings": {"frames": 3, "node_seconds": 1.0, "sizes": ["320x180"], "summary_size": "320x180"},
+        "measurements": measurements,
+        "node": {"30hz": failed, "overload": failed},
+        "multi_camera": [],
+        "summary": summary,
+        "failures": [{"phase": "node_30hz", "size": "320x180", "error": "none answered"}],
+    }
+    text = markdown(report)
+    assert "failed: none answered" in text and "| node_p50_le_pipeline_plus_3ms | n/a |" in text
+
+
+def test_baseline_refuses_a_spec_option_it_does_not_implement(tmp_path: Path) -> None:
+    spec = load_model_spec(_two_heads(tmp_path))
+    check_supported(spec)  # everything the compiler knows today
+
+    @dataclasses.dataclass(frozen=True)
+    class FutureHead(HeadSpec):
+        upsample: str = "nearest"
+
+    head = FutureHead(**dataclasses.asdict(spec.heads[1]), upsample="bilinear")
+    with pytest.raises(BaselineUnsupportedError, match=r"outputs\[1\]\.upsample='bilinear'"):
+        check_supported(dataclasses.replace(spec, heads=(spec.heads[0], head)))
+    check_supported(dataclasses.replace(spec, heads=(spec.heads[0], FutureHead(**dataclasses.asdict(spec.heads[1])))))

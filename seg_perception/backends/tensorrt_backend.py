@@ -48,6 +48,16 @@ def _dims(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
+def _numpy_dtype(dtype: trt.DataType, name: str) -> np.dtype:
+    """The numpy type of an engine tensor; TensorRT's nptype raises TypeError for bf16, fp8, int4 and fp4."""
+    import tensorrt as trt
+
+    try:
+        return np.dtype(trt.nptype(dtype))
+    except TypeError:
+        raise EngineLoadError(f"tensor {name} has dtype {dtype}, which has no numpy type; not supported") from None
+
+
 class _CudaContext:
     """The device's primary context (the one TensorRT's runtime API uses), made current around each use.
 
@@ -157,7 +167,7 @@ class TensorRTBackend(Backend):
                 shape = largest if name == self._input_name else _dims(context.get_tensor_shape(name))
                 if any(d < 0 for d in shape):
                     raise EngineLoadError(f"output {name} has a data-dependent shape {shape}; not supported")
-                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+                dtype = _numpy_dtype(engine.get_tensor_dtype(name), name)
                 host = cuda.pagelocked_empty(int(np.prod(shape)), dtype)
                 device = cuda.mem_alloc(max(1, host.nbytes))
                 self._tensors[name] = _Tensor(name, dtype, host, device, host.reshape(shape))

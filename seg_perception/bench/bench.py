@@ -1,15 +1,27 @@
 """`seg-perception bench`: pure inference, the fused pipeline, a straightforward baseline and the node
 over DDS, measured side by side in one run; JSON in a stable schema and a PNG plot.
 
+Every measurement is a phase of its own: one that fails is listed under "failures" (with its error) and
+the others are still measured and written; the command then exits 1. The straightforward baseline skips
+itself, with the reason under "skipped", for a spec option it does not implement.
+
 Schema (schema_version 1):
-  {"schema_version": 1, "machine": {...}, "model": str, "backend": str, "settings": {...},
+  {"schema_version": 1, "machine": {...}, "model": str, "backend": str,
+   "settings": {"frames", "node_seconds", "threads", "sizes": ["WxH"], "summary_size": "WxH"},
+   "label_agreement_straightforward": {"WxH": share of pixels where baseline labels == pipeline labels},
    "measurements": [{"name": str, "size": "WxH", "unit": "ms", "median": float, "p10": float,
                      "p90": float, "repeats": int, "stages_ms": {stage: median}?, ...}],
-   "multi_camera": [{"cameras": N, "batched_median", "single_median", "throughput_ratio", "batched_fps"}],
-   "node": {"30hz": {...}, "overload": {...}},
-   "summary": {"size": "1280x720", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
+   "multi_camera": [{"cameras": N, "batched_median", "single_median", "throughput_ratio", "batched_fps",
+                     "labels_match_single": bool}],
+   "node": {"30hz" | "overload": {"rate_hz", "seconds", "sent", "answered", "dropped" (sent - answered),
+            "answered_by_topic", "send_rate_hz", "sustained_hz" (answers per second of sending),
+            "cpu_percent", "rss_mb_start", "rss_mb_end", "latency_ms": {"p50", "p95", "p99", "max"},
+            "latency_quarter_medians_ms", "latency_trend_ms", "output_fps", "latencies_ms",
+            "error": str (only when the phase failed; then no latency figures)}},
+   "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
-               "dropped_overload", "rss_growth_mb", "targets": {name: bool}}}
+               "dropped_overload", "rss_growth_mb", "targets": {name: bool | null}}  (null: not measured),
+   "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
 """
 
 from __future__ import annotations
@@ -19,21 +31,29 @@ import json
 import logging
 import os
 import platform
-import subprocess
-import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import onnx
 
+from seg_perception.bench.bench_report import markdown, plot, summarise
+from seg_perception.bench.node_bench import measure_node
 from seg_perception.cli_args import parse_size
-from seg_perception.ros.domain_ids import reserve_domain_id
+
+if TYPE_CHECKING:
+    from seg_perception.bench.straightforward import StraightforwardSegmenter
+    from seg_perception.core.model_spec import ModelSpec
+    from seg_perception.pipeline import Segmenter
 
 LOG = logging.getLogger("seg_perception.bench")
+T = TypeVar("T")
 SCHEMA_VERSION = 1
 SUMMARY_SIZE = (1280, 720)
+BATCHING_SIZE = (640, 360)
 
 
 def _stats(samples_ms: list[float]) -> dict[str, float]:
@@ -78,356 +98,218 @@ def machine() -> dict[str, Any]:
     }
 
 
-def measure_offline(
-    spec_path: Path | None, sizes: list[tuple[int, int]], frames: int, threads: int
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Pure inference, pipeline (with and without overlay) and the straightforward baseline."""
+class Phases:
+    """Runs named measurements; a failing one is recorded with its error and the others still run."""
+
+    def __init__(self) -> None:
+        self.ran = 0
+        self.failures: list[dict[str, str]] = []
+        self.skipped: list[dict[str, str]] = []
+
+    def run(self, name: str, size: str, measure: Callable[[], T]) -> T | None:
+        self.ran += 1
+        try:
+            return measure()
+        except Exception as exc:  # noqa: BLE001 - one failing measurement must not lose the others
+            LOG.warning("bench: %s at %s failed: %s: %s", name, size, type(exc).__name__, exc)
+            self.failures.append({"phase": name, "size": size, "error": f"{type(exc).__name__}: {exc}"})
+            return None
+
+    def fail(self, name: str, size: str, error: str) -> None:
+        LOG.warning("bench: %s at %s failed: %s", name, size, error)
+        self.failures.append({"phase": name, "size": size, "error": error})
+
+
+def _pure_inference(spec: ModelSpec, frames: int, threads: int) -> dict[str, Any]:
+    """The bare model on a ready tensor of its own input type and (fixed or batch-1) shape."""
     import onnxruntime as ort
 
-    from seg_perception.bench.straightforward import StraightforwardSegmenter
-    from seg_perception.core import image_codec
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
-    from seg_perception.core.scenes import generate_scene
-    from seg_perception.pipeline import OutputSelection, Segmenter
+    from seg_perception.core.onnx_checks import graph_io, load_onnx
 
-    spec = load_model_spec(spec_path or default_spec_path())
     inp = spec.input
-    results: list[dict[str, Any]] = []
+    info = graph_io(load_onnx(spec.onnx_path))[0][inp.name]
+    batch = info.dims[0] if isinstance(info.dims[0], int) and info.dims[0] > 0 else 1
+    shape = (batch, 3, inp.height, inp.width) if inp.layout == "NCHW" else (batch, inp.height, inp.width, 3)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(info.elem_type)
+    tensor = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     bare = ort.InferenceSession(str(spec.onnx_path), options, providers=["CPUExecutionProvider"])
-    shape = (1, 3, inp.height, inp.width) if inp.layout == "NCHW" else (1, inp.height, inp.width, 3)
-    tensor = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     pure = _time(lambda: bare.run(None, {inp.name: tensor}), frames)
-    results.append({"name": "pure_inference", "size": f"{inp.width}x{inp.height}", "unit": "ms", **_stats(pure)})
-
-    baseline = StraightforwardSegmenter(spec, threads)
-    info: dict[str, Any] = {"model": spec.name, "agreement": {}}
-    with Segmenter(spec, backend="onnxruntime", threads=threads) as seg:
-        for width, height in sizes:
-            frames_rgb = [generate_scene(s, width, height).image for s in range(4)]
-            payloads = [f.tobytes() for f in frames_rgb]
-            size = f"{width}x{height}"
-            for name, want in (
-                ("pipeline", OutputSelection(drivable=True)),
-                ("pipeline_overlay", OutputSelection(drivable=True, overlay=True)),
-            ):
-                stages: dict[str, list[float]] = {}
-                samples = []
-                seg.warm_up(width, height)
-                for i in range(frames + 3):
-                    t = time.perf_counter()
-                    frame, order = image_codec.to_inference_frame("rgb8", height, width, width * 3, 0, payloads[i % 4])
-                    t_decode = (time.perf_counter() - t) * 1e3
-                    r = seg.segment(frame, order, want)
-                    total = (time.perf_counter() - t) * 1e3
-                    if i < 3:
-                        continue
-                    samples.append(total)
-                    for k, v in {"decode": t_decode, **r.timings_ms}.items():
-                        stages.setdefault(k, []).append(v)
-                results.append(
-                    {
-                        "name": name,
-                        "size": size,
-                        "unit": "ms",
-                        **_stats(samples),
-                        "stages_ms": {k: float(np.median(v)) for k, v in stages.items()},
-                    }
-                )
-            payload, w, h = payloads[0], width, height
-            straight = _time(lambda: baseline.segment(payload, w, h), frames)  # noqa: B023 - used immediately
-            results.append({"name": "straightforward", "size": size, "unit": "ms", **_stats(straight)})
-            agree = [
-                float((baseline.segment(p, width, height)[0] == seg.segment(f, "RGB").labels).mean())
-                for p, f in zip(payloads, frames_rgb, strict=True)
-            ]
-            info["agreement"][size] = float(np.mean(agree))
-    return results, info
+    return {"name": "pure_inference", "size": f"{inp.width}x{inp.height}", "unit": "ms", **_stats(pure)}
 
 
-def measure_batching(
-    spec_path: Path | None, frames: int, threads: int, size: tuple[int, int] = (640, 360)
-) -> list[dict[str, Any]]:
-    """Multi-camera: one batched call over N cameras' frames vs N single-frame calls, same backend."""
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+def _pipeline(seg: Segmenter, name: str, size: tuple[int, int], payloads: list[bytes], frames: int) -> dict[str, Any]:
+    from seg_perception.core import image_codec
+    from seg_perception.pipeline import OutputSelection
+
+    want = OutputSelection(drivable=True, overlay=name == "pipeline_overlay")
+    width, height = size
+    stages: dict[str, list[float]] = {}
+    samples = []
+    seg.warm_up(width, height)
+    for i in range(frames + 3):
+        t = time.perf_counter()
+        frame, order = image_codec.to_inference_frame("rgb8", height, width, width * 3, 0, payloads[i % 4])
+        t_decode = (time.perf_counter() - t) * 1e3
+        r = seg.segment(frame, order, want)
+        total = (time.perf_counter() - t) * 1e3
+        if i < 3:
+            continue
+        samples.append(total)
+        for k, v in {"decode": t_decode, **r.timings_ms}.items():
+            stages.setdefault(k, []).append(v)
+    return {
+        "name": name,
+        "size": f"{width}x{height}",
+        "unit": "ms",
+        **_stats(samples),
+        "stages_ms": {k: float(np.median(v)) for k, v in stages.items()},
+    }
+
+
+def _straightforward(
+    baseline: StraightforwardSegmenter, payload: bytes, width: int, height: int, frames: int
+) -> dict[str, Any]:
+    samples = _time(lambda: baseline.segment(payload, width, height), frames)
+    return {"name": "straightforward", "size": f"{width}x{height}", "unit": "ms", **_stats(samples)}
+
+
+def _agreement(seg: Segmenter, baseline: StraightforwardSegmenter, frames_rgb: list[np.ndarray]) -> float:
+    """Share of pixels where the baseline's labels equal the pipeline's (mean over the frames)."""
+    height, width = frames_rgb[0].shape[:2]
+    shares = [
+        float((baseline.segment(f.tobytes(), width, height)[0] == seg.segment(f, "RGB").labels).mean())
+        for f in frames_rgb
+    ]
+    return float(np.mean(shares))
+
+
+def measure_offline(
+    spec: ModelSpec, sizes: list[tuple[int, int]], frames: int, threads: int, phases: Phases
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Pure inference, pipeline (with and without overlay) and the straightforward baseline, per size;
+    and the share of pixels on which the baseline's labels equal the pipeline's, per size."""
+    from seg_perception.bench.straightforward import BaselineUnsupportedError
     from seg_perception.core.scenes import generate_scene
     from seg_perception.pipeline import Segmenter
 
-    spec = load_model_spec(spec_path or default_spec_path())
+    results: list[dict[str, Any]] = []
+    agreement: dict[str, float] = {}
+    pure = phases.run(
+        "pure_inference", f"{spec.input.width}x{spec.input.height}", lambda: _pure_inference(spec, frames, threads)
+    )
+    results += [pure] if pure else []
+    from seg_perception.bench.straightforward import StraightforwardSegmenter
+
+    baseline: StraightforwardSegmenter | None = None
+    try:
+        baseline = StraightforwardSegmenter(spec, threads)
+    except BaselineUnsupportedError as exc:
+        LOG.warning("bench: straightforward baseline skipped: %s", exc)
+        phases.skipped.append({"phase": "straightforward", "reason": str(exc)})
+    with Segmenter(spec, backend="onnxruntime", threads=threads) as seg:
+        for width, height in sizes:
+            size = f"{width}x{height}"
+            frames_rgb = [generate_scene(s, width, height).image for s in range(4)]
+            payloads = [f.tobytes() for f in frames_rgb]
+            for name in ("pipeline", "pipeline_overlay"):
+                row = phases.run(name, size, partial(_pipeline, seg, name, (width, height), payloads, frames))
+                results += [row] if row else []
+            if baseline is None:
+                continue
+            row = phases.run(
+                "straightforward", size, partial(_straightforward, baseline, payloads[0], width, height, frames)
+            )
+            results += [row] if row else []
+            share = phases.run("label_agreement_straightforward", size, partial(_agreement, seg, baseline, frames_rgb))
+            if share is not None:
+                agreement[size] = share
+    return results, agreement
+
+
+def _batch_row(seg: Segmenter, images: list[np.ndarray], frames: int) -> dict[str, Any]:
+    n = len(images)
+    batched = _time(lambda: seg.segment_batch(images), frames)
+    single = _time(lambda: [seg.segment(f) for f in images], frames)
+    together = [r.labels.copy() for r in seg.segment_batch(images)]
+    one_by_one = [seg.segment(f).labels.copy() for f in images]
+    height, width = images[0].shape[:2]
+    return {
+        "name": "multi_camera",
+        "cameras": n,
+        "size": f"{width}x{height}",
+        "unit": "ms",
+        "batched_median": float(np.median(batched)),
+        "single_median": float(np.median(single)),
+        "throughput_ratio": float(np.median(single) / np.median(batched)),
+        "batched_fps": n * 1e3 / float(np.median(batched)),
+        "labels_match_single": all(np.array_equal(a, b) for a, b in zip(together, one_by_one, strict=True)),
+        "repeats": frames,
+    }
+
+
+def measure_batching(
+    spec: ModelSpec, frames: int, threads: int, phases: Phases, size: tuple[int, int] = BATCHING_SIZE
+) -> list[dict[str, Any]]:
+    """Multi-camera: one batched call over N cameras' frames vs N single-frame calls, same backend."""
+    from seg_perception.core.scenes import generate_scene
+    from seg_perception.pipeline import Segmenter
+
     width, height = size
     images = [generate_scene(100 + i, width, height).image for i in range(4)]
     out = []
     with Segmenter(spec, backend="onnxruntime", threads=threads) as seg:
         for n in (1, 2, 4):
-            batch = images[:n]
-            batched = _time(lambda b=batch: seg.segment_batch(b), frames)  # type: ignore[misc]
-            single = _time(lambda b=batch: [seg.segment(f) for f in b], frames)  # type: ignore[misc]
-            out.append(
-                {
-                    "name": "multi_camera",
-                    "cameras": n,
-                    "size": f"{width}x{height}",
-                    "unit": "ms",
-                    "batched_median": float(np.median(batched)),
-                    "single_median": float(np.median(single)),
-                    "throughput_ratio": float(np.median(single) / np.median(batched)),
-                    "batched_fps": n * 1e3 / float(np.median(batched)),
-                    "repeats": frames,
-                }
-            )
+            row = phases.run(f"multi_camera_{n}", f"{width}x{height}", partial(_batch_row, seg, images[:n], frames))
+            out += [row] if row else []
     return out
-
-
-def measure_node(spec_path: Path | None, seconds: float, threads: int) -> dict[str, Any]:
-    """The node in its own process: 30 Hz, then twice the rate it sustained; latency = arrival - stamp."""
-    from seg_perception.bench.process_stats import sample
-    from seg_perception.ros.drive_player import DrivePlayer
-    from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
-
-    width, height = SUMMARY_SIZE
-    domain_id = reserve_domain_id()
-    apply_to_this_process(domain_id)
-    params: dict[str, Any] = {
-        "backend": "onnxruntime",
-        "threads": threads,
-        "publish_overlay": False,
-        "publish_color_mask": False,
-        "publish_confidence": False,
-    }
-    if spec_path:
-        params["model"] = str(spec_path)
-    node = NodeProcess(domain_id, params)
-    out: dict[str, Any] = {}
-    try:
-        for phase in ("30hz", "overload"):
-            # Camera and recorder are separate processes (as in a car), each with its own interpreter.
-            player = DrivePlayer(domain_id, "/camera", ("labels", "drivable_mask"))
-            try:
-                rate = 30.0 if phase == "30hz" else max(2.0 * out["30hz"]["output_fps"], 10.0)
-                count = int(seconds * rate)
-                camera = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "seg_perception.bench.frame_publisher",
-                        "--domain",
-                        str(domain_id),
-                        "--rate",
-                        str(rate),
-                        "--count",
-                        str(count),
-                        "--size",
-                        f"{width}x{height}",
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                # Resource figures start after the first second of answers: the first frames allocate
-                # ONNX Runtime arenas and DDS buffers once, which is not growth.
-                # (A very short run may finish first; its failure, if any, is reported below.)
-                deadline = time.monotonic() + 120
-                while player.answered() < min(int(rate), count - 1) and time.monotonic() < deadline:
-                    if camera.poll() is not None:
-                        break
-                    time.sleep(0.01)
-                before, t0 = sample(node.proc.pid), time.monotonic()
-                stdout, stderr = camera.communicate(timeout=seconds * 3 + 120)
-                if camera.returncode != 0:
-                    raise RuntimeError(f"the camera process failed: {stderr}")
-                player.settle(quiet_s=0.5)
-                wall = time.monotonic() - t0
-                after = sample(node.proc.pid)
-                count = int(json.loads(stdout.strip().splitlines()[-1])["sent"])
-            finally:
-                player.close()
-            lat = player.log.latencies_ms("labels")
-            answered = player.log.outputs["labels"]
-            span = (answered[-1].arrived_ns - answered[0].arrived_ns) / 1e9 if len(answered) > 1 else 0.0
-            quarters = [float(np.median(q)) for q in np.array_split(lat, 4)] if len(lat) >= 4 else []
-            out[phase] = {
-                "rate_hz": rate,
-                "seconds": seconds,
-                "sent": count,
-                "answered": len(lat),
-                "dropped": count - len(lat),
-                "latency_ms": {
-                    "p50": float(np.percentile(lat, 50)),
-                    "p95": float(np.percentile(lat, 95)),
-                    "p99": float(np.percentile(lat, 99)),
-                    "max": float(lat.max()),
-                },
-                # A backlog would make latency climb quarter after quarter. The first quarter starts from
-                # an empty buffer, so the trend is last quarter minus second quarter.
-                "latency_quarter_medians_ms": quarters,
-                "latency_trend_ms": quarters[3] - quarters[1] if quarters else 0.0,
-                "output_fps": (len(answered) - 1) / span if span > 0 else 0.0,
-                "cpu_percent": 100.0 * (after.cpu_s - before.cpu_s) / wall,
-                "rss_mb_start": before.rss_mb,
-                "rss_mb_end": after.rss_mb,
-                "latencies_ms": [round(float(v), 3) for v in lat],
-            }
-    finally:
-        node.stop()
-    return out
-
-
-def summarise(measurements: list[dict[str, Any]], node: dict[str, Any]) -> dict[str, Any]:
-    size = f"{SUMMARY_SIZE[0]}x{SUMMARY_SIZE[1]}"
-
-    def median(name: str, at: str | None = size) -> float:
-        return next(m["median"] for m in measurements if m["name"] == name and (at is None or m["size"] == at))
-
-    pure = median("pure_inference", None)
-    pipeline, straight = median("pipeline"), median("straightforward")
-    s: dict[str, Any] = {
-        "size": size,
-        "pure_ms": pure,
-        "pipeline_ms": pipeline,
-        "pipeline_overlay_ms": median("pipeline_overlay"),
-        "straightforward_ms": straight,
-        "speedup_vs_straightforward": straight / pipeline,
-    }
-    if node:
-        n30, over = node["30hz"], node["overload"]
-        s.update(
-            node_p50_ms=n30["latency_ms"]["p50"],
-            node_p99_ms=n30["latency_ms"]["p99"],
-            overload_p99_ms=over["latency_ms"]["p99"],
-            dropped_overload=over["dropped"],
-            rss_growth_mb=over["rss_mb_end"] - n30["rss_mb_start"],
-        )
-    targets = {
-        "pipeline_le_1.15x_pure_plus_2ms": pipeline <= 1.15 * pure + 2.0,
-        "straightforward_over_pipeline_ge_1.5": straight / pipeline >= 1.5,
-    }
-    if node:
-        targets.update(
-            {
-                "node_p50_le_pipeline_plus_3ms": s["node_p50_ms"] <= pipeline + 3.0,
-                "overload_p99_le_2.5x_p50": s["overload_p99_ms"] <= 2.5 * s["node_p50_ms"],
-                "overload_no_upward_trend": node["overload"]["latency_trend_ms"]
-                <= 0.1 * node["overload"]["latency_ms"]["p50"],
-                "rss_growth_lt_10mb": s["rss_growth_mb"] < 10.0,
-            }
-        )
-    s["targets"] = targets
-    return s
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for phase, data in report.get("node", {}).items():
-        lat = np.sort(np.asarray(data["latencies_ms"]))
-        if len(lat):
-            ax1.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=f"{phase} ({data['rate_hz']:.0f} Hz)")
-    ax1.set_xlabel("end-to-end latency (ms)")
-    ax1.set_ylabel("fraction of frames")
-    ax1.set_title("Node over DDS, 1280x720")
-    ax1.grid(alpha=0.3)
-    ax1.legend()
-    rows = [m for m in report["measurements"] if m["name"].startswith("pipeline")]
-    labels = [f"{m['name'].replace('pipeline', 'pipe')}\n{m['size']}" for m in rows]
-    bottom = np.zeros(len(rows))
-    for stage in ("decode", "prepare", "inference", "postprocess"):
-        vals = np.array([m["stages_ms"].get(stage, 0.0) for m in rows])
-        ax2.bar(labels, vals, bottom=bottom, label=stage)
-        bottom += vals
-    straight = [m for m in report["measurements"] if m["name"] == "straightforward"]
-    ax2.scatter(
-        [f"pipe\n{m['size']}" for m in straight],
-        [m["median"] for m in straight],
-        color="k",
-        marker="x",
-        zorder=3,
-        label="straightforward",
-    )
-    ax2.set_ylabel("median ms per frame")
-    ax2.set_title("Per-stage time (pure inference %.1f ms)" % report["summary"]["pure_ms"])  # noqa: UP031
-    ax2.tick_params(axis="x", labelsize=7)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run_bench(
-    spec_path: Path | None, sizes: list[tuple[int, int]], frames: int, node_seconds: float, threads: int
+    spec_path: Path | None,
+    sizes: list[tuple[int, int]],
+    frames: int,
+    node_seconds: float,
+    threads: int,
+    summary_size: tuple[int, int] = SUMMARY_SIZE,
+    batching_size: tuple[int, int] = BATCHING_SIZE,
 ) -> dict[str, Any]:
-    if SUMMARY_SIZE not in sizes:
-        sizes = [*sizes, SUMMARY_SIZE]
-    measurements, info = measure_offline(spec_path, sizes, frames, threads)
-    batching = measure_batching(spec_path, max(3, frames // 4), threads)
-    node = measure_node(spec_path, node_seconds, threads) if node_seconds > 0 else {}
+    """Every measurement; the ones that failed are listed under "failures", skipped ones under "skipped"."""
+    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+
+    spec = load_model_spec(spec_path or default_spec_path())
+    if summary_size not in sizes:
+        sizes = [*sizes, summary_size]
+    phases = Phases()
+    measurements, agreement = measure_offline(spec, sizes, frames, threads, phases)
+    batching = measure_batching(spec, max(3, frames // 4), threads, phases, batching_size)
+    node = measure_node(spec_path, node_seconds, threads, summary_size) if node_seconds > 0 else {}
+    for phase, figures in node.items():
+        phases.ran += 1
+        if "error" in figures:
+            phases.fail(f"node_{phase}", f"{summary_size[0]}x{summary_size[1]}", figures["error"])
     return {
         "schema_version": SCHEMA_VERSION,
         "machine": machine(),
-        "model": info["model"],
+        "model": spec.name,
         "backend": "onnxruntime",
         "settings": {
             "frames": frames,
             "node_seconds": node_seconds,
             "threads": threads,
             "sizes": [f"{w}x{h}" for w, h in sizes],
+            "summary_size": f"{summary_size[0]}x{summary_size[1]}",
         },
-        "label_agreement_straightforward": info["agreement"],
+        "label_agreement_straightforward": agreement,
         "measurements": measurements,
         "multi_camera": batching,
         "node": node,
-        "summary": summarise(measurements, node),
+        "summary": summarise(measurements, node, summary_size),
+        "phases_run": phases.ran,
+        "failures": phases.failures,
+        "skipped": phases.skipped,
     }
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """The README's performance section, generated from one report."""
-    m, s = report["machine"], report["summary"]
-    lines = [
-        f"Measured by `seg-perception bench` on {m['cpu']} ({m['cores']} cores, no GPU), ONNX Runtime "
-        f"{m['onnxruntime']}, model `{report['model']}`, {report['settings']['frames']} repeats per offline "
-        f"measurement (medians; p10–p90 in brackets), node phases of {report['settings']['node_seconds']:.0f} s.",
-        "",
-        "| camera size | pipeline (labels + drivable) | + overlay | straightforward | speed-up |",
-        "|---|---|---|---|---|",
-    ]
-    by = {(x["name"], x["size"]): x for x in report["measurements"]}
-    for size in report["settings"]["sizes"]:
-        pipe, over, base = by[("pipeline", size)], by[("pipeline_overlay", size)], by[("straightforward", size)]
-        lines.append(
-            f"| {size} | {pipe['median']:.1f} ms ({pipe['p10']:.1f}–{pipe['p90']:.1f}) | {over['median']:.1f} ms "
-            f"| {base['median']:.1f} ms | {base['median'] / pipe['median']:.2f}× |"
-        )
-    pure = next(x for x in report["measurements"] if x["name"] == "pure_inference")
-    lines += ["", f"Pure inference (the model alone on a ready tensor, {pure['size']}): {pure['median']:.1f} ms.", ""]
-    if report.get("node"):
-        n30, over = report["node"]["30hz"], report["node"]["overload"]
-        lines += [
-            "| node over DDS, 1280x720 | rate in | answered | dropped | p50 | p95 | p99 | max | out fps | CPU | RSS |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name, d in (("camera rate", n30), ("overload", over)):
-            lat = d["latency_ms"]
-            lines.append(
-                f"| {name} | {d['rate_hz']:.0f} Hz | {d['answered']} | {d['dropped']} | {lat['p50']:.1f} ms | "
-                f"{lat['p95']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {d['output_fps']:.1f} | "
-                f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
-            )
-        lines.append("")
-    if report.get("multi_camera"):
-        ratios = ", ".join(f"{x['cameras']} cameras {x['throughput_ratio']:.2f}×" for x in report["multi_camera"])
-        lines += [
-            f"Multi-camera batching ({report['multi_camera'][0]['size']}), throughput of one batched call "
-            f"over N single-frame calls: {ratios}.",
-            "",
-        ]
-    lines += ["| target (1280x720) | met |", "|---|---|"]
-    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in s["targets"].items()]
-    return "\n".join(lines) + "\n"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -440,20 +322,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="camera sizes, comma-separated WxH")
     p.add_argument("--node-seconds", type=float, default=20.0, help="seconds per node phase (0 skips the node)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: ONNX Runtime default)")
+    p.add_argument(
+        "--summary-size", type=parse_size, default=SUMMARY_SIZE, help="camera WxH of the summary and node phases"
+    )
+    p.add_argument(
+        "--batching-size", type=parse_size, default=BATCHING_SIZE, help="camera WxH of the multi-camera figures"
+    )
     p.set_defaults(func=_cmd)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary name in the same directory, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _cmd(args: argparse.Namespace) -> int:
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
-    report = run_bench(args.model, sizes, args.frames, args.node_seconds, args.threads)  # type: ignore[arg-type]
-    text = json.dumps(report, indent=2)
+    report = run_bench(
+        args.model, sizes, args.frames, args.node_seconds, args.threads, args.summary_size, args.batching_size
+    )
+    text = json.dumps(report, indent=2) + "\n"
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        _write_atomic(args.json, lambda p: p.write_text(text))
     if args.plot:
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        plot(report, args.plot)
+        _write_atomic(args.plot, lambda p: plot(report, p))
     if args.markdown:
-        args.markdown.write_text(markdown(report))
+        _write_atomic(args.markdown, lambda p: p.write_text(markdown(report)))
     LOG.info("%s", json.dumps(report["summary"], indent=2))
+    for skipped in report["skipped"]:
+        LOG.warning("bench: %s skipped: %s", skipped["phase"], skipped["reason"])
+    if report["failures"]:
+        LOG.error(
+            'bench: %d of %d measurements failed (listed under "failures" in the report): %s',
+            len(report["failures"]),
+            report["phases_run"],
+            "; ".join(f"{f['phase']} {f['size']}: {f['error']}" for f in report["failures"]),
+        )
+        return 1
     return 0

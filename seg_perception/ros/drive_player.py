@@ -142,6 +142,12 @@ class DrivePlayer:
         with self._lock:
             return len(self.log.outputs[topic])
 
+    def received(self, topic: str = "labels", last: int | None = None) -> list[Received]:
+        """A copy of the outputs that arrived on a topic so far (only the newest `last`, when given)."""
+        with self._lock:
+            items = self.log.outputs[topic]
+            return list(items if last is None else items[-last:])
+
     def settle(self, quiet_s: float = 1.0, timeout: float = 10.0) -> None:
         """Wait until no output has arrived for `quiet_s` (the node has answered what it will)."""
         deadline = time.monotonic() + timeout

@@ -1,0 +1,173 @@
+"""The bench report's summary, its README markdown and its PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUMMARY_SIZE = (1280, 720)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _check(ok: bool | None) -> bool | None:
+    return None if ok is None else bool(ok)
+
+
+def summarise(
+    measurements: list[dict[str, Any]], node: dict[str, Any], summary_size: tuple[int, int] = SUMMARY_SIZE
+) -> dict[str, Any]:
+    """Headline figures at the summary size; a figure whose measurement failed is None, so are its targets."""
+    size = f"{summary_size[0]}x{summary_size[1]}"
+
+    def median(name: str, at: str | None = size) -> float | None:
+        found = [m["median"] for m in measurements if m["name"] == name and (at is None or m["size"] == at)]
+        return float(found[0]) if found else None
+
+    pure = median("pure_inference", None)
+    pipeline, straight = median("pipeline"), median("straightforward")
+    s: dict[str, Any] = {
+        "size": size,
+        "pure_ms": pure,
+        "pipeline_ms": pipeline,
+        "pipeline_overlay_ms": median("pipeline_overlay"),
+        "straightforward_ms": straight,
+        "speedup_vs_straightforward": _ratio(straight, pipeline),
+    }
+    n30 = node.get("30hz", {}) if node else {}
+    over = node.get("overload", {}) if node else {}
+    n30_lat, over_lat = n30.get("latency_ms", {}), over.get("latency_ms", {})
+    rss = over["rss_mb_end"] - n30["rss_mb_start"] if "rss_mb_end" in over and "rss_mb_start" in n30 else None
+    s.update(
+        node_p50_ms=n30_lat.get("p50"),
+        node_p99_ms=n30_lat.get("p99"),
+        overload_p99_ms=over_lat.get("p99"),
+        dropped_overload=over.get("dropped") if "latency_ms" in over else None,
+        rss_growth_mb=rss,
+    )
+    speedup = s["speedup_vs_straightforward"]
+    targets: dict[str, bool | None] = {
+        "pipeline_le_1.15x_pure_plus_2ms": None if pipeline is None or pure is None else pipeline <= 1.15 * pure + 2.0,
+        "straightforward_over_pipeline_ge_1.5": None if speedup is None else speedup >= 1.5,
+    }
+    if node:
+        p50, o99 = s["node_p50_ms"], s["overload_p99_ms"]
+        trend = over.get("latency_trend_ms")
+        targets.update(
+            {
+                "node_p50_le_pipeline_plus_3ms": None if p50 is None or pipeline is None else p50 <= pipeline + 3.0,
+                "overload_p99_le_2.5x_p50": None if o99 is None or p50 is None else o99 <= 2.5 * p50,
+                "overload_no_upward_trend": None if trend is None else trend <= 0.1 * over_lat["p50"],
+                "rss_growth_lt_10mb": None if rss is None else rss < 10.0,
+            }
+        )
+    s["targets"] = {k: _check(v) for k, v in targets.items()}
+    return s
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for phase, data in report.get("node", {}).items():
+        lat = np.sort(np.asarray(data.get("latencies_ms", [])))
+        if len(lat):
+            ax1.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=f"{phase} ({data['rate_hz']:.0f} Hz)")
+    ax1.set_xlabel("end-to-end latency (ms)")
+    ax1.set_ylabel("fraction of frames")
+    ax1.set_title(f"Node over DDS, {report['settings'].get('summary_size', '1280x720')}")
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    rows = [m for m in report["measurements"] if m["name"].startswith("pipeline")]
+    labels = [f"{m['name'].replace('pipeline', 'pipe')}\n{m['size']}" for m in rows]
+    bottom = np.zeros(len(rows))
+    for stage in ("decode", "prepare", "inference", "postprocess"):
+        vals = np.array([m["stages_ms"].get(stage, 0.0) for m in rows])
+        ax2.bar(labels, vals, bottom=bottom, label=stage)
+        bottom += vals
+    straight = [m for m in report["measurements"] if m["name"] == "straightforward"]
+    ax2.scatter(
+        [f"pipe\n{m['size']}" for m in straight],
+        [m["median"] for m in straight],
+        color="k",
+        marker="x",
+        zorder=3,
+        label="straightforward",
+    )
+    ax2.set_ylabel("median ms per frame")
+    pure_ms = report["summary"]["pure_ms"]
+    ax2.set_title("Per-stage time" + ("" if pure_ms is None else f" (pure inference {pure_ms:.1f} ms)"))
+    ax2.tick_params(axis="x", labelsize=7)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _ms(row: dict[str, Any] | None, key: str = "median") -> str:
+    return "n/a" if row is None else f"{row[key]:.1f} ms"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The README's performance section, generated from one report (n/a where a measurement failed)."""
+    m, s = report["machine"], report["summary"]
+    lines = [
+        f"Measured by `seg-perception bench` on {m['cpu']} ({m['cores']} cores, no GPU), ONNX Runtime "
+        f"{m['onnxruntime']}, model `{report['model']}`, {report['settings']['frames']} repeats per offline "
+        f"measurement (medians; p10–p90 in brackets), node phases of {report['settings']['node_seconds']:.0f} s.",
+        "",
+        "| camera size | pipeline (labels + drivable) | + overlay | straightforward | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    by = {(x["name"], x["size"]): x for x in report["measurements"]}
+    for size in report["settings"]["sizes"]:
+        pipe, over, base = (by.get((n, size)) for n in ("pipeline", "pipeline_overlay", "straightforward"))
+        spread = "" if pipe is None else f" ({pipe['p10']:.1f}–{pipe['p90']:.1f})"
+        speedup = "n/a" if pipe is None or base is None else f"{base['median'] / pipe['median']:.2f}×"
+        lines.append(f"| {size} | {_ms(pipe)}{spread} | {_ms(over)} | {_ms(base)} | {speedup} |")
+    pure = next((x for x in report["measurements"] if x["name"] == "pure_inference"), None)
+    if pure is not None:
+        lines += ["", f"Pure inference (the model alone on a ready tensor, {pure['size']}): {_ms(pure)}."]
+    lines.append("")
+    for skipped in report.get("skipped", []):
+        lines += [f"Skipped: {skipped['phase']}: {skipped['reason']}.", ""]
+    if report.get("node"):
+        size = report["settings"].get("summary_size", "1280x720")
+        lines += [
+            f"| node over DDS, {size} | rate in | answered | dropped | p50 | p95 | p99 | max | out fps | CPU | RSS |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, d in (("camera rate", report["node"]["30hz"]), ("overload", report["node"]["overload"])):
+            if "latency_ms" not in d:
+                lines.append(
+                    f"| {name} | {d['rate_hz']:.0f} Hz | {d['answered']} | {d['dropped']} | failed: "
+                    f"{d.get('error', '')} | | | | | | |"
+                )
+                continue
+            lat = d["latency_ms"]
+            lines.append(
+                f"| {name} | {d['rate_hz']:.0f} Hz | {d['answered']} | {d['dropped']} | {lat['p50']:.1f} ms | "
+                f"{lat['p95']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {d['output_fps']:.1f} | "
+                f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
+            )
+        lines.append("")
+    if report.get("multi_camera"):
+        ratios = ", ".join(f"{x['cameras']} cameras {x['throughput_ratio']:.2f}×" for x in report["multi_camera"])
+        lines += [
+            f"Multi-camera batching ({report['multi_camera'][0]['size']}), throughput of one batched call "
+            f"over N single-frame calls: {ratios}.",
+            "",
+        ]
+    for failure in report.get("failures", []):
+        lines += [f"Failed: {failure['phase']} at {failure['size']}: {failure['error']}.", ""]
+    verdict = {True: "yes", False: "**no**", None: "n/a"}
+    lines += [f"| target ({s['size']}) | met |", "|---|---|"]
+    lines += [f"| {k} | {verdict[v]} |" for k, v in s["targets"].items()]
+    return "\n".join(lines) + "\n"
