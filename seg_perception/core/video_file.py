@@ -2,8 +2,8 @@
 
 The opencv-python wheels ship FFmpeg without an H.264 software encoder (libx264 is GPL; the only H.264
 encoder they carry is the V4L2 hardware one, absent on most machines). They do ship libvpx, and VP9 in
-MP4 plays in Chrome, Firefox, Edge and current Safari. MPEG-4 Part 2 (`mp4v`) always works but plays in
-no browser, so it is the last resort and is logged as such.
+MP4 is a codec Chrome, Firefox and Edge play. MPEG-4 Part 2 (`mp4v`) always works but plays in no
+browser, so it is the last resort and is logged as such.
 """
 
 from __future__ import annotations
