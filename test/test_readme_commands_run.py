@@ -39,6 +39,11 @@ SMALLER_RUNS: dict[str, tuple[str, str]] = {
         "the full benchmark takes about 3 minutes (100 repeats, 3 sizes, 2 node phases of 20 s); "
         "this runs every stage once more briefly",
     ),
+    ".venv/bin/seg-perception synth --bag drive_bag --frames 300 --size 1280x720 --rate 15": (
+        "--frames 60",
+        "the 20 s drive takes about 1.5 minutes to draw, process and replay in real time on 2 loaded cores; "
+        "a 4 s drive goes through the same lines (process and replay run verbatim on it)",
+    ),
     ".venv/bin/seg-perception soak --frames 20000": (
         "--frames 200 --warmup 20",
         "20,000 frames through the node take about 5 minutes; 200 go through the same closed loop",
