@@ -35,7 +35,7 @@ VENV_CLI = REPO / ".venv" / "bin" / "seg-perception"
 # README command (exactly as written) -> (options appended, why the full run is not made here).
 SMALLER_RUNS: dict[str, tuple[str, str]] = {
     ".venv/bin/seg-perception bench --json bench.json --plot bench.png": (
-        "--frames 5 --sizes 320x180 --node-seconds 1",
+        "--frames 5 --sizes 320x180 --node-seconds 3",
         "the full benchmark takes about 3 minutes (100 repeats, 3 sizes, 2 node phases of 20 s); "
         "this runs every stage once more briefly",
     ),
