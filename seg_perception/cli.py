@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from seg_perception.cli_args import parse_size
+from seg_perception.cli_args import SYNTHETIC_MAX_SIZE, number, parse_size, synthetic_size
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.model_spec import ModelSpec
 
 LOG = logging.getLogger("seg_perception")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+_positive = number(int, 1)
+_non_negative = number(int, 0)
+_positive_rate = number(float, 0.0, strict=True)
 
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +36,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import onnx
 
     from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
+    from seg_perception.core.image_files import make_output_dir
 
     spec = _load_spec(args.model)
     width, height = args.input_size or (spec.input.width, spec.input.height)
     fused = compile_fused_graph(spec, width, height, args.channel_order, args.output_resolution, batch=args.batch)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(fused, str(args.out))
+    make_output_dir(args.out.parent)
+    tmp = args.out.with_name(f".{args.out.name}.partial")
+    try:
+        onnx.save(fused, str(tmp))
+        os.replace(tmp, args.out)
+    except OSError as exc:
+        raise SegPerceptionError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     LOG.info(
         "wrote %s: %s at %dx%d %s, sha256 %s",
         args.out,
@@ -65,37 +78,47 @@ def cmd_infer(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
+    from seg_perception.core.image_files import make_output_dir, write_image
     from seg_perception.pipeline import OutputSelection, Segmenter
 
     spec = _load_spec(args.model)
     images = _list_images(args.input)
     if not images:
         raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(args.out)
     want = OutputSelection(drivable=True, overlay=True)
-    failed = 0
-    with Segmenter(spec, backend=args.backend, threads=args.threads) as segmenter:
+    unreadable: list[Path] = []
+    with Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter:
         for path in tqdm(images, unit="img", disable=len(images) < 2):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is None:
                 LOG.warning("skipping %s: not a readable image", path)
-                failed += 1
+                unreadable.append(path)
                 continue
             result = segmenter.segment(frame, channel_order="BGR", outputs=want)
             if result.drivable is None or result.overlay is None:
                 raise SegPerceptionError("the segmenter did not produce the requested outputs")
-            cv2.imwrite(str(args.out / f"{path.stem}_labels.png"), result.labels)
-            cv2.imwrite(str(args.out / f"{path.stem}_drivable.png"), result.drivable)
-            cv2.imwrite(str(args.out / f"{path.stem}_overlay.png"), cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+            write_image(args.out / f"{path.stem}_labels.png", result.labels)
+            write_image(args.out / f"{path.stem}_drivable.png", result.drivable)
+            write_image(args.out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
         LOG.info(
-            "segmented %d of %d images with %s on %s into %s",
-            len(images) - failed,
+            "segmented %d of %d images with %s on %s into %s (labels at %s resolution)",
+            len(images) - len(unreadable),
             len(images),
             spec.name,
             segmenter.describe_backend(),
             args.out,
+            args.output_resolution,
         )
-    return 1 if failed == len(images) else 0
+    if unreadable:
+        LOG.error(
+            "%d of %d images could not be read and have no outputs (first: %s)",
+            len(unreadable),
+            len(images),
+            unreadable[0],
+        )
+        return 1
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -124,8 +147,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return 0
     from seg_perception.core.scenes import write_scenes
 
-    paths = write_scenes(args.out, args.frames, width, height, args.seed)
-    LOG.info("wrote %d scenes (%dx%d, seed %d) to %s", len(paths), width, height, args.seed, args.out)
+    written = write_scenes(args.out, args.frames, width, height, args.seed, drive=args.drive)
+    what = f"frames of one drive (seed {args.seed})" if args.drive else f"scenes (seeds {args.seed}..)"
+    LOG.info("wrote %d %s %dx%d to %s", written, what, width, height, args.out)
     return 0
 
 
@@ -144,8 +168,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return node_main(["seg_perception_node", *ros_args])
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg-perception", description=__doc__)
+    parser = OneLineErrorParser(prog="seg-perception", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -153,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
     p.add_argument("--input-size", type=parse_size, default=None, help="camera WIDTHxHEIGHT (default: model size)")
-    p.add_argument("--batch", type=int, default=None, help="fixed batch size (default: dynamic when the model allows)")
+    p.add_argument(
+        "--batch", type=_positive, default=None, help="fixed batch size (default: dynamic when the model allows)"
+    )
     p.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB", help="camera channel order")
     p.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
     p.set_defaults(func=cmd_compile)
@@ -163,20 +196,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="an image or a directory of images")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: backend default)")
+    p.add_argument("--threads", type=_non_negative, default=0, help="inference threads (0: backend default)")
+    p.add_argument(
+        "--output-resolution",
+        choices=("input", "model"),
+        default="input",
+        help="labels at the image's size (default) or at the model's input size",
+    )
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("synth", help="generate a synthetic drive: PNG scenes with labels, or a rosbag2 bag")
-    p.add_argument("--out", type=Path, default=None, help="directory for <i>.png and <i>_labels.png")
+    p.add_argument(
+        "--out", type=Path, default=None, help="directory for <i>.png and <i>_labels.png: independent scenes"
+    )
     p.add_argument("--bag", type=Path, default=None, help="write a rosbag2 bag (frames + camera_info) here instead")
-    p.add_argument("--frames", type=int, default=10)
-    p.add_argument("--size", type=parse_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=_positive, default=10, help="frames (scenes) to write, at least 1 (default 10)")
+    p.add_argument(
+        "--size",
+        type=synthetic_size,
+        default=(1280, 720),
+        help=f"WIDTHxHEIGHT, at most {SYNTHETIC_MAX_SIZE[0]}x{SYNTHETIC_MAX_SIZE[1]} (default 1280x720)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="--out: scene i uses seed + i; --bag: the drive's seed")
+    p.add_argument(
+        "--drive",
+        action="store_true",
+        help="--out: consecutive frames of one drive instead of independent scenes (--bag always writes a drive)",
+    )
     p.add_argument(
         "--topic", action="append", help="--bag: camera image topic, repeatable (default /camera/front/image_raw)"
     )
     p.add_argument("--compressed", action="store_true", help="--bag: JPEG CompressedImage on <topic>/compressed")
-    p.add_argument("--rate", type=float, default=15.0, help="--bag: frames per second (default 15)")
+    p.add_argument("--rate", type=_positive_rate, default=15.0, help="--bag: frames per second (default 15)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="--bag: storage (default mcap)")
     p.add_argument("--force", action="store_true", help="--bag: replace an existing bag")
     p.set_defaults(func=cmd_synth)

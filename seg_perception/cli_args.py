@@ -32,3 +32,19 @@ def number(kind: type[int] | type[float], minimum: float, strict: bool = False) 
         return value
 
     return parse
+
+
+# Generated scenes are drawn in full in memory (image, labels and float intermediates, about 60 bytes per
+# pixel), so their size is capped: 8K UHD is far beyond any camera the node serves.
+SYNTHETIC_MAX_SIZE = (7680, 4320)
+
+
+def synthetic_size(text: str) -> tuple[int, int]:
+    """parse_size for generated scenes: at most SYNTHETIC_MAX_SIZE in each dimension."""
+    w, h = parse_size(text)
+    max_w, max_h = SYNTHETIC_MAX_SIZE
+    if w > max_w or h > max_h:
+        raise argparse.ArgumentTypeError(
+            f"size {text!r} is larger than the generated-scene limit of {max_w}x{max_h} (8K UHD)"
+        )
+    return w, h

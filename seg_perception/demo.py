@@ -22,6 +22,7 @@ from tqdm import tqdm
 from seg_perception.cli_args import parse_size
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.scenes import generate_drive
+from seg_perception.core.video_file import VideoCodec, open_mp4_writer
 from seg_perception.ros.domain_ids import reserve_domain_id
 
 LOG = logging.getLogger("seg_perception.demo")
@@ -42,6 +43,21 @@ def _panel(frame: np.ndarray, overlay: np.ndarray, drivable: np.ndarray) -> np.n
     """input | overlay | drivable side by side, as BGR for cv2.imwrite."""
     mask = cv2.cvtColor(drivable, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(np.hstack([frame, overlay, mask]), cv2.COLOR_RGB2BGR)
+
+
+def write_overlay_video(path: Path, frames_rgb: Sequence[np.ndarray], fps: float, size: tuple[int, int]) -> VideoCodec:
+    """The overlay frames as an MP4 (H.264 where OpenCV can, see core.video_file), renamed into place when
+    complete; returns the codec written."""
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix picks the container
+    writer, codec = open_mp4_writer(partial, fps, size)
+    try:
+        for frame in frames_rgb:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    os.replace(partial, path)
+    LOG.info("wrote %s: %d frames, %s (%s)", path, len(frames_rgb), codec.name, codec.fourcc)
+    return codec
 
 
 def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed: int, backend: str) -> dict:
@@ -82,10 +98,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
 
     overlays = {r.stamp_ns: r.pixels for r in log.outputs["overlay"] if r.pixels is not None}
     drivables = {r.stamp_ns: r.pixels for r in log.outputs["drivable_mask"] if r.pixels is not None}
-    writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height))
-    for stamp in sorted(overlays):
-        writer.write(cv2.cvtColor(overlays[stamp], cv2.COLOR_RGB2BGR))
-    writer.release()
+    codec = write_overlay_video(out / "overlay.mp4", [overlays[s] for s in sorted(overlays)], rate, (width, height))
     both = sorted(set(overlays) & set(drivables))
     panels = []
     for k in np.linspace(0, len(both) - 1, num=min(5, len(both))).astype(int) if both else []:
@@ -107,6 +120,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
         "latency_ms": _percentiles(latency),
         "frame_size": [width, height],
         "video": "overlay.mp4",
+        "video_codec": {"fourcc": codec.fourcc, "name": codec.name, "plays_in_browsers": codec.plays_in_browsers},
         "panels": panels,
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
         "node_log_tail": node.output.splitlines()[-5:],

@@ -107,10 +107,17 @@ def test_drive_is_deterministic_by_seed() -> None:
         assert np.array_equal(x.labels, y.labels)
 
 
-def test_write_scenes_round_trips_exactly(tmp_path: Path) -> None:
+def _read_back(out: Path, i: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = cv2.imread(str(out / f"{i}_labels.png"), cv2.IMREAD_UNCHANGED)
+    bgr = cv2.imread(str(out / f"{i}.png"), cv2.IMREAD_COLOR)
+    assert labels is not None and bgr is not None
+    assert labels.dtype == np.uint8
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), labels
+
+
+def test_write_scenes_writes_independent_scenes_exactly(tmp_path: Path) -> None:
     out = tmp_path / "scenes"
-    paths = write_scenes(out, 3, 320, 192, seed=2)
-    assert paths == [out / "0.png", out / "1.png", out / "2.png"]
+    assert write_scenes(out, 3, 320, 192, seed=2) == 3
     assert sorted(p.name for p in out.iterdir()) == [
         "0.png",
         "0_labels.png",
@@ -119,12 +126,32 @@ def test_write_scenes_round_trips_exactly(tmp_path: Path) -> None:
         "2.png",
         "2_labels.png",
     ]
-    expected = list(generate_drive(3, 320, 192, seed=2))
-    for path, scene in zip(paths, expected, strict=True):
-        labels = cv2.imread(str(path.with_name(path.stem + "_labels.png")), cv2.IMREAD_UNCHANGED)
-        assert labels is not None
-        assert labels.dtype == np.uint8
+    for i in range(3):
+        scene = generate_scene(2 + i, 320, 192)  # scene i is seed + i: independent of the others
+        image, labels = _read_back(out, i)
         assert np.array_equal(labels, scene.labels)
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        assert bgr is not None
-        assert np.array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), scene.image)
+        assert np.array_equal(image, scene.image)
+
+
+def test_write_scenes_as_a_drive_writes_consecutive_frames(tmp_path: Path) -> None:
+    out = tmp_path / "drive"
+    assert write_scenes(out, 3, 320, 192, seed=2, drive=True) == 3
+    for i, scene in enumerate(generate_drive(3, 320, 192, seed=2)):
+        image, labels = _read_back(out, i)
+        assert np.array_equal(labels, scene.labels)
+        assert np.array_equal(image, scene.image)
+
+
+def test_a_long_drive_is_made_of_legs_through_new_worlds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drive longer than one leg continues frame by frame within a leg and cuts to a new world between legs;
+    the first leg is the drive a shorter request gives."""
+    import seg_perception.core.scenes as scenes
+
+    monkeypatch.setattr(scenes, "DRIVE_LEG_FRAMES", 3)
+    frames = list(scenes.generate_drive(6, W, H, seed=5))
+    assert len(frames) == 6
+    within = np.mean([_label_change(a, b) for a, b in (frames[0:2], frames[1:3], frames[3:5], frames[4:6])])
+    assert within < _label_change(frames[2], frames[3]) / 3  # the cut between legs
+    short = list(scenes.generate_drive(3, W, H, seed=5))
+    for a, b in zip(frames[:3], short, strict=True):
+        assert np.array_equal(a.image, b.image)

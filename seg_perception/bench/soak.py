@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_perception.bench.process_stats import sample
-from seg_perception.cli_args import parse_size
+from seg_perception.cli_args import number, synthetic_size
 from seg_perception.core.scenes import generate_scene
 from seg_perception.ros.domain_ids import reserve_domain_id
 
@@ -103,9 +103,9 @@ def run_soak(
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("soak", help="push N frames through the node over DDS; report RSS/thread/fd growth (JSON)")
-    p.add_argument("--frames", type=int, default=20_000)
-    p.add_argument("--warmup", type=int, default=500, help="frames before the start sample")
-    p.add_argument("--size", type=parse_size, default=(320, 180), help="camera WIDTHxHEIGHT")
+    p.add_argument("--frames", type=number(int, 1), default=20_000, help="frames measured, at least 1")
+    p.add_argument("--warmup", type=number(int, 0), default=500, help="frames before the start sample")
+    p.add_argument("--size", type=synthetic_size, default=(320, 180), help="camera WIDTHxHEIGHT")
     p.add_argument("--model", default=None, help="model spec (default: the bundled demo model)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument(

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from seg_perception.core.image_files import make_output_dir, write_image
 from seg_perception.core.scene_canvas import Color
 from seg_perception.core.scene_labels import (
     BUILDING,
@@ -60,6 +61,7 @@ __all__ = [
     "generate_drive",
     "generate_scene",
     "generate_scene_with_geometry",
+    "generate_scenes",
     "write_scenes",
 ]
 
@@ -112,11 +114,27 @@ def generate_scene_with_geometry(
     return scene, geometry
 
 
+DRIVE_LEG_FRAMES = 1800  # frames per world of a drive (2 min at 15 Hz): bounds memory and per-frame work
+
+
 def generate_drive(
     frames: int, width: int = 1280, height: int = 720, seed: int = 0, fps: float = 15.0
 ) -> Iterator[Scene]:
-    """A temporally coherent sequence: the camera drives along one curving road through one world."""
-    rng = np.random.default_rng([seed, 0xD21E])
+    """A temporally coherent sequence: the camera drives along one curving road through one world.
+
+    Frames are made one at a time. A world holds every object the drive can pass, so its size grows
+    with the drive's length; drives longer than DRIVE_LEG_FRAMES are therefore made of legs of that many
+    frames, each through its own world (a cut, as between two recordings), so memory and the cost of a
+    frame stay flat however many frames are asked for. A drive of up to DRIVE_LEG_FRAMES is one leg."""
+    for leg, first in enumerate(range(0, frames, DRIVE_LEG_FRAMES)):
+        leg_seed = [seed, 0xD21E] if leg == 0 else [seed, 0xD21E, 0x1E6, leg]
+        yield from _drive_leg(leg_seed, seed, first, min(DRIVE_LEG_FRAMES, frames - first), width, height, fps)
+
+
+def _drive_leg(
+    leg_seed: list[int], seed: int, first: int, frames: int, width: int, height: int, fps: float
+) -> Iterator[Scene]:
+    rng = np.random.default_rng(leg_seed)
     cam = _make_camera(rng)
     speed = float(rng.uniform(7, 14))
     duration = frames / fps
@@ -127,21 +145,32 @@ def generate_drive(
     for i in range(frames):
         t = i / fps
         lateral = centre + sway_amp * np.sin(2 * np.pi * sway_freq * t)
-        frame_rng = np.random.default_rng([seed, 0xD21E, i])
+        frame_rng = np.random.default_rng([seed, 0xD21E, first + i])
         yield _render(world, cam, s_start + speed * t, float(lateral), t, width, height, frame_rng)
 
 
-def write_scenes(out_dir: Path, frames: int, width: int = 1280, height: int = 720, seed: int = 0) -> list[Path]:
-    """Write a drive as `<i>.png` (RGB) and `<i>_labels.png` (uint8 class ids); returns the image paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    for i, scene in enumerate(generate_drive(frames, width, height, seed)):
-        image_path, label_path = out_dir / f"{i}.png", out_dir / f"{i}_labels.png"
-        if not (
-            cv2.imwrite(str(image_path), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
-            and cv2.imwrite(str(label_path), scene.labels)
-        ):
-            raise OSError(f"could not write scene {i} to {out_dir}")
-        paths.append(image_path)
-    return paths
+def generate_scenes(
+    frames: int, width: int = 1280, height: int = 720, seed: int = 0, drive: bool = False
+) -> Iterator[Scene]:
+    """`frames` independent scenes (seeds `seed`, `seed + 1`, ...) or, with `drive`, one drive; lazily."""
+    if drive:
+        return generate_drive(frames, width, height, seed)
+    return (generate_scene(seed + i, width, height) for i in range(frames))
+
+
+def write_scenes(
+    out_dir: Path, frames: int, width: int = 1280, height: int = 720, seed: int = 0, drive: bool = False
+) -> int:
+    """Write `<i>.png` (RGB) and `<i>_labels.png` (uint8 class ids) for scene i of `generate_scenes`,
+    one scene at a time; returns the number written. Each file is renamed into place when complete,
+    labels first, so an image on disk always has its labels beside it."""
+    from tqdm import tqdm
+
+    out_dir = make_output_dir(Path(out_dir))
+    written = 0
+    scenes = generate_scenes(frames, width, height, seed, drive)
+    for i, scene in enumerate(tqdm(scenes, total=frames, unit="scene", desc="synth", disable=frames < 2)):
+        write_image(out_dir / f"{i}_labels.png", scene.labels)
+        write_image(out_dir / f"{i}.png", cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+        written += 1
+    return written
