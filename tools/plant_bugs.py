@@ -260,6 +260,15 @@ def run_tests(root: Path, tests: list[str], python: str, timeout: float) -> dict
             "output_tail": tail}  # fmt: skip
 
 
+def by_function(test_ids: list[str]) -> list[tuple[str, int]]:
+    """Test ids grouped by test function (parameters dropped), in first-seen order, with their counts."""
+    counts: dict[str, int] = {}
+    for test in test_ids:
+        name = test.split("[", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+    return list(counts.items())
+
+
 @dataclass
 class Report:
     ref: str
@@ -330,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         caught_by = list(entry.get("caught_by", []))
         status = "yes" if entry["caught"] else ("ERROR" if "error" in entry else "NO")
         lines.append(f"{entry['key']:<4}{status:<8}{len(caught_by):>7}  {entry['title']}")
-        for test in caught_by[:4]:
-            lines.append(f"{'':<21}{test}")
-        if len(caught_by) > 4:
-            lines.append(f"{'':<21}... and {len(caught_by) - 4} more")
+        functions = by_function(caught_by)
+        for name, count in functions[:6]:
+            lines.append(f"{'':<21}{name}" + (f" ({count} cases)" if count > 1 else ""))
+        if len(functions) > 6:
+            lines.append(f"{'':<21}... and {len(functions) - 6} more test functions")
         if "error" in entry:
             lines.append(f"{'':<21}{entry['error']}")
         if entry.get("missing_test_files"):
