@@ -7,7 +7,7 @@ test files there with this repository's `.venv` interpreter (PYTHONPATH points a
 planted code is what gets imported, by the tests and by the node processes they start). A test counts as
 catching a bug when it fails with the bug planted and passed in an unplanted copy (the baseline run).
 
-    .venv/bin/python tools/plant_bugs.py                      # every bug, JSON to plant_bugs.json
+    .venv/bin/python tools/plant_bugs.py                      # every bug, JSON to $TMPDIR/plant_bugs.json
     .venv/bin/python tools/plant_bugs.py --bugs b,d --no-baseline
 """
 
@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bugs", default=",".join(b.key for b in BUGS), help="comma-separated bug keys")
     p.add_argument("--ref", default="HEAD", help="git ref to copy (committed state only)")
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"), help="interpreter with the deps")
-    p.add_argument("--json", type=Path, default=REPO / "plant_bugs.json", help="where to write the JSON report")
+    default_json = Path(tempfile.gettempdir()) / "plant_bugs.json"
+    p.add_argument("--json", type=Path, default=default_json, help="where to write the JSON report")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per pytest run")
     p.add_argument("--no-baseline", action="store_true", help="skip the unplanted run (count every failure)")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
