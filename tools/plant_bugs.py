@@ -123,7 +123,7 @@ BUGS = (
                 Edit(
                     "seg_perception/ros/camera_channel.py",
                     "scaled_camera_info(info, header, w, h)",
-                    "scaled_camera_info(info, Header(stamp=header.stamp), w, h)  # PLANTED: frame_id dropped",
+                    "scaled_camera_info(info, Header(stamp=header.stamp), w, h)",  # frame_id dropped
                 ),
                 Edit(
                     "seg_perception/ros/messages.py",
@@ -206,6 +206,10 @@ def apply_bug(root: Path, bug: Bug) -> list[str]:
                     text = re.sub(edit.old, edit.new.replace("\\", "\\\\"), text)  # literal replacement
                 else:
                     text = text.replace(edit.old, edit.new)
+                try:
+                    compile(text, str(path), "exec")
+                except SyntaxError as exc:
+                    raise PlantError(f"bug {bug.key}: the patched {edit.path} does not compile: {exc}") from None
                 path.write_text(text)
                 applied.append(f"{edit.path}: {edit.old.strip().splitlines()[0][:70]}")
                 break
