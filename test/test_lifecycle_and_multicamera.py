@@ -140,7 +140,7 @@ def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None
 
 
 def test_drivable_grid_over_dds(spec_path: Path) -> None:
-    """The published grid equals an OpenCV projection of the node's labels (tests/ground_reference.py)."""
+    """The published grid equals an OpenCV projection of the node's labels (test/ground_reference.py)."""
     from ground_reference import reference_grid
     from nav_msgs.msg import OccupancyGrid
     from rclpy.qos import QoSProfile, ReliabilityPolicy
