@@ -7,9 +7,10 @@ under an engine-shaped key: the cache code is the same for engines.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
-import time
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -176,34 +177,62 @@ def test_failed_build_leaves_no_artefact_and_no_temp(tmp_path: Path, fused_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine.lock"]
 
 
-def _request(path: str, marker: str, data: bytes, start: float, results: multiprocessing.Queue) -> None:
+PROCESSES = 4
+LOCK_WAIT_S = 60.0  # generous: the machine is shared; only a broken lock ever waits this long
+
+
+class _SignalWaitingOnLock(logging.Handler):
+    """Releases a semaphore when this process logs that it is waiting for another process's build."""
+
+    def __init__(self, waiting: Any) -> None:
+        super().__init__(logging.INFO)
+        self.waiting = waiting
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("waiting for another process that is building"):
+            self.waiting.release()
+
+
+def _request(path: str, marker: str, data: bytes, waiting: Any, results: multiprocessing.Queue) -> None:
     def build() -> bytes:
         with open(marker, "a") as handle:  # one line per build, across processes
             handle.write("built\n")
-        time.sleep(0.4)  # long enough that every other process arrives while this one builds
+        # Hold the build until every other process is blocked on the lock: they all arrive mid-build
+        # by construction, not by a delay that a slow machine might not honour.
+        for arrived in range(PROCESSES - 1):
+            if not waiting.acquire(timeout=LOCK_WAIT_S):
+                raise RuntimeError(f"only {arrived} of {PROCESSES - 1} other processes waited on the lock")
         return data
 
-    time.sleep(max(0.0, start - time.time()))
+    logger = logging.getLogger(engine_cache.LOG.name)
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_SignalWaitingOnLock(waiting))
     key = {**KEY, "graph_sha256": engine_cache.sha256_bytes(data)}
-    result = load_or_build(Path(path), key, build, allow_build=True)
+    try:
+        result = load_or_build(Path(path), key, build, allow_build=True)
+    except (RuntimeError, ArtefactCacheError, OSError) as exc:  # reported to the test, which names it
+        results.put(("error", repr(exc)))
+        return
     results.put((result.built, engine_cache.sha256_bytes(result.data)))
 
 
 def test_concurrent_processes_build_exactly_once(tmp_path: Path, fused_bytes: bytes) -> None:
+    """Four processes ask for a missing artefact; one builds while the other three wait on the lock."""
     ctx = multiprocessing.get_context("fork")
     results: multiprocessing.Queue = ctx.Queue()
+    waiting = ctx.Semaphore(0)
     marker = tmp_path / "builds.txt"
-    start = time.time() + 0.3
     procs = [
-        ctx.Process(target=_request, args=(str(tmp_path / "m.engine"), str(marker), fused_bytes, start, results))
-        for _ in range(4)
+        ctx.Process(target=_request, args=(str(tmp_path / "m.engine"), str(marker), fused_bytes, waiting, results))
+        for _ in range(PROCESSES)
     ]
     for p in procs:
         p.start()
-    outcomes = [results.get(timeout=20) for _ in procs]
+    outcomes = [results.get(timeout=LOCK_WAIT_S + 60) for _ in procs]
     for p in procs:
-        p.join(timeout=10)
+        p.join(timeout=30)
         assert p.exitcode == 0
+    assert all(built != "error" for built, _ in outcomes), outcomes
     assert marker.read_text().splitlines() == ["built"]
     assert sorted(built for built, _ in outcomes) == [False, False, False, True]
     assert {digest for _, digest in outcomes} == {engine_cache.sha256_bytes(fused_bytes)}

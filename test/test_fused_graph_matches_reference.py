@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 import pytest
-from reference_segmentation import reference_segment
+from reference_segmentation import reference_segment, zoo_reference_labels
 from tiny_models import (
     conv_logits_model,
     labels_model,
@@ -21,9 +22,18 @@ from tiny_models import (
 
 from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.scenes import generate_scene
 
-AGREEMENT = 0.999
+# Measured: labels identical on all 47 comparisons below (confidence within 1 of 255). The slack of one
+# pixel in 10,000 is for argmax near-ties where cv2's and ONNX Runtime's float bilinear resize may round apart.
+AGREEMENT = 0.9999
+# The fused graph upsamples *labels* (nearest); the zoo's post-processing upsamples *logits* (bilinear)
+# and then takes the argmax. On the demo model at 1280x720 and 640x360 the two agreed on 98.97-99.31 % of
+# pixels (scenes 1-3), and 99.3-100 % of the disagreeing pixels lay within 4 camera pixels of a class
+# boundary: the difference is where a boundary is drawn, not what is seen.
+ZOO_AGREEMENT = 0.985
+ZOO_BOUNDARY_SHARE = 0.98
 CLASSES = ["road", "sidewalk", "building", "car", "person"]
 
 
@@ -180,3 +190,35 @@ def test_graph_without_confidence_has_only_labels_and_the_same_labels(tmp_path: 
     frame = smooth_image(90, 160, seed=30)[np.newaxis]
     with OnnxRuntimeBackend(lean) as a, OnnxRuntimeBackend(full) as b:
         assert np.array_equal(a.infer(frame)["labels"], b.infer(frame)["labels"])
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+@pytest.mark.parametrize(("cam_w", "cam_h"), [(160, 90), (150, 100), (100, 150), (50, 70), (161, 91)])
+def test_letterbox_with_a_coarse_head(tmp_path: Path, stride: int, cam_w: int, cam_h: int) -> None:
+    """Letterbox pad and crop, at head resolution and upsampled, placed as Ultralytics/YOLOv5 place them
+    (odd paddings and half-pixel ties at the coarse heads included)."""
+    conv_logits_model(tmp_path / "m.onnx", len(CLASSES), 64, 64, stride=stride)
+    spec = _make(tmp_path, spec_dict("m.onnx", CLASSES, width=64, height=64, resize="letterbox", pad_value=114))
+    frame = smooth_image(cam_h, cam_w, seed=cam_w + stride)
+    _run(spec, frame, resolution="model")
+    _run(spec, frame)
+
+
+@pytest.mark.parametrize(("cam_w", "cam_h"), [(1280, 720), (640, 360)])
+def test_demo_model_labels_match_the_zoo_logit_upsampling_except_at_boundaries(cam_w: int, cam_h: int) -> None:
+    spec = load_model_spec(default_spec_path())
+    scale = cam_w // spec.input.width  # camera pixels per model pixel
+    with OnnxRuntimeBackend(compile_fused_graph(spec, cam_w, cam_h)) as backend:
+        for seed in (1, 2, 3):
+            frame = generate_scene(seed, cam_w, cam_h).image
+            got = backend.infer(frame[np.newaxis])["labels"][0].copy()
+            zoo = zoo_reference_labels(spec, frame)
+            agree = float((got == zoo).mean())
+            assert agree >= ZOO_AGREEMENT, f"scene {seed}: {agree:.5f} of pixels agree with the zoo post-processing"
+            edge = np.zeros(zoo.shape, np.uint8)
+            edge[:, 1:] |= zoo[:, 1:] != zoo[:, :-1]
+            edge[1:, :] |= zoo[1:, :] != zoo[:-1, :]
+            near = cv2.dilate(edge, np.ones((2 * scale + 1, 2 * scale + 1), np.uint8)) > 0
+            differ = got != zoo
+            share = float((differ & near).sum() / max(1, differ.sum()))
+            assert share >= ZOO_BOUNDARY_SHARE, f"scene {seed}: only {share:.4f} of disagreements lie at boundaries"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from seg_perception.core.errors import ImageCodecError
@@ -441,34 +441,89 @@ def image_fields(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
+YUV422_ENCODINGS = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
+
+
+def is_exact_int(value: object) -> bool:
+    return type(value) is int  # bool is an int subclass, and not a size
+
+
+def fields_are_valid(fields: dict[str, object]) -> bool:
+    """Whether an Image with these fields is well formed, decided from sensor_msgs/Image's own rules."""
+    encoding, height, width = fields["encoding"], fields["height"], fields["width"]
+    if encoding not in NATIVE or not is_exact_int(height) or not is_exact_int(width):
+        return False
+    h, w = int(height), int(width)  # type: ignore[call-overload]
+    if h <= 0 or w <= 0:
+        return False
+    if encoding in YUV422_ENCODINGS and w % 2:  # U and V are shared by pixel pairs
+        return False
+    if str(encoding).startswith("bayer_") and (w % 2 or h % 2):  # 2x2 colour filter tiles
+        return False
+    channels, dtype = NATIVE[str(encoding)]
+    step = fields["step"]
+    if not is_exact_int(step) or int(step) < w * channels * np.dtype(dtype).itemsize:  # type: ignore[call-overload]
+        return False
+    if len(bytes(fields["data"])) != int(step) * h:  # type: ignore[arg-type, call-overload]
+        return False
+    big = fields["is_bigendian"]
+    if not isinstance(big, bool) and not is_exact_int(big):
+        return False
+    limit = fields["max_pixels"]
+    return limit is None or h * w <= int(limit)  # type: ignore[call-overload]
+
+
+def expected_pixels(fields: dict[str, object]) -> np.ndarray:
+    """The native array for valid fields, read straight from the bytes with numpy."""
+    channels, dtype = NATIVE[str(fields["encoding"])]
+    h, w, step = int(fields["height"]), int(fields["width"]), int(fields["step"])  # type: ignore[call-overload]
+    row_bytes = w * channels * np.dtype(dtype).itemsize
+    rows = np.frombuffer(bytes(fields["data"]), np.uint8).reshape(h, step)[:, :row_bytes]  # type: ignore[arg-type]
+    if dtype == np.uint16:
+        wire = ">u2" if fields["is_bigendian"] else "<u2"
+        rows = np.ascontiguousarray(rows).view(wire).astype(np.uint16)
+    return rows.reshape((h, w) if channels == 1 else (h, w, channels))
+
+
 @settings(deadline=None, max_examples=PROPERTY_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 @given(image_fields())
 def test_random_fields_decode_to_the_stated_shape_or_raise_image_codec_error(fields: dict[str, object]) -> None:
-    try:
-        decoded = image_to_array(**fields)  # type: ignore[arg-type]
-    except ImageCodecError:
+    """Valid fields decode to the exact stated shape and bytes; invalid ones raise ImageCodecError only."""
+    if not fields_are_valid(fields):
+        event("invalid fields")
+        with pytest.raises(ImageCodecError):
+            image_to_array(**fields)  # type: ignore[arg-type]
         with pytest.raises(ImageCodecError):
             to_inference_frame(**fields)  # type: ignore[arg-type]
         return
-    channels, dtype = NATIVE[str(fields["encoding"])]
-    height, width = fields["height"], fields["width"]
-    assert decoded.shape == ((height, width) if channels == 1 else (height, width, channels))
-    assert decoded.dtype == dtype
+    event("valid fields")
+    want = expected_pixels(fields)
+    decoded = image_to_array(**fields)  # type: ignore[arg-type]
+    assert decoded.dtype == want.dtype and decoded.shape == want.shape
+    np.testing.assert_array_equal(decoded, want)
     frame, order = to_inference_frame(**fields)  # type: ignore[arg-type]
-    assert frame.shape == (height, width, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
-    assert order in ("RGB", "BGR")
+    assert frame.shape == (fields["height"], fields["width"], 3) and frame.dtype == np.uint8
+    assert frame.flags.c_contiguous and order in ("RGB", "BGR")
 
 
 @st.composite
-def compressed_messages(draw: st.DrawFn) -> tuple[str, bytes]:
-    """CompressedImage format and data: valid, cut short, corrupted, or random with a plausible header."""
+def compressed_messages(draw: st.DrawFn) -> tuple[str, bytes, str, np.ndarray]:
+    """(format, data, kind, frame): valid, cut short, corrupted, or random behind a plausible header.
+
+    PNG frames are random pixels (the round trip must be exact); JPEG frames are one colour (lossy).
+    """
     fmt = draw(st.sampled_from(["jpeg", "png", "rgb8; jpeg compressed bgr8", "bgr8; png compressed bgr8", "gif"]))
     codec = "png" if "png" in fmt else "jpeg"
-    frame = np.full((draw(st.integers(1, 12)), draw(st.integers(1, 12)), 3), draw(st.integers(0, 255)), np.uint8)
+    height, width = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    if codec == "png":
+        pixels = draw(st.binary(min_size=height * width * 3, max_size=height * width * 3))
+        frame = np.frombuffer(pixels, np.uint8).reshape(height, width, 3)
+    else:
+        frame = np.full((height, width, 3), draw(st.integers(0, 255)), np.uint8)
     valid = encode_compressed(frame, "BGR", codec)[1]
     kind = draw(st.sampled_from(["valid", "cut", "flip", "random"]))
     if kind == "cut":
-        data = valid[: draw(st.integers(0, len(valid)))]
+        data = valid[: draw(st.integers(0, len(valid) - 1))]
     elif kind == "flip":
         position = draw(st.integers(0, len(valid) - 1))
         data = valid[:position] + bytes([valid[position] ^ draw(st.integers(1, 255))]) + valid[position + 1 :]
@@ -476,21 +531,41 @@ def compressed_messages(draw: st.DrawFn) -> tuple[str, bytes]:
         data = valid[:8] + draw(st.binary(max_size=200)) + valid[-12:]
     else:
         data = valid
-    return fmt, data
+    return fmt, data, kind, frame
 
 
 @settings(deadline=None, max_examples=PROPERTY_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 @given(compressed_messages(), st.one_of(st.none(), st.integers(1, 200)))
 def test_random_compressed_data_decodes_or_raises_image_codec_error(
-    message: tuple[str, bytes], max_pixels: int | None
+    message: tuple[str, bytes, str, np.ndarray], max_pixels: int | None
 ) -> None:
-    fmt, data = message
+    """Valid encodings within the pixel budget decode to their exact shape (PNG: exact pixels); damaged or
+    unsupported ones may only raise ImageCodecError, or decode to a frame of the header's shape."""
+    fmt, data, kind, frame = message
+    over_budget = max_pixels is not None and frame.shape[0] * frame.shape[1] > max_pixels
+    if fmt == "gif" or (kind == "valid" and over_budget):
+        event("must be refused")
+        with pytest.raises(ImageCodecError):
+            compressed_to_inference_frame(fmt, data, max_pixels=max_pixels)
+        return
+    if kind == "valid":
+        event("must decode")
+        decoded, order = compressed_to_inference_frame(fmt, data, max_pixels=max_pixels)
+        assert decoded.shape == frame.shape and decoded.dtype == np.uint8 and order == "BGR"
+        if "png" in fmt:
+            np.testing.assert_array_equal(decoded, frame)
+        else:
+            assert np.abs(decoded.astype(int) - frame.astype(int)).max() <= 3
+        return
     try:
-        frame, order = compressed_to_inference_frame(fmt, data, max_pixels=max_pixels)
+        decoded, order = compressed_to_inference_frame(fmt, data, max_pixels=max_pixels)
     except ImageCodecError:
         return
-    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8 and order == "BGR"
-    assert max_pixels is None or frame.shape[0] * frame.shape[1] <= max_pixels
+    event(f"{kind} data decoded")
+    assert decoded.ndim == 3 and decoded.shape[2] == 3 and decoded.dtype == np.uint8 and order == "BGR"
+    assert max_pixels is None or decoded.shape[0] * decoded.shape[1] <= max_pixels
+    if kind == "cut":  # a cut keeps the header: if anything decodes, it has the header's size
+        assert decoded.shape == frame.shape
 
 
 def test_cv2_and_module_agree_that_rgb_to_bgr_is_a_channel_flip() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -45,7 +46,7 @@ class Geometry:
 
 
 def input_geometry(spec: ModelSpec, camera_width: int, camera_height: int) -> Geometry:
-    """Resize/letterbox geometry for one camera size (shared by the compiler and the reference)."""
+    """Resize/letterbox geometry for one camera size (Ultralytics LetterBox: round() size, floor(pad/2) first)."""
     mw, mh = spec.input.width, spec.input.height
     if spec.input.resize == "stretch":
         return Geometry(camera_width, camera_height, mw, mh, 0, 0, mw, mh)
@@ -267,11 +268,14 @@ def _postprocess(
     maps = [b.op("Cast", [merged], to=TensorProto.FLOAT), conf_255]  # [N, h, w] each
     out_h, out_w = head_h, head_w
     if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
-        # Remove letterbox padding, measured in head pixels (a head may be coarser than the input).
-        sy, sx = head_h / geo.model_height, head_w / geo.model_width
-        top, left = round(geo.pad_top * sy), round(geo.pad_left * sx)
-        out_h = max(1, round(geo.resized_height * sy))
-        out_w = max(1, round(geo.resized_width * sx))
+        # Remove letterbox padding, measured in head pixels (a head may be coarser than the input), as
+        # YOLOv5's scale_image (and YOLOP) do it: half the padding, scaled to the head, truncated on each
+        # side. Exact fractions, so a half-pixel tie always resolves the same way (int(), not round()).
+        pad_h = Fraction(geo.model_height - geo.resized_height, 2) * head_h / geo.model_height
+        pad_w = Fraction(geo.model_width - geo.resized_width, 2) * head_w / geo.model_width
+        top, left = int(pad_h), int(pad_w)
+        out_h = max(1, int(head_h - pad_h) - top)
+        out_w = max(1, int(head_w - pad_w) - left)
         starts, ends = b.const([top, left], "starts"), b.const([top + out_h, left + out_w], "ends")
         maps = [b.op("Slice", [m, starts, ends, b.const([1, 2], "axes")]) for m in maps]
     if output_resolution == "input":

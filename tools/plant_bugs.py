@@ -1,0 +1,361 @@
+"""Dev-only mutation check: plant known bugs one at a time in scratch copies and report which tests catch each.
+
+Not part of `make test`. Each bug is a small textual patch anchored on code lines; a missing anchor stops that
+bug with an error naming the anchor (the code moved: update the patch here), it never passes silently. For
+each bug the script extracts `git archive REF` into a scratch directory, applies the patch, and runs the bug's
+test files there with this repository's `.venv` interpreter (PYTHONPATH points at the scratch copy, so the
+planted code is what gets imported, by the tests and by the node processes they start). A test counts as
+catching a bug when it fails with the bug planted and passed in an unplanted copy (the baseline run).
+
+    .venv/bin/python tools/plant_bugs.py                      # every bug, JSON to $TMPDIR/plant_bugs.json
+    .venv/bin/python tools/plant_bugs.py --bugs b,d --no-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `old` (exactly one occurrence; a regular expression when `regex`) by `new` in `path`."""
+
+    path: str
+    old: str
+    new: str
+    regex: bool = False
+
+
+@dataclass(frozen=True)
+class Bug:
+    key: str
+    title: str
+    # One entry per change; each entry lists alternatives (the first whose anchor is found applies), so a
+    # patch keeps working when a refactor moved the code it needs to one of two known places.
+    changes: tuple[tuple[Edit, ...], ...]
+    tests: tuple[str, ...]
+
+
+class PlantError(RuntimeError):
+    """An anchor of a patch is missing or ambiguous."""
+
+
+QUEUE_STORE = Edit(
+    "seg_perception/ros/camera_channel.py",
+    "            replaced = self.pending is not None\n            self.pending = pending\n",
+    "            replaced = False  # PLANTED: queue behind the waiting frame instead of replacing it\n"
+    "            if self.pending is None:\n"
+    "                self.pending = pending\n"
+    "            else:\n"
+    '                self.__dict__.setdefault("planted_backlog", []).append(pending)\n',
+)
+QUEUE_TAKE = (
+    Edit(
+        "seg_perception/ros/camera_channel.py",
+        "        pending, self.pending = self.pending, None\n",
+        "        pending = self.pending\n"
+        '        backlog = self.__dict__.get("planted_backlog", [])\n'
+        "        self.pending = backlog.pop(0) if backlog else None  # PLANTED: next queued frame\n",
+    ),
+    Edit(
+        "seg_perception/ros/segmentation_node.py",
+        "            for ch, _ in taken:\n                ch.pending = None\n",
+        "            for ch, _ in taken:\n"
+        '                backlog = ch.__dict__.get("planted_backlog", [])\n'
+        "                ch.pending = backlog.pop(0) if backlog else None  # PLANTED: next queued frame\n",
+    ),
+)
+
+BUGS = (
+    Bug(
+        "a",
+        "CameraChannel queues frames instead of replacing the waiting one",
+        ((QUEUE_STORE,), QUEUE_TAKE),
+        (
+            "test/test_camera_channel_keeps_newest_frame.py",
+            "test/test_node_over_dds.py",
+        ),
+    ),
+    Bug(
+        "b",
+        "ground-grid roll and yaw signs flipped",
+        (
+            (
+                Edit(
+                    "seg_perception/core/ground_grid.py",
+                    "rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])",
+                    "rx = np.array([[1, 0, 0], [0, cr, sr], [0, -sr, cr]])  # PLANTED",
+                ),
+            ),
+            (
+                Edit(
+                    "seg_perception/core/ground_grid.py",
+                    "rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])",
+                    "rz = np.array([[cy, sy, 0], [-sy, cy, 0], [0, 0, 1]])  # PLANTED",
+                ),
+            ),
+        ),
+        (
+            "test/test_ground_grid.py",
+            "test/test_ground_grid_on_generated_scenes.py",
+            "test/test_lifecycle_and_multicamera.py::test_drivable_grid_over_dds",
+        ),
+    ),
+    Bug(
+        "c",
+        "camera_info frame_id lost in the node's output camera_info",
+        (
+            (
+                Edit(
+                    "seg_perception/ros/camera_channel.py",
+                    "scaled_camera_info(info, header, w, h)",
+                    "scaled_camera_info(info, Header(stamp=header.stamp), w, h)",  # frame_id dropped
+                ),
+                Edit(
+                    "seg_perception/ros/messages.py",
+                    "    out.header = header\n",
+                    "    out.header.stamp = header.stamp  # PLANTED: frame_id dropped\n",
+                ),
+            ),
+        ),
+        ("test/test_node_over_dds.py", "test/test_ros_messages.py"),
+    ),
+    Bug(
+        "d",
+        "image decoder rejects everything (raw and compressed)",
+        (
+            (
+                Edit(
+                    "seg_perception/core/image_codec.py",
+                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                    '    raise ImageCodecError("PLANTED: every Image is refused")\n'
+                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                ),
+            ),
+            (
+                Edit(
+                    "seg_perception/core/image_codec.py",
+                    "    codec = _compressed_codec(format)\n",
+                    "    codec = _compressed_codec(format)\n"
+                    '    raise ImageCodecError("PLANTED: every CompressedImage is refused")\n',
+                ),
+            ),
+        ),
+        ("test/test_image_codec_round_trips.py", "test/test_ros_messages.py", "test/test_bag_process.py"),
+    ),
+    Bug(
+        "e",
+        "TensorRT backend binds the input buffer under an output's tensor name",
+        (
+            (
+                Edit(
+                    "seg_perception/backends/tensorrt_backend.py",
+                    "context.set_tensor_address(name, int(tensor.device))",
+                    "context.set_tensor_address(  # PLANTED: wrong tensor name for the input\n"
+                    "                self.output_names[0] if name == self._input_name else name, int(tensor.device)\n"
+                    "            )",
+                ),
+            ),
+        ),
+        ("test/test_tensorrt_backend.py", "test/test_tensorrt_backend_keeps_the_api_contract.py"),
+    ),
+    Bug(
+        "f",
+        "TensorRT backend sizes every buffer as float32 whatever the engine's dtype",
+        (
+            (
+                Edit(
+                    "seg_perception/backends/tensorrt_backend.py",
+                    r"np\.dtype\(trt\.nptype\((?:[^()]|\([^()]*\))*\)\)",
+                    "np.dtype(np.float32)  # PLANTED: dtype not read from the engine",
+                    regex=True,
+                ),
+            ),
+        ),
+        ("test/test_tensorrt_backend.py", "test/test_tensorrt_backend_keeps_the_api_contract.py"),
+    ),
+)
+
+
+def apply_bug(root: Path, bug: Bug) -> list[str]:
+    """Patch the copy at `root`; returns 'path: anchor' of each applied edit. Raises PlantError."""
+    applied = []
+    for alternatives in bug.changes:
+        tried = []
+        for edit in alternatives:
+            path = root / edit.path
+            text = path.read_text() if path.exists() else ""
+            count = len(re.findall(edit.old, text)) if edit.regex else text.count(edit.old)
+            tried.append(f"{edit.path}: {count} x {edit.old.strip()[:70]!r}")
+            if count == 1:
+                if edit.regex:
+                    text = re.sub(edit.old, edit.new.replace("\\", "\\\\"), text)  # literal replacement
+                else:
+                    text = text.replace(edit.old, edit.new)
+                try:
+                    compile(text, str(path), "exec")
+                except SyntaxError as exc:
+                    raise PlantError(f"bug {bug.key}: the patched {edit.path} does not compile: {exc}") from None
+                path.write_text(text)
+                applied.append(f"{edit.path}: {edit.old.strip().splitlines()[0][:70]}")
+                break
+        else:
+            raise PlantError(f"bug {bug.key}: no anchor found exactly once; tried " + "; ".join(tried))
+    return applied
+
+
+def extract(ref: str, into: Path) -> None:
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+
+
+def present(root: Path, tests: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(test ids whose file exists in the copy, those whose file does not)."""
+    found: list[str] = []
+    missing: list[str] = []
+    for test in tests:
+        (found if (root / test.split("::")[0]).exists() else missing).append(test)
+    return found, missing
+
+
+def run_tests(root: Path, tests: list[str], python: str, timeout: float) -> dict[str, Any]:
+    """Run pytest in the copy; failed/errored test ids from its JUnit XML."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(root / "config" / "fastdds_large_data.xml")
+    where = subprocess.run(
+        [python, "-c", "import seg_perception; print(seg_perception.__file__)"],
+        cwd=root, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    if not Path(where.stdout.strip()).resolve().is_relative_to(root.resolve()):
+        raise PlantError(f"the scratch copy imports seg_perception from {where.stdout.strip()}, not from {root}")
+    xml = root / "plant_bugs_junit.xml"
+    cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *tests]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        code, tail = proc.returncode, (proc.stdout + proc.stderr)[-2000:]
+    except subprocess.TimeoutExpired:
+        code, tail = -1, f"timed out after {timeout} s"
+    failed: list[str] = []
+    total = 0
+    if xml.exists():
+        for case in ET.parse(xml).iter("testcase"):
+            total += 1
+            if case.find("failure") is not None or case.find("error") is not None:
+                name = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+                failed.append(name)
+    return {"returncode": code, "tests": total, "failed": failed, "seconds": round(time.monotonic() - start, 1),
+            "output_tail": tail}  # fmt: skip
+
+
+def by_function(test_ids: list[str]) -> list[tuple[str, int]]:
+    """Test ids grouped by test function (parameters dropped), in first-seen order, with their counts."""
+    counts: dict[str, int] = {}
+    for test in test_ids:
+        name = test.split("[", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+    return list(counts.items())
+
+
+@dataclass
+class Report:
+    ref: str
+    commit: str
+    baseline_failed: list[str] | None = None
+    bugs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bugs", default=",".join(b.key for b in BUGS), help="comma-separated bug keys")
+    p.add_argument("--ref", default="HEAD", help="git ref to copy (committed state only)")
+    p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"), help="interpreter with the deps")
+    default_json = Path(tempfile.gettempdir()) / "plant_bugs.json"
+    p.add_argument("--json", type=Path, default=default_json, help="where to write the JSON report")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per pytest run")
+    p.add_argument("--no-baseline", action="store_true", help="skip the unplanted run (count every failure)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    args = p.parse_args(argv)
+    chosen = [b for b in BUGS if b.key in args.bugs.split(",")]
+    if not chosen:
+        p.error(f"--bugs {args.bugs!r} names none of {', '.join(b.key for b in BUGS)}")
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", args.ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    report = Report(args.ref, commit)
+    scratch = Path(tempfile.mkdtemp(prefix="plant_bugs_"))
+    try:
+        if not args.no_baseline:
+            extract(commit, scratch / "baseline")
+            union = sorted({t for b in chosen for t in b.tests})
+            found, _ = present(scratch / "baseline", tuple(union))
+            base = run_tests(scratch / "baseline", found, args.python, args.timeout)
+            report.baseline_failed = list(base["failed"])
+        for bug in chosen:
+            root = scratch / f"bug_{bug.key}"
+            extract(commit, root)
+            entry: dict[str, Any] = {"key": bug.key, "title": bug.title}
+            found, missing = present(root, bug.tests)
+            entry["missing_test_files"] = missing
+            try:
+                entry["applied"] = apply_bug(root, bug)
+            except PlantError as exc:
+                entry.update(error=str(exc), caught=False, caught_by=[])
+                report.bugs.append(entry)
+                continue
+            if not found:
+                entry.update(error="none of its test files exist at this ref", caught=False, caught_by=[])
+                report.bugs.append(entry)
+                continue
+            result = run_tests(root, found, args.python, args.timeout)
+            baseline = set(report.baseline_failed or [])
+            caught_by = [t for t in result["failed"] if t not in baseline]
+            entry.update(result, tests_run=found, caught=bool(caught_by), caught_by=caught_by)
+            report.bugs.append(entry)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    data = {"ref": report.ref, "commit": report.commit, "baseline_failed": report.baseline_failed,
+            "bugs": report.bugs}  # fmt: skip
+    tmp = args.json.with_name(args.json.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(args.json)
+    lines = [f"plant_bugs at {args.ref} ({commit[:10]}); JSON in {args.json}"]
+    if report.baseline_failed:
+        lines.append(f"baseline (unplanted) failures, not counted: {', '.join(report.baseline_failed)}")
+    lines.append(f"{'bug':<4}{'caught':<8}{'failed':>7}  {'title / caught by':<60}")
+    for entry in report.bugs:
+        caught_by = list(entry.get("caught_by", []))
+        status = "yes" if entry["caught"] else ("ERROR" if "error" in entry else "NO")
+        lines.append(f"{entry['key']:<4}{status:<8}{len(caught_by):>7}  {entry['title']}")
+        functions = by_function(caught_by)
+        for name, count in functions[:6]:
+            lines.append(f"{'':<21}{name}" + (f" ({count} cases)" if count > 1 else ""))
+        if len(functions) > 6:
+            lines.append(f"{'':<21}... and {len(functions) - 6} more test functions")
+        if "error" in entry:
+            lines.append(f"{'':<21}{entry['error']}")
+        if entry.get("missing_test_files"):
+            lines.append(f"{'':<21}test files not at this ref: {', '.join(entry['missing_test_files'])}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0 if all(e["caught"] for e in report.bugs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
