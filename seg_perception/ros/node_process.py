@@ -12,19 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
+from seg_perception.ros.dds_profile import shipped_profile
 
 
 def fastdds_profile() -> Path | None:
     """The shipped large-data Fast DDS profile (source tree or installed share directory)."""
-    candidates = [REPO_CONFIG / "fastdds_large_data.xml"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / "fastdds_large_data.xml")
-    except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is enough
-        pass
-    return next((c for c in candidates if c.is_file()), None)
+    return shipped_profile()
 
 
 def isolated_ros_environment(domain_id: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
