@@ -45,15 +45,26 @@ class NodeProcess:
     """The node in a subprocess; its output is collected; always stopped by `stop()`."""
 
     def __init__(
-        self, domain_id: int, params: Mapping[str, Any], namespace: str = "/camera", extra_ros_args: Sequence[str] = ()
+        self,
+        domain_id: int,
+        params: Mapping[str, Any],
+        namespace: str = "/camera",
+        extra_ros_args: Sequence[str] = (),
+        executable: Sequence[str] = (sys.executable, "-m", "seg_perception.node"),
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
-        cmd = [sys.executable, "-m", "seg_perception.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        """`executable`: how to start the node (an installed `lib/seg_perception/seg_perception_node`, say)."""
+        cmd = [*executable, "--ros-args", "-r", f"__ns:={namespace}"]
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             cmd += ["-p", f"{key}:={text}"]
         cmd += list(extra_ros_args)
         self.proc = subprocess.Popen(
-            cmd, env=isolated_ros_environment(domain_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            cmd,
+            env=isolated_ros_environment(domain_id, base_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
