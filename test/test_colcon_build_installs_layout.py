@@ -175,6 +175,27 @@ def test_installed_node_starts_on_the_installed_demo_model_and_stops_cleanly(bui
     assert node.proc.returncode == 0, log
 
 
+def test_installed_run_command_uses_the_installed_profile(build: tuple[Path, list[str]]) -> None:
+    """`lib/seg_perception/seg-perception run --ros-args ...` with no profile set picks the installed share copy."""
+    prefix, _ = build
+    node = NodeProcess(
+        unique_domain_id(),
+        {"backend": "onnxruntime"},
+        namespace="/installed_run",
+        executable=[str(prefix / "lib" / PACKAGE / "seg-perception"), "run"],
+        base_env=_installed_environment(prefix),
+        large_data_profile=False,
+    )
+    try:
+        node.wait_for_log("Fast DDS profile:", timeout=90)
+    finally:
+        node.stop(timeout=30)
+    line = next(line for line in node.output.splitlines() if "Fast DDS profile:" in line)
+    profile = Path(line.split("Fast DDS profile: ", 1)[1].split(" (", 1)[0])
+    assert profile.name == "fastdds_large_data.xml" and profile.is_file(), line
+    assert prefix.parent.parent in profile.parents, f"{line}: not the workspace's copy"
+
+
 def test_every_tracked_data_file_installs(build: tuple[Path, list[str]]) -> None:
     prefix, files = build
     data = [

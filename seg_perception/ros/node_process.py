@@ -20,11 +20,13 @@ def fastdds_profile() -> Path | None:
     return shipped_profile()
 
 
-def isolated_ros_environment(domain_id: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a private DDS domain on localhost with the large-data transport profile."""
+def isolated_ros_environment(
+    domain_id: int, base: Mapping[str, str] | None = None, large_data_profile: bool = True
+) -> dict[str, str]:
+    """Environment for a private DDS domain on localhost with (by default) the large-data transport profile."""
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    profile = fastdds_profile()
+    profile = fastdds_profile() if large_data_profile else None
     if profile is not None:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return env
@@ -52,6 +54,7 @@ class NodeProcess:
         extra_ros_args: Sequence[str] = (),
         executable: Sequence[str] = (sys.executable, "-m", "seg_perception.node"),
         base_env: Mapping[str, str] | None = None,
+        large_data_profile: bool = True,
     ) -> None:
         """`executable`: how to start the node (an installed `lib/seg_perception/seg_perception_node`, say)."""
         cmd = [*executable, "--ros-args", "-r", f"__ns:={namespace}"]
@@ -61,7 +64,7 @@ class NodeProcess:
         cmd += list(extra_ros_args)
         self.proc = subprocess.Popen(
             cmd,
-            env=isolated_ros_environment(domain_id, base_env),
+            env=isolated_ros_environment(domain_id, base_env, large_data_profile),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
