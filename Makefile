@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_large_data.xml
 
-.PHONY: demo test lint typecheck pytest venv train-demo-model clean
+.PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,30 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The oldest Python and library versions we declare (constraints-oldest.txt), proven on the core tests: those
+# that need no ROS (the rclpy wheels exist for newer Pythons only). About a minute once the venv exists.
+PYTHON_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10))
+VENV_OLDEST := .venv-oldest
+STAMP_OLDEST := $(VENV_OLDEST)/.installed-stamp
+CORE_TESTS := test/test_engine_cache.py test/test_eval_end_to_end.py test/test_fused_graph_matches_reference.py \
+	test/test_ground_grid.py test/test_ground_grid_on_generated_scenes.py test/test_image_codec_round_trips.py \
+	test/test_metrics.py test/test_model_spec_validation.py test/test_segmenter_outputs.py \
+	test/test_synthetic_scenes.py test/test_tensorrt_backend.py test/test_int8_qdq_agreement.py \
+	test/test_no_unsafe_calls.py test/test_bag_process.py test/test_venv_console_scripts.py
+
+$(STAMP_OLDEST): constraints-oldest.txt setup.py setup.cfg pyproject.toml
+	@test -n "$(PYTHON_OLDEST)" || { echo "test-oldest: no Python 3.10 (looked in ~/.pyenv/versions/3.10.*); set PYTHON_OLDEST"; exit 1; }
+	rm -rf $(VENV_OLDEST)
+	$(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/python -m pip install -q --disable-pip-version-check -c constraints-oldest.txt \
+		numpy opencv-python-headless onnx onnxruntime PyYAML tqdm rosbags pytest hypothesis wheel
+	$(VENV_OLDEST)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP_OLDEST)
+
+test-oldest: $(STAMP_OLDEST)
+	$(VENV_OLDEST)/bin/python -c 'import sys, numpy, cv2, onnx, onnxruntime; print("test-oldest: Python", sys.version.split()[0], "numpy", numpy.__version__, "opencv", cv2.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'
+	$(VENV_OLDEST)/bin/python -m pytest -q $(CORE_TESTS)
+
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:
 	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
@@ -43,4 +67,4 @@ train-demo-model:
 	PYTHONPATH=$(CURDIR) .venv-train/bin/python -m seg_perception.train_demo_model --out models/
 
 clean:
-	rm -rf demo_out bench_out build install log .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo_out bench_out build install log .pytest_cache .mypy_cache .ruff_cache $(VENV_OLDEST)

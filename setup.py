@@ -17,6 +17,10 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*")),
         (f"share/{PACKAGE}/models", glob("models/*")),
     ],
+    # Runtime dependencies come from package.xml (rosdep) plus requirements-ros.txt on a ROS install, and from
+    # requirements.txt in `make venv`; listing them here would make colcon's `setup.py install` try to fetch e.g.
+    # opencv-python-headless where apt's python3-opencv provides cv2. Oldest supported versions, proven in CI:
+    # constraints-oldest.txt (test/test_declared_minimums_agree.py keeps README and requirements-ros.txt in step).
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="seg_perception maintainers",

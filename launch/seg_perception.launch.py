@@ -1,42 +1,72 @@
 """Launch seg_perception_node on a camera stream, with its parameters file and the large-data Fast DDS profile."""
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from seg_perception.ros.launch_arguments import parameter_overrides, rviz_config, wants_rviz
+
+
+def _node_and_rviz(context: LaunchContext) -> list:
+    """Resolved at launch time: the params file first, then only the overrides that were given."""
+
+    def value(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    image_topic = value("image_topic")
+    overrides = parameter_overrides(value("model"), value("backend"), value("use_sim_time"))
+    node = Node(
+        package="seg_perception",
+        executable="seg_perception_node",
+        name="seg_perception",
+        namespace=value("namespace"),
+        # Later entries win: the overrides (typed explicitly, launch would YAML-parse strings) beat the file.
+        parameters=[value("params_file"), {k: ParameterValue(v, value_type=type(v)) for k, v in overrides.items()}],
+        remappings=[
+            ("image", image_topic),
+            ("image/compressed", image_topic + "/compressed"),
+            ("camera_info", value("camera_info_topic")),
+        ],
+        output="screen",
+    )
+    actions = [node]
+    if wants_rviz(value("rviz")):
+        template = os.path.join(get_package_share_directory("seg_perception"), "config", "seg_perception.rviz")
+        with open(template, encoding="utf-8") as f:
+            text = rviz_config(f.read(), value("namespace"), image_topic)
+        with tempfile.NamedTemporaryFile("w", prefix="seg_perception_", suffix=".rviz", delete=False) as out:
+            out.write(text)
+        actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", out.name], output="screen"))
+    return actions
+
 
 def generate_launch_description() -> LaunchDescription:
     config_dir = os.path.join(get_package_share_directory("seg_perception"), "config")
-
-    model = LaunchConfiguration("model")
-    params_file = LaunchConfiguration("params_file")
-    namespace = LaunchConfiguration("namespace")
-    image_topic = LaunchConfiguration("image_topic")
-    camera_info_topic = LaunchConfiguration("camera_info_topic")
-    backend = LaunchConfiguration("backend")
-    use_sim_time = LaunchConfiguration("use_sim_time")
     fastdds_profile = LaunchConfiguration("fastdds_profile")
 
     arguments = [
         DeclareLaunchArgument(
             "model",
             default_value="",
-            description="Model spec YAML path; empty selects the bundled demo model.",
+            description="Model spec YAML path; empty keeps the params file's model "
+            "(whose empty value is the demo model).",
         ),
         DeclareLaunchArgument(
             "params_file",
             default_value=os.path.join(config_dir, "seg_perception.yaml"),
-            description="ROS 2 parameters file for the node; model, backend and use_sim_time override it.",
+            description="ROS 2 parameters file for the node; model, backend and use_sim_time override it when given.",
         ),
         DeclareLaunchArgument(
             "namespace",
             default_value="camera",
-            description="Node namespace; outputs appear under <namespace>/segmentation/.",
+            description="Node namespace; outputs appear under <namespace>/segmentation/ (rviz:=true follows it).",
         ),
         DeclareLaunchArgument(
             "image_topic",
@@ -50,14 +80,15 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "backend",
-            default_value="auto",
-            choices=["auto", "onnxruntime", "tensorrt"],
-            description="Inference backend; auto picks TensorRT when it imports and a GPU exists.",
+            default_value="",
+            choices=["", "auto", "onnxruntime", "tensorrt"],
+            description="Inference backend; empty keeps the params file's "
+            "(auto: TensorRT when it imports and a GPU exists).",
         ),
         DeclareLaunchArgument(
             "use_sim_time",
-            default_value="false",
-            description="Use /clock (rosbag replay, simulation) instead of the wall clock.",
+            default_value="",
+            description="true: use /clock (rosbag replay, simulation); empty keeps the params file's value (false).",
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
@@ -65,31 +96,14 @@ def generate_launch_description() -> LaunchDescription:
             description="Fast DDS XML profiles file (FASTDDS_DEFAULT_PROFILES_FILE); "
             "the default enlarges shared memory so best-effort camera frames arrive whole.",
         ),
+        DeclareLaunchArgument(
+            "rviz",
+            default_value="false",
+            description="true: also start rviz2 with the shipped config pointed at namespace and image_topic.",
+        ),
     ]
 
     # Must precede the Node: the process reads the variable when its DDS participant is created.
     fastdds_env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", fastdds_profile)
 
-    node = Node(
-        package="seg_perception",
-        executable="seg_perception_node",
-        name="seg_perception",
-        namespace=namespace,
-        parameters=[
-            params_file,
-            {
-                # Explicit types: launch would otherwise YAML-parse the strings ("" -> null, "1" -> int).
-                "model": ParameterValue(model, value_type=str),
-                "backend": ParameterValue(backend, value_type=str),
-                "use_sim_time": ParameterValue(use_sim_time, value_type=bool),
-            },
-        ],
-        remappings=[
-            ("image", image_topic),
-            ("image/compressed", [image_topic, "/compressed"]),
-            ("camera_info", camera_info_topic),
-        ],
-        output="screen",
-    )
-
-    return LaunchDescription([*arguments, fastdds_env, node])
+    return LaunchDescription([*arguments, fastdds_env, OpaqueFunction(function=_node_and_rviz)])

@@ -155,6 +155,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seg_perception.node import main as node_main
+    from seg_perception.ros.dds_profile import apply_default_profile
 
     ros_args = list(args.ros_args)
     if ros_args and ros_args[0] == "--":
@@ -165,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "--ros-args" not in ros_args:
             ros_args.insert(0, "--ros-args")
         ros_args += ["--params-file", str(args.params_file)]
+    # As the launch file does: Fast DDS reads the variable when rclpy.init creates the participant.
+    apply_default_profile()
     return node_main(["seg_perception_node", *ros_args])
 
 
@@ -173,6 +176,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`run ... --ros-args X` -> (`run ...`, `--ros-args X`): argparse cannot take an unknown option as REMAINDER.
+
+    Only for the `run` command (the first token that is not an option); other commands get argv unchanged.
+    """
+    argv = list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command != "run" or "--ros-args" not in argv:
+        return argv, []
+    cut = argv.index("--ros-args")
+    if "--" in argv[:cut]:  # `run -- --ros-args ...`: argparse already passes it through
+        return argv, []
+    return argv[:cut], argv[cut:]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="--bag: replace an existing bag")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("run", help="run the node without the launch package (ROS args pass through)")
+    p = sub.add_parser(
+        "run",
+        help="run the node without the launch package: `run --ros-args ...` as with ros2 run (`run -- --ros-args` too)",
+    )
     p.add_argument(
         "--params-file", type=Path, default=None, help="ROS 2 parameters YAML (e.g. config/seg_perception.yaml)"
     )
@@ -259,7 +280,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    head, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(head)
+    if ros_args:
+        args.ros_args = [*args.ros_args, *ros_args]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.func(args))

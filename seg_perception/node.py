@@ -12,6 +12,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.subscription import RCLError
 
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.ros.dds_profile import describe_profile
 
 
 def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
@@ -32,6 +33,12 @@ def main(args: Sequence[str] | None = None) -> int:
         from seg_perception.ros.segmentation_node import SegmentationNode
 
         node = SegmentationNode()
+        # Large frames over best effort need the large-data profile; say which one this process runs with.
+        profile_in_force, profile_line = describe_profile()
+        if profile_in_force:
+            node.get_logger().info(profile_line)
+        else:
+            node.get_logger().warning(profile_line)
         if node.config.autostart:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise SegPerceptionError(node.configure_error or "configure failed")

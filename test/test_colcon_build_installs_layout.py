@@ -1,4 +1,5 @@
-"""`colcon build` of a clean copy of the repository installs the node, the CLI and every data file where ROS looks."""
+"""`colcon build` (plain and --symlink-install) of a clean copy installs the node, the CLI and every data file where
+ROS looks, and the installed executables run from the install space (not from this checkout)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from ros_harness import NodeProcess, unique_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "seg_perception"
-BUILD_TIMEOUT_S = 120
+BUILD_TIMEOUT_S = 300
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 DEMO_MODEL_SPEC = "models/demo_road_seg.yaml"
 
 
@@ -37,8 +40,8 @@ def _colcon_command() -> list[str]:
     return [sys.executable, "-m", "colcon_core.command"]
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+@pytest.fixture(scope="module", params=["plain", "symlink-install"])
+def build(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, list[str]]:
     """Copy the tracked files to a temporary workspace, build it there, return (install prefix, tracked files)."""
     pytest.importorskip("colcon_core", reason="colcon is not importable in this environment")
     workspace = tmp_path_factory.mktemp("colcon_ws")
@@ -66,6 +69,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
         str(workspace / "install"),
         "--event-handlers",
         "console_direct+",
+        *(["--symlink-install"] if request.param == "symlink-install" else []),
     ]
     started = time.monotonic()
     result = subprocess.run(
@@ -103,12 +107,93 @@ def test_share_files_install(build: tuple[Path, list[str]], relative: str) -> No
 
 def test_demo_model_installs(build: tuple[Path, list[str]]) -> None:
     prefix, files = build
-    # The bundled demo model is committed separately from this test. Until models/demo_road_seg.yaml is tracked
-    # there is nothing to install, so this checks the layout only once it exists; the assertion then holds
-    # unconditionally, and test_every_tracked_data_file_installs covers the model's ONNX file next to it.
-    if DEMO_MODEL_SPEC not in files:
-        pytest.skip(f"{DEMO_MODEL_SPEC} is not tracked yet")
+    assert DEMO_MODEL_SPEC in files, f"{DEMO_MODEL_SPEC} is not tracked"
     assert (prefix / "share" / PACKAGE / DEMO_MODEL_SPEC).is_file()
+
+
+def _installed_environment(prefix: Path) -> dict[str, str]:
+    """The environment `. install/local_setup.sh` gives (PYTHONPATH, AMENT_PREFIX_PATH), as a user sources it."""
+    local_setup = prefix.parent / "local_setup.sh"
+    result = subprocess.run(
+        ["sh", "-c", f'. "{local_setup}" && env -0'], capture_output=True, check=True, timeout=60, cwd=prefix.parent
+    )
+    env = dict(entry.split("=", 1) for entry in result.stdout.decode().split("\0") if "=" in entry)
+    env.pop(PROFILE_VARIABLE, None)  # the node must find the installed profile on its own only via `run`
+    return env
+
+
+def test_installed_package_is_the_one_imported(build: tuple[Path, list[str]]) -> None:
+    """Sourcing the install space shadows this checkout's editable install (else the tests below prove nothing)."""
+    prefix, _ = build
+    result = subprocess.run(
+        [sys.executable, "-c", "import seg_perception; print(seg_perception.__file__)"],
+        env=_installed_environment(prefix),
+        cwd=prefix,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = Path(result.stdout.strip())
+    assert prefix.parent.parent in imported.parents, f"imported {imported}, not from the workspace"
+
+
+def test_installed_cli_runs(build: tuple[Path, list[str]], tmp_path: Path) -> None:
+    prefix, _ = build
+    cli = prefix / "lib" / PACKAGE / "seg-perception"
+    env = _installed_environment(prefix)
+    shown = subprocess.run([str(cli), "--help"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: seg-perception"), shown.stderr
+    out = tmp_path / "fused.onnx"
+    compiled = subprocess.run(
+        [str(cli), "compile", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    assert out.stat().st_size > 100_000 and "demo_road_seg at 320x192" in compiled.stderr
+
+
+def test_installed_node_starts_on_the_installed_demo_model_and_stops_cleanly(build: tuple[Path, list[str]]) -> None:
+    prefix, _ = build
+    executable = str(prefix / "lib" / PACKAGE / "seg_perception_node")
+    node = NodeProcess(
+        unique_domain_id(),
+        {"backend": "onnxruntime"},
+        namespace="/installed",
+        executable=[executable],
+        base_env=_installed_environment(prefix),
+    )
+    try:
+        node.wait_for_log("warm-up on", timeout=90)
+    finally:
+        node.stop(timeout=30)
+    log = node.output
+    lines = log.splitlines()
+    model_lines = [line for line in lines if "model demo_road_seg (8 classes) from " in line]
+    assert model_lines, log
+    spec = Path(model_lines[0].split(" from ", 1)[1].split(";", 1)[0])
+    assert prefix.parent.parent in spec.parents, f"the node loaded {spec}, not the installed demo model"
+    assert node.proc.returncode == 0, log
+
+
+def test_installed_run_command_uses_the_installed_profile(build: tuple[Path, list[str]]) -> None:
+    """`lib/seg_perception/seg-perception run --ros-args ...` with no profile set picks the installed share copy."""
+    prefix, _ = build
+    node = NodeProcess(
+        unique_domain_id(),
+        {"backend": "onnxruntime"},
+        namespace="/installed_run",
+        executable=[str(prefix / "lib" / PACKAGE / "seg-perception"), "run"],
+        base_env=_installed_environment(prefix),
+        large_data_profile=False,
+    )
+    try:
+        node.wait_for_log("Fast DDS profile:", timeout=90)
+    finally:
+        node.stop(timeout=30)
+    line = next(line for line in node.output.splitlines() if "Fast DDS profile:" in line)
+    profile = Path(line.split("Fast DDS profile: ", 1)[1].split(" (", 1)[0])
+    assert profile.name == "fastdds_large_data.xml" and profile.is_file(), line
+    assert prefix.parent.parent in profile.parents, f"{line}: not the workspace's copy"
 
 
 def test_every_tracked_data_file_installs(build: tuple[Path, list[str]]) -> None:

@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
+from rclpy.node import NodeNameNonExistentError
+from ros_harness import node_with_probe, unique_domain_id
 
+from seg_perception.ros.launch_arguments import rviz_config
 from seg_perception.ros.parameters import PARAMETERS, validate_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "seg_perception"
 LAUNCH_FILE = ROOT / "launch" / "seg_perception.launch.py"
 PARAMS_FILE = ROOT / "config" / "seg_perception.yaml"
 RVIZ_FILE = ROOT / "config" / "seg_perception.rviz"
@@ -26,9 +30,10 @@ LAUNCH_ARGUMENTS: dict[str, str | None] = {
     "namespace": "camera",
     "image_topic": "/camera/image_raw",
     "camera_info_topic": "/camera/camera_info",
-    "backend": "auto",
-    "use_sim_time": "false",
+    "backend": "",  # empty: the params file's value stands (test_launch_argument_precedence.py)
+    "use_sim_time": "",
     "fastdds_profile": None,
+    "rviz": "false",
 }
 # Computed defaults name the installed copy of these repository files.
 COMPUTED_DEFAULTS = {"params_file": "seg_perception.yaml", "fastdds_profile": "fastdds_large_data.xml"}
@@ -45,9 +50,40 @@ NODE_PUBLISHES = {
     "segmentation/legend": "sensor_msgs/Image",
     "segmentation/drivable_grid": "nav_msgs/OccupancyGrid",
 }
+# What every node has that is not ours (rclpy's logging and parameter events, the lifecycle transition events).
+ROS_INFRASTRUCTURE = {"/rosout", "/parameter_events", "/camera/seg_perception/transition_event"}
 LATCHED = {"segmentation/legend"}
 FOUR_K_RGB8_BYTES = 3840 * 2160 * 3
 DDS_NS = {"dds": "http://www.eprosima.com"}
+
+
+# --- what the node really publishes ----------------------------------------------------------------------------
+
+
+def test_node_publishes_exactly_the_listed_topics(spec_path: Path) -> None:
+    """NODE_PUBLISHES (which the rviz checks below rely on) against a real node's publishers, seen over DDS."""
+    params = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "qos_reliability": "reliable",
+        "publish_overlay": True,
+        "publish_color_mask": True,
+        "publish_confidence": True,
+    }
+    expected = {f"/camera/{topic}": [kind.replace("/", "/msg/")] for topic, kind in NODE_PUBLISHES.items()}
+    expected["/diagnostics"] = ["diagnostic_msgs/msg/DiagnosticArray"]
+    with node_with_probe(unique_domain_id(), params) as (_, probe):
+
+        def published() -> dict[str, list[str]]:
+            try:
+                found = probe.node.get_publisher_names_and_types_by_node("seg_perception", "/camera")
+            except NodeNameNonExistentError:  # the node's name is discovered apart from its endpoints
+                return {}
+            return {topic: sorted(types) for topic, types in found}
+
+        probe.wait_until(lambda: expected.keys() <= published().keys(), 60.0, "the node's publishers")
+        topics = {t: kinds for t, kinds in published().items() if t not in ROS_INFRASTRUCTURE}
+    assert topics == expected
 
 
 # --- launch file -----------------------------------------------------------------------------------------------
@@ -112,11 +148,22 @@ def test_launch_argument_has_description_and_default(name: str, declared_argumen
     choices = _keyword(call, "choices")
     node_parameter = next((p for p in PARAMETERS if p.name == name), None)
     if choices is not None and node_parameter is not None:
-        assert ast.literal_eval(choices) == list(node_parameter.choices), f"{name}: choices differ from the node's"
+        # "" (not given: the params file's value stands) plus exactly the node's choices.
+        assert ast.literal_eval(choices) == ["", *node_parameter.choices], f"{name}: choices differ from the node's"
+
+
+def _segmentation_node(launch_tree: ast.Module) -> ast.Call:
+    nodes = [
+        n
+        for n in _calls(launch_tree, "Node")
+        if any(isinstance(k.value, ast.Constant) and (k.arg, k.value.value) == ("package", PACKAGE) for k in n.keywords)
+    ]
+    assert len(nodes) == 1, f"expected one {PACKAGE} Node, found {len(nodes)}"
+    return nodes[0]
 
 
 def test_launch_file_starts_the_node_with_remapped_inputs(launch_tree: ast.Module) -> None:
-    (node,) = _calls(launch_tree, "Node")
+    node = _segmentation_node(launch_tree)
     keywords = {k.arg: k.value for k in node.keywords}
     literal = {k: v.value for k, v in keywords.items() if isinstance(v, ast.Constant)}
     assert literal["package"] == "seg_perception"
@@ -133,12 +180,22 @@ def test_launch_file_starts_the_node_with_remapped_inputs(launch_tree: ast.Modul
     assert not _calls(launch_tree, "PythonExpression")
 
 
+def test_launch_file_passes_the_params_file_then_only_the_given_overrides(launch_tree: ast.Module) -> None:
+    """The precedence itself is tested in test_launch_argument_precedence.py; here: the launch file uses it."""
+    (call,) = _calls(launch_tree, "parameter_overrides")
+    assert [ast.unparse(a) for a in call.args] == ["value('model')", "value('backend')", "value('use_sim_time')"]
+    parameters = _keyword(_segmentation_node(launch_tree), "parameters")
+    assert isinstance(parameters, ast.List) and len(parameters.elts) == 2
+    first, second = parameters.elts
+    assert ast.unparse(first) == "value('params_file')", "the params file must come first (later entries win)"
+    assert isinstance(second, ast.DictComp) and "overrides.items()" in ast.unparse(second)
+
+
 def test_launch_description_loads_through_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
-        from launch.actions import SetEnvironmentVariable
+        from launch.actions import OpaqueFunction, SetEnvironmentVariable
         from launch.launch_description import LaunchDescription
         from launch.launch_description_sources import get_launch_description_from_python_launch_file
-        from launch_ros.actions import Node
     except ImportError:
         pytest.skip("launch is not installable from the registry here")
 
@@ -152,7 +209,8 @@ def test_launch_description_loads_through_launch(tmp_path: Path, monkeypatch: py
     assert isinstance(description, LaunchDescription)
     assert sorted(a.name for a in description.get_launch_arguments()) == sorted(LAUNCH_ARGUMENTS)
     kinds = [type(e) for e in description.entities]
-    assert kinds.index(SetEnvironmentVariable) < kinds.index(Node), "the DDS profile must be set before the node"
+    # The Node is created inside the OpaqueFunction, once the arguments are known.
+    assert kinds.index(SetEnvironmentVariable) < kinds.index(OpaqueFunction), "the DDS profile must precede the node"
 
 
 # --- parameters file -------------------------------------------------------------------------------------------
@@ -211,24 +269,52 @@ def _image_displays() -> list[dict[str, Any]]:
     return [d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"]
 
 
-def test_rviz_shows_only_topics_that_exist() -> None:
-    namespace = LAUNCH_ARGUMENTS["namespace"]
-    camera_input = LAUNCH_ARGUMENTS["image_topic"]
-    published_images = {f"/{namespace}/{t}" for t, kind in NODE_PUBLISHES.items() if kind == "sensor_msgs/Image"}
-    displays = _image_displays()
+DEFAULT_VIEW = (str(LAUNCH_ARGUMENTS["namespace"]), str(LAUNCH_ARGUMENTS["image_topic"]))
+# The README's bag example: a camera under /camera/front.
+FRONT_VIEW = ("/camera/front", "/camera/front/image_raw")
+
+
+def _displays_for(namespace: str, image_topic: str) -> list[dict[str, Any]]:
+    """The Displays of the rviz config the launch file writes for rviz:=true with these arguments."""
+    config = yaml.safe_load(rviz_config(RVIZ_FILE.read_text(), namespace, image_topic))
+    displays: list[dict[str, Any]] = config["Visualization Manager"]["Displays"]
+    return displays
+
+
+def test_shipped_rviz_config_is_the_template_at_the_launch_defaults() -> None:
+    """`rviz2 -d .../seg_perception.rviz` without the launch file shows what the default launch publishes."""
+    assert yaml.safe_load(rviz_config(RVIZ_FILE.read_text(), *DEFAULT_VIEW)) == yaml.safe_load(RVIZ_FILE.read_text())
+
+
+@pytest.mark.parametrize(("namespace", "image_topic"), [DEFAULT_VIEW, FRONT_VIEW])
+def test_rviz_shows_only_topics_that_exist(namespace: str, image_topic: str) -> None:
+    prefix = "/" + namespace.strip("/")
+    published_images = {f"{prefix}/{t}" for t, kind in NODE_PUBLISHES.items() if kind == "sensor_msgs/Image"}
+    displays = [d for d in _displays_for(namespace, image_topic) if d["Class"] == "rviz_default_plugins/Image"]
     topics = [d["Topic"]["Value"] for d in displays]
-    assert camera_input in topics
-    assert f"/{namespace}/segmentation/legend" in topics
+    assert image_topic in topics
+    assert f"{prefix}/segmentation/legend" in topics
     for topic in topics:
-        assert topic == camera_input or topic in published_images, f"rviz shows {topic}, which nobody publishes"
-
-
-def test_rviz_shows_the_drivable_grid() -> None:
-    namespace = LAUNCH_ARGUMENTS["namespace"]
-    displays = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]["Displays"]
-    maps = [d for d in displays if d["Class"] == "rviz_default_plugins/Map"]
-    assert [m["Topic"]["Value"] for m in maps] == [f"/{namespace}/segmentation/drivable_grid"]
+        assert topic == image_topic or topic in published_images, f"rviz shows {topic}, which nobody publishes"
+    maps = [d for d in _displays_for(namespace, image_topic) if d["Class"] == "rviz_default_plugins/Map"]
+    assert [m["Topic"]["Value"] for m in maps] == [f"{prefix}/segmentation/drivable_grid"]
     assert NODE_PUBLISHES["segmentation/drivable_grid"] == "nav_msgs/OccupancyGrid"
+
+
+def _readme_launch_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("ros2 launch seg_perception")]
+
+
+def test_readme_launches_under_another_namespace_start_the_matching_rviz() -> None:
+    """The shipped rviz config shows /camera; a README launch elsewhere must let rviz follow (rviz:=true)."""
+    commands = _readme_launch_commands()
+    assert commands, "the README shows no ros2 launch line"
+    for command in commands:
+        arguments = dict(a.split(":=", 1) for a in command.split() if ":=" in a)
+        namespace = "/" + arguments.get("namespace", str(LAUNCH_ARGUMENTS["namespace"])).strip("/")
+        if namespace != "/" + DEFAULT_VIEW[0]:
+            assert arguments.get("rviz") == "true", f"{command}: rviz would show /{DEFAULT_VIEW[0]}, not {namespace}"
 
 
 def test_rviz_legend_display_is_transient_local() -> None:

@@ -12,26 +12,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
+from seg_perception.ros.dds_profile import shipped_profile
 
 
 def fastdds_profile() -> Path | None:
     """The shipped large-data Fast DDS profile (source tree or installed share directory)."""
-    candidates = [REPO_CONFIG / "fastdds_large_data.xml"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / "fastdds_large_data.xml")
-    except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is enough
-        pass
-    return next((c for c in candidates if c.is_file()), None)
+    return shipped_profile()
 
 
-def isolated_ros_environment(domain_id: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a private DDS domain on localhost with the large-data transport profile."""
+def isolated_ros_environment(
+    domain_id: int, base: Mapping[str, str] | None = None, large_data_profile: bool = True
+) -> dict[str, str]:
+    """Environment for a private DDS domain on localhost with (by default) the large-data transport profile."""
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    profile = fastdds_profile()
+    profile = fastdds_profile() if large_data_profile else None
     if profile is not None:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return env
@@ -52,15 +47,27 @@ class NodeProcess:
     """The node in a subprocess; its output is collected; always stopped by `stop()`."""
 
     def __init__(
-        self, domain_id: int, params: Mapping[str, Any], namespace: str = "/camera", extra_ros_args: Sequence[str] = ()
+        self,
+        domain_id: int,
+        params: Mapping[str, Any],
+        namespace: str = "/camera",
+        extra_ros_args: Sequence[str] = (),
+        executable: Sequence[str] = (sys.executable, "-m", "seg_perception.node"),
+        base_env: Mapping[str, str] | None = None,
+        large_data_profile: bool = True,
     ) -> None:
-        cmd = [sys.executable, "-m", "seg_perception.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        """`executable`: how to start the node (an installed `lib/seg_perception/seg_perception_node`, say)."""
+        cmd = [*executable, "--ros-args", "-r", f"__ns:={namespace}"]
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             cmd += ["-p", f"{key}:={text}"]
         cmd += list(extra_ros_args)
         self.proc = subprocess.Popen(
-            cmd, env=isolated_ros_environment(domain_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            cmd,
+            env=isolated_ros_environment(domain_id, base_env, large_data_profile),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

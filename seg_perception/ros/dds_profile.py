@@ -1,0 +1,53 @@
+"""Which Fast DDS XML profile a process uses: the shipped large-data profile, and one log line saying so."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+PROFILE_NAME = "fastdds_large_data.xml"
+# Source tree (an editable install or `python -m`): <repo>/config next to the package.
+REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
+
+
+def shipped_profile() -> Path | None:
+    """The shipped large-data Fast DDS profile: the source tree copy, else the installed share directory."""
+    candidates = [REPO_CONFIG / PROFILE_NAME]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / PROFILE_NAME)
+    except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is all there is
+        pass
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> None:
+    """Point FASTDDS_DEFAULT_PROFILES_FILE at the shipped profile unless the user set it (even to '')."""
+    env = os.environ if environ is None else environ
+    if PROFILE_VARIABLE in env:
+        return
+    profile = shipped_profile()
+    if profile is not None:
+        env[PROFILE_VARIABLE] = str(profile)
+
+
+def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[bool, str]:
+    """(in force, one log line): the profile this process's DDS participant reads, or why there is none."""
+    env = os.environ if environ is None else environ
+    rmw = env.get("RMW_IMPLEMENTATION", "")
+    if rmw and not rmw.startswith("rmw_fastrtps"):
+        return False, f"RMW_IMPLEMENTATION={rmw}: Fast DDS profiles do not apply"
+    value = env.get(PROFILE_VARIABLE, "")
+    shipped = shipped_profile()
+    hint = f"; the shipped large-data profile is {shipped}" if shipped is not None else ""
+    if not value:
+        return False, (
+            f"Fast DDS profile: none ({PROFILE_VARIABLE} unset), Fast DDS defaults: large best-effort frames "
+            f"may not arrive{hint}"
+        )
+    if not Path(value).is_file():
+        return False, f"Fast DDS profile: {PROFILE_VARIABLE}={value} does not exist, Fast DDS defaults in force{hint}"
+    return True, f"Fast DDS profile: {value} ({PROFILE_VARIABLE})"
