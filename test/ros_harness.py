@@ -110,6 +110,11 @@ class Probe:
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
+    def record(self, msg_type: Any, topic: str, name: str, depth: int = 200) -> Any:
+        """Subscribe (reliable, keep last `depth`) and record what arrives under `name`."""
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        return self.node.create_subscription(msg_type, topic, self._recorder(name), qos)
+
     def _recorder(self, name: str) -> Callable[[Any], None]:
         def record(msg: Any) -> None:
             with self._lock:
