@@ -75,6 +75,7 @@ class SegmentationNode(LifecycleNode):
         self._grid_pub: Any = None
         self._grid_lut: np.ndarray | None = None
         self._grids_published = 0
+        self._window_expired = 0
         self.config = self._read_config()
         self.grid_spec = GridSpec(
             self.config.grid_resolution,
@@ -325,7 +326,10 @@ class SegmentationNode(LifecycleNode):
                 while self._running:
                     now = time.monotonic()
                     waiting = [ch for ch in self.channels if ch.pending is None and ch.is_live(now)]
-                    if not waiting or now >= deadline:
+                    if not waiting:
+                        break
+                    if now >= deadline:  # a live camera missed the window: counted, for tuning batch_window_ms
+                        self._window_expired += 1
                         break
                     self._cond.wait(timeout=deadline - now)
             taken = [(ch, ch.take()) for ch in self.channels]
@@ -428,6 +432,7 @@ class SegmentationNode(LifecycleNode):
                 "backend_reason": self.segmenter.backend_reason,
                 "input_topic": ch.subscription.topic_name if ch.subscription is not None else "(waiting)",
                 "mean_batch_size": f"{mean_batch:.2f}",
+                "batch_window_expired": str(self._window_expired),
                 **{f"computed.{topic}": str(n) for topic, n in ch.computed.items()},
                 "grids_published": str(self._grids_published),
             }
