@@ -1,3 +1,4 @@
+# ruff: noqa: E501, T201 - planted snippets must match the source lines exactly; this script reports by printing
 """Dev-only: plant one node/DDS/replay bug at a time in a scratch copy of the repository and run the
 tests that must catch it (the real test files, importing the planted copy through PYTHONPATH).
 
