@@ -49,13 +49,30 @@ def _recorded(bag: Path) -> dict[str, list[tuple[int, bytes]]]:
     return out
 
 
-def _as_recorded(wire: list[tuple[int, bytes]], recorded: list[bytes]) -> bool:
-    """Whether the wire payloads are the recorded CDR bytes unchanged. Fast DDS pads a serialized payload
-    with up to 3 zero bytes to a 4-byte boundary (CDR alignment); everything before is compared exactly."""
+# A reader can miss a writer's first samples: --wait-for-subscribers returns once the writer has matched
+# the reader, which may not yet have matched the writer (discovery is not symmetric). Only there.
+MAX_MISSED_AT_START = 3
+
+
+def _same_payload(wire: bytes, recorded: bytes) -> bool:
+    """The recorded CDR bytes unchanged; Fast DDS pads a serialized payload with up to 3 zero bytes to a
+    4-byte boundary (CDR alignment), everything before is compared exactly."""
+    return wire[: len(recorded)] == recorded and len(wire) - len(recorded) < 4 and not any(wire[len(recorded) :])
+
+
+def _missed_at_start(wire: list[tuple[int, bytes]], recorded: list[bytes]) -> int:
+    """How many of the first recorded messages the wire lacks, given that it then carries every other one
+    unchanged and in order; fails otherwise."""
     got = [data for _, data in wire]
-    return len(got) == len(recorded) and all(
-        g[: len(r)] == r and len(g) - len(r) < 4 and not any(g[len(r) :]) for g, r in zip(got, recorded, strict=True)
-    )
+    missed = len(recorded) - len(got)
+    assert 0 <= missed <= MAX_MISSED_AT_START, f"{len(got)} messages on the wire, {len(recorded)} recorded"
+    bad = [i for i, (g, r) in enumerate(zip(got, recorded[missed:], strict=True)) if not _same_payload(g, r)]
+    assert not bad, f"wire messages {bad} differ from the recorded bytes (after {missed} missed at the start)"
+    return missed
+
+
+def _wait_for_last(probe: Probe, wire: _RawRecorder, topic: str, last: bytes) -> None:
+    probe.wait_until(lambda: any(_same_payload(d, last) for _, d in wire.get(topic)), 10, f"the last {topic}")
 
 
 class _RawRecorder:
@@ -128,10 +145,13 @@ def test_replay_feeds_every_frame_to_the_node(drive: Path, running_node: tuple[i
     def settled() -> bool:
         v = probe.diagnostics()
         received = int(v.get("frames_received", 0))
-        return received + int(v.get("frames_lost_in_transport", 0)) == FRAMES and (
+        reached = received + int(v.get("frames_lost_in_transport", 0))
+        return FRAMES - MAX_MISSED_AT_START <= reached <= FRAMES and (
             int(v["frames_processed"]) + int(v["frames_replaced"]) == received
         )
 
+    last = expected_stamps[-1]  # the newest frame is never replaced: once it is answered, all were received
+    probe.wait_until(lambda: any(stamp_ns(m) == last for m in probe.messages("labels")), 10, "the last frame")
     probe.wait_until(settled, 10, "the node's diagnostics accounting for every frame")
     processed = probe.counter("frames_processed")
     probe.wait_until(lambda: len(probe.messages("labels")) == processed, 10, f"{processed} labels")
@@ -186,17 +206,18 @@ def test_replay_publishes_the_recorded_bytes_on_the_bag_schedule(
     done = _replay(drive, domain, "--rate", str(RATE), "--wait-for-subscribers", "20")
     assert done.returncode == 0, done.stderr
     recorded = _recorded(drive)
+    missed = {}
     for topic in (IMAGE_TOPIC, INFO_TOPIC):  # every message, in order, byte for byte as recorded
-        probe.wait_until(lambda t=topic: len(wire.get(t)) >= FRAMES, 10, f"{FRAMES} messages on {topic}")
-        assert _as_recorded(wire.get(topic), [data for _, data in recorded[topic]]), topic
+        _wait_for_last(probe, wire, topic, recorded[topic][-1][1])
+        missed[topic] = _missed_at_start(wire.get(topic), [data for _, data in recorded[topic]])
     # The schedule, from the publisher's own DDS source timestamps: each message is published no earlier
     # than its bag offset / rate (the player never runs ahead), and the whole bag within a generous bound.
     sent = [t for t, _ in wire.get(IMAGE_TOPIC)]
-    bag = [t for t, _ in recorded[IMAGE_TOPIC]]
-    early = [i for i in range(FRAMES) if (sent[i] - sent[0]) - (bag[i] - bag[0]) / RATE < -5_000_000]
+    bag = [t for t, _ in recorded[IMAGE_TOPIC]][missed[IMAGE_TOPIC] :]
+    early = [i for i in range(len(sent)) if (sent[i] - sent[0]) - (bag[i] - bag[0]) / RATE < -5_000_000]
     assert not early, f"frames {early} were published before their time"
     span_s, due_s = (sent[-1] - sent[0]) / 1e9, (bag[-1] - bag[0]) / 1e9 / RATE
-    assert span_s < due_s + 2.0, f"{FRAMES} frames took {span_s:.2f} s of wall time, due in {due_s:.2f} s"
+    assert span_s < due_s + 2.0, f"{len(sent)} frames took {span_s:.2f} s of wall time, due in {due_s:.2f} s"
 
 
 def test_start_offset_skips_the_start_of_the_bag(drive: Path, listener: tuple[int, Probe, _RawRecorder]) -> None:
@@ -208,8 +229,8 @@ def test_start_offset_skips_the_start_of_the_bag(drive: Path, listener: tuple[in
     for topic in (IMAGE_TOPIC, INFO_TOPIC):
         want = [data for t, data in recorded[topic] if t >= offset_ns]
         assert len(want) == FRAMES // 2  # the bag's second half: frames 20..39
-        probe.wait_until(lambda w=want, t=topic: len(wire.get(t)) >= len(w), 10, f"{topic} from the offset")
-        assert _as_recorded(wire.get(topic), want), topic
+        _wait_for_last(probe, wire, topic, want[-1])
+        _missed_at_start(wire.get(topic), want)  # nothing from before the offset, then every later message
     assert f"published {FRAMES} messages on 2 topics" in done.stderr
 
 
@@ -232,7 +253,12 @@ def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tu
             proc.communicate()
     assert proc.returncode == 130, stderr  # interrupted, as the summary line says
     assert "interrupted after" in stderr and "Traceback" not in stderr
-    assert _as_recorded(wire.get(IMAGE_TOPIC)[: 3 * frames], recorded * 3)  # the recorded bytes, pass after pass
+    got = [data for _, data in wire.get(IMAGE_TOPIC)]
+    first = next(i for i, r in enumerate(recorded) if _same_payload(got[0], r))
+    assert first <= MAX_MISSED_AT_START
+    # The recorded bytes, pass after pass: after the last frame comes the first again.
+    bad = [k for k, g in enumerate(got) if not _same_payload(g, recorded[(first + k) % frames])]
+    assert not bad, f"messages {bad} are not the bag's frames in a loop"
 
 
 def test_a_topic_whose_type_is_not_installed_is_skipped_with_a_warning(tmp_path: Path) -> None:
