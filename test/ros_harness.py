@@ -5,7 +5,7 @@ from __future__ import annotations
 import array
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,17 +26,21 @@ OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence
 
 
 _recent_domains: deque[int] = deque()
+_probes_on: Counter[int] = Counter()  # domain id -> open Probes on it
 
 
 def unique_domain_id(salt: int = 0) -> int:
     """A domain id no other process on this machine holds (file-locked); `salt` is kept for call sites.
 
     The last few ids stay reserved so a node still shutting down from the previous test never shares a
-    domain with the next one; older ones are given back so long sessions do not exhaust the range.
+    domain with the next one; older ones are given back so long sessions do not exhaust the range, except
+    those an open Probe still uses (a module-scoped fixture outlives several tests' domains).
     """
     del salt
-    while len(_recent_domains) >= 3:
-        release_domain_id(_recent_domains.popleft())
+    for old in list(_recent_domains)[:-2]:
+        if not _probes_on[old]:
+            _recent_domains.remove(old)
+            release_domain_id(old)
     domain = reserve_domain_id()
     _recent_domains.append(domain)
     return domain
@@ -62,9 +66,15 @@ class Probe:
         namespace: str = "/camera",
         input_reliable: bool = True,
         cameras: tuple[str, ...] = ("",),
+        outputs: tuple[str, ...] = OUTPUT_TOPICS,
     ) -> None:
-        """`cameras` are topic prefixes ('' or 'front/'); recordings are keyed '<prefix><output>'."""
+        """`cameras` are topic prefixes ('' or 'front/'); recordings are keyed '<prefix><output>'.
+
+        Only the `outputs` named are subscribed (the node computes only what somebody subscribes to).
+        """
         apply_to_this_process(domain_id)
+        self.domain_id = domain_id
+        _probes_on[domain_id] += 1
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node("probe", namespace=namespace, context=self.context)
@@ -77,8 +87,9 @@ class Probe:
         self.compressed_pub = self.node.create_publisher(CompressedImage, f"{cameras[0]}image/compressed", pub_qos)
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.cameras = cameras
+        self.outputs = outputs
         for cam in cameras:
-            for name in OUTPUT_TOPICS:
+            for name in outputs:
                 topic = f"{cam}segmentation/{name}"
                 self.node.create_subscription(Image, topic, self._recorder(f"{cam}{name}"), out_qos)
         latched = QoSProfile(
@@ -98,6 +109,11 @@ class Probe:
         self._spinning = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def record(self, msg_type: Any, topic: str, name: str, depth: int = 200) -> Any:
+        """Subscribe (reliable, keep last `depth`) and record what arrives under `name`."""
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        return self.node.create_subscription(msg_type, topic, self._recorder(name), qos)
 
     def _recorder(self, name: str) -> Callable[[Any], None]:
         def record(msg: Any) -> None:
@@ -120,13 +136,28 @@ class Probe:
             for name in [n for n in self.received if n != "legend"]:
                 del self.received[name]
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    def poll_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """True as soon as `predicate()` holds, False once `timeout` has passed (for retry loops)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             if predicate():
-                return
+                return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+        if not self.poll_until(predicate, timeout):
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def diagnostics(self, status: int = 0) -> dict[str, str]:
+        """Key/values of the newest /diagnostics message's status `status` (one per camera); {} before any."""
+        diags = self.messages("diagnostics")
+        return {kv.key: kv.value for kv in diags[-1].status[status].values} if diags else {}
+
+    def counter(self, key: str, status: int = 0) -> int:
+        """An integer diagnostics value of the newest message (0 while absent)."""
+        return int(self.diagnostics(status).get(key, 0))
 
     def wait_for_subscribers(self, publisher: Any, timeout: float = 20.0) -> None:
         self.wait_until(lambda: publisher.get_subscription_count() > 0, timeout, "the node to subscribe")
@@ -136,7 +167,7 @@ class Probe:
         ns = self.node.get_namespace().rstrip("/")
         self.wait_until(
             lambda: all(
-                self.node.count_publishers(f"{ns}/{c}segmentation/{n}") > 0 for c in self.cameras for n in OUTPUT_TOPICS
+                self.node.count_publishers(f"{ns}/{c}segmentation/{n}") > 0 for c in self.cameras for n in self.outputs
             ),
             timeout,
             "the node's output publishers",
@@ -148,6 +179,7 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+        _probes_on[self.domain_id] -= 1
 
 
 def image_msg(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -113,17 +114,26 @@ def test_run_subcommand_starts_the_node_with_a_params_file(tmp_path: Path) -> No
         env=isolated_ros_environment(unique_domain_id(21)),
     )
     lines: list[str] = []
-    try:
+    subscribed = threading.Event()
+
+    def read() -> None:  # in a thread, so a node that never logs cannot hang the test
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if "subscribed to /cli_test/image" in line:
-                break
+                subscribed.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert subscribed.wait(60), f"node (exit {proc.poll()}) never subscribed:\n{''.join(lines)}"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
     text = "".join(lines)
     assert "backend onnxruntime: requested explicitly" in text  # from the params file
     assert "(Image, reliable, depth 1)" in text

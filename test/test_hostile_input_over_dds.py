@@ -7,8 +7,10 @@ import array
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,8 +21,9 @@ from tiny_models import smooth_image
 from seg_perception.core.image_codec import encode_compressed
 
 W, H = 96, 64
+ROUNDS = 8  # paced: every malformed kind reaches the decoder this many times
 MALFORMED_PER_GOOD = 10
-GOOD_FRAMES = 100  # -> 1,000 malformed messages
+GOOD_FRAMES = 100  # unpaced stress: 1,000 malformed messages as fast as they can be published
 
 
 def _raw(encoding: str, height: int, width: int, step: int, data: bytes, bigendian: int = 0) -> Image:
@@ -31,22 +34,44 @@ def _raw(encoding: str, height: int, width: int, step: int, data: bytes, bigendi
     return msg
 
 
-def malformed_images() -> list[Image]:
-    """One of each kind of broken Image a bad driver or a corrupted recording produces."""
+def malformed_images() -> list[tuple[str, Image]]:
+    """One of each kind of broken Image a bad driver or a corrupted recording produces, with the reason
+    the node must count it under (`bad_frames.<reason>` in /diagnostics)."""
     ok = bytes(W * H * 3)
     return [
-        _raw("rgb8", 0, W, W * 3, b""),
-        _raw("rgb8", H, 0, 0, b""),
-        _raw("rgb8", H, W, W * 3 - 1, ok),  # step smaller than a row
-        _raw("rgb8", H, W, W * 3, ok[:-7]),  # data short
-        _raw("rgb8", H, W, W * 3, ok + b"\0" * 5),  # data long
-        _raw("rgb9", H, W, W * 3, ok),  # unknown encoding
-        _raw("", H, W, W * 3, ok),  # empty encoding
-        _raw("yuv422", H, W + 1, (W + 1) * 2, bytes((W + 1) * 2 * H)),  # odd width for 4:2:2
-        _raw("bayer_rggb8", H + 1, W, W, bytes(W * (H + 1))),  # odd height for bayer
-        _raw("mono16", H, W, W * 2, bytes(W * 2 * H - 1)),  # 16-bit, one byte short
-        _raw("rgb8", 100_000, 100_000, 300_000, ok),  # absurd size: refused before reading data
-        _raw("rgb8", 1, 2**31 - 1, 2**32 - 1, b"\0" * 16),  # overflow bait
+        ("zero_size", _raw("rgb8", 0, W, W * 3, b"")),
+        ("zero_size", _raw("rgb8", H, 0, 0, b"")),
+        ("step_too_small", _raw("rgb8", H, W, W * 3 - 1, ok)),
+        ("data_short", _raw("rgb8", H, W, W * 3, ok[:-7])),
+        ("data_long", _raw("rgb8", H, W, W * 3, ok + b"\0" * 5)),
+        ("unknown_encoding", _raw("rgb9", H, W, W * 3, ok)),
+        ("empty_encoding", _raw("", H, W, W * 3, ok)),
+        ("odd_size", _raw("yuv422", H, W + 1, (W + 1) * 2, bytes((W + 1) * 2 * H))),  # odd width for 4:2:2
+        ("odd_size", _raw("bayer_rggb8", H + 1, W, W, bytes(W * (H + 1)))),  # odd height for bayer
+        ("data_short", _raw("mono16", H, W, W * 2, bytes(W * 2 * H - 1))),  # 16-bit, one byte short
+        ("too_many_pixels", _raw("rgb8", 100_000, 100_000, 300_000, ok)),  # refused before reading data
+        ("too_many_pixels", _raw("rgb8", 1, 2**31 - 1, 2**32 - 1, b"\0" * 16)),  # overflow bait
+    ]
+
+
+def _with_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its start-of-frame header claiming another size (the entropy data unchanged)."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[sof + 9 :]
+
+
+def malformed_compressed(jpeg: bytes) -> list[tuple[str, CompressedImage]]:
+    """Each kind of broken CompressedImage, with the reason the node must count it under."""
+    return [
+        ("data_empty", CompressedImage(format="jpeg", data=b"")),
+        ("truncated", CompressedImage(format="jpeg", data=jpeg[: len(jpeg) // 2])),
+        ("truncated", CompressedImage(format="png", data=b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)),
+        ("bad_signature", CompressedImage(format="jpeg", data=b"definitely not an image")),
+        ("unknown_format", CompressedImage(format="webp", data=jpeg)),
+        ("unknown_format", CompressedImage(format="rgb8; tiff compressed rgb8", data=jpeg)),
+        ("undecodable", CompressedImage(format="jpeg", data=jpeg[:20] + bytes(200) + jpeg[-2:])),
+        ("zero_size", CompressedImage(format="jpeg", data=_with_jpeg_size(jpeg, 0, H))),
+        ("too_many_pixels", CompressedImage(format="jpeg", data=_with_jpeg_size(jpeg, 65_535, 65_535))),
     ]
 
 
@@ -71,26 +96,68 @@ def _be_mono16(gray16: np.ndarray, stamp: int) -> Image:
     return msg
 
 
-def _diag_values(probe: Probe) -> dict[str, str]:
-    diags = probe.messages("diagnostics")
-    return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
+def _bad_by_reason(probe: Probe) -> Counter[str]:
+    prefix = "bad_frames."
+    return Counter({k[len(prefix) :]: int(v) for k, v in probe.diagnostics().items() if k.startswith(prefix)})
+
+
+def _each_to_the_decoder(
+    probe: Probe, publish: Callable[[Any], None], kinds: list[tuple[str, Any]], good: Callable[[int], Any]
+) -> Counter[str]:
+    """Publish every kind ROUNDS times, one message at a time, each only once the node has counted the
+    previous one (acknowledged by /diagnostics), so none is lost in DDS or replaced in the node's buffer;
+    after each round a good frame must be answered. Returns the counts per reason."""
+    expected: Counter[str] = Counter()
+    for r in range(ROUNDS):
+        for i, (reason, msg) in enumerate(kinds):
+            publish(msg)
+            expected[reason] += 1
+            total = expected.total()
+            probe.wait_until(lambda t=total: probe.counter("bad_frames") == t, 10, f"kind {i} ({reason}) counted")
+            assert _bad_by_reason(probe) == expected, f"kind {i} ({reason}) counted under another reason"
+        stamp = 1_800_000_000_000_000_000 + r * 1_000_000
+        publish(good(stamp))
+        probe.wait_until(lambda s=stamp: any(stamp_ns(m) == s for m in probe.messages("labels")), 10, f"good {r}")
+    probe.wait_until(lambda: probe.counter("frames_processed") == ROUNDS, 10, "diagnostics of the good frames")
+    values = probe.diagnostics()
+    assert int(values["frames_replaced"]) == int(values["frames_lost_in_transport"]) == 0
+    assert int(values["frames_received"]) == expected.total() + ROUNDS  # every message reached the node
+    return expected
 
 
 @pytest.fixture
 def node_and_probe(spec_path: Path) -> Iterator[tuple[NodeProcess, Probe]]:
-    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2}
+    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.1}
     with node_with_probe(unique_domain_id(7), params) as pair:
         yield pair
 
 
-def test_thousand_malformed_frames_interleaved_with_good_ones(node_and_probe: tuple[NodeProcess, Probe]) -> None:
+def test_every_malformed_image_kind_reaches_the_decoder_and_is_counted(
+    node_and_probe: tuple[NodeProcess, Probe],
+) -> None:
     node, probe = node_and_probe
-    bad = malformed_images()
-    # One good frame first: the node learns our publication sequence numbers, so every later loss is counted.
-    first = 1_799_000_000_000_000_000
+    start = time.monotonic()
+    counted = _each_to_the_decoder(probe, probe.image_pub.publish, malformed_images(), good_images)
+    took = time.monotonic() - start
+    assert counted.total() == ROUNDS * len(malformed_images())
+    assert set(counted) == {reason for reason, _ in malformed_images()}
+    assert node.proc.poll() is None, node.output
+    labels = probe.messages("labels")[-1]
+    assert (labels.height, labels.width, labels.encoding) == (H, W, "mono8")
+    warnings = [line for line in node.output.splitlines() if "dropping a bad frame" in line]
+    assert 1 <= len(warnings) <= took / 5.0 + 2, "warnings must be rate-limited"
+    assert "Traceback" not in node.output
+
+
+def test_thousand_malformed_images_as_fast_as_they_come(node_and_probe: tuple[NodeProcess, Probe]) -> None:
+    """Stress, unpaced: 1,000 malformed Images published back to back, a good frame after every ten. The
+    node answers every good frame and accounts exactly for every malformed one: decoded and counted as
+    bad, replaced in its buffer by a newer message, or lost in DDS history before reaching it."""
+    node, probe = node_and_probe
+    bad = [msg for _, msg in malformed_images()]
+    first = 1_799_000_000_000_000_000  # the node learns our sequence numbers, so every later loss is counted
     probe.image_pub.publish(good_images(first))
     probe.wait_until(lambda: any(stamp_ns(m) == first for m in probe.messages("labels")), 10, "the first frame")
-    start = time.monotonic()
     sent_bad = 0
     for g in range(GOOD_FRAMES):
         for _ in range(MALFORMED_PER_GOOD):
@@ -102,63 +169,48 @@ def test_thousand_malformed_frames_interleaved_with_good_ones(node_and_probe: tu
         probe.wait_until(
             lambda s=stamp: any(stamp_ns(m) == s for m in probe.messages("labels")), 10, f"the answer to good frame {g}"
         )
-    took = time.monotonic() - start
     assert node.proc.poll() is None, node.output
-    answered = {stamp_ns(m) for m in probe.messages("labels")}
-    assert len(answered) == GOOD_FRAMES + 1
-    labels = probe.messages("labels")[-1]
-    assert (labels.height, labels.width, labels.encoding) == (H, W, "mono8")
+    assert {stamp_ns(m) for m in probe.messages("labels")} >= {first}
+    assert len({stamp_ns(m) for m in probe.messages("labels")}) == GOOD_FRAMES + 1
 
-    def counted() -> bool:
-        v = _diag_values(probe)
-        return int(v.get("bad_frames", 0)) + int(v.get("frames_dropped", 0)) == sent_bad
+    def accounted() -> bool:
+        v = probe.diagnostics()
+        parts = ("bad_frames", "frames_replaced", "frames_lost_in_transport")
+        return int(v.get("frames_processed", 0)) == GOOD_FRAMES + 1 and sum(int(v.get(k, 0)) for k in parts) == sent_bad
 
     try:
-        probe.wait_until(counted, 5, "diagnostics")
+        probe.wait_until(accounted, 10, "diagnostics")
     except AssertionError as exc:
-        raise AssertionError(f"diagnostics miss some of {sent_bad} malformed frames: {_diag_values(probe)}") from exc
-    values = _diag_values(probe)
-    assert int(values["bad_frames"]) > 0
-    assert int(values["frames_processed"]) == GOOD_FRAMES + 1
-    warnings = [line for line in node.output.splitlines() if "dropping a bad frame" in line]
-    assert 1 <= len(warnings) <= took / 5.0 + 2, "warnings must be rate-limited"
+        raise AssertionError(f"diagnostics miss some of {sent_bad} malformed frames: {probe.diagnostics()}") from exc
+    values = probe.diagnostics()
+    assert int(values["bad_frames"]) == sum(_bad_by_reason(probe).values())
+    assert int(values["frames_dropped"]) == int(values["frames_replaced"]) + int(values["frames_lost_in_transport"])
     assert "Traceback" not in node.output
 
 
-def test_malformed_compressed_frames(spec_path: Path) -> None:
+def test_every_malformed_compressed_kind_reaches_the_decoder_and_is_counted(spec_path: Path) -> None:
     domain = unique_domain_id(8)
     probe = Probe(domain)
     node = NodeProcess(
         domain,
-        {"model": str(spec_path), "backend": "onnxruntime", "input_transport": "compressed", "diagnostics_period": 0.2},
+        {"model": str(spec_path), "backend": "onnxruntime", "input_transport": "compressed", "diagnostics_period": 0.1},
     )
     try:
         node.wait_for_log("subscribed to /camera/image/compressed")
         probe.wait_for_subscribers(probe.compressed_pub)
         probe.wait_for_node_outputs()
         fmt, jpeg = encode_compressed(smooth_image(H, W, seed=3), "RGB", "jpeg")
-        bad = [
-            CompressedImage(format="jpeg", data=b""),
-            CompressedImage(format="jpeg", data=jpeg[: len(jpeg) // 2]),
-            CompressedImage(format="png", data=b"\x89PNG\r\n\x1a\n" + b"garbage" * 10),
-            CompressedImage(format="jpeg", data=b"definitely not an image"),
-            CompressedImage(format="webp", data=jpeg),
-            CompressedImage(format="rgb8; tiff compressed rgb8", data=jpeg),
-        ]
-        for g in range(20):
-            for msg in bad:
-                probe.compressed_pub.publish(msg)
-            good = CompressedImage(format=fmt, data=jpeg)
-            stamp = 1_800_000_100_000_000_000 + g
-            good.header.stamp.sec, good.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-            probe.compressed_pub.publish(good)
-            probe.wait_until(
-                lambda s=stamp: any(stamp_ns(m) == s for m in probe.messages("labels")),
-                10,
-                f"the answer to good frame {g}",
-            )
+
+        def good(stamp: int) -> CompressedImage:
+            msg = CompressedImage(format=fmt, data=jpeg)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            return msg
+
+        kinds = malformed_compressed(jpeg)
+        counted = _each_to_the_decoder(probe, probe.compressed_pub.publish, kinds, good)
+        assert counted.total() == ROUNDS * len(kinds)
+        assert set(counted) == {reason for reason, _ in kinds}
         assert node.proc.poll() is None
-        probe.wait_until(lambda: int(_diag_values(probe).get("bad_frames", 0)) > 0, 5, "bad frames counted")
         assert "Traceback" not in node.output
     finally:
         node.stop()
@@ -182,10 +234,9 @@ def test_clean_shutdown_while_frames_flow(node_and_probe: tuple[NodeProcess, Pro
     sender.start()
     try:
         probe.wait_until(lambda: len(probe.messages("labels")) >= 10, 15, "frames flowing")
-        took = node.stop(sig, timeout=10)
+        node.stop(sig, timeout=10)  # killed (exit -9) if it does not stop by itself
     finally:
         stop.set()
         sender.join(timeout=2)
-    assert node.proc.returncode == 0, node.output
-    assert took < 2.0, f"shutdown took {took:.2f} s"
+    assert node.proc.returncode == 0, node.output  # the time it takes is a soak/benchmark figure
     assert "Traceback" not in node.output

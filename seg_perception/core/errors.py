@@ -10,7 +10,15 @@ class ModelSpecError(SegPerceptionError):
 
 
 class ImageCodecError(SegPerceptionError):
-    """An image message is inconsistent or uses an encoding we cannot decode."""
+    """An image message is inconsistent or uses an encoding we cannot decode.
+
+    `reason` is a short stable slug of the kind of problem (`data_short`, `unknown_encoding`, ...) that
+    the node counts per kind in /diagnostics; the message names the offending values.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class BackendError(SegPerceptionError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,7 +15,7 @@ class StatsSnapshot:
 
     received: int
     processed: int
-    dropped: int
+    dropped: int  # replaced + lost_in_transport
     bad_frames: int
     failed: int
     input_rate_hz: float
@@ -23,6 +23,9 @@ class StatsSnapshot:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_max_ms: float
+    replaced: int = 0  # a newer frame replaced this one while it waited in the one-slot buffer
+    lost_in_transport: int = 0  # gaps in the publishers' sequence numbers: DDS history overwrote them
+    bad_by_reason: dict[str, int] = field(default_factory=dict)  # ImageCodecError.reason -> count
 
 
 class FrameStats:
@@ -33,6 +36,8 @@ class FrameStats:
         self._latencies = np.zeros(window, np.float64)
         self._count = 0
         self.received = self.processed = self.dropped = self.bad_frames = self.failed = 0
+        self.replaced = self.lost_in_transport = 0
+        self.bad_by_reason: dict[str, int] = {}
         self._last_time = time.monotonic()
         self._last_received = self._last_processed = 0
 
@@ -40,6 +45,8 @@ class FrameStats:
         """A frame arrived; it replaced an unprocessed one, and `lost_before` frames never reached us."""
         with self._lock:
             self.received += 1
+            self.replaced += int(replaced_waiting)
+            self.lost_in_transport += lost_before
             self.dropped += int(replaced_waiting) + lost_before
 
     def on_processed(self, latency_ms: float) -> None:
@@ -48,9 +55,11 @@ class FrameStats:
             self._latencies[self._count % len(self._latencies)] = latency_ms
             self._count += 1
 
-    def on_bad_frame(self) -> None:
+    def on_bad_frame(self, reason: str = "invalid") -> None:
+        """A frame the decoder refused, counted in total and per kind of problem."""
         with self._lock:
             self.bad_frames += 1
+            self.bad_by_reason[reason] = self.bad_by_reason.get(reason, 0) + 1
 
     def on_failure(self) -> None:
         with self._lock:
@@ -79,4 +88,7 @@ class FrameStats:
                 float(p50),
                 float(p95),
                 float(top),
+                self.replaced,
+                self.lost_in_transport,
+                dict(self.bad_by_reason),
             )

@@ -97,22 +97,26 @@ class ImageFields:
 def _as_int(name: str, value: object) -> int:
     """Return ``value`` as a Python int, refusing floats, bools and other non-integers."""
     if isinstance(value, bool):
-        raise ImageCodecError(f"{name} must be an integer, got bool {value}")
+        raise ImageCodecError(f"{name} must be an integer, got bool {value}", "not_integer")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise ImageCodecError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+        raise ImageCodecError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}", "not_integer"
+        ) from None
 
 
 def _layout_for(encoding: object) -> _Layout:
     """Look up a ROS encoding, refusing empty, unknown and non-string ones."""
     if not isinstance(encoding, str):
-        raise ImageCodecError(f"encoding must be a string, got {type(encoding).__name__}")
+        raise ImageCodecError(f"encoding must be a string, got {type(encoding).__name__}", "bad_type")
     if not encoding:
-        raise ImageCodecError(f"empty encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        raise ImageCodecError(f"empty encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}", "empty_encoding")
     layout = _LAYOUTS.get(encoding)
     if layout is None:
-        raise ImageCodecError(f"unknown encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        raise ImageCodecError(
+            f"unknown encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}", "unknown_encoding"
+        )
     return layout
 
 
@@ -122,33 +126,37 @@ def _check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None
         return
     limit = _as_int("max_pixels", max_pixels)
     if height * width > limit:
-        raise ImageCodecError(f"image {width}x{height} = {height * width} pixels exceeds max_image_pixels {limit}")
+        raise ImageCodecError(
+            f"image {width}x{height} = {height * width} pixels exceeds max_image_pixels {limit}", "too_many_pixels"
+        )
 
 
 def _check_geometry(encoding: str, layout: _Layout, height: int, width: int) -> None:
     """Refuse sizes an encoding cannot have: non-positive, odd-width YUV 4:2:2, odd-sized Bayer."""
     if height <= 0:
-        raise ImageCodecError(f"height must be > 0, got {height}")
+        raise ImageCodecError(f"height must be > 0, got {height}", "zero_size")
     if width <= 0:
-        raise ImageCodecError(f"width must be > 0, got {width}")
+        raise ImageCodecError(f"width must be > 0, got {width}", "zero_size")
     if layout.kind in ("uyvy", "yuyv") and width % 2:
-        raise ImageCodecError(f"encoding {encoding} needs an even width (pixel pairs share U and V), got {width}")
+        raise ImageCodecError(
+            f"encoding {encoding} needs an even width (pixel pairs share U and V), got {width}", "odd_size"
+        )
     if layout.kind == "bayer" and (width % 2 or height % 2):
-        raise ImageCodecError(f"encoding {encoding} needs even width and height, got {width}x{height}")
+        raise ImageCodecError(f"encoding {encoding} needs even width and height, got {width}x{height}", "odd_size")
 
 
 def _byte_view(data: object, what: str = "data") -> npt.NDArray[np.uint8]:
     """Return ``data`` as a flat uint8 array, sharing memory whenever the buffer allows."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
-            raise ImageCodecError(f"{what} array must have dtype uint8, got {data.dtype}")
+            raise ImageCodecError(f"{what} array must have dtype uint8, got {data.dtype}", "bad_type")
         return data.reshape(-1)  # a view unless the array is non-contiguous
     if isinstance(data, str):
-        raise ImageCodecError(f"{what} must be bytes-like, got str")
+        raise ImageCodecError(f"{what} must be bytes-like, got str", "bad_type")
     try:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
-        raise ImageCodecError(f"{what} must be bytes-like, got {type(data).__name__}") from None
+        raise ImageCodecError(f"{what} must be bytes-like, got {type(data).__name__}", "bad_type") from None
     if not view.contiguous:
         view = memoryview(view.tobytes())
     return np.frombuffer(view.cast("B") if view.ndim != 1 or view.format != "B" else view, dtype=np.uint8)
@@ -188,15 +196,19 @@ def _check_image(
     if step < row_bytes:
         raise ImageCodecError(
             f"step {step} is smaller than width {width} x {layout.bytes_per_pixel} bytes/pixel = {row_bytes} "
-            f"for encoding {encoding}"
+            f"for encoding {encoding}",
+            "step_too_small",
         )
     flat = _byte_view(data)
     expected = step * height
     if flat.size < expected:
-        raise ImageCodecError(f"data too short: {flat.size} bytes, expected step {step} x height {height} = {expected}")
+        raise ImageCodecError(
+            f"data too short: {flat.size} bytes, expected step {step} x height {height} = {expected}", "data_short"
+        )
     if flat.size > expected:
         raise ImageCodecError(
-            f"data too long: {flat.size} bytes, expected exactly step {step} x height {height} = {expected}"
+            f"data too long: {flat.size} bytes, expected exactly step {step} x height {height} = {expected}",
+            "data_long",
         )
     # Padded rows, then drop the padding columns: a strided view, no copy.
     rows = flat.reshape(height, step)[:, :row_bytes]
@@ -318,14 +330,15 @@ _TAIL_BYTES: Final = 64  # where the end marker of a complete file must appear (
 def _compressed_codec(fmt: object) -> str:
     """Return "jpeg" or "png" for a CompressedImage format string, refusing anything else."""
     if not isinstance(fmt, str):
-        raise ImageCodecError(f"compressed format must be a string, got {type(fmt).__name__}")
+        raise ImageCodecError(f"compressed format must be a string, got {type(fmt).__name__}", "bad_type")
     text = fmt.strip().lower()
     if "compresseddepth" in text:
-        raise ImageCodecError(f"compressed format {fmt!r} is compressedDepth, which is not supported")
+        raise ImageCodecError(f"compressed format {fmt!r} is compressedDepth, which is not supported", "unknown_format")
     match = _TRANSPORT_FORMAT.match(text)
     if match is None:
         raise ImageCodecError(
-            f"unknown compressed format {fmt!r}; expected 'jpeg', 'png' or e.g. 'rgb8; jpeg compressed bgr8'"
+            f"unknown compressed format {fmt!r}; expected 'jpeg', 'png' or e.g. 'rgb8; jpeg compressed bgr8'",
+            "unknown_format",
         )
     return "jpeg" if match.group(1) in ("jpeg", "jpg") else "png"
 
@@ -373,33 +386,39 @@ def compressed_to_inference_frame(
     codec = _compressed_codec(format)
     flat = _byte_view(data)
     if flat.size == 0:
-        raise ImageCodecError(f"compressed {codec} data is empty")
+        raise ImageCodecError(f"compressed {codec} data is empty", "data_empty")
     head = flat[:4096].tobytes()  # frame headers live near the start; avoid copying the whole image
     tail = flat[-_TAIL_BYTES:].tobytes()
     if codec == "jpeg":
         if not head.startswith(_JPEG_MAGIC):
-            raise ImageCodecError(f"format says jpeg but data ({flat.size} bytes) does not start with FF D8 FF")
+            raise ImageCodecError(
+                f"format says jpeg but data ({flat.size} bytes) does not start with FF D8 FF", "bad_signature"
+            )
         # libjpeg happily returns a half-grey frame for a cut-off file; a complete one ends with EOI (FF D9).
         if b"\xff\xd9" not in tail:
-            raise ImageCodecError(f"jpeg data ({flat.size} bytes) is truncated: no end-of-image marker FF D9")
+            raise ImageCodecError(
+                f"jpeg data ({flat.size} bytes) is truncated: no end-of-image marker FF D9", "truncated"
+            )
         size = _jpeg_size(head)
     else:
         if not head.startswith(_PNG_MAGIC):
-            raise ImageCodecError(f"format says png but data ({flat.size} bytes) does not start with the PNG signature")
+            raise ImageCodecError(
+                f"format says png but data ({flat.size} bytes) does not start with the PNG signature", "bad_signature"
+            )
         if b"IEND" not in tail:
-            raise ImageCodecError(f"png data ({flat.size} bytes) is truncated: no IEND chunk")
+            raise ImageCodecError(f"png data ({flat.size} bytes) is truncated: no IEND chunk", "truncated")
         size = _png_size(head)
     if size is not None:
         width, height = size
         if width <= 0 or height <= 0:
-            raise ImageCodecError(f"{codec} header declares an empty image {width}x{height}")
+            raise ImageCodecError(f"{codec} header declares an empty image {width}x{height}", "zero_size")
         _check_pixel_budget(width, height, max_pixels)
     try:
         frame = cv2.imdecode(flat, cv2.IMREAD_COLOR)
     except cv2.error as exc:
-        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): {exc}") from None
+        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): {exc}", "undecodable") from None
     if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
-        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): corrupt or unsupported")
+        raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): corrupt or unsupported", "undecodable")
     _check_pixel_budget(int(frame.shape[1]), int(frame.shape[0]), max_pixels)
     return np.ascontiguousarray(frame, dtype=np.uint8), "BGR"
 

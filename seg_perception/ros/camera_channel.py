@@ -49,6 +49,7 @@ class CameraChannel:
         self.info_subscription: Any = None
         self.qos_timer: Any = None
         self._last_sequence: dict[bytes, int] = {}
+        self.computed = dict.fromkeys(OUTPUT_TOPICS, 0)  # frames for which each output was computed
 
     def topic(self, relative: str) -> str:
         return f"{self.prefix}{relative}"
@@ -76,6 +77,11 @@ class CameraChannel:
             cond.notify()
         self.last_input = pending.received
         self.stats.on_received(replaced, lost)
+
+    def take(self) -> PendingFrame | None:
+        """The waiting frame, emptying the slot (the caller holds the condition passed to `store`)."""
+        pending, self.pending = self.pending, None
+        return pending
 
     def wanted(self) -> OutputSelection:
         """Only outputs somebody subscribes to are computed."""
@@ -114,12 +120,14 @@ class CameraChannel:
     def publish(self, header: Header, result: SegResult) -> None:
         """Every output carries the input header unchanged."""
         self.publishers["labels"].publish(image_message(header, result.labels, "mono8"))
+        self.computed["labels"] += 1
         for topic, array, encoding in (
             ("drivable_mask", result.drivable, "mono8"),
             ("overlay", result.overlay, "rgb8"),
             ("color_mask", result.color_mask, "rgb8"),
             ("confidence", result.confidence, "mono8"),
         ):
+            self.computed[topic] += array is not None
             pub = self.publishers.get(topic)
             if array is not None and pub is not None:
                 pub.publish(image_message(header, array, encoding))

@@ -74,6 +74,8 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer: Any = None
         self._grid_pub: Any = None
         self._grid_lut: np.ndarray | None = None
+        self._grids_published = 0
+        self._window_expired = 0
         self.config = self._read_config()
         self.grid_spec = GridSpec(
             self.config.grid_resolution,
@@ -324,12 +326,13 @@ class SegmentationNode(LifecycleNode):
                 while self._running:
                     now = time.monotonic()
                     waiting = [ch for ch in self.channels if ch.pending is None and ch.is_live(now)]
-                    if not waiting or now >= deadline:
+                    if not waiting:
+                        break
+                    if now >= deadline:  # a live camera missed the window: counted, for tuning batch_window_ms
+                        self._window_expired += 1
                         break
                     self._cond.wait(timeout=deadline - now)
-            taken = [(ch, ch.pending) for ch in self.channels if ch.pending is not None]
-            for ch, _ in taken:
-                ch.pending = None
+            taken = [(ch, ch.take()) for ch in self.channels]
         return [(ch, p) for ch, p in taken if p is not None]
 
     def _work(self) -> None:
@@ -363,7 +366,7 @@ class SegmentationNode(LifecycleNode):
             try:
                 frame, order = self._decode(pending)
             except ImageCodecError as exc:
-                ch.stats.on_bad_frame()
+                ch.stats.on_bad_frame(exc.reason)
                 self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
                 continue
             groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
@@ -403,6 +406,7 @@ class SegmentationNode(LifecycleNode):
         newest = max((h for _, h in fresh), key=lambda h: (h.stamp.sec, h.stamp.nanosec))
         header = Header(stamp=newest.stamp, frame_id=self.config.grid_frame)
         self._grid_pub.publish(occupancy_grid_message(header, fuse(grids), self.grid_spec))
+        self._grids_published += 1
 
     def _warn(self, kind: str, text: str) -> None:
         now = time.monotonic()
@@ -424,8 +428,13 @@ class SegmentationNode(LifecycleNode):
                 "backend": self.segmenter.describe_backend(),
                 "model": self.spec.name,
                 "engine": self.segmenter.backend_name,
+                "backend_requested": self.config.backend,
+                "backend_reason": self.segmenter.backend_reason,
                 "input_topic": ch.subscription.topic_name if ch.subscription is not None else "(waiting)",
                 "mean_batch_size": f"{mean_batch:.2f}",
+                "batch_window_expired": str(self._window_expired),
+                **{f"computed.{topic}": str(n) for topic, n in ch.computed.items()},
+                "grids_published": str(self._grids_published),
             }
             msg = diagnostics_message(
                 self.get_clock().now().to_msg(),

@@ -1,0 +1,94 @@
+"""What the node says about itself, over real DDS: the backend `auto` chose and why (log and
+/diagnostics), incompatible input QoS, and outputs and the grid left uncomputed while nobody subscribes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nav_msgs.msg import OccupancyGrid
+from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
+from sensor_msgs.msg import CameraInfo, Image
+from tiny_models import smooth_image
+
+from seg_perception.backends import resolve_backend_name
+
+W, H = 160, 96
+OPTIONAL_OUTPUTS = ("drivable_mask", "overlay", "color_mask", "confidence")
+
+
+def test_auto_backend_choice_and_incompatible_qos_are_reported(spec_path: Path) -> None:
+    domain = unique_domain_id(31)
+    probe = Probe(domain, input_reliable=False)  # a best-effort camera ...
+    node = NodeProcess(
+        domain,
+        # ... and a node that insists on reliable input: they cannot match.
+        {"model": str(spec_path), "backend": "auto", "qos_reliability": "reliable", "diagnostics_period": 0.2},
+    )
+    try:
+        name, reason = resolve_backend_name("auto")  # what auto picks in this environment, and why
+        node.wait_for_log(f"backend {name}: {reason}")
+        node.wait_for_log("incompatible QoS on image (policy rmw_qos_policy_kind_t.RMW_QOS_POLICY_RELIABILITY)")
+        assert "set parameter qos_reliability to best_effort or auto" in node.output
+        probe.wait_until(lambda: bool(probe.diagnostics()), 20, "diagnostics")
+        values = probe.diagnostics()
+        assert values["backend_requested"] == "auto"
+        assert values["engine"] == name and values["backend"].startswith(name)
+        assert values["backend_reason"] == reason
+        if name == "onnxruntime":
+            assert reason.startswith("TensorRT not chosen: ")
+    finally:
+        node.stop()
+        probe.close()
+    assert node.proc.returncode == 0, node.output
+
+
+def test_outputs_and_grid_nobody_subscribes_to_are_not_computed(spec_path: Path) -> None:
+    domain = unique_domain_id(32)
+    probe = Probe(domain, outputs=("labels",))
+    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2})
+    info_pub = probe.node.create_publisher(CameraInfo, "camera_info", 1)
+    frame = smooth_image(H, W, seed=41)
+    sent = 0
+
+    def send_and_wait() -> None:
+        nonlocal sent
+        stamp = 7_000 + sent
+        sent += 1
+        probe.image_pub.publish(image_msg(frame, "rgb8", stamp))
+        probe.wait_until(lambda: any(stamp_ns(m) == stamp for m in probe.messages("labels")), 10, f"labels {stamp}")
+
+    def computed_after(frames: int) -> dict[str, int]:
+        probe.wait_until(lambda: probe.counter("frames_processed") == frames, 10, f"diagnostics of {frames} frames")
+        v = probe.diagnostics()
+        return {k.removeprefix("computed."): int(x) for k, x in v.items() if k.startswith("computed.")} | {
+            "grids": int(v["grids_published"])
+        }
+
+    try:
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.wait_for_subscribers(info_pub)
+        probe.wait_for_node_outputs()
+        info = CameraInfo(width=W, height=H)
+        info.k = [120.0, 0.0, W / 2, 0.0, 120.0, H / 2, 0.0, 0.0, 1.0]
+        info_pub.publish(info)  # the grid could be computed: only the missing subscriber stops it
+        for _ in range(3):
+            send_and_wait()
+        assert computed_after(3) == {"labels": 3, **dict.fromkeys(OPTIONAL_OUTPUTS, 0), "grids": 0}
+
+        # Somebody subscribes to the overlay and the grid: from the next frame on, exactly those are computed.
+        probe.record(Image, "segmentation/overlay", "overlay")
+        probe.record(OccupancyGrid, "segmentation/drivable_grid", "grid", depth=5)
+        for _ in range(50):
+            send_and_wait()
+            if probe.poll_until(lambda: bool(probe.messages("overlay") and probe.messages("grid")), 0.5):
+                break
+        probe.wait_until(lambda: bool(probe.messages("overlay") and probe.messages("grid")), 10, "overlay and grid")
+        counts = computed_after(sent)
+        assert counts["labels"] == sent
+        assert 1 <= counts["overlay"] <= sent - 3 and 1 <= counts["grids"] <= sent - 3
+        assert {k: counts[k] for k in ("drivable_mask", "color_mask", "confidence")} == dict.fromkeys(
+            ("drivable_mask", "color_mask", "confidence"), 0
+        )
+    finally:
+        node.stop()
+        probe.close()
