@@ -142,7 +142,7 @@ class VariantRunner:
             frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
             source = f"{CALIBRATION_FRAMES} generated scenes"
         self._note(
-            f"{width}x{height}: calibrated here ({method}) on {source}, not gated "
+            f"{width}x{height}: calibrated on {source} ({method}), not gated "
             "(seg-perception quantize --calib DIR caches a graph checked against fp32 on your frames)"
         )
         return quantize_fused_graph(fused, frames, method=method)

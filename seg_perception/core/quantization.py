@@ -172,6 +172,14 @@ def calibrate_fused_graph(fused: onnx.ModelProto, frames: Iterable[np.ndarray], 
     return calibrate(_named(fused), INPUT_NAME, batches, method)
 
 
+def _preprocess_advice(record: logging.LogRecord) -> bool:
+    """Drop quantize_static's root-logger advice to run its pre-processing: it targets exporter graphs
+    without shapes; the fused graph has static shapes, and mixed precision would repeat the line per try."""
+    return not record.getMessage().startswith(
+        ("Please consider to run pre-processing", "Please consider pre-processing")
+    )
+
+
 def qdq_from_ranges(
     fused: onnx.ModelProto,
     ranges: Any,
@@ -191,6 +199,8 @@ def qdq_from_ranges(
         out = Path(tmp) / "qdq.onnx"
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(ranges, cache)
+        root = logging.getLogger()
+        root.addFilter(_preprocess_advice)
         try:
             quantize_static(
                 model,
@@ -219,6 +229,8 @@ def qdq_from_ranges(
             )
         except Exception as exc:
             raise QuantizationError(f"onnxruntime could not quantize the fused graph: {exc}") from exc
+        finally:
+            root.removeFilter(_preprocess_advice)
         qdq = onnx.load(str(out))
     _check_same_io(fused, qdq, "QDQ")
     q_nodes = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
