@@ -1,19 +1,20 @@
 """Reduced-precision copies of the fused graph, made and measured on CPU with ONNX Runtime.
 
-* INT8 by explicit quantization: ``quantize_fused_graph`` calibrates the fused graph with
-  ``onnxruntime.quantization.quantize_static`` and returns a QDQ graph (QuantizeLinear/DequantizeLinear
-  around the model's Conv/MatMul/Gemm inputs). TensorRT builds Q/DQ graphs as INT8 on every supported
+* INT8 by explicit quantization: ``calibrate_fused_graph`` finds activation ranges (``core.calibration``:
+  minmax, percentile or entropy, with settings that hold on real activations) and ``qdq_from_ranges``
+  turns them into a QDQ graph with ``onnxruntime.quantization.quantize_static`` (QuantizeLinear /
+  DequantizeLinear around the model's Conv/MatMul/Gemm inputs), as often as mixed precision needs, with
+  any weighted nodes kept in fp32 (``exclude``). TensorRT builds Q/DQ graphs as INT8 on every supported
   version (8.6 and 10.x with the INT8 builder flag, 11.x natively, where implicit INT8 calibration is
-  gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees it.
-  The TensorRT flavour of QDQ is used: symmetric int8 activations and weights (zero point 0), weights
-  per output channel, fp32 weights kept behind a Q/DQ pair and biases left in fp32 (TensorRT folds them).
+  gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees
+  it (``core.int8_gate``). The TensorRT flavour of QDQ is used: symmetric int8 activations and weights
+  (zero point 0), weights per output channel, fp32 weights kept behind a Q/DQ pair and biases left in
+  fp32 (TensorRT folds them).
 * FP16 for strongly typed TensorRT (11.x removed ``BuilderFlag.FP16``): ``fp16_fused_graph`` converts the
   model part of the graph to float16 with ONNX Runtime's float16 converter, keeping our pre/post-processing
   in fp32 so the uint8 pixels in and the argmax/confidence out are computed exactly as before.
 
-Measured on the bundled demo model (ONNX Runtime, 1280x720 camera, 32 generated calibration scenes,
-16 held-out ones): INT8 QDQ agrees with FP32 on 99.88 % of pixels, mIoU 87.00 % -> 86.99 % (percentile;
-minmax: 99.84 %, -0.04 points); the fp16 graph agrees on 100.00 %.
+Measured figures (demo model and fixture nets, per method) are in the README's "Deploying on Jetson".
 
 The camera input (uint8, Cast, resize, normalisation) and the post-processing (softmax/argmax, head merge,
 uint8 casts) are never quantized: ``nodes_to_exclude`` names every ``seg_pre/`` and ``seg_post/`` node and
