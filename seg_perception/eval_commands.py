@@ -54,10 +54,13 @@ def _load(args: argparse.Namespace) -> Any:
     return load_model_spec(args.model or default_spec_path())
 
 
-def _calibration(args: argparse.Namespace) -> Any:
+def _calibration(args: argparse.Namespace, *variants: Any) -> Any:
     from seg_perception.evaluation import Calibration
 
-    return Calibration(args.calib, args.calib_method)
+    calibration = Calibration(args.calib, args.calib_method)
+    if calibration.requested and not any(str(v) == "onnxruntime:int8-qdq" for v in variants):
+        LOG.warning("--calib/--calib-method only apply to onnxruntime:int8-qdq; ignoring them")
+    return calibration
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -73,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.ignore_index,
         variant,
         keep_pixels=bool(args.report),
-        calibration=_calibration(args),
+        calibration=_calibration(args, variant),
     )
     data = result.to_json()
     LOG.info(
@@ -102,7 +105,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = parse_variant(args.a), parse_variant(args.b)
     if a == b:
         LOG.warning("--a and --b are both %s: expect 100%% agreement", a)
-    result = run_compare(spec, args.images, a, b, keep_pixels=bool(args.report), calibration=_calibration(args))
+    result = run_compare(spec, args.images, a, b, keep_pixels=bool(args.report), calibration=_calibration(args, a, b))
     data = result.to_json()
     LOG.info(
         "%s vs %s on %d frames: label agreement %.3f%%, mIoU of B against A %s; fps A %.1f, B %.1f",

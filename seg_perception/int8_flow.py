@@ -64,12 +64,9 @@ def _frames(source: str | None, limit: int, width: int, height: int, what: str) 
             raise SegPerceptionError(f"{what} {path}: cannot read the bag ({exc})") from exc
     if not path.is_dir():
         raise SegPerceptionError(f"{what} {path} is neither an image directory nor a rosbag2 bag")
-    files = image_files(path)
-    frames = list(frames_from_directory(path, limit=limit))
-    unreadable = min(len(files), limit) - len(frames)
-    if unreadable > 0:
-        LOG.warning("%s %s: %d of %d images are unreadable and were skipped", what, path, unreadable, len(files))
-    return frames, str(path)
+    if not image_files(path):
+        raise SegPerceptionError(f"{what} {path} has no images")
+    return list(frames_from_directory(path, limit=limit)), str(path)  # unreadable files: one warning each
 
 
 def _split(

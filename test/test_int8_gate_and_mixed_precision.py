@@ -221,3 +221,46 @@ def test_tensorrt_int8_engine_reports_its_gate_and_refuses_an_ungated_graph(
     engine_cache.write_artefact(path, qdq_key(fused), qdq.SerializeToString(), {"gate": gate})
     with create_tensorrt_backend(fused, precision="int8", engine_cache_dir=tmp_path) as backend:
         assert "int8 gate passed: agreement 99.12%, mIoU vs fp32 97.31% on 16 held-out frames" in backend.describe()
+
+
+def test_gate_holds_only_classes_with_enough_pixels_to_the_iou_floor() -> None:
+    from seg_perception.core.int8_gate import GateThresholds, check_accuracy
+
+    reference = [np.zeros((100, 100), np.uint8)]
+    reference[0][:, 50:] = 1
+    reference[0][0, :5] = 2  # 5 of 10 000 pixels: below MIN_CLASS_SHARE
+    labels = reference[0].copy()
+    labels[0, :5] = 0  # INT8 loses the rare class entirely ...
+    model = _labels_echo_model(labels)
+    check = check_accuracy(model, [np.zeros((1, 100, 100, 3), np.uint8)], reference, ["a", "b", "c"], [0])
+    assert check.per_class_iou["c"] == 0.0 and "c" not in check.gated_classes
+    assert check.failures(GateThresholds()) == []  # ... which is reported, not gated
+    labels[:10, 50:] = 0  # 500 pixels of b flipped: b's IoU 0.9 exactly, a's 4995/5500, agreement 94.95 %
+    check = check_accuracy(
+        _labels_echo_model(labels), [np.zeros((1, 100, 100, 3), np.uint8)], reference, ["a", "b", "c"], [0]
+    )
+    assert check.failures(GateThresholds(min_agreement=0.95, min_class_iou=0.9)) == ["label agreement 94.95% < 95.0%"]
+    assert check.failures(GateThresholds(min_agreement=0.9, min_class_iou=0.905)) == [
+        "class IoU vs fp32 under 90.5%: b 90.0%"
+    ]
+    assert check.drivable_agreement == pytest.approx(0.9495)
+
+
+def _labels_echo_model(labels: np.ndarray) -> onnx.ModelProto:
+    """A graph with the fused graph's I/O names that returns fixed labels (to test the scoring alone)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    const = numpy_helper.from_array(labels[np.newaxis].astype(np.uint8), "fixed")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["fixed"], ["labels"]), helper.make_node("Shape", ["image"], ["shape"])],
+        "echo",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 100, 100, 3])],
+        [
+            helper.make_tensor_value_info("labels", TensorProto.UINT8, [1, 100, 100]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [4]),
+        ],
+        [const],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -73,7 +73,7 @@ class AccuracyCheck:
             if name in self.gated_classes and iou is not None and iou < thresholds.min_class_iou
         ]
         if low:
-            reasons.append(f"class IoU vs fp32 under {thresholds.min_class_iou * 100:.0f}%: {', '.join(low)}")
+            reasons.append(f"class IoU vs fp32 under {thresholds.min_class_iou * 100:.1f}%: {', '.join(low)}")
         return reasons
 
     def describe(self) -> str:
