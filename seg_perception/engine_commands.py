@@ -16,17 +16,15 @@ from seg_perception.cli_args import number, parse_size
 from seg_perception.core.errors import SegPerceptionError
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
     from seg_perception.core.model_spec import ModelSpec
+    from seg_perception.int8_flow import Int8Graph
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = "~/.cache/seg_perception/engines"  # the node's engine_cache_dir default
 _positive = number(int, 1)
 _non_negative = number(int, 0)
-CALIBRATION_SEED = 20_000  # generated calibration scenes; evaluation scenes use other seeds
-EVALUATION_SEED = 10_000
 
 
 def _fused_graph(args: argparse.Namespace) -> tuple[ModelSpec, onnx.ModelProto]:
@@ -40,66 +38,41 @@ def _fused_graph(args: argparse.Namespace) -> tuple[ModelSpec, onnx.ModelProto]:
     return spec, fused
 
 
-def _calibration_frames(args: argparse.Namespace, width: int, height: int) -> list[np.ndarray]:
-    """RGB frames from --calib DIR, or generated driving scenes when no directory is given."""
-    from seg_perception.core.quantization import frames_from_directory
+def _quantize(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto) -> Int8Graph:
+    """Calibrate, gate against fp32 on held-out frames, and store the QDQ graph in the cache."""
+    from seg_perception.int8_flow import int8_graph, store_int8
 
-    if args.calib is None:
-        from seg_perception.core.scenes import generate_scene
-
-        LOG.info(
-            "no --calib: calibrating on %d generated driving scenes (use real camera frames for a real car)",
-            args.frames,
-        )
-        return [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(args.frames)]
-    calib = Path(args.calib)
-    if calib.is_file() or (calib / "metadata.yaml").is_file():  # a rosbag2 bag: its camera topics
-        from seg_perception.bag.offline_processing import camera_frames
-
-        frames = list(camera_frames(calib, limit=args.frames))
-        if not frames:
-            raise SegPerceptionError(f"--calib {calib}: the bag has no decodable camera frames")
-        return frames
-    return list(frames_from_directory(calib, limit=args.frames))
+    graph = int8_graph(args, spec, fused)
+    path = store_int8(fused, graph, Path(args.cache_dir))
+    if path is not None:
+        LOG.info("stored the QDQ graph for engine builds in %s", path)
+    return graph
 
 
-def _quantize(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto) -> onnx.ModelProto:
-    """Calibrate, report agreement on held-out generated scenes, and store the QDQ graph in the cache."""
-    from seg_perception.backends.engine_builder import store_qdq
-    from seg_perception.core.quantization import compare_labels, fused_graph_input, quantize_fused_graph
-    from seg_perception.core.scenes import generate_scene
-
-    target = fused_graph_input(fused)
-    frames = _calibration_frames(args, target.width, target.height)
-    qdq = quantize_fused_graph(fused, frames, method=args.method)
-    scenes = [generate_scene(EVALUATION_SEED + i, target.width, target.height) for i in range(args.eval_frames)]
-    report = compare_labels(fused, qdq, [(s.image, s.labels) for s in scenes], ignore_id=spec.ignore_id)
-    LOG.info("INT8 QDQ vs FP32 on ONNX Runtime, held-out generated scenes: %s", report.describe())
-    info: dict[str, Any] = {
-        "calibration": str(args.calib or f"{len(frames)} generated scenes"),
-        "calibration_frames": len(frames),
-        "method": args.method,
-        "label_agreement": round(report.label_agreement, 6),
-        "miou_change": round(report.miou_change, 6),
-    }
-    path = store_qdq(fused, qdq, Path(args.cache_dir), info)
-    LOG.info("stored the QDQ graph for engine builds in %s", path)
-    return qdq
+def _refused(exc: SegPerceptionError) -> int:
+    """A gate refusal: one line, exit 1 (the inputs were valid; the INT8 result is not good enough)."""
+    LOG.error("error: %s", exc)
+    return 1
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
     from seg_perception.backends.engine_builder import BuildOptions, ensure_engine, require_tensorrt
+    from seg_perception.core.int8_gate import AccuracyGateError
 
-    require_tensorrt()  # before any work: one line with install steps when TensorRT is missing
-    spec, fused = _fused_graph(args)
+    spec, fused = _fused_graph(args)  # the spec first: a wrong --model is named before TensorRT is looked for
     options = BuildOptions(args.precision, args.max_batch, args.workspace, args.dla_core)
-    qdq = None
+    require_tensorrt()  # before calibrating: one line with install steps when TensorRT is missing
+    qdq, gate = None, None
     if args.precision == "int8" and args.calib is not None:
-        qdq = _quantize(args, spec, fused)
+        try:
+            graph = _quantize(args, spec, fused)
+        except AccuracyGateError as exc:
+            return _refused(exc)
+        qdq, gate = graph.qdq, graph.info["gate"]
     elif args.calib is not None:
         LOG.warning("--calib is only used with --precision int8; ignoring it")
     cached = ensure_engine(
-        fused, options, Path(args.cache_dir), allow_build=True, qdq=qdq, out=args.out, force=args.force
+        fused, options, Path(args.cache_dir), allow_build=True, qdq=qdq, out=args.out, force=args.force, qdq_gate=gate
     )
     LOG.info(
         "%s %s (%.1f MiB; key and I/O in %s.json)",
@@ -112,12 +85,19 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    import onnx
+    from seg_perception.core.engine_cache import write_bytes_atomic
+    from seg_perception.core.int8_gate import AccuracyGateError
 
     spec, fused = _fused_graph(args)
-    qdq = _quantize(args, spec, fused)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(qdq, str(args.out))
+    try:
+        graph = _quantize(args, spec, fused)
+    except AccuracyGateError as exc:
+        return _refused(exc)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(args.out, graph.qdq.SerializeToString())
+    except OSError as exc:
+        raise SegPerceptionError(f"cannot write --out {args.out}: {exc.strerror or exc}") from exc
     LOG.info("wrote %s (QDQ INT8 fused graph for %s)", args.out, spec.name)
     return 0
 
@@ -134,13 +114,9 @@ def _graph_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _calibration_args(parser: argparse.ArgumentParser, frames_default: int) -> None:
-    parser.add_argument("--frames", type=_positive, default=frames_default, help="calibration frames to use")
-    parser.add_argument("--eval-frames", type=_positive, default=8, help="held-out generated scenes for the report")
-    parser.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="percentile")
-
-
 def register(subparsers: Any) -> None:
+    from seg_perception.int8_flow import add_int8_args
+
     p = subparsers.add_parser(
         "build-engine", help="build (or validate) the TensorRT engine for a model and camera size into the cache"
     )
@@ -157,7 +133,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dla-core", type=_non_negative, default=None, metavar="K", help="build for DLA core K (Jetson)")
     p.add_argument("--out", type=Path, default=None, help="engine path (default: the cache slot the node loads)")
     p.add_argument("--force", action="store_true", help="rebuild even when the cached engine is valid")
-    _calibration_args(p, frames_default=64)
+    add_int8_args(p, frames_default=64)
     p.set_defaults(func=cmd_build_engine)
 
     p = subparsers.add_parser("quantize", help="write the INT8 QDQ fused graph (ONNX Runtime) and report agreement")
@@ -166,5 +142,5 @@ def register(subparsers: Any) -> None:
         "--calib", default=None, metavar="DIR_OR_BAG", help="calibration images or a bag (default: generated scenes)"
     )
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
-    _calibration_args(p, frames_default=64)
+    add_int8_args(p, frames_default=64)
     p.set_defaults(func=cmd_quantize)

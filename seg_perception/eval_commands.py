@@ -18,8 +18,8 @@ from seg_perception.core.metrics import LABEL_FORMATS
 LOG = logging.getLogger(__name__)
 VARIANT_HELP = (
     "onnxruntime[:fp32|int8-qdq|fp16], tensorrt[:fp32|fp16|int8] or auto "
-    "(int8-qdq: the QDQ graph `seg-perception quantize` cached for this camera size, else calibrated on "
-    "generated scenes)"
+    "(int8-qdq: the gated QDQ graph `seg-perception quantize` cached for this camera size, else calibrated "
+    "on --calib DIR or generated scenes)"
 )
 
 
@@ -54,13 +54,29 @@ def _load(args: argparse.Namespace) -> Any:
     return load_model_spec(args.model or default_spec_path())
 
 
+def _calibration(args: argparse.Namespace, *variants: Any) -> Any:
+    from seg_perception.evaluation import Calibration
+
+    calibration = Calibration(args.calib, args.calib_method)
+    if calibration.requested and not any(str(v) == "onnxruntime:int8-qdq" for v in variants):
+        LOG.warning("--calib/--calib-method only apply to onnxruntime:int8-qdq; ignoring them")
+    return calibration
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from seg_perception.evaluation import parse_variant, run_eval
 
     spec = _load(args)
     variant = parse_variant(args.backend)  # before any frame: a missing TensorRT fails here
     result = run_eval(
-        spec, args.images, args.labels, args.label_format, args.ignore_index, variant, keep_pixels=bool(args.report)
+        spec,
+        args.images,
+        args.labels,
+        args.label_format,
+        args.ignore_index,
+        variant,
+        keep_pixels=bool(args.report),
+        calibration=_calibration(args, variant),
     )
     data = result.to_json()
     LOG.info(
@@ -91,7 +107,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = parse_variant(args.a), parse_variant(args.b)
     if a == b:
         LOG.warning("--a and --b are both %s: expect 100%% agreement", a)
-    result = run_compare(spec, args.images, a, b, keep_pixels=bool(args.report))
+    result = run_compare(spec, args.images, a, b, keep_pixels=bool(args.report), calibration=_calibration(args, a, b))
     data = result.to_json()
     LOG.info(
         "%s vs %s on %d frames: label agreement %.3f%%, mIoU of B against A %s; fps A %.1f, B %.1f",
@@ -127,6 +143,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, required=True, help="directory of camera images")
 
 
+def _int8(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="int8-qdq: calibrate on these images instead of using the cached QDQ graph",
+    )
+    parser.add_argument(
+        "--calib-method",
+        choices=("minmax", "percentile", "entropy"),
+        default=None,
+        help="int8-qdq: calibrate with this method instead of using the cached QDQ graph (default percentile)",
+    )
+
+
 def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the results as JSON")
     parser.add_argument(
@@ -156,6 +188,7 @@ def register(subparsers: Any) -> None:
         "(default: the spec's ignore_id; 255 is always void)",
     )
     p.add_argument("--backend", default="onnxruntime", help=f"{VARIANT_HELP} (default onnxruntime:fp32)")
+    _int8(p)
     _outputs(p)
     p.set_defaults(func=cmd_eval)
 
@@ -165,5 +198,6 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.add_argument("--a", default="onnxruntime:fp32", help=f"reference: {VARIANT_HELP} (default onnxruntime:fp32)")
     p.add_argument("--b", required=True, help="candidate, same forms as --a, e.g. onnxruntime:int8-qdq")
+    _int8(p)
     _outputs(p)
     p.set_defaults(func=cmd_compare)

@@ -82,13 +82,28 @@ def parse_variant(text: str) -> Variant:
     return Variant(name, precision)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How an onnxruntime:int8-qdq variant gets its graph: the cached one, or calibrated on these frames."""
+
+    frames_dir: Path | None = None
+    method: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.frames_dir is not None or self.method is not None
+
+
 class VariantRunner:
     """Labels RGB frames with one variant; one fused graph and backend per frame size, compiled on first use."""
 
-    def __init__(self, spec: ModelSpec, variant: Variant, threads: int = 0) -> None:
+    def __init__(
+        self, spec: ModelSpec, variant: Variant, threads: int = 0, calibration: Calibration | None = None
+    ) -> None:
         self.spec = spec
         self.variant = variant
         self.threads = threads
+        self.calibration = calibration or Calibration()
         self._backends: dict[tuple[int, int], Backend] = {}
         self.graph_notes: list[str] = []
         self.inference_s = 0.0
@@ -104,26 +119,33 @@ class VariantRunner:
         return self._qdq_graph(fused, width, height)
 
     def _qdq_graph(self, fused: onnx.ModelProto, width: int, height: int) -> onnx.ModelProto:
-        """The QDQ graph `seg-perception quantize` stored for this camera size, else one calibrated here."""
-        from seg_perception.core.quantization import quantize_fused_graph
+        """The gated QDQ graph `seg-perception quantize` cached for this camera size, else one calibrated here."""
+        from seg_perception.core.quantization import frames_from_directory, quantize_fused_graph
 
         cache = Path(ENGINE_CACHE_DIR).expanduser()
-        try:
-            from seg_perception.backends.engine_builder import load_cached_qdq, qdq_path
+        if not self.calibration.requested:
+            try:
+                from seg_perception.backends.engine_builder import describe_gate, load_cached_qdq, qdq_path
 
-            qdq = load_cached_qdq(fused, cache)
-            self._note(f"{width}x{height}: the cached QDQ graph {qdq_path(cache, fused)}")
-            return qdq
-        except SegPerceptionError as exc:
-            LOG.debug("no cached QDQ graph: %s", exc)
-        from seg_perception.core.scenes import generate_scene
+                qdq, gate = load_cached_qdq(fused, cache)
+                self._note(f"{width}x{height}: the cached QDQ graph {qdq_path(cache, fused)} ({describe_gate(gate)})")
+                return qdq
+            except SegPerceptionError as exc:
+                LOG.debug("no cached QDQ graph: %s", exc)
+        method = self.calibration.method or "percentile"
+        if self.calibration.frames_dir is not None:
+            frames = list(frames_from_directory(self.calibration.frames_dir, limit=CALIBRATION_FRAMES * 4))
+            source = f"{len(frames)} frames of {self.calibration.frames_dir}"
+        else:
+            from seg_perception.core.scenes import generate_scene
 
-        frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
+            frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
+            source = f"{CALIBRATION_FRAMES} generated scenes"
         self._note(
-            f"{width}x{height}: no cached QDQ graph, calibrated on {CALIBRATION_FRAMES} generated scenes "
-            "(seg-perception quantize --calib DIR stores one calibrated on your camera's frames)"
+            f"{width}x{height}: calibrated on {source} ({method}), not gated "
+            "(seg-perception quantize --calib DIR caches a graph checked against fp32 on your frames)"
         )
-        return quantize_fused_graph(fused, frames)
+        return quantize_fused_graph(fused, frames, method=method)
 
     def _note(self, text: str) -> None:
         LOG.info("%s: %s", self.variant, text)
@@ -395,12 +417,13 @@ def evaluate(
     variant: Variant,
     threads: int = 0,
     keep_pixels: bool = False,
+    calibration: Calibration | None = None,
 ) -> tuple[metrics.Scores, float, list[FrameView], str, list[str]]:
     """Score `variant`'s labels against ground truth over `frames`: (scores, fps, worst, backend, notes)."""
     k = space.num_classes
     total = np.zeros((k, k), np.int64)
     worst = WorstFrames(WORST_FRAMES, keep_pixels)
-    with VariantRunner(spec, variant, threads) as runner:
+    with VariantRunner(spec, variant, threads, calibration) as runner:
         for frame in frames:
             rgb = read_rgb(frame.image)
             raw = read_label_image(frame.labels)
@@ -434,6 +457,7 @@ def run_eval(
     variant: Variant,
     threads: int = 0,
     keep_pixels: bool = False,
+    calibration: Calibration | None = None,
 ) -> EvalResult:
     """`seg-perception eval`: match files, score every frame, keep the worst."""
     space = metrics.label_space(
@@ -445,7 +469,7 @@ def run_eval(
     )
     frames, unmatched = match_ground_truth(images_dir, labels_dir)
     start = time.perf_counter()
-    scores, fps, worst, detail, graph_notes = evaluate(spec, frames, space, variant, threads, keep_pixels)
+    scores, fps, worst, detail, graph_notes = evaluate(spec, frames, space, variant, threads, keep_pixels, calibration)
     LOG.info("evaluated %d frames in %.1f s", len(frames), time.perf_counter() - start)
     settings = {
         "model_spec": str(spec.spec_path or ""),
@@ -463,14 +487,23 @@ def run_eval(
 
 
 def run_compare(
-    spec: ModelSpec, images_dir: Path, a: Variant, b: Variant, threads: int = 0, keep_pixels: bool = False
+    spec: ModelSpec,
+    images_dir: Path,
+    a: Variant,
+    b: Variant,
+    threads: int = 0,
+    keep_pixels: bool = False,
+    calibration: Calibration | None = None,
 ) -> CompareResult:
     """`seg-perception compare`: B's labels against A's on every image (no ground truth needed)."""
     k = spec.num_classes
     total = np.zeros((k, k), np.int64)
     worst = WorstFrames(WORST_FRAMES, keep_pixels)
     images = list_images(images_dir)
-    with VariantRunner(spec, a, threads) as run_a, VariantRunner(spec, b, threads) as run_b:
+    with (
+        VariantRunner(spec, a, threads, calibration) as run_a,
+        VariantRunner(spec, b, threads, calibration) as run_b,
+    ):
         for path in images:
             rgb = read_rgb(path)
             labels_a = run_a.labels(rgb)

@@ -1,9 +1,8 @@
 """The INT8 QDQ fused graph: TensorRT-style Q/DQ only around the model, same uint8 I/O, labels close to FP32.
 
 Measured here (ONNX Runtime 1.32, CPU): the tiny 8-class 1x1-conv model below (seed 0), calibrated on
-8 generated scenes and evaluated on 6 held-out ones at 160x120, agrees with FP32 on 98.99 % of pixels,
-mIoU change -0.01 points (minmax and percentile alike; seeds 0-5 of the same model give 98.3-99.6 %:
-random 1x1 convs have many near-ties between logits, a hard case for INT8). The floor leaves 1.5 points."""
+8 generated scenes and evaluated on 6 held-out ones at 160x120, agrees with FP32 on about 99 % of pixels
+(random 1x1 convs have many near-ties between logits, a hard case for INT8). The floor leaves 1.5 points."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from seg_perception.core.quantization import (
     POST_PREFIX,
     PRE_PREFIX,
     QuantizationError,
-    compare_labels,
+    calibration_batches,
     quantize_fused_graph,
 )
 from seg_perception.core.scenes import generate_scene
@@ -92,10 +91,12 @@ def test_quantization_is_symmetric_int8_per_channel_weights(qdq: onnx.ModelProto
 
 
 def test_onnxruntime_labels_agree_with_fp32(fused: onnx.ModelProto, qdq: onnx.ModelProto) -> None:
-    held_out = [generate_scene(10_000 + i, *CAMERA) for i in range(6)]
-    report = compare_labels(fused, qdq, [(s.image, s.labels) for s in held_out])
+    from seg_perception.core.int8_gate import check_accuracy, fp32_labels
+
+    held_out = calibration_batches(fused, [generate_scene(10_000 + i, *CAMERA).image for i in range(6)])
+    report = check_accuracy(qdq, held_out, fp32_labels(fused, held_out), [f"c{i}" for i in range(8)], [0])
     assert report.label_agreement >= AGREEMENT_FLOOR, report.describe()
-    assert abs(report.miou_change) < 0.02, report.describe()
+    assert report.miou_vs_fp32 > 0.9, report.describe()
 
 
 def test_matmul_model_quantizes_and_no_frames_is_refused(tmp_path: Path) -> None:
@@ -121,10 +122,10 @@ def test_calibration_frames_come_from_a_bag(tmp_path: Path) -> None:
     from seg_perception.core.scenes import generate_drive
 
     bag = tmp_path / "drive"
-    write_synthetic_drive(bag, 3, [SyntheticCamera(compressed=False)], width=96, height=64, seed=4)
+    write_synthetic_drive(bag, 6, [SyntheticCamera(compressed=False)], width=96, height=64, seed=4)
     frames = list(camera_frames(bag, limit=2))
     assert len(frames) == 2 and frames[0].shape == (64, 96, 3)
-    assert np.array_equal(frames[0], next(generate_drive(3, 96, 64, seed=4)).image)  # RGB, unchanged
+    assert np.array_equal(frames[0], next(generate_drive(6, 96, 64, seed=4)).image)  # RGB, unchanged
     spec = tiny_spec(tmp_path, ["road", "sidewalk", "car"])
     cmd = [
         sys.executable,
@@ -138,9 +139,11 @@ def test_calibration_frames_come_from_a_bag(tmp_path: Path) -> None:
         "--out",
         str(tmp_path / "qdq.onnx"),
         "--frames",
-        "3",
-        "--eval-frames",
-        "2",
+        "6",
+        "--min-agreement",
+        "90",  # a random 1x1 conv: the test is about reading the bag, not about this net's INT8 margin
+        "--min-class-iou",
+        "0",
         "--cache-dir",
         str(tmp_path / "c"),
     ]

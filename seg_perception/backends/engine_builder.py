@@ -432,17 +432,42 @@ def store_qdq(fused: onnx.ModelProto, qdq: onnx.ModelProto, cache_dir: Path, inf
     return path
 
 
-def load_cached_qdq(fused: onnx.ModelProto, cache_dir: Path) -> onnx.ModelProto:
-    """The QDQ graph that `seg-perception quantize` / `build-engine --calib` stored in the cache."""
-    found = engine_cache.load_or_build(
-        qdq_path(cache_dir, fused),
-        qdq_key(fused),
-        build=lambda: b"",
-        allow_build=False,
-        how_to_build="calibrate first: seg-perception quantize --model SPEC.yaml --calib DIR "
-        "(or build-engine --precision int8 --calib DIR) with the same camera size",
+def cached_qdq_gate(fused: onnx.ModelProto, cache_dir: Path) -> dict[str, Any] | None:
+    """The accuracy-gate figures of the valid cached QDQ graph for `fused`, or None when there is none."""
+    found = engine_cache.validate(qdq_path(cache_dir, fused), qdq_key(fused))
+    gate = found.sidecar.get("info", {}).get("gate") if found.ok else None
+    return gate if isinstance(gate, dict) else None
+
+
+def describe_gate(gate: dict[str, Any]) -> str:
+    """One line for logs and /diagnostics: how the INT8 graph scored against fp32 and whether it passed."""
+    verdict = "passed" if gate.get("passed") else "FAILED (accepted with --accept-accuracy-loss)"
+    agreement = float(gate.get("label_agreement", float("nan"))) * 100
+    miou = float(gate.get("miou_vs_fp32", float("nan"))) * 100
+    return (
+        f"int8 gate {verdict}: agreement {agreement:.2f}%, mIoU vs fp32 {miou:.2f}% "
+        f"on {gate.get('held_out_frames', '?')} held-out frames"
     )
-    return onnx.ModelProto.FromString(found.data)
+
+
+def load_cached_qdq(fused: onnx.ModelProto, cache_dir: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The QDQ graph that `seg-perception quantize` / `build-engine --calib` stored, with its gate figures.
+
+    A graph whose sidecar has no gate figures, or figures that failed without --accept-accuracy-loss, is
+    refused: nothing runs INT8 that was not checked against fp32 on the user's frames."""
+    how = (
+        "calibrate first: seg-perception quantize --model SPEC.yaml --calib DIR "
+        "(or build-engine --precision int8 --calib DIR) with the same camera size"
+    )
+    found = engine_cache.load_or_build(
+        qdq_path(cache_dir, fused), qdq_key(fused), build=lambda: b"", allow_build=False, how_to_build=how
+    )
+    gate = found.sidecar.get("info", {}).get("gate")
+    if not isinstance(gate, dict) or not (gate.get("passed") or gate.get("accepted_accuracy_loss")):
+        raise engine_cache.ArtefactCacheError(f"{found.path} has not passed an INT8 accuracy gate; {how}")
+    if not gate.get("passed"):
+        LOG.warning("%s: %s (%s)", found.path.name, describe_gate(gate), "; ".join(gate.get("failures", [])))
+    return onnx.ModelProto.FromString(found.data), gate
 
 
 def ensure_engine(
@@ -453,13 +478,20 @@ def ensure_engine(
     qdq: onnx.ModelProto | None = None,
     out: Path | None = None,
     force: bool = False,
+    qdq_gate: dict[str, Any] | None = None,
 ) -> engine_cache.CachedArtefact:
-    """The engine for `fused` from the cache (validated against its key), built there when needed."""
+    """The engine for `fused` from the cache (validated against its key), built there when needed.
+
+    int8: `qdq` (with its accuracy-gate figures `qdq_gate`) or else the gated QDQ graph in the cache."""
     require_tensorrt()
     version, major = tensorrt_version()
     gpu = gpu_identity()
+    gate_info: dict[str, Any] = {}
     if options.precision == "int8" and qdq is None:
-        qdq = load_cached_qdq(fused, cache_dir)
+        qdq, gate = load_cached_qdq(fused, cache_dir)
+        gate_info = {"int8_gate": describe_gate(gate)}
+    elif options.precision == "int8" and qdq_gate is not None:
+        gate_info = {"int8_gate": describe_gate(qdq_gate)}
     parsed = graph_for_precision(fused, options.precision, major, qdq)
     path = out or engine_path(cache_dir, fused, options)
     hw = input_hw(fused)
@@ -468,7 +500,12 @@ def ensure_engine(
         engine_key(fused, parsed, options, version, gpu),
         lambda: build_engine_bytes(parsed, options, timing_cache_path(cache_dir, version, gpu)),
         allow_build=allow_build,
-        info={"io": _io_info(fused, options.max_batch), "camera_hw": list(hw), "workspace_mib": options.workspace_mib},
+        info={
+            "io": _io_info(fused, options.max_batch),
+            "camera_hw": list(hw),
+            "workspace_mib": options.workspace_mib,
+            **gate_info,
+        },
         how_to_build=f"build it with: seg-perception build-engine --model SPEC.yaml --input-size {hw[1]}x{hw[0]} "
         f"--precision {options.precision} --max-batch {options.max_batch} (or set node parameter engine_build:=true)",
         force=force,

@@ -293,7 +293,8 @@ def create_tensorrt_backend(
     try:
         cached = ensure_engine(fused, options, cache_dir, allow_build=engine_build)
         gpu = gpu_identity()
-        label = f"{options.precision}, {gpu.name}, {cached.path.name}"
+        gate = cached.sidecar.get("info", {}).get("int8_gate")  # INT8: how it scored against fp32
+        label = f"{options.precision}, {gpu.name}, {cached.path.name}" + (f"; {gate}" if gate else "")
         try:
             return TensorRTBackend(cached.data, dla_core=core, label=label)
         except EngineLoadError as exc:

@@ -207,6 +207,11 @@ def load_or_build(
         found = validate(path, key)
         if found.ok:
             return CachedArtefact(path, found.data, found.sidecar, built=False)
+    hint = f"; {how_to_build}" if how_to_build else ""
+    if not allow_build and not lock_path(path).exists():
+        # Nobody ever built here, so nobody is building now: refuse without leaving a lock file behind.
+        reason = validate(path, key).reason if force else found.reason
+        raise ArtefactCacheError(f"cannot use {path}: {reason}, and building is disabled{hint}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -217,7 +222,6 @@ def load_or_build(
             # Another process built it while we waited for the lock.
             return CachedArtefact(path, found.data, found.sidecar, built=False)
         if not allow_build:
-            hint = f"; {how_to_build}" if how_to_build else ""
             raise ArtefactCacheError(f"cannot use {path}: {found.reason}, and building is disabled{hint}")
         if not force:
             LOG.info("building %s: %s", path.name, found.reason)

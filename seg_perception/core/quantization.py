@@ -1,19 +1,20 @@
 """Reduced-precision copies of the fused graph, made and measured on CPU with ONNX Runtime.
 
-* INT8 by explicit quantization: ``quantize_fused_graph`` calibrates the fused graph with
-  ``onnxruntime.quantization.quantize_static`` and returns a QDQ graph (QuantizeLinear/DequantizeLinear
-  around the model's Conv/MatMul/Gemm inputs). TensorRT builds Q/DQ graphs as INT8 on every supported
+* INT8 by explicit quantization: ``calibrate_fused_graph`` finds activation ranges (``core.calibration``:
+  minmax, percentile or entropy, with settings that hold on real activations) and ``qdq_from_ranges``
+  turns them into a QDQ graph with ``onnxruntime.quantization.quantize_static`` (QuantizeLinear /
+  DequantizeLinear around the model's Conv/MatMul/Gemm inputs), as often as mixed precision needs, with
+  any weighted nodes kept in fp32 (``exclude``). TensorRT builds Q/DQ graphs as INT8 on every supported
   version (8.6 and 10.x with the INT8 builder flag, 11.x natively, where implicit INT8 calibration is
-  gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees it.
-  The TensorRT flavour of QDQ is used: symmetric int8 activations and weights (zero point 0), weights
-  per output channel, fp32 weights kept behind a Q/DQ pair and biases left in fp32 (TensorRT folds them).
+  gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees
+  it (``core.int8_gate``). The TensorRT flavour of QDQ is used: symmetric int8 activations and weights
+  (zero point 0), weights per output channel, fp32 weights kept behind a Q/DQ pair and biases left in
+  fp32 (TensorRT folds them).
 * FP16 for strongly typed TensorRT (11.x removed ``BuilderFlag.FP16``): ``fp16_fused_graph`` converts the
   model part of the graph to float16 with ONNX Runtime's float16 converter, keeping our pre/post-processing
   in fp32 so the uint8 pixels in and the argmax/confidence out are computed exactly as before.
 
-Measured on the bundled demo model (ONNX Runtime, 1280x720 camera, 32 generated calibration scenes,
-16 held-out ones): INT8 QDQ agrees with FP32 on 99.88 % of pixels, mIoU 87.00 % -> 86.99 % (percentile;
-minmax: 99.84 %, -0.04 points); the fp16 graph agrees on 100.00 %.
+Measured figures (demo model and fixture nets, per method) are in the README's "Deploying on Jetson".
 
 The camera input (uint8, Cast, resize, normalisation) and the post-processing (softmax/argmax, head merge,
 uint8 casts) are never quantized: ``nodes_to_exclude`` names every ``seg_pre/`` and ``seg_post/`` node and
@@ -34,18 +35,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from seg_perception.core.calibration import QUANTIZED_OP_TYPES, calibrate
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import CONFIDENCE_NAME, INPUT_NAME, LABELS_NAME
 
 LOG = logging.getLogger(__name__)
 PRE_PREFIX = "seg_pre/"
 POST_PREFIX = "seg_post/"
-# Ops whose inputs get Q/DQ pairs: the compute-heavy ones TensorRT runs as INT8 kernels.
-QUANTIZED_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 DERIVED_IMAGE_STEMS = ("_labels", "_drivable", "_overlay", "_color_mask", "_confidence")
-QUANTIZER_VERSION = "qdq-trt/1"  # part of cache keys: bump when the recipe below changes
+QUANTIZER_VERSION = "qdq-trt/2"  # part of cache keys: bump when the recipe below changes
 
 
 class QuantizationError(SegPerceptionError):
@@ -142,57 +141,80 @@ def _set_metadata(model: onnx.ModelProto, **entries: str) -> None:
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
 
 
-def quantize_fused_graph(
-    fused: onnx.ModelProto,
-    frames: Iterable[np.ndarray],
-    method: str = "percentile",
-    per_channel: bool = True,
-) -> onnx.ModelProto:
-    """A QDQ copy of the fused graph calibrated on RGB `frames` (any size: resized to the camera's)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+def weighted_nodes(fused: onnx.ModelProto) -> list[str]:
+    """Names of the model's nodes that INT8 quantizes (its Conv/MatMul/Gemm, never our pre/post-processing)."""
+    return [
+        n.name
+        for n in _named(fused).graph.node
+        if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith((PRE_PREFIX, POST_PREFIX))
+    ]
 
-    if method not in CALIBRATION_METHODS:
-        raise QuantizationError(f"calibration method {method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+
+def _named(fused: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose nodes all have names (nodes_to_exclude and mixed precision address nodes by name)."""
+    model = _copy(fused)
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"seg_model/{node.op_type}_{i}"
+    return model
+
+
+def calibration_batches(fused: onnx.ModelProto, frames: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """RGB frames of any size as the fused graph's camera delivers them ([1, H, W, 3] each)."""
     target = fused_graph_input(fused)
-    batches = [camera_frame(f, target) for f in frames]
+    return [camera_frame(f, target) for f in frames]
+
+
+def calibrate_fused_graph(fused: onnx.ModelProto, frames: Iterable[np.ndarray], method: str = "percentile") -> Any:
+    """Activation ranges of the fused graph's model part on RGB `frames` (see ``core.calibration``)."""
+    batches = calibration_batches(fused, frames)
     if not batches:
         raise QuantizationError("no calibration frames")
+    return calibrate(_named(fused), INPUT_NAME, batches, method)
 
-    class _Frames(CalibrationDataReader):
-        """Feeds one camera frame per calibration step."""
 
-        def __init__(self) -> None:
-            self._it = iter(batches)
+def _preprocess_advice(record: logging.LogRecord) -> bool:
+    """Drop quantize_static's root-logger advice to run its pre-processing: it targets exporter graphs
+    without shapes; the fused graph has static shapes, and mixed precision would repeat the line per try."""
+    return not record.getMessage().startswith(
+        ("Please consider to run pre-processing", "Please consider pre-processing")
+    )
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self._it, None)
-            return None if batch is None else {INPUT_NAME: batch}
 
-    calibrate_method = {
-        "minmax": CalibrationMethod.MinMax,
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-    }[method]
+def qdq_from_ranges(
+    fused: onnx.ModelProto,
+    ranges: Any,
+    exclude: Sequence[str] = (),
+    per_channel: bool = True,
+    calibration_frames: int = 0,
+) -> onnx.ModelProto:
+    """The QDQ graph for calibrated `ranges`, keeping the nodes named in `exclude` in fp32."""
+    import inspect
+
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
+
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        raise QuantizationError("INT8 needs onnxruntime >= 1.32 (quantize_static with a calibration cache)")
+    model = _named(fused)
     with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
         out = Path(tmp) / "qdq.onnx"
+        cache = Path(tmp) / "ranges.json"
+        save_tensors_data(ranges, cache)
+        root = logging.getLogger()
+        root.addFilter(_preprocess_advice)
         try:
             quantize_static(
-                _copy(fused),
+                model,
                 out,
-                _Frames(),
+                None,
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-                nodes_to_exclude=_nodes_outside_model(fused),
+                nodes_to_exclude=[*_nodes_outside_model(model), *exclude],
                 per_channel=per_channel,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=calibrate_method,
+                calibrate_method=ranges.calibration_method,
+                calibration_cache_path=cache,
                 extra_options={
                     # TensorRT's INT8 is symmetric: zero points must be 0.
                     "ActivationSymmetric": True,
@@ -208,17 +230,41 @@ def quantize_fused_graph(
             )
         except Exception as exc:
             raise QuantizationError(f"onnxruntime could not quantize the fused graph: {exc}") from exc
+        finally:
+            root.removeFilter(_preprocess_advice)
         qdq = onnx.load(str(out))
     _check_same_io(fused, qdq, "QDQ")
     q_nodes = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
-    if q_nodes == 0:
+    if q_nodes == 0 and len(exclude) < len(weighted_nodes(fused)):
         raise QuantizationError(
             f"nothing was quantized: the model has no {', '.join(QUANTIZED_OP_TYPES)} nodes outside pre/post-processing"
         )
     _set_metadata(
-        qdq, **{"seg_perception.precision": "int8-qdq", "seg_perception.calibration_frames": str(len(batches))}
+        qdq,
+        **{
+            "seg_perception.precision": "int8-qdq",
+            "seg_perception.calibration_frames": str(calibration_frames),
+            "seg_perception.fp32_nodes": ",".join(exclude),
+        },
     )
-    LOG.info("quantized %d tensors with %d calibration frames (%s)", q_nodes, len(batches), method)
+    LOG.debug("quantized %d tensors, %d weighted nodes kept in fp32", q_nodes, len(exclude))
+    return qdq
+
+
+def quantize_fused_graph(
+    fused: onnx.ModelProto,
+    frames: Iterable[np.ndarray],
+    method: str = "percentile",
+    per_channel: bool = True,
+    exclude: Sequence[str] = (),
+) -> onnx.ModelProto:
+    """A QDQ copy of the fused graph calibrated on RGB `frames` (any size: resized to the camera's)."""
+    batches = calibration_batches(fused, frames)
+    if not batches:
+        raise QuantizationError("no calibration frames")
+    ranges = calibrate(_named(fused), INPUT_NAME, batches, method)
+    qdq = qdq_from_ranges(fused, ranges, exclude, per_channel, calibration_frames=len(batches))
+    LOG.info("quantized with %d calibration frames (%s)", len(batches), method)
     return qdq
 
 
@@ -238,75 +284,3 @@ def fp16_fused_graph(fused: onnx.ModelProto) -> onnx.ModelProto:
     _check_same_io(fused, half, "float16")
     _set_metadata(half, **{"seg_perception.precision": "fp16-graph"})
     return half
-
-
-@dataclass(frozen=True)
-class AgreementReport:
-    """How a reduced-precision graph's labels compare with the fp32 graph's and with ground truth."""
-
-    frames: int
-    label_agreement: float  # fraction of pixels where both graphs give the same label
-    miou_fp32: float
-    miou_reduced: float
-
-    @property
-    def miou_change(self) -> float:
-        return self.miou_reduced - self.miou_fp32
-
-    def describe(self) -> str:
-        return (
-            f"label agreement {self.label_agreement * 100:.2f}% over {self.frames} frames; "
-            f"mIoU {self.miou_fp32 * 100:.2f}% (fp32) -> {self.miou_reduced * 100:.2f}% "
-            f"({self.miou_change * 100:+.2f} points)"
-        )
-
-
-def mean_iou(confusion: np.ndarray) -> float:
-    """Mean IoU over classes that occur in ground truth or prediction (rows: truth, columns: prediction)."""
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
-    present = union > 0
-    return float((tp[present] / union[present]).mean()) if present.any() else 0.0
-
-
-def _confusion(truth: np.ndarray, pred: np.ndarray, ignore_id: int, classes: int) -> np.ndarray:
-    keep = truth != ignore_id
-    t = truth[keep].astype(np.int64)
-    p = np.minimum(pred[keep].astype(np.int64), classes - 1)
-    return np.bincount(t * classes + p, minlength=classes * classes).reshape(classes, classes)
-
-
-def _session(model: onnx.ModelProto) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def compare_labels(
-    fp32: onnx.ModelProto,
-    reduced: onnx.ModelProto,
-    scenes: Sequence[tuple[np.ndarray, np.ndarray]],
-    ignore_id: int = 255,
-    classes: int = 256,
-) -> AgreementReport:
-    """Run both graphs with ONNX Runtime on (RGB frame, ground-truth labels) pairs at the camera's size."""
-    if not scenes:
-        raise QuantizationError("no frames to compare on")
-    target = fused_graph_input(fp32)
-    sessions = [_session(fp32), _session(reduced)]
-    same = total = 0
-    confusions = [np.zeros((classes, classes), np.int64) for _ in sessions]
-    for rgb, truth in scenes:
-        batch = camera_frame(rgb, target)
-        if truth.shape != batch.shape[1:3]:
-            truth = cv2.resize(truth, (target.width, target.height), interpolation=cv2.INTER_NEAREST)
-        labels = [s.run([LABELS_NAME], {INPUT_NAME: batch})[0][0] for s in sessions]
-        if labels[0].shape != truth.shape:
-            truth = cv2.resize(truth, labels[0].shape[::-1], interpolation=cv2.INTER_NEAREST)
-        same += int(np.count_nonzero(labels[0] == labels[1]))
-        total += labels[0].size
-        for confusion, pred in zip(confusions, labels, strict=True):
-            confusion += _confusion(truth, pred, ignore_id, classes)
-    return AgreementReport(len(scenes), same / total, mean_iou(confusions[0]), mean_iou(confusions[1]))
