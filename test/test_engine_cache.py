@@ -14,6 +14,7 @@ from typing import Any
 
 import onnx
 import pytest
+from int8_support import needs_int8_quantizer
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core import engine_cache
@@ -238,6 +239,7 @@ def test_concurrent_processes_build_exactly_once(tmp_path: Path, fused_bytes: by
     assert {digest for _, digest in outcomes} == {engine_cache.sha256_bytes(fused_bytes)}
 
 
+@needs_int8_quantizer
 def test_qdq_graph_round_trips_through_the_cache(tmp_path: Path, fused_bytes: bytes) -> None:
     from seg_perception.core.quantization import quantize_fused_graph
     from seg_perception.core.scenes import generate_scene

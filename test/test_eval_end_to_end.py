@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from int8_support import needs_int8_quantizer
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
@@ -168,6 +169,7 @@ def test_ground_truth_of_another_size_fails_with_a_clear_error(labelled: dict[st
     assert "is 80x48 but the prediction is 160x96" in proc.stderr
 
 
+@needs_int8_quantizer
 def test_compare_fp32_with_int8_qdq(labelled: dict[str, Path]) -> None:
     out = labelled["root"] / "compare.json"
     proc = run_cli(
@@ -197,6 +199,7 @@ def test_compare_fp32_with_int8_qdq(labelled: dict[str, Path]) -> None:
     assert "calibrated on 16 generated scenes" in " ".join(data["notes"])
 
 
+@needs_int8_quantizer
 def test_compare_scores_b_against_a_not_either_against_itself(labelled: dict[str, Path]) -> None:
     """fp32 (A) against int8-qdq (B): A's labels are the Segmenter's, and the agreement and confusion matrix
     are recounted from the two label images of every frame, which must differ somewhere."""

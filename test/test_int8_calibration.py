@@ -15,11 +15,14 @@ import numpy as np
 import onnx
 import pytest
 from int8_fixtures import multiclass_spec, narrow_range_spec, two_head_spec
+from int8_support import needs_int8_quantizer
 
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.quantization import calibrate_fused_graph, qdq_from_ranges
 from seg_perception.core.scenes import generate_scene
+
+pytestmark = needs_int8_quantizer
 
 CAMERA = (96, 64)
 FRAMES = 6

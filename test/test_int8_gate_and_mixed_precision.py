@@ -20,13 +20,16 @@ import numpy as np
 import onnx
 import pytest
 from int8_fixtures import multiclass_spec, narrow_range_spec, two_head_spec
-from test_tensorrt_backend import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake, as a fixture
+from int8_support import needs_int8_quantizer
+from test_tensorrt_backend_keeps_the_api_contract import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake, as a fixture
 
 from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq_path
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.scenes import generate_scene
+
+pytestmark = needs_int8_quantizer
 
 CAMERA = "96x64"
 W, H = 96, 64
@@ -202,15 +205,13 @@ def test_compare_calibrates_with_the_chosen_method_and_leaves_no_lock_file(
 
 @pytest.mark.usefixtures("fake_gpu")
 def test_tensorrt_int8_engine_reports_its_gate_and_refuses_an_ungated_graph(
-    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: dict[str, Path], tmp_path: Path
 ) -> None:
     """What the node's /diagnostics 'backend' value shows (Segmenter.describe_backend -> backend.describe())."""
-    from seg_perception.backends import engine_builder
     from seg_perception.backends.tensorrt_backend import create_tensorrt_backend
     from seg_perception.core.errors import BackendError
     from seg_perception.core.quantization import quantize_fused_graph
 
-    monkeypatch.setattr(engine_builder, "build_engine_bytes", lambda graph, options, cache: graph.SerializeToString())
     fused = _fused(data["narrow"])
     qdq = quantize_fused_graph(fused, [generate_scene(i, W, H).image for i in range(4)])
     path = qdq_path(tmp_path, fused)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from int8_support import needs_int8_quantizer
 from onnx import TensorProto, numpy_helper
 from tiny_models import conv_logits_model, nhwc_probabilities_model, spec_dict, write_spec
 
@@ -24,6 +25,8 @@ from seg_perception.core.quantization import (
     quantize_fused_graph,
 )
 from seg_perception.core.scenes import generate_scene
+
+pytestmark = needs_int8_quantizer
 
 AGREEMENT_FLOOR = 0.975
 CAMERA = (160, 120)

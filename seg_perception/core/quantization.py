@@ -181,6 +181,18 @@ def _preprocess_advice(record: logging.LogRecord) -> bool:
     )
 
 
+INT8_QUANTIZER_NEEDS = "INT8 needs onnxruntime >= 1.32 (quantize_static with a calibration cache; Python >= 3.11)"
+
+
+def int8_quantizer_available() -> bool:
+    """Whether this onnxruntime can re-quantize from a calibration cache (1.32+), which INT8 here relies on."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
 def qdq_from_ranges(
     fused: onnx.ModelProto,
     ranges: Any,
@@ -189,12 +201,10 @@ def qdq_from_ranges(
     calibration_frames: int = 0,
 ) -> onnx.ModelProto:
     """The QDQ graph for calibrated `ranges`, keeping the nodes named in `exclude` in fp32."""
-    import inspect
-
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
 
-    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-        raise QuantizationError("INT8 needs onnxruntime >= 1.32 (quantize_static with a calibration cache)")
+    if not int8_quantizer_available():
+        raise QuantizationError(INT8_QUANTIZER_NEEDS)
     model = _named(fused)
     with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
         out = Path(tmp) / "qdq.onnx"
