@@ -175,7 +175,11 @@ class Probe:
 
     def close(self) -> None:
         self._spinning = False
-        self._thread.join(timeout=2)
+        # The spin thread may be inside a long callback (a burst of large frames on a loaded machine):
+        # destroying the node under it raises InvalidHandle in that thread, so wait for it to finish.
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            raise AssertionError("probe spin thread did not stop within 60 s")
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
