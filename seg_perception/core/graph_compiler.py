@@ -16,7 +16,13 @@ import onnx
 from onnx import compose, helper, version_converter
 
 from seg_perception.core.errors import ModelSpecError
-from seg_perception.core.graph_postprocess import CONFIDENCE_NAME, LABELS_NAME, OutputResolution, postprocess_graph
+from seg_perception.core.graph_postprocess import (
+    CONFIDENCE_NAME,
+    LABELS_NAME,
+    OutputResolution,
+    mask_output_name,
+    postprocess_graph,
+)
 from seg_perception.core.graph_preprocess import (
     INPUT_NAME,
     Geometry,
@@ -36,6 +42,7 @@ __all__ = [
     "compile_fused_graph",
     "graph_digest",
     "input_geometry",
+    "mask_output_name",
     "normalization_coefficients",
 ]
 
@@ -89,10 +96,12 @@ def compile_fused_graph(
     output_resolution: OutputResolution = "input",
     batch: int | None = None,
     confidence: bool = True,
+    masks: bool = False,
 ) -> onnx.ModelProto:
     """The fused graph for one camera size: uint8 [N, H, W, 3] in, uint8 labels (and confidence) out.
 
     Without `confidence` the graph has only the labels output and none of the work behind the other.
+    With `masks`, one uint8 output per declared mask follows (0/255, named by mask_output_name).
     """
     if camera_order not in ("RGB", "BGR"):
         raise ModelSpecError(f"camera channel order {camera_order!r} is not RGB or BGR")
@@ -123,7 +132,11 @@ def compile_fused_graph(
         fused,
         post,
         io_map=[(f"model/{h.name}", hi[0]) for h, hi in zip(spec.heads, head_infos, strict=True)],
-        outputs=[LABELS_NAME, CONFIDENCE_NAME] if confidence else [LABELS_NAME],
+        outputs=[
+            LABELS_NAME,
+            *([CONFIDENCE_NAME] if confidence else []),
+            *([mask_output_name(m) for m in spec.masks] if masks else []),
+        ],
     )
     # merge_models lists the default opset once per merged model; keep one entry per domain.
     versions: dict[str, int] = {}

@@ -41,9 +41,12 @@ class GraphBuilder:
             return self.op("ReduceMax", [x, self.const([axis], "axes")], keepdims=keepdims)
         return self.op("ReduceMax", [x], axes=[axis], keepdims=keepdims)
 
-    def resize(self, x: str, height: int, width: int, mode: str, channels_last: bool = False) -> str:
+    def resize(
+        self, x: str, height: int, width: int, mode: str, channels_last: bool = False, align_corners: bool = False
+    ) -> str:
         """Resize the spatial axes of a rank-4 tensor (NCHW, or NHWC when channels_last) to a fixed size;
-        the other axes keep their (possibly dynamic) sizes."""
+        the other axes keep their (possibly dynamic) sizes. Linear resizes use half-pixel centres
+        (PyTorch's align_corners=False) unless align_corners."""
         shape = self.op("Shape", [x])
         if channels_last:
             batch = self.op("Slice", [shape, self.const([0], "s"), self.const([1], "e")])
@@ -54,8 +57,9 @@ class GraphBuilder:
             sizes = self.op("Concat", [lead, self.const([height, width], "hw")], axis=0)
         empty = ""  # roi and scales are unused when sizes is given
         if mode == "linear":
+            coordinates = "align_corners" if align_corners else "half_pixel"
             return self.op(
-                "Resize", [x, empty, empty, sizes], mode="linear", coordinate_transformation_mode="half_pixel"
+                "Resize", [x, empty, empty, sizes], mode="linear", coordinate_transformation_mode=coordinates
             )
         return self.op(
             "Resize",

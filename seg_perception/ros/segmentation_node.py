@@ -171,6 +171,11 @@ class SegmentationNode(LifecycleNode):
                     ch.publishers[topic] = self.create_lifecycle_publisher(
                         Image, ch.topic(f"segmentation/{topic}"), out_qos
                     )
+            for mask in spec.masks:  # the drivable mask keeps segmentation/drivable_mask
+                if mask.topic not in OUTPUT_TOPICS:
+                    ch.publishers[mask.topic] = self.create_lifecycle_publisher(
+                        Image, ch.topic(f"segmentation/{mask.topic}"), out_qos
+                    )
             ch.info_publisher = self.create_lifecycle_publisher(
                 CameraInfo, ch.topic("segmentation/camera_info"), out_qos
             )
@@ -426,6 +431,7 @@ class SegmentationNode(LifecycleNode):
                 "engine": self.segmenter.backend_name,
                 "input_topic": ch.subscription.topic_name if ch.subscription is not None else "(waiting)",
                 "mean_batch_size": f"{mean_batch:.2f}",
+                "batch": self.segmenter.batch_mode,  # 'fixed 1': a static-batch export runs frame by frame
             }
             msg = diagnostics_message(
                 self.get_clock().now().to_msg(),
