@@ -1,6 +1,7 @@
 """ament_python packaging: `colcon build` installs the node into lib/seg_perception and data into share."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -15,7 +16,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*")),
-        (f"share/{PACKAGE}/models", glob("models/*")),
+        (f"share/{PACKAGE}/models", [p for p in glob("models/*") if Path(p).is_file()]),  # not models/zoo/
     ],
     install_requires=["setuptools"],
     zip_safe=True,
