@@ -7,6 +7,13 @@ from setuptools import find_packages, setup
 
 PACKAGE = "seg_perception"
 
+
+def _tree(root: str) -> list[tuple[str, list[str]]]:
+    """data_files entries installing every file under `root` into share/, keeping its folders."""
+    folders = sorted({p.parent for p in Path(root).rglob("*") if p.is_file() and "__pycache__" not in p.parts})
+    return [(f"share/{PACKAGE}/{d}", sorted(str(p) for p in d.iterdir() if p.is_file())) for d in folders]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -16,7 +23,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*")),
-        (f"share/{PACKAGE}/models", [p for p in glob("models/*") if Path(p).is_file()]),  # not models/zoo/
+        *_tree("models"),  # the demo model and models/zoo/<family>/, folder by folder
     ],
     install_requires=["setuptools"],
     zip_safe=True,
