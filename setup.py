@@ -1,10 +1,18 @@
 """ament_python packaging: `colcon build` installs the node into lib/seg_perception and data into share."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "seg_perception"
+
+
+def _tree(root: str) -> list[tuple[str, list[str]]]:
+    """data_files entries installing every file under `root` into share/, keeping its folders."""
+    folders = sorted({p.parent for p in Path(root).rglob("*") if p.is_file() and "__pycache__" not in p.parts})
+    return [(f"share/{PACKAGE}/{d}", sorted(str(p) for p in d.iterdir() if p.is_file())) for d in folders]
+
 
 setup(
     name=PACKAGE,
@@ -15,7 +23,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*")),
-        (f"share/{PACKAGE}/models", glob("models/*")),
+        *_tree("models"),  # the demo model and models/zoo/<family>/, folder by folder
     ],
     # Runtime dependencies come from package.xml (rosdep) plus requirements-ros.txt on a ROS install, and from
     # requirements.txt in `make venv`; listing them here would make colcon's `setup.py install` try to fetch e.g.

@@ -69,7 +69,7 @@ def _list_images(path: Path) -> list[Path]:
         return sorted(
             p
             for p in path.iterdir()
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_labels", "_drivable", "_overlay"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_labels", "_drivable", "_overlay", "_mask"))
         )
     raise SegPerceptionError(f"--input {path} is neither an image file nor a directory")
 
@@ -86,7 +86,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if not images:
         raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
     make_output_dir(args.out)
-    want = OutputSelection(drivable=True, overlay=True)
+    want = OutputSelection(drivable=True, overlay=True, masks=True)
     unreadable: list[Path] = []
     with Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter:
         for path in tqdm(images, unit="img", disable=len(images) < 2):
@@ -101,6 +101,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
             write_image(args.out / f"{path.stem}_labels.png", result.labels)
             write_image(args.out / f"{path.stem}_drivable.png", result.drivable)
             write_image(args.out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+            for name, mask in result.masks.items():  # per-head masks; drivable is <stem>_drivable.png
+                if name != "drivable":
+                    write_image(args.out / f"{path.stem}_{name}_mask.png", mask)
         LOG.info(
             "segmented %d of %d images with %s on %s into %s (labels at %s resolution)",
             len(images) - len(unreadable),
@@ -209,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("infer", help="segment image files: writes <stem>_labels/_drivable/_overlay.png")
+    p = sub.add_parser(
+        "infer", help="segment image files: writes <stem>_labels/_drivable/_overlay.png and <stem>_<mask>_mask.png"
+    )
     _model_arg(p)
     p.add_argument("--input", type=Path, required=True, help="an image or a directory of images")
     p.add_argument("--out", type=Path, required=True, help="output directory")

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import cv2
@@ -18,8 +19,15 @@ import numpy as np
 
 from seg_perception.backends import Backend, check_backend, create_backend, resolve_backend_name
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.core.graph_compiler import CONFIDENCE_NAME, LABELS_NAME, OutputResolution, compile_fused_graph
-from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.graph_compiler import (
+    CONFIDENCE_NAME,
+    LABELS_NAME,
+    OutputResolution,
+    compile_fused_graph,
+    mask_output_name,
+)
+from seg_perception.core.model_spec import MaskSpec, ModelSpec
+from seg_perception.core.onnx_checks import fixed_batch_size
 
 LOG = logging.getLogger(__name__)
 MAX_CACHED_SIZES = 4  # fused graphs kept per (size, channel order); more means a camera is misbehaving
@@ -33,9 +41,10 @@ class OutputSelection:
     color_mask: bool = False
     overlay: bool = False
     confidence: bool = False
+    masks: bool | frozenset[str] = False  # True: every mask the spec declares; or the names of some
 
 
-ALL_OUTPUTS = OutputSelection(drivable=True, color_mask=True, overlay=True, confidence=True)
+ALL_OUTPUTS = OutputSelection(drivable=True, color_mask=True, overlay=True, confidence=True, masks=True)
 
 
 @dataclass
@@ -47,6 +56,7 @@ class SegResult:
     color_mask: np.ndarray | None = None
     overlay: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # by mask name, as selected
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,6 +83,7 @@ class _Buffers:
         self.color_mask = np.empty((height, width, 3), np.uint8)
         self.overlay = np.empty((height, width, 3), np.uint8)
         self.frame_rgb = np.empty((height, width, 3), np.uint8)
+        self.kept: dict[str, np.ndarray] = {}  # graph outputs copied out of a fixed-batch chunk
 
 
 K = TypeVar("K")
@@ -88,6 +99,10 @@ def _reused(cache: dict[K, V], key: K, make: Callable[[], V]) -> V:
             del cache[next(iter(cache))]
         found = cache[key] = make()
     return found
+
+
+def _selected(want: OutputSelection, mask: str) -> bool:
+    return want.masks is True or (isinstance(want.masks, frozenset) and mask in want.masks)
 
 
 class Segmenter:
@@ -114,22 +129,38 @@ class Segmenter:
         # A 256-entry colour map for cv2.applyColorMap: 9x faster than numpy fancy indexing at 1280x720.
         self._palette = palette_table(spec).reshape(256, 1, 3)
         self._drivable = drivable_table(spec)
-        # (width, height, channel order, with confidence) -> backend over that fused graph
-        self._backends: OrderedDict[tuple[int, int, str, bool], Backend] = OrderedDict()
+        self.fixed_batch = fixed_batch_size(spec)  # a static-batch export runs in chunks of this size
+        # (width, height, channel order, with confidence, with masks) -> backend over that fused graph
+        self._backends: OrderedDict[tuple[int, int, str, bool, bool], Backend] = OrderedDict()
         self._buffers: dict[tuple[int, int, int], _Buffers] = {}  # (batch index, height, width)
         self._batches: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def backend_for(self, width: int, height: int, channel_order: str, confidence: bool = False) -> Backend:
+    @property
+    def batch_mode(self) -> str:
+        """'dynamic', or 'fixed K' for a static-batch export (frames then run K at a time)."""
+        return "dynamic" if self.fixed_batch is None else f"fixed {self.fixed_batch}"
+
+    def backend_for(
+        self, width: int, height: int, channel_order: str, confidence: bool = False, masks: bool = False
+    ) -> Backend:
         """The backend for one camera size and channel order, compiled on first use. The confidence
-        output costs a softmax reduction and a camera-sized resize, so it has its own graph."""
-        key = (width, height, channel_order, confidence)
+        output costs a softmax reduction and a camera-sized resize, and each mask a camera-sized
+        resize, so graphs with and without them are separate."""
+        key = (width, height, channel_order, confidence, masks)
         backend = self._backends.get(key)
         if backend is not None:
             self._backends.move_to_end(key)
             return backend
         start = time.perf_counter()
         fused = compile_fused_graph(
-            self.spec, width, height, channel_order, self.output_resolution, batch=None, confidence=confidence
+            self.spec,
+            width,
+            height,
+            channel_order,
+            self.output_resolution,
+            batch=None,
+            confidence=confidence,
+            masks=masks,
         )
         backend = create_backend(self.backend_name, fused, threads=self.threads, **self.backend_options)
         LOG.info(
@@ -181,28 +212,18 @@ class Segmenter:
         wants = list(outputs) or [OutputSelection()] * len(frames)
         t0 = time.perf_counter()
         height, width = shape[:2]
-        backend = self.backend_for(width, height, channel_order, any(w.confidence for w in wants))
-        if len(frames) == 1:
-            batch = frames[0][np.newaxis]  # a view: no copy for the common single-camera case
-        else:
-            key = (len(frames), height, width)
-            batch = _reused(self._batches, key, lambda: np.empty((len(frames), height, width, 3), np.uint8))
-            for i, frame in enumerate(frames):
-                batch[i] = frame
-        t1 = time.perf_counter()
-        raw = backend.infer(batch)
+        need_masks = bool(self.spec.masks) and any(self._masks_for(w) for w in wants)
+        backend = self.backend_for(width, height, channel_order, any(w.confidence for w in wants), need_masks)
+        per_frame, infer_ms = self._infer_in_chunks(backend, frames, height, width)
         t2 = time.perf_counter()
-        confidences = raw.get(CONFIDENCE_NAME)
         results = [
-            self._derive(
-                i, frame, channel_order, raw[LABELS_NAME][i], None if confidences is None else confidences[i], want
-            )
+            self._derive(i, frame, channel_order, {n: arrays[i] for n, arrays in per_frame.items()}, want)
             for i, (frame, want) in enumerate(zip(frames, wants, strict=True))
         ]
         t3 = time.perf_counter()
         timings = {
-            "prepare": (t1 - t0) * 1e3,
-            "inference": (t2 - t1) * 1e3,
+            "prepare": (t2 - t0) * 1e3 - infer_ms,
+            "inference": infer_ms,
             "postprocess": (t3 - t2) * 1e3,
             "total": (t3 - t0) * 1e3,
         }
@@ -210,20 +231,64 @@ class Segmenter:
             r.timings_ms = timings
         return results
 
+    def _masks_for(self, want: OutputSelection) -> tuple[MaskSpec, ...]:
+        """The declared masks this selection needs from the graph (the drivable mask when it has a head)."""
+        drivable = self.spec.drivable_mask
+        return tuple(m for m in self.spec.masks if _selected(want, m.name) or (want.drivable and m is drivable))
+
+    def _batch(self, frames: Sequence[np.ndarray], size: int, height: int, width: int) -> np.ndarray:
+        """frames as one [size, H, W, 3] batch; slots past the frames (a partial fixed-batch chunk) are zero."""
+        if size == 1:
+            return frames[0][np.newaxis]  # a view: no copy for the common single-camera case
+        batch = _reused(self._batches, (size, height, width), lambda: np.empty((size, height, width, 3), np.uint8))
+        for i, frame in enumerate(frames):
+            batch[i] = frame
+        batch[len(frames) :] = 0
+        return batch
+
+    def _infer_in_chunks(
+        self, backend: Backend, frames: Sequence[np.ndarray], height: int, width: int
+    ) -> tuple[dict[str, list[np.ndarray]], float]:
+        """Every graph output, one array per frame, and the milliseconds spent in the backend. A dynamic
+        model takes all frames in one call; a static-batch export takes them fixed_batch at a time."""
+        size = self.fixed_batch or len(frames)
+        starts = range(0, len(frames), size)
+        per_frame: dict[str, list[np.ndarray]] = {}
+        infer_ms = 0.0
+        for start in starts:
+            part = frames[start : start + size]
+            batch = self._batch(part, size, height, width)
+            t = time.perf_counter()
+            raw = backend.infer(batch)
+            infer_ms += (time.perf_counter() - t) * 1e3
+            for name, array in raw.items():
+                for i in range(len(part)):
+                    out = array[i]
+                    if len(starts) > 1:  # the next chunk's call reuses the backend's output buffers
+                        h, w = out.shape[:2]
+                        buf = _reused(self._buffers, (start + i, h, w), partial(_Buffers, h, w))
+                        kept = buf.kept.get(name)
+                        if kept is None or kept.shape != out.shape:
+                            kept = buf.kept[name] = np.empty_like(out)
+                        np.copyto(kept, out)
+                        out = kept
+                    per_frame.setdefault(name, []).append(out)
+        return per_frame, infer_ms
+
     def _derive(
-        self,
-        index: int,
-        frame: np.ndarray,
-        order: str,
-        labels: np.ndarray,
-        confidence: np.ndarray | None,
-        want: OutputSelection,
+        self, index: int, frame: np.ndarray, order: str, outputs: Mapping[str, np.ndarray], want: OutputSelection
     ) -> SegResult:
+        labels = outputs[LABELS_NAME]
         h, w = labels.shape
         buf = _reused(self._buffers, (index, h, w), lambda: _Buffers(h, w))
-        result = SegResult(labels=labels, confidence=confidence if want.confidence else None)
+        result = SegResult(labels=labels, confidence=outputs.get(CONFIDENCE_NAME) if want.confidence else None)
+        drivable_head = self.spec.drivable_mask
+        result.masks = {m.name: outputs[mask_output_name(m)] for m in self.spec.masks if _selected(want, m.name)}
         if want.drivable:
-            result.drivable = cv2.LUT(labels, self._drivable, dst=buf.drivable)
+            if drivable_head is not None:  # from the drivable head itself, whatever paints over it
+                result.drivable = outputs[mask_output_name(drivable_head)]
+            else:
+                result.drivable = cv2.LUT(labels, self._drivable, dst=buf.drivable)
         if want.color_mask or want.overlay:
             cv2.applyColorMap(labels, self._palette, dst=buf.color_mask)
             result.color_mask = buf.color_mask if want.color_mask else None

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 from onnx import version_converter
@@ -63,7 +64,13 @@ _DELETE = object()
         ("outputs", _DELETE, "key 'outputs': missing"),
         ("input.layout", "CHW", "key 'input.layout': 'CHW' is not allowed; use one of: NCHW, NHWC"),
         ("input.channel_order", "rgb", "key 'input.channel_order'"),
-        ("input.pixel_range", 2.0, "use 1.0 (mean/std on the 0-1 scale) or 255.0"),
+        ("input.pixel_range", 0, "key 'input.pixel_range': must be > 0"),
+        ("masks", {"color": {"head": "logits", "classes": ["road"]}}, "key 'masks.color': 'color' cannot name a mask"),
+        ("masks", {"road": {"head": "out", "classes": ["road"]}}, "key 'masks.road.head': no output named 'out'"),
+        ("masks", {"road": {"head": "logits", "classes": ["lane"]}}, "head 'logits' has no class 'lane'"),
+        ("masks", {"road": {"head": "logits"}}, "key 'masks.road.classes': missing"),
+        ("upsampling", {"method": "bicubic"}, "key 'upsampling.method': 'bicubic' is not allowed"),
+        ("upsampling", {"method": "labels_nearest", "align_corners": True}, "only used with method: logits_bilinear"),
         ("input.mean", [0.5, 0.5], "key 'input.mean': expected a list of 3 numbers"),
         ("input.std", [0.2, 0.0, 0.2], "key 'input.std[1]': must be > 0"),
         ("input.resize", "crop", "key 'input.resize'"),
@@ -94,6 +101,12 @@ def test_spec_errors_name_the_key(model_dir: Path, path: str, value: Any, messag
         ("input.height", 64, "key 'input.height': 64 disagrees with the ONNX input 'input'"),
         ("outputs.0.name", "out", "the ONNX model has no output 'out'; use one of: logits"),
         ("outputs.0.classes", ["road", "car"], "lists 2 classes but output 'logits' has 3 channels"),
+        (
+            "outputs.0.channel_axis",
+            2,
+            "key 'outputs[0].channel_axis': axis 2 of output 'logits' (dims ['N', 3, 48, 64]) has size 48; "
+            "the 3 listed classes match axis 1; set channel_axis: 1",
+        ),
         ("onnx", "missing.onnx", "missing.onnx does not exist"),
     ],
 )
@@ -105,6 +118,29 @@ def test_spec_disagreeing_with_onnx_is_refused(model_dir: Path, path: str, value
     with pytest.raises(ModelSpecError) as info:
         _load(model_dir, d)
     assert message in str(info.value)
+
+
+def test_a_spatial_channel_axis_is_named_not_the_class_list(tmp_path: Path) -> None:
+    conv_logits_model(tmp_path / "m.onnx", len(CLASSES), 360, 640)
+    d = spec_dict("m.onnx", CLASSES, width=640, height=360)
+    d["outputs"][0]["channel_axis"] = 2
+    d["outputs"][0]["classes"] = ["road", "sidewalk"]  # wrong twice: no axis holds 2 classes either
+    d["classes"] = d["classes"][:2]
+    with pytest.raises(ModelSpecError) as info:
+        _load(tmp_path, d)
+    assert "key 'outputs[0].channel_axis': axis 2 of output 'logits'" in str(info.value)
+    assert "has size 360; a class axis holds at most 255 classes, so axis 2 is probably spatial" in str(info.value)
+    assert "list exactly" not in str(info.value)
+
+
+def test_any_positive_pixel_range_scales_before_mean_and_std(model_dir: Path) -> None:
+    from seg_perception.core.graph_compiler import normalization_coefficients
+
+    spec = _load(model_dir, _edit(spec_dict("m.onnx", CLASSES), "input.pixel_range", 2.0))
+    a, b = normalization_coefficients(spec)
+    pixel = 51.0  # 0.2 on the 0-1 scale, 0.4 on the 0-2 scale
+    expected = (pixel / 255.0 * 2.0 - np.asarray(spec.input.mean)) / np.asarray(spec.input.std)
+    assert np.allclose(pixel * a + b, expected, atol=1e-6)
 
 
 def test_invalid_yaml_and_non_mapping(model_dir: Path) -> None:

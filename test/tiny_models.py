@@ -184,3 +184,38 @@ def tiny_spec(directory: Path, classes: list[str], height: int = 48, width: int 
     """A 1x1-conv logits model and its spec in `directory`; returns the spec path."""
     conv_logits_model(directory / "m.onnx", len(classes), height, width)
     return write_spec(directory / "m.yaml", spec_dict("m.onnx", classes))
+
+
+MULTI_TASK_CLASSES = ["background", "drivable", "lane"]
+
+
+def multi_task_spec(directory: Path, height: int = 48, width: int = 64) -> Path:
+    """two_head_model with lane painted over drivable, and a mask per head (drivable, lane)."""
+    two_head_model(directory / "two_heads.onnx", height, width)
+    spec = spec_dict("two_heads.onnx", MULTI_TASK_CLASSES, width=width, height=height)
+    spec["outputs"] = [
+        {"name": "drivable", "kind": "logits", "channel_axis": 1, "classes": ["background", "drivable"]},
+        {"name": "lane", "kind": "logits", "channel_axis": 1, "classes": [None, "lane"]},
+    ]
+    for cls in spec["classes"]:
+        cls["drivable"], cls["obstacle"] = cls["name"] == "drivable", False
+    spec["masks"] = {
+        "drivable": {"head": "drivable", "classes": ["drivable"]},
+        "lane": {"head": "lane", "classes": ["lane"]},
+    }
+    return write_spec(directory / "two_heads.yaml", spec)
+
+
+def static_batch_spec(directory: Path, classes: list[str], batch: int = 1) -> Path:
+    """The 1x1-conv logits model exported with a fixed batch dimension (as most real exports are)."""
+    conv_logits_model(directory / f"static{batch}.onnx", len(classes), 48, 64, batch=batch)
+    return write_spec(directory / f"static{batch}.yaml", spec_dict(f"static{batch}.onnx", classes))
+
+
+def model_input(frame: np.ndarray, width: int, height: int, mean: Any, std: Any) -> np.ndarray:
+    """An RGB uint8 frame as the NCHW float input of a pixel_range 1.0 spec (bilinear, half-pixel)."""
+    import cv2
+
+    x = cv2.resize(frame.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis], np.float32)

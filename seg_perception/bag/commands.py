@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from seg_perception.cli_args import number
 
 LOG = logging.getLogger("seg_perception")
 OUTPUT_NAMES = SEGMENTATION_OUTPUTS
+HEAD_MASK_OUTPUT = re.compile(r"^[a-z][a-z0-9_]*_mask$")  # a spec's `masks:` entry, e.g. lane_mask
 DEFAULT_CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
 
 
@@ -20,8 +22,9 @@ _non_negative = number(float, 0.0)
 
 
 def _output_list(text: str) -> tuple[str, ...]:
+    """Known outputs, or <name>_mask of a per-head mask (checked against the spec once it is loaded)."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in OUTPUT_NAMES]
+    unknown = [n for n in names if n not in OUTPUT_NAMES and not HEAD_MASK_OUTPUT.match(n)]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"--outputs {text!r}: expected a comma-separated subset of {','.join(OUTPUT_NAMES)}"
@@ -59,19 +62,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from seg_perception.bag.bag_io import check_output_path
-    from seg_perception.bag.offline_processing import process_bag
+    from seg_perception.bag.offline_processing import default_outputs, process_bag
     from seg_perception.core.model_spec import default_spec_path, load_model_spec
     from seg_perception.pipeline import Segmenter
 
     # Refuse a bad OUT_BAG before the model is loaded and compiled.
     check_output_path(args.out_bag, args.force, inputs=[args.in_bag])
     spec = load_model_spec(args.model or default_spec_path())
+    outputs = args.outputs or default_outputs(spec)
     with Segmenter(spec, backend=args.backend, threads=args.threads) as segmenter:
         summary = process_bag(
             args.in_bag,
             args.out_bag,
             segmenter,
-            outputs=args.outputs,
+            outputs=outputs,
             topics=tuple(args.topics or ()),
             storage=args.storage,
             force=args.force,
@@ -93,7 +97,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         "copied %d input messages and wrote %d outputs (%s) to %s (%s)",
         summary.copied,
         summary.outputs_written,
-        ",".join(args.outputs),
+        ",".join(outputs),
         args.out_bag,
         args.storage,
     )
@@ -145,8 +149,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--outputs",
         type=_output_list,
-        default=DEFAULT_OUTPUTS,
-        help=f"comma-separated, from {','.join(OUTPUT_NAMES)} (default {','.join(DEFAULT_OUTPUTS)})",
+        default=None,
+        help=f"comma-separated, from {','.join(OUTPUT_NAMES)} and the spec's <mask>_mask outputs "
+        f"(default {','.join(DEFAULT_OUTPUTS)} and every mask the spec declares)",
     )
     p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
     p.add_argument("--force", action="store_true", help="replace an existing OUT_BAG")

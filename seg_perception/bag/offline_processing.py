@@ -37,6 +37,7 @@ from seg_perception.bag.bag_io import (
 )
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.model_spec import ModelSpec
 from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
 
 if TYPE_CHECKING:
@@ -65,17 +66,29 @@ def output_namespace(topic: str, msgtype: str) -> str:
     return base.rsplit("/", 1)[0]
 
 
-def output_selection(outputs: Iterable[str]) -> OutputSelection:
+def head_mask_outputs(spec: ModelSpec) -> tuple[str, ...]:
+    """The output topics of the spec's per-head masks (`<name>_mask`), beyond drivable_mask."""
+    return tuple(m.topic for m in spec.masks if m.topic not in OUTPUTS)
+
+
+def default_outputs(spec: ModelSpec) -> tuple[str, ...]:
+    """What `process` writes unless told otherwise: labels, the drivable mask and every head mask."""
+    return (*DEFAULT_OUTPUTS, *head_mask_outputs(spec))
+
+
+def output_selection(outputs: Iterable[str], spec: ModelSpec | None = None) -> OutputSelection:
     """The Segmenter outputs needed for the named output topics (labels are always computed)."""
     names = set(outputs)
-    unknown = names - set(OUTPUTS)
+    masks = head_mask_outputs(spec) if spec is not None else ()
+    unknown = names - set(OUTPUTS) - set(masks)
     if unknown:
-        raise BagError(f"unknown outputs {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
+        raise BagError(f"unknown outputs {', '.join(sorted(unknown))}; choose from {', '.join((*OUTPUTS, *masks))}")
     return OutputSelection(
         drivable="drivable_mask" in names,
         color_mask="color_mask" in names,
         overlay="overlay" in names,
         confidence="confidence" in names,
+        masks=frozenset(n.removesuffix("_mask") for n in names if n in masks),
     )
 
 
@@ -178,7 +191,7 @@ class _Run:
         self.writer = writer
         self.segmenter = segmenter
         self.outputs = tuple(outputs)
-        self.want = output_selection(outputs)
+        self.want = output_selection(outputs, segmenter.spec)
         self.summary = ProcessSummary()
         self.copies: dict[int, Connection | None] = {}
 
@@ -226,8 +239,8 @@ class _Run:
     def _write_outputs(self, cam: _CameraStream, timestamp: int, header: Any, result: SegResult) -> None:
         store = typestore()
         for name, conn in cam.outputs.items():
-            attr, encoding = OUTPUTS[name]
-            pixels = getattr(result, attr)
+            attr, encoding = OUTPUTS.get(name, ("", "mono8"))
+            pixels = getattr(result, attr) if attr else result.masks.get(name.removesuffix("_mask"))
             if pixels is None:
                 raise BagError(f"the segmenter did not produce {name}")
             self.writer.write(conn, timestamp, store.serialize_cdr(_image(header, pixels, encoding), IMAGE))
@@ -267,7 +280,7 @@ def process_bag(
 
     if not outputs:
         raise BagError("choose at least one output, e.g. --outputs labels")
-    output_selection(outputs)
+    output_selection(outputs, segmenter.spec)
     check_output_path(out_bag, force, inputs=[in_bag])
     start = time.perf_counter()
     with open_bag(in_bag) as reader:

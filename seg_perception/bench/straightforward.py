@@ -14,6 +14,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from seg_perception.core.graph_preprocess import Geometry, letterbox_crop
 from seg_perception.core.model_spec import HeadSpec, ModelSpec
 
 # The spec fields this baseline implements. A field added to the spec later (with a non-default value in
@@ -151,8 +152,8 @@ class StraightforwardSegmenter:
             local = _head_labels(self.spec.heads[i], values[i])
             labels = np.where(self.paints[i][local], self.tables[i][local], labels)
         if (inner_h, inner_w) != (inp.height, inp.width):  # crop the letterbox, in head pixels
-            sy, sx = labels.shape[0] / inp.height, labels.shape[1] / inp.width
-            y0, x0 = round(top * sy), round(left * sx)
-            labels = labels[y0 : y0 + max(1, round(inner_h * sy)), x0 : x0 + max(1, round(inner_w * sx))]
+            geo = Geometry(width, height, inner_w, inner_h, left, top, inp.width, inp.height)
+            y0, x0, crop_h, crop_w = letterbox_crop(geo, *labels.shape[:2])
+            labels = labels[y0 : y0 + crop_h, x0 : x0 + crop_w]
         labels = cv2.resize(np.ascontiguousarray(labels), (width, height), interpolation=cv2.INTER_NEAREST)
         return labels, self.palette[labels]

@@ -8,6 +8,7 @@ count).  Every error names the offending key and says how to fix it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 RESIZE_POLICIES = ("stretch", "letterbox")
 HEAD_KINDS = ("logits", "probabilities", "labels")
 MAX_CLASSES = 255  # labels are mono8 and one value must stay free for the ignore id
+UPSAMPLING_METHODS = ("labels_nearest", "logits_bilinear")
+MASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # becomes the topic segmentation/<name>_mask
+RESERVED_MASK_NAMES = ("color",)  # segmentation/color_mask is the colour image
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,35 @@ class HeadSpec:
 
 
 @dataclass(frozen=True)
+class MaskSpec:
+    """A mono8 mask (255 inside, 0 outside) read from one head's own argmax, whatever the heads that
+    paint over it in the merged labels. ``inside[i]`` says whether head index i is inside."""
+
+    name: str
+    head: int  # index into ModelSpec.heads
+    class_ids: tuple[int, ...]  # global ids of the classes inside
+    inside: tuple[bool, ...]
+
+    @property
+    def topic(self) -> str:
+        """The output name: segmentation/<name>_mask (the drivable mask keeps segmentation/drivable_mask)."""
+        return f"{self.name}_mask"
+
+
+@dataclass(frozen=True)
+class UpsamplingSpec:
+    """How head-resolution outputs reach the output resolution.
+
+    labels_nearest: argmax at head resolution, labels resized with nearest (cheap).
+    logits_bilinear: logits resized bilinearly to the output resolution, then argmax (the reference
+    post-processing of Hugging Face and mmsegmentation; costs a C-channel resize per pixel).
+    """
+
+    method: str = "labels_nearest"
+    align_corners: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A validated model spec. Heads merge in order: later heads paint over earlier ones."""
 
@@ -75,6 +108,13 @@ class ModelSpec:
     description: str = ""
     spec_path: Path | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    masks: tuple[MaskSpec, ...] = ()
+    upsampling: UpsamplingSpec = UpsamplingSpec()
+
+    @property
+    def drivable_mask(self) -> MaskSpec | None:
+        """The mask named `drivable`: when declared, the drivable mask comes from its head, not the labels."""
+        return next((m for m in self.masks if m.name == "drivable"), None)
 
     @property
     def num_classes(self) -> int:
@@ -188,13 +228,8 @@ def _parse_input(raw: Any) -> InputSpec:
     resize = _str(m.get("resize", "stretch"), "input.resize", RESIZE_POLICIES)
     if "pad_value" in m and resize != "letterbox":
         raise _fail("input.pad_value", "only used with resize: letterbox", "remove it or set resize: letterbox")
+    # Any positive scale: model input = (pixel / 255 * pixel_range - mean) / std.
     pixel_range = _float(m["pixel_range"], "input.pixel_range", positive=True)
-    if pixel_range not in (1.0, 255.0):
-        raise _fail(
-            "input.pixel_range",
-            f"{pixel_range!r} is not a pixel scale",
-            "use 1.0 (mean/std on the 0-1 scale) or 255.0 (mean/std on the 0-255 scale)",
-        )
     return InputSpec(
         name=_str(m["name"], "input.name"),
         layout=_str(m["layout"], "input.layout", LAYOUTS),
@@ -273,9 +308,77 @@ def _parse_heads(raw: Any, class_names: Sequence[str]) -> tuple[HeadSpec, ...]:
     return tuple(heads)
 
 
+def _parse_masks(raw: Any, heads: Sequence[HeadSpec], class_names: Sequence[str]) -> tuple[MaskSpec, ...]:
+    """`masks: {name: {head: <output name>, classes: [<class names that head maps to>]}}`."""
+    if not isinstance(raw, Mapping):
+        raise _fail("masks", "expected a mapping", "write 'name: {head: OUTPUT, classes: [CLASS, ...]}' lines")
+    head_names = [h.name for h in heads]
+    masks: list[MaskSpec] = []
+    for name, item in raw.items():
+        key = f"masks.{name}"
+        if not isinstance(name, str) or not MASK_NAME.match(name) or name in RESERVED_MASK_NAMES:
+            raise _fail(
+                key,
+                f"{name!r} cannot name a mask (it becomes the topic segmentation/<name>_mask)",
+                "use lower-case letters, digits and _, starting with a letter, and not 'color'",
+            )
+        m = _mapping(item, key, ("head", "classes"), ("head", "classes"))
+        head_name = _str(m["head"], f"{key}.head")
+        if head_name not in head_names:
+            raise _fail(f"{key}.head", f"no output named {head_name!r}", f"use one of: {', '.join(head_names)}")
+        head_index = head_names.index(head_name)
+        head = heads[head_index]
+        names = m["classes"]
+        if not isinstance(names, Sequence) or isinstance(names, str) or not names:
+            raise _fail(f"{key}.classes", "expected a non-empty list", "name the classes inside the mask")
+        ids: list[int] = []
+        for j, cname in enumerate(names):
+            cname = _str(cname, f"{key}.classes[{j}]")
+            cid = class_names.index(cname) if cname in class_names else None
+            if cid is None or cid not in head.class_ids:
+                mapped = [class_names[c] for c in head.class_ids if c is not None]
+                raise _fail(
+                    f"{key}.classes[{j}]",
+                    f"head {head_name!r} has no class {cname!r}",
+                    f"use one of its classes: {', '.join(mapped)}",
+                )
+            ids.append(cid)
+        inside = tuple(c is not None and c in ids for c in head.class_ids)
+        masks.append(MaskSpec(name=name, head=head_index, class_ids=tuple(ids), inside=inside))
+    return tuple(masks)
+
+
+def _parse_upsampling(raw: Any, heads: Sequence[HeadSpec]) -> UpsamplingSpec:
+    m = _mapping(raw, "upsampling", ("method", "align_corners"), ("method",))
+    method = _str(m["method"], "upsampling.method", UPSAMPLING_METHODS)
+    if "align_corners" in m and method != "logits_bilinear":
+        raise _fail("upsampling.align_corners", "only used with method: logits_bilinear", "remove it")
+    if method == "logits_bilinear":
+        labels_heads = [h.name for h in heads if h.kind == "labels"]
+        if labels_heads:
+            raise _fail(
+                "upsampling.method",
+                f"labels head {labels_heads[0]!r} has no logits to interpolate",
+                "use labels_nearest, or export the model's logits",
+            )
+    return UpsamplingSpec(method=method, align_corners=_bool(m.get("align_corners", False), "upsampling.align_corners"))
+
+
 def parse_model_spec(raw: Any, base_dir: Path, spec_path: Path | None = None) -> ModelSpec:
     """Validate an already-loaded YAML document; relative ONNX paths resolve against base_dir."""
-    top = ("spec_version", "name", "description", "onnx", "input", "outputs", "classes", "ignore_id", "metrics")
+    top = (
+        "spec_version",
+        "name",
+        "description",
+        "onnx",
+        "input",
+        "outputs",
+        "classes",
+        "ignore_id",
+        "metrics",
+        "masks",
+        "upsampling",
+    )
     m = _mapping(raw, "", top, ("spec_version", "name", "onnx", "input", "outputs", "classes"))
     version = _int(m["spec_version"], "spec_version", 1, 1_000_000)
     if version != SPEC_VERSION:
@@ -288,16 +391,20 @@ def parse_model_spec(raw: Any, base_dir: Path, spec_path: Path | None = None) ->
     metrics = m.get("metrics", {}) or {}
     if not isinstance(metrics, Mapping):
         raise _fail("metrics", "expected a mapping", "write 'name: value' lines or remove it")
+    class_names = [c.name for c in classes]
+    heads = _parse_heads(m["outputs"], class_names)
     return ModelSpec(
         name=_str(m["name"], "name"),
         description=str(m.get("description", "")),
         onnx_path=onnx_path if onnx_path.is_absolute() else (base_dir / onnx_path),
         input=_parse_input(m["input"]),
-        heads=_parse_heads(m["outputs"], [c.name for c in classes]),
+        heads=heads,
         classes=classes,
         ignore_id=ignore_id,
         spec_path=spec_path,
         metrics=dict(metrics),
+        masks=_parse_masks(m.get("masks", {}) or {}, heads, class_names),
+        upsampling=_parse_upsampling(m["upsampling"], heads) if "upsampling" in m else UpsamplingSpec(),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from seg_perception.core.errors import ModelSpecError
-from seg_perception.core.model_spec import HeadSpec, ModelSpec
+from seg_perception.core.model_spec import MAX_CLASSES, HeadSpec, ModelSpec
 
 Dim = int | str | None  # a static size, a symbolic name, or unknown
 
@@ -47,6 +47,20 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise ModelSpecError(f"model spec key 'onnx': file {path} does not exist; fix the path") from exc
     except Exception as exc:
         raise ModelSpecError(f"model spec key 'onnx': {path} is not a readable ONNX model ({exc})") from exc
+
+
+def fixed_batch_size(spec: ModelSpec) -> int | None:
+    """The batch size the ONNX model's input fixes (a static export), or None when it is dynamic."""
+    try:
+        model = onnx.load(str(spec.onnx_path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - load_onnx reports unreadable files with the spec key
+        model = load_onnx(spec.onnx_path)
+    for value in model.graph.input:
+        if value.name == spec.input.name:
+            dims = value.type.tensor_type.shape.dim
+            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+                return int(dims[0].dim_value)
+    return None
 
 
 def graph_io(model: onnx.ModelProto) -> tuple[dict[str, TensorInfo], dict[str, TensorInfo]]:
@@ -137,7 +151,22 @@ def check_spec_against_onnx(spec: ModelSpec, model: onnx.ModelProto | None = Non
                 f"model spec key '{key}.channel_axis': {axis} is not a class axis of dims {list(info.dims)}; use 1 or 3"
             )
         n = head_num_classes(head, info)
-        if isinstance(n, int) and n != len(head.class_ids):
+        listed = len(head.class_ids)
+        if isinstance(n, int) and n != listed:
+            # Say what is wrong: the axis (another axis holds exactly the listed classes, or this one is
+            # too big to be a class axis) before blaming the class list.
+            matching = [i for i, d in enumerate(info.dims) if i not in (0, axis % info.rank) and d == listed]
+            if matching or n > MAX_CLASSES:
+                fix = (
+                    f"the {listed} listed classes match axis {matching[0]}; set channel_axis: {matching[0]}"
+                    if matching
+                    else f"a class axis holds at most {MAX_CLASSES} classes, so axis {axis} is probably spatial; "
+                    "the class axis of [N, C, H, W] is 1 and of [N, H, W, C] is 3"
+                )
+                raise ModelSpecError(
+                    f"model spec key '{key}.channel_axis': axis {axis} of output {head.name!r} "
+                    f"(dims {list(info.dims)}) has size {n}; {fix}"
+                )
             raise ModelSpecError(
                 f"model spec key '{key}.classes': lists {len(head.class_ids)} classes but output {head.name!r} "
                 f"has {n} channels on axis {axis} (dims {list(info.dims)}); list exactly {n} class names"

@@ -90,11 +90,15 @@ class CameraChannel:
             pub = self.publishers.get(topic)
             return pub is not None and pub.get_subscription_count() > 0
 
+        head_masks = frozenset(  # segmentation/<name>_mask of the spec's per-head masks
+            topic.removesuffix("_mask") for topic in self.publishers if topic not in OUTPUT_TOPICS
+        )
         return OutputSelection(
             drivable=has_subscribers("drivable_mask"),
             color_mask=has_subscribers("color_mask"),
             overlay=has_subscribers("overlay"),
             confidence=has_subscribers("confidence"),
+            masks=frozenset(name for name in head_masks if has_subscribers(f"{name}_mask")),
         )
 
     def project(self, labels: np.ndarray, grid: GridSpec, lut: np.ndarray) -> np.ndarray | None:
@@ -131,6 +135,10 @@ class CameraChannel:
             pub = self.publishers.get(topic)
             if array is not None and pub is not None:
                 pub.publish(image_message(header, array, encoding))
+        for name, mask in result.masks.items():
+            pub = self.publishers.get(f"{name}_mask")
+            if pub is not None and f"{name}_mask" not in OUTPUT_TOPICS:  # drivable_mask went out above
+                pub.publish(image_message(header, mask, "mono8"))
         info = self.camera_info
         if info is not None and self.info_publisher is not None:
             h, w = result.labels.shape

@@ -173,6 +173,11 @@ class SegmentationNode(LifecycleNode):
                     ch.publishers[topic] = self.create_lifecycle_publisher(
                         Image, ch.topic(f"segmentation/{topic}"), out_qos
                     )
+            for mask in spec.masks:  # the drivable mask keeps segmentation/drivable_mask
+                if mask.topic not in OUTPUT_TOPICS:
+                    ch.publishers[mask.topic] = self.create_lifecycle_publisher(
+                        Image, ch.topic(f"segmentation/{mask.topic}"), out_qos
+                    )
             ch.info_publisher = self.create_lifecycle_publisher(
                 CameraInfo, ch.topic("segmentation/camera_info"), out_qos
             )
@@ -435,6 +440,7 @@ class SegmentationNode(LifecycleNode):
                 "batch_window_expired": str(self._window_expired),
                 **{f"computed.{topic}": str(n) for topic, n in ch.computed.items()},
                 "grids_published": str(self._grids_published),
+                "batch": self.segmenter.batch_mode,  # 'fixed 1': a static-batch export runs frame by frame
             }
             msg = diagnostics_message(
                 self.get_clock().now().to_msg(),
