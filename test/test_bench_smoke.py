@@ -149,19 +149,6 @@ def _static_batch_1(d: Path) -> Path:
 OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--batching-size", "96x64")
 
 
-def _batched_figures_or_their_failures(proc: subprocess.CompletedProcess[str], report: dict[str, Any]) -> None:
-    """A fixed-batch-1 model: the batched figures are measured, or (while Segmenter.segment_batch cannot
-    run such a model) exactly they fail, are reported with counts and exit 1, and every other figure stays."""
-    cameras = [m["cameras"] for m in report["multi_camera"]]
-    if proc.returncode == 0:
-        assert cameras == [1, 2, 4] and report["failures"] == []
-        return
-    assert proc.returncode == 1 and cameras == [1], proc.stderr[-2000:]
-    assert [f["phase"] for f in report["failures"]] == ["multi_camera_2", "multi_camera_4"]
-    assert all("Expected: 1" in f["error"] for f in report["failures"])
-    assert f"2 of {report['phases_run']} measurements failed" in proc.stderr, proc.stderr[-2000:]
-
-
 @pytest.mark.parametrize("make", [_two_heads, _letterbox, _static_batch_1], ids=["two_heads", "letterbox", "batch1"])
 def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
     proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
@@ -174,11 +161,10 @@ def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_pat
         _check_measurement(m, 3)
     assert report["label_agreement_straightforward"]["160x96"] >= 0.999
     assert isinstance(report["summary"]["speedup_vs_straightforward"], float)
-    if make is _letterbox:  # a dynamic-batch model: everything is measured
-        assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
-        assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
-    else:  # two_head_model and _static_batch_1 are fixed at batch 1, as most real exports
-        _batched_figures_or_their_failures(proc, report)
+    # Dynamic batch (letterbox) batches; fixed batch 1 (two_heads, batch1, as most real exports) runs the
+    # multi-camera figures frame by frame: every figure is measured either way.
+    assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
+    assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
 
 
 def test_overload_rate_is_above_what_was_sustained_and_capped() -> None:
