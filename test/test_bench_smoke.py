@@ -213,3 +213,26 @@ def test_baseline_refuses_a_spec_option_it_does_not_implement(tmp_path: Path) ->
     with pytest.raises(BaselineUnsupportedError, match=r"outputs\[1\]\.upsample='bilinear'"):
         check_supported(dataclasses.replace(spec, heads=(spec.heads[0], head)))
     check_supported(dataclasses.replace(spec, heads=(spec.heads[0], FutureHead(**dataclasses.asdict(spec.heads[1])))))
+
+
+ZOO_SPECS = sorted((Path(__file__).resolve().parent.parent / "models" / "zoo").glob("*/spec.yaml"))
+
+
+@pytest.mark.parametrize("spec", ZOO_SPECS, ids=[p.parent.name for p in ZOO_SPECS])
+def test_bench_completes_for_every_zoo_spec(tmp_path: Path, spec: Path) -> None:
+    """`bench --model ANY_VALID_SPEC` writes its JSON with every figure; the baseline may only skip itself for
+    a spec option it does not implement, and then says which."""
+    assert len(ZOO_SPECS) >= 6
+    proc, report = _bench(tmp_path, spec, *OFFLINE, "--node-seconds", "0")
+    assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
+    assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
+    names = {m["name"] for m in report["measurements"]}
+    assert {"pure_inference", "pipeline", "pipeline_overlay"} <= names
+    try:
+        check_supported(load_model_spec(spec))
+    except BaselineUnsupportedError as exc:
+        assert report["skipped"] == [{"phase": "straightforward", "reason": str(exc)}]
+        assert "straightforward" not in names
+    else:
+        assert report["skipped"] == [] and "straightforward" in names
+        assert report["label_agreement_straightforward"]["160x96"] >= 0.999
