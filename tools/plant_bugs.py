@@ -486,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             found, _ = present(scratch / "baseline", tuple(union))
             base = run_tests(scratch / "baseline", found, args.python, args.timeout)
             report.baseline_failed = list(base["failed"])
+            sys.stderr.write(f"baseline: {base['tests']} tests, failed {base['failed']} ({base['seconds']} s)\n")
         for bug in chosen:
             root = scratch / f"bug_{bug.key}"
             extract(commit, root)
@@ -507,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
             caught_by = [t for t in result["failed"] if t not in baseline]
             entry.update(result, tests_run=found, caught=bool(caught_by), caught_by=caught_by)
             report.bugs.append(entry)
+            sys.stderr.write(f"bug {bug.key}: {len(caught_by)} new failures {caught_by} ({result['seconds']} s)\n")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
