@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
             caught_by = [t for t in result["failed"] if t not in baseline]
             entry.update(result, tests_run=found, caught=bool(caught_by), caught_by=caught_by)
             report.bugs.append(entry)
-            sys.stderr.write(f"bug {bug.key}: {len(caught_by)} new failures {caught_by} ({result['seconds']} s)\n")
+            sys.stderr.write(f"bug {bug.key}: {len(caught_by)} new failures ({result['seconds']} s)\n")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -521,13 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     if report.baseline_failed:
         lines.append(f"baseline (unplanted) failures, not counted: {', '.join(report.baseline_failed)}")
     lines.append(f"{'bug':<4}{'caught':<8}{'failed':>7}  {'title / caught by':<60}")
-    # A control (equivalent mutant) is fine when not caught; its status then gets a line of its own.
     for entry in report.bugs:
         caught_by = list(entry.get("caught_by", []))
         status = "yes" if entry["caught"] else ("ERROR" if "error" in entry else "NO")
         if entry["control"] and "error" not in entry:
             status = "yes?!" if entry["caught"] else "no (control, expected)"
-        if len(status) > 7:
+        if len(status) > 7:  # a control's status gets a line of its own
             lines.append(f"{entry['key']:<4}{status}")
             lines.append(f"{'':<12}{len(caught_by):>7}  {entry['title']}")
         else:
