@@ -349,15 +349,28 @@ NODE_BUGS = (
     ),
     # An equivalent mutant kept as a control: rclpy re-serializes a deserialized message to the very same CDR
     # bytes, so nothing observable changes; not caught is the expected result (a catch means a flaky test).
+    # The import sits at module level so that the first publish is not delayed by it: the schedule test
+    # measures from the first frame's send time, and a late first frame makes the others look early.
     Bug(
         "s",
         "CONTROL (equivalent mutant): bag replay deserializes and re-serializes each message",
-        single(
-            REPLAY,
-            REPLAY_PUBLISH,
-            "        from rclpy.serialization import deserialize_message  # PLANTED: equivalent mutant\n"
-            "        pub = self.publishers[(conn.topic, conn.msgtype)]\n"
-            "        pub.publish(deserialize_message(bytes(data), pub.msg_type))\n",
+        (
+            (
+                Edit(
+                    REPLAY,
+                    "from rclpy.signals import SignalHandlerOptions\n",
+                    "from rclpy.serialization import deserialize_message  # PLANTED: equivalent mutant\n"
+                    "from rclpy.signals import SignalHandlerOptions\n",
+                ),
+            ),
+            (
+                Edit(
+                    REPLAY,
+                    REPLAY_PUBLISH,
+                    "        pub = self.publishers[(conn.topic, conn.msgtype)]  # PLANTED: equivalent mutant\n"
+                    "        pub.publish(deserialize_message(bytes(data), pub.msg_type))\n",
+                ),
+            ),
         ),
         (REPLAY_TESTS + "test_replay_publishes_the_recorded_bytes_on_the_bag_schedule",),
         control=True,
