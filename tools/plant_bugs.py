@@ -48,6 +48,9 @@ class Bug:
     # patch keeps working when a refactor moved the code it needs to one of two known places.
     changes: tuple[tuple[Edit, ...], ...]
     tests: tuple[str, ...]
+    # A control is an equivalent mutant: nothing observable changes, so no test should fail. It is reported as
+    # an expected miss, not as a hole; a control that is caught points at a flaky test.
+    control: bool = False
 
 
 class PlantError(RuntimeError):
@@ -80,7 +83,7 @@ QUEUE_TAKE = (
     ),
 )
 
-BUGS = (
+CORE_BUGS = (
     Bug(
         "a",
         "CameraChannel queues frames instead of replacing the waiting one",
@@ -188,7 +191,195 @@ BUGS = (
         ),
         ("test/test_tensorrt_backend.py", "test/test_tensorrt_backend_keeps_the_api_contract.py"),
     ),
+)  # core, codec and backend bugs
+
+REPLAY_PUBLISH = (
+    "        self.publishers[(conn.topic, conn.msgtype)].publish(data if isinstance(data, bytes) else bytes(data))\n"
 )
+DIAGNOSTICS = "test/test_node_diagnostics_over_dds.py::"
+DIAGNOSTICS_AUTO = DIAGNOSTICS + "test_auto_backend_choice_and_incompatible_qos_are_reported"
+DIAGNOSTICS_OUTPUTS = DIAGNOSTICS + "test_outputs_and_grid_nobody_subscribes_to_are_not_computed"
+REPLAY_TESTS = "test/test_bag_replay_into_node.py::"
+HOSTILE_TESTS = "test/test_hostile_input_over_dds.py::"
+NODE = "seg_perception/ros/segmentation_node.py"
+CHANNEL = "seg_perception/ros/camera_channel.py"
+REPLAY = "seg_perception/bag/replay.py"
+
+
+def single(path: str, old: str, new: str) -> tuple[tuple[Edit, ...], ...]:
+    """The changes of a bug that is one edit at one place."""
+    return ((Edit(path, old, new),),)
+
+
+NODE_BUGS = (
+    Bug(
+        "g",
+        "the backend auto-choice reason is not logged",
+        single(
+            NODE,
+            'f"backend {self.segmenter.backend_name}: {self.segmenter.backend_reason}"',
+            'f"backend {self.segmenter.backend_name}"  # PLANTED: reason dropped',
+        ),
+        (DIAGNOSTICS_AUTO,),
+    ),
+    Bug(
+        "h",
+        "the backend auto-choice reason is missing from the diagnostics",
+        single(NODE, '"backend_reason": self.segmenter.backend_reason,', '"backend_reason": "",  # PLANTED'),
+        (DIAGNOSTICS_AUTO,),
+    ),
+    Bug(
+        "i",
+        "bag replay decodes and re-encodes images (rgb8 turned into bgr8) instead of publishing the recorded bytes",
+        single(
+            REPLAY,
+            REPLAY_PUBLISH,
+            "        from rclpy.serialization import deserialize_message  # PLANTED: re-encode images\n"
+            "        pub = self.publishers[(conn.topic, conn.msgtype)]\n"
+            "        msg = deserialize_message(bytes(data), pub.msg_type)\n"
+            '        if conn.msgtype == "sensor_msgs/msg/Image":\n'
+            "            import array\n"
+            "            import numpy as np\n"
+            "            px = np.frombuffer(bytes(msg.data), np.uint8)\n"
+            "            px = px.reshape(msg.height, msg.width, 3)[..., ::-1]\n"
+            '            buf = array.array("B")\n'
+            "            buf.frombytes(np.ascontiguousarray(px).tobytes())\n"
+            "            msg.data = buf\n"
+            '            msg.encoding = "bgr8"\n'
+            "        pub.publish(msg)\n",
+        ),
+        (
+            REPLAY_TESTS + "test_replay_publishes_the_recorded_bytes_on_the_bag_schedule",
+            REPLAY_TESTS + "test_start_offset_skips_the_start_of_the_bag",
+            REPLAY_TESTS + "test_loop_plays_the_bag_again_until_interrupted",
+        ),
+    ),
+    Bug(
+        "j",
+        "bag replay ignores --start-offset",
+        single(
+            REPLAY,
+            "        start_ns = reader.start_time + int(options.start_offset_s * 1e9)\n",
+            "        start_ns = reader.start_time  # PLANTED: offset ignored\n",
+        ),
+        (REPLAY_TESTS + "test_start_offset_skips_the_start_of_the_bag",),
+    ),
+    Bug(
+        "k",
+        "bag replay ignores --loop",
+        single(
+            REPLAY,
+            "                    if not options.loop:\n",
+            "                    if True:  # PLANTED: loop ignored\n",
+        ),
+        (REPLAY_TESTS + "test_loop_plays_the_bag_again_until_interrupted",),
+    ),
+    Bug(
+        "l",
+        "bag replay skips a topic whose message type is not installed without the warning",
+        single(
+            REPLAY,
+            '                    LOG.warning("skipping %s: message type %s is not installed",'
+            " conn.topic, conn.msgtype)\n",
+            "                    pass  # PLANTED: warning removed\n",
+        ),
+        (REPLAY_TESTS + "test_a_topic_whose_type_is_not_installed_is_skipped_with_a_warning",),
+    ),
+    Bug(
+        "m",
+        "every output is computed whether or not anyone subscribes to it",
+        single(
+            CHANNEL,
+            "            return pub is not None and pub.get_subscription_count() > 0\n",
+            "            return pub is not None  # PLANTED: subscribers not consulted\n",
+        ),
+        (DIAGNOSTICS_OUTPUTS,),
+    ),
+    Bug(
+        "n",
+        "the drivable grid is computed when nobody subscribes to it",
+        single(
+            NODE,
+            "want_grid = lut is not None and self._grid_pub is not None"
+            " and self._grid_pub.get_subscription_count() > 0",
+            "want_grid = lut is not None and self._grid_pub is not None  # PLANTED",
+        ),
+        (DIAGNOSTICS_OUTPUTS,),
+    ),
+    Bug(
+        "o",
+        "the incompatible-QoS callback is not registered (a mismatched publisher goes unreported)",
+        single(
+            NODE,
+            "            event_callbacks=SubscriptionEventCallbacks("
+            "incompatible_qos=partial(self._on_incompatible, ch)),\n",
+            "            # PLANTED: incompatible-QoS callback removed\n",
+        ),
+        (DIAGNOSTICS_AUTO,),
+    ),
+    Bug(
+        "p",
+        "a malformed frame is counted without its reason",
+        single(NODE, "ch.stats.on_bad_frame(exc.reason)", "ch.stats.on_bad_frame()  # PLANTED: reason lost"),
+        (
+            HOSTILE_TESTS + "test_every_malformed_image_kind_reaches_the_decoder_and_is_counted",
+            HOSTILE_TESTS + "test_every_malformed_compressed_kind_reaches_the_decoder_and_is_counted",
+        ),
+    ),
+    Bug(
+        "q",
+        "one malformed image kind (odd_size) is not counted",
+        single(
+            NODE,
+            "                ch.stats.on_bad_frame(exc.reason)\n",
+            '                if exc.reason != "odd_size":  # PLANTED: one kind not counted\n'
+            "                    ch.stats.on_bad_frame(exc.reason)\n",
+        ),
+        (HOSTILE_TESTS + "test_every_malformed_image_kind_reaches_the_decoder_and_is_counted",),
+    ),
+    Bug(
+        "r",
+        "a camera that went silent is still waited for when batching",
+        single(
+            CHANNEL,
+            "        return now - self.last_input < LIVE_FOR_S\n",
+            "        return True  # PLANTED: never silent\n",
+        ),
+        ("test/test_lifecycle_and_multicamera.py::test_cameras_are_batched_and_keep_their_own_headers",),
+    ),
+    # An equivalent mutant kept as a control: rclpy re-serializes a deserialized message to the very same CDR
+    # bytes, so nothing observable changes; not caught is the expected result (a catch means a flaky test).
+    # The import sits at module level so that the first publish is not delayed by it. The first deserialize
+    # still costs a little: test_replay_publishes_the_recorded_bytes_on_the_bag_schedule measures from the
+    # first frame's own send time with a 5 ms tolerance, so a late first frame makes every later one look
+    # early, and it failed on this control in about 1 run in 7 (a timing weakness of that test).
+    Bug(
+        "s",
+        "CONTROL (equivalent mutant): bag replay deserializes and re-serializes each message",
+        (
+            (
+                Edit(
+                    REPLAY,
+                    "from rclpy.signals import SignalHandlerOptions\n",
+                    "from rclpy.serialization import deserialize_message  # PLANTED: equivalent mutant\n"
+                    "from rclpy.signals import SignalHandlerOptions\n",
+                ),
+            ),
+            (
+                Edit(
+                    REPLAY,
+                    REPLAY_PUBLISH,
+                    "        pub = self.publishers[(conn.topic, conn.msgtype)]  # PLANTED: equivalent mutant\n"
+                    "        pub.publish(deserialize_message(bytes(data), pub.msg_type))\n",
+                ),
+            ),
+        ),
+        (REPLAY_TESTS + "test_replay_publishes_the_recorded_bytes_on_the_bag_schedule",),
+        control=True,
+    ),
+)
+
+BUGS = CORE_BUGS + NODE_BUGS
 
 
 def apply_bug(root: Path, bug: Bug) -> list[str]:
@@ -291,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per pytest run")
     p.add_argument("--no-baseline", action="store_true", help="skip the unplanted run (count every failure)")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    p.add_argument("--check", action="store_true", help="only apply each patch (anchors found?), run no test")
     args = p.parse_args(argv)
     chosen = [b for b in BUGS if b.key in args.bugs.split(",")]
     if not chosen:
@@ -298,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", args.ref], capture_output=True, text=True, check=True
     ).stdout.strip()
+    if args.check:
+        return check_anchors(commit, chosen)
     report = Report(args.ref, commit)
     scratch = Path(tempfile.mkdtemp(prefix="plant_bugs_"))
     try:
@@ -307,10 +501,11 @@ def main(argv: list[str] | None = None) -> int:
             found, _ = present(scratch / "baseline", tuple(union))
             base = run_tests(scratch / "baseline", found, args.python, args.timeout)
             report.baseline_failed = list(base["failed"])
+            sys.stderr.write(f"baseline: {base['tests']} tests, failed {base['failed']} ({base['seconds']} s)\n")
         for bug in chosen:
             root = scratch / f"bug_{bug.key}"
             extract(commit, root)
-            entry: dict[str, Any] = {"key": bug.key, "title": bug.title}
+            entry: dict[str, Any] = {"key": bug.key, "title": bug.title, "control": bug.control}
             found, missing = present(root, bug.tests)
             entry["missing_test_files"] = missing
             try:
@@ -328,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             caught_by = [t for t in result["failed"] if t not in baseline]
             entry.update(result, tests_run=found, caught=bool(caught_by), caught_by=caught_by)
             report.bugs.append(entry)
+            sys.stderr.write(f"bug {bug.key}: {len(caught_by)} new failures ({result['seconds']} s)\n")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -343,7 +539,15 @@ def main(argv: list[str] | None = None) -> int:
     for entry in report.bugs:
         caught_by = list(entry.get("caught_by", []))
         status = "yes" if entry["caught"] else ("ERROR" if "error" in entry else "NO")
-        lines.append(f"{entry['key']:<4}{status:<8}{len(caught_by):>7}  {entry['title']}")
+        if entry["control"] and "error" not in entry:
+            status = "yes?!" if entry["caught"] else "no (control, expected)"
+        if len(status) > 7:  # a control's status gets a line of its own
+            lines.append(f"{entry['key']:<4}{status}")
+            lines.append(f"{'':<12}{len(caught_by):>7}  {entry['title']}")
+        else:
+            lines.append(f"{entry['key']:<4}{status:<8}{len(caught_by):>7}  {entry['title']}")
+        if entry["control"] and entry["caught"]:
+            lines.append(f"{'':<21}a control is an equivalent mutant: a test that fails on it is flaky")
         functions = by_function(caught_by)
         for name, count in functions[:6]:
             lines.append(f"{'':<21}{name}" + (f" ({count} cases)" if count > 1 else ""))
@@ -354,7 +558,31 @@ def main(argv: list[str] | None = None) -> int:
         if entry.get("missing_test_files"):
             lines.append(f"{'':<21}test files not at this ref: {', '.join(entry['missing_test_files'])}")
     sys.stdout.write("\n".join(lines) + "\n")
-    return 0 if all(e["caught"] for e in report.bugs) else 1
+    return 0 if all(e["caught"] != e["control"] and "error" not in e for e in report.bugs) else 1
+
+
+def check_anchors(commit: str, bugs: list[Bug]) -> int:
+    """Apply each bug's patch to its own scratch copy and report, running no test; 1 when an anchor is missing."""
+    scratch = Path(tempfile.mkdtemp(prefix="plant_bugs_check_"))
+    errors = 0
+    try:
+        for bug in bugs:
+            root = scratch / f"bug_{bug.key}"
+            extract(commit, root)
+            _, missing = present(root, bug.tests)
+            try:
+                applied = apply_bug(root, bug)
+                line = f"{bug.key}: applies ({len(applied)} edits)"
+            except PlantError as exc:
+                errors += 1
+                line = f"{bug.key}: ERROR {exc}"
+            if missing:
+                errors += 1
+                line += f"; test files not at this ref: {', '.join(missing)}"
+            sys.stdout.write(line + "\n")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
