@@ -45,13 +45,26 @@ def _panel(frame: np.ndarray, overlay: np.ndarray, drivable: np.ndarray) -> np.n
     return cv2.cvtColor(np.hstack([frame, overlay, mask]), cv2.COLOR_RGB2BGR)
 
 
+# libvpx's VP9 (what the pinned OpenCV wheels can write for browsers) costs about 0.8 s per 1280x720 frame
+# on these 2 cores, 0.15 s at 640x360: the demo video is a preview, so it is written at most this wide.
+VIDEO_MAX_WIDTH = 640
+
+
+def video_size(width: int, height: int, max_width: int = VIDEO_MAX_WIDTH) -> tuple[int, int]:
+    """(width, height) of the demo video for camera frames of this size: at most `max_width`, even sides."""
+    scale = min(1.0, max_width / width)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 def write_overlay_video(path: Path, frames_rgb: Sequence[np.ndarray], fps: float, size: tuple[int, int]) -> VideoCodec:
-    """The overlay frames as an MP4 (H.264 where OpenCV can, see core.video_file), renamed into place when
-    complete; returns the codec written."""
+    """The overlay frames as an MP4 of `size` (H.264 where OpenCV can, see core.video_file), renamed into
+    place when complete; returns the codec written."""
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix picks the container
     writer, codec = open_mp4_writer(partial, fps, size)
     try:
         for frame in frames_rgb:
+            if (frame.shape[1], frame.shape[0]) != size:
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
@@ -98,7 +111,8 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
 
     overlays = {r.stamp_ns: r.pixels for r in log.outputs["overlay"] if r.pixels is not None}
     drivables = {r.stamp_ns: r.pixels for r in log.outputs["drivable_mask"] if r.pixels is not None}
-    codec = write_overlay_video(out / "overlay.mp4", [overlays[s] for s in sorted(overlays)], rate, (width, height))
+    vsize = video_size(width, height)
+    codec = write_overlay_video(out / "overlay.mp4", [overlays[s] for s in sorted(overlays)], rate, vsize)
     both = sorted(set(overlays) & set(drivables))
     panels = []
     for k in np.linspace(0, len(both) - 1, num=min(5, len(both))).astype(int) if both else []:
@@ -120,6 +134,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
         "latency_ms": _percentiles(latency),
         "frame_size": [width, height],
         "video": "overlay.mp4",
+        "video_size": list(vsize),
         "video_codec": {"fourcc": codec.fourcc, "name": codec.name, "plays_in_browsers": codec.plays_in_browsers},
         "panels": panels,
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core.video_file import CODECS, VideoCodec, open_mp4_writer
-from seg_perception.demo import write_overlay_video
+from seg_perception.demo import video_size, write_overlay_video
 
 # ISO/IEC 14496-12 boxes on the path to the sample description of the (only) video track.
 _CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl")
@@ -94,3 +94,14 @@ def test_demo_summary_names_the_codec_in_its_video(tmp_path: Path) -> None:
     written = mp4_sample_fourcc(out / summary["video"])
     assert summary["video_codec"]["fourcc"] == written
     assert written in ("avc1", "vp09") and summary["video_codec"]["plays_in_browsers"] is True
+
+
+def test_a_camera_sized_video_is_written_at_preview_size(tmp_path: Path) -> None:
+    """VP9 costs ~0.8 s per 1280x720 frame here: the demo video is at most VIDEO_MAX_WIDTH wide."""
+    assert video_size(1280, 720) == (640, 360) and video_size(320, 180) == (320, 180)
+    assert video_size(1920, 1080, max_width=640) == (640, 360) and video_size(1000, 563) == (640, 360)
+    path = tmp_path / "overlay.mp4"
+    write_overlay_video(path, _frames(3, 128, 96), 15.0, (64, 48))
+    capture = cv2.VideoCapture(str(path))
+    ok, frame = capture.read()
+    assert ok and frame.shape == (48, 64, 3)
