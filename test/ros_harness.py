@@ -67,6 +67,7 @@ class Probe:
         input_reliable: bool = True,
         cameras: tuple[str, ...] = ("",),
         outputs: tuple[str, ...] = OUTPUT_TOPICS,
+        record_camera_info: bool = True,
     ) -> None:
         """`cameras` are topic prefixes ('' or 'front/'); recordings are keyed '<prefix><output>'.
 
@@ -103,7 +104,10 @@ class Probe:
         from sensor_msgs.msg import CameraInfo
 
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), 10)
-        self.node.create_subscription(CameraInfo, "segmentation/camera_info", self._recorder("camera_info"), out_qos)
+        if record_camera_info:
+            self.node.create_subscription(
+                CameraInfo, "segmentation/camera_info", self._recorder("camera_info"), out_qos
+            )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spinning = True

@@ -150,7 +150,8 @@ def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None
 
 
 def test_drivable_grid_over_dds(spec_path: Path) -> None:
-    """The published grid equals an OpenCV projection of the node's labels (test/ground_reference.py)."""
+    """The published grid equals an OpenCV projection of the node's labels (test/ground_reference.py).
+    The grid is the only output subscribed (a planner wants nothing else): the node must still compute it."""
     from ground_reference import reference_grid
     from nav_msgs.msg import OccupancyGrid
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -159,7 +160,7 @@ def test_drivable_grid_over_dds(spec_path: Path) -> None:
     from seg_perception.core.ground_grid import occupancy_table
 
     domain = unique_domain_id(13)
-    probe = Probe(domain)
+    probe = Probe(domain, outputs=(), record_camera_info=False)
     grids: list[OccupancyGrid] = []
     probe.node.create_subscription(
         OccupancyGrid,

@@ -365,9 +365,11 @@ class SegmentationNode(LifecycleNode):
         if segmenter is None:
             return
         groups: dict[tuple[int, int, str], list[tuple[CameraChannel, PendingFrame, Any]]] = defaultdict(list)
+        lut = self._grid_lut
+        want_grid = lut is not None and self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0
         for ch, pending in gathered:
-            if not ch.anyone_listening():
-                continue  # nobody listens to this camera's outputs: skip the work
+            if not (want_grid or ch.anyone_listening()):
+                continue  # nobody listens to this camera's outputs nor to the grid: skip the work
             try:
                 frame, order = self._decode(pending)
             except ImageCodecError as exc:
@@ -375,8 +377,6 @@ class SegmentationNode(LifecycleNode):
                 self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
                 continue
             groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
-        lut = self._grid_lut
-        want_grid = lut is not None and self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0
         projected: list[tuple[np.ndarray | None, Any]] = []
         for (_, _, order), members in groups.items():
             try:
