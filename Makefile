@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_large_data.xml
+# The shipped large-data profile unless the caller set one (as `seg-perception run` and the launch file do).
+FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data.xml
+export FASTDDS_DEFAULT_PROFILES_FILE
 
 .PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model clean
 
@@ -25,7 +27,7 @@ demo: $(STAMP)
 	$(PY) -m seg_perception.demo --out demo_out
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check seg_perception test launch
+	$(VENV)/bin/ruff check seg_perception test launch tools
 
 typecheck: $(STAMP)
 	@test -d $(VENV)/tensorrt-stubs/tensorrt || { echo "typecheck: $(VENV)/tensorrt-stubs is missing; run: rm $(STAMP) && make venv"; exit 1; }

@@ -7,7 +7,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -92,9 +92,12 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
-            default_value=os.path.join(config_dir, "fastdds_large_data.xml"),
-            description="Fast DDS XML profiles file (FASTDDS_DEFAULT_PROFILES_FILE); "
-            "the default enlarges shared memory so best-effort camera frames arrive whole.",
+            # A FASTDDS_DEFAULT_PROFILES_FILE already set in the environment wins, as for `seg-perception run`.
+            default_value=EnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(config_dir, "fastdds_large_data.xml")
+            ),
+            description="Fast DDS XML profiles file (FASTDDS_DEFAULT_PROFILES_FILE); default: that variable if set, "
+            "else the shipped profile, which enlarges shared memory so best-effort camera frames arrive whole.",
         ),
         DeclareLaunchArgument(
             "rviz",

@@ -74,13 +74,6 @@ QUEUE_TAKE = (
         '        backlog = self.__dict__.get("planted_backlog", [])\n'
         "        self.pending = backlog.pop(0) if backlog else None  # PLANTED: next queued frame\n",
     ),
-    Edit(
-        "seg_perception/ros/segmentation_node.py",
-        "            for ch, _ in taken:\n                ch.pending = None\n",
-        "            for ch, _ in taken:\n"
-        '                backlog = ch.__dict__.get("planted_backlog", [])\n'
-        "                ch.pending = backlog.pop(0) if backlog else None  # PLANTED: next queued frame\n",
-    ),
 )
 
 CORE_BUGS = (
