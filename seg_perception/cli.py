@@ -13,10 +13,10 @@ from typing import NoReturn
 
 from seg_perception.cli_args import SYNTHETIC_MAX_SIZE, number, parse_size, synthetic_size
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
 
 LOG = logging.getLogger("seg_perception")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 _positive = number(int, 1)
 _non_negative = number(int, 0)
 _positive_rate = number(float, 0.0, strict=True)
@@ -66,11 +66,7 @@ def _list_images(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(
-            p
-            for p in path.iterdir()
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_labels", "_drivable", "_overlay", "_mask"))
-        )
+        return input_images(path)
     raise SegPerceptionError(f"--input {path} is neither an image file nor a directory")
 
 

@@ -29,12 +29,12 @@ from seg_perception.backends import Backend, create_backend, resolve_backend_nam
 from seg_perception.core import metrics
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import LABELS_NAME, compile_fused_graph
+from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
 
 LOG = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 # Files written next to frames by `infer`, `synth` and data sets: never frames themselves.
-LABEL_STEM_SUFFIXES = ("_labels", "_drivable", "_overlay", "_color_mask", "_confidence", "_labelIds", "_drivable_id")
+GROUND_TRUTH_STEMS = ("_labelIds", "_drivable_id")  # besides what infer writes (core.image_files)
 WORST_FRAMES = 6
 VARIANT_PRECISIONS = {
     "onnxruntime": ("fp32", "int8-qdq", "fp16"),
@@ -212,11 +212,7 @@ def list_images(directory: Path) -> list[Path]:
     """Frames in a directory, sorted by name; label and overlay images written beside them are skipped."""
     if not directory.is_dir():
         raise SegPerceptionError(f"--images {directory} is not a directory")
-    images = sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(LABEL_STEM_SUFFIXES)
-    )
+    images = input_images(directory, also_skip=GROUND_TRUTH_STEMS)
     if not images:
         raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
     return images

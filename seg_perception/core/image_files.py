@@ -1,4 +1,5 @@
-"""Image files written whole or not at all: a temporary name in the same directory, then an atomic rename."""
+"""Image files: the camera frames of a directory, and images written whole or not at all (a temporary name
+in the same directory, then an atomic rename)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ import cv2
 import numpy as np
 
 from seg_perception.core.errors import SegPerceptionError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+# What `infer` and `process` write beside a frame (<stem>_labels.png, <stem>_lane_mask.png, ...): never a frame.
+DERIVED_IMAGE_STEMS = ("_labels", "_drivable", "_overlay", "_mask", "_confidence")
+
+
+def input_images(directory: Path, also_skip: tuple[str, ...] = ()) -> list[Path]:
+    """The camera frames in `directory`, sorted by name: image files, less the outputs written beside them
+    (and stems ending in `also_skip`, e.g. ground-truth suffixes)."""
+    skip = DERIVED_IMAGE_STEMS + also_skip
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(skip)
+    )
 
 
 class ImageWriteError(SegPerceptionError):

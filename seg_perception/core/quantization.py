@@ -38,12 +38,11 @@ from onnx import TensorProto
 from seg_perception.core.calibration import QUANTIZED_OP_TYPES, calibrate
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import CONFIDENCE_NAME, INPUT_NAME, LABELS_NAME
+from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 
 LOG = logging.getLogger(__name__)
 PRE_PREFIX = "seg_pre/"
 POST_PREFIX = "seg_post/"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
-DERIVED_IMAGE_STEMS = ("_labels", "_drivable", "_overlay", "_color_mask", "_confidence")
 QUANTIZER_VERSION = "qdq-trt/2"  # part of cache keys: bump when the recipe below changes
 
 
@@ -76,11 +75,7 @@ def image_files(directory: Path) -> list[Path]:
     """Calibration images in a directory, sorted; label/overlay images written next to frames are skipped."""
     if not directory.is_dir():
         raise QuantizationError(f"calibration directory {directory} does not exist")
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(DERIVED_IMAGE_STEMS)
-    )
+    return input_images(directory)
 
 
 def frames_from_directory(directory: Path, limit: int | None = None) -> Iterator[np.ndarray]:
