@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -17,6 +18,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def size_list(text: str) -> list[tuple[int, int]]:
+    """'640x480,1280x720' -> [(640, 480), (1280, 720)]."""
+    sizes = [parse_size(part) for part in text.split(",") if part]
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"{text!r} names no WIDTHxHEIGHT size")
+    return sizes
+
+
 def number(kind: type[int] | type[float], minimum: float, strict: bool = False) -> Callable[[str], float]:
     """An argparse type: `kind` parsed from the text, at least `minimum` (above it when `strict`)."""
     noun = "an integer" if kind is int else "a number"
@@ -26,6 +35,8 @@ def number(kind: type[int] | type[float], minimum: float, strict: bool = False) 
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < minimum or (strict and value == minimum):
             bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
             raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")

@@ -42,7 +42,7 @@ import onnx
 
 from seg_perception.bench.bench_report import markdown, plot, summarise
 from seg_perception.bench.node_bench import measure_node
-from seg_perception.cli_args import parse_size
+from seg_perception.cli_args import number, parse_size, size_list
 
 if TYPE_CHECKING:
     from seg_perception.bench.straightforward import StraightforwardSegmenter
@@ -318,10 +318,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG: latency CDF and per-stage bars")
     p.add_argument("--markdown", type=Path, default=None, help="write the README performance section here")
-    p.add_argument("--frames", type=int, default=100, help="repeats per offline measurement")
-    p.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="camera sizes, comma-separated WxH")
-    p.add_argument("--node-seconds", type=float, default=20.0, help="seconds per node phase (0 skips the node)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: ONNX Runtime default)")
+    p.add_argument("--frames", type=number(int, 1), default=100, help="repeats per offline measurement")
+    p.add_argument(
+        "--sizes",
+        type=size_list,
+        default=[(640, 480), (1280, 720), (1920, 1080)],
+        help="camera sizes, comma-separated WxH",
+    )
+    p.add_argument(
+        "--node-seconds", type=number(float, 0), default=20.0, help="seconds per node phase (0 skips the node)"
+    )
+    p.add_argument("--threads", type=number(int, 0), default=0, help="inference threads (0: ONNX Runtime default)")
     p.add_argument(
         "--summary-size", type=parse_size, default=SUMMARY_SIZE, help="camera WxH of the summary and node phases"
     )
@@ -343,9 +350,8 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     report = run_bench(
-        args.model, sizes, args.frames, args.node_seconds, args.threads, args.summary_size, args.batching_size
+        args.model, args.sizes, args.frames, args.node_seconds, args.threads, args.summary_size, args.batching_size
     )
     text = json.dumps(report, indent=2) + "\n"
     if args.json:
