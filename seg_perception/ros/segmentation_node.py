@@ -35,7 +35,7 @@ from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
 from seg_perception.pipeline import Segmenter
-from seg_perception.ros.camera_channel import OUTPUT_TOPICS, CameraChannel, PendingFrame
+from seg_perception.ros.camera_channel import COMPRESSED_TOPICS, OUTPUT_TOPICS, CameraChannel, PendingFrame
 from seg_perception.ros.messages import diagnostics_message, image_message, legend_image, occupancy_grid_message
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 
@@ -178,6 +178,10 @@ class SegmentationNode(LifecycleNode):
                     ch.publishers[mask.topic] = self.create_lifecycle_publisher(
                         Image, ch.topic(f"segmentation/{mask.topic}"), out_qos
                     )
+            for topic in COMPRESSED_TOPICS:
+                ch.publishers[topic] = self.create_lifecycle_publisher(
+                    CompressedImage, ch.topic(f"segmentation/{topic}"), out_qos
+                )
             ch.info_publisher = self.create_lifecycle_publisher(
                 CameraInfo, ch.topic("segmentation/camera_info"), out_qos
             )
