@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,6 +81,22 @@ def scaled_camera_info(info: CameraInfo, header: Header, width: int, height: int
     out.binning_x, out.binning_y = info.binning_x, info.binning_y
     out.roi = info.roi
     return out
+
+
+def label_info_message(spec: ModelSpec, header: Header) -> Any | None:
+    """vision_msgs/LabelInfo of the spec's classes (id = label value), or None where vision_msgs is absent.
+
+    threshold is 0: labels are an argmax, no confidence threshold is applied.
+    """
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    msg = LabelInfo()
+    msg.header = header
+    msg.class_map = [VisionClass(class_id=i, class_name=cls.name) for i, cls in enumerate(spec.classes)]
+    msg.threshold = 0.0
+    return msg
 
 
 def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.ndarray:
