@@ -43,6 +43,8 @@ NODE_INPUTS = {"image", "image/compressed", "camera_info"}
 NODE_PUBLISHES = {
     "segmentation/labels": "sensor_msgs/Image",
     "segmentation/drivable_mask": "sensor_msgs/Image",
+    "segmentation/labels/compressed": "sensor_msgs/CompressedImage",
+    "segmentation/drivable_mask/compressed": "sensor_msgs/CompressedImage",
     "segmentation/overlay": "sensor_msgs/Image",
     "segmentation/color_mask": "sensor_msgs/Image",
     "segmentation/confidence": "sensor_msgs/Image",

@@ -35,6 +35,8 @@ CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
 # The node's image outputs, `<ns>/segmentation/<name>`, and what `process` writes unless told otherwise.
 SEGMENTATION_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 DEFAULT_OUTPUTS = ("labels", "drivable_mask")
+# Lossless PNG CompressedImage twins of the mono8 masks, as the node publishes them (image_transport names).
+COMPRESSED_OUTPUTS = ("labels/compressed", "drivable_mask/compressed")
 
 
 class BagError(SegPerceptionError):

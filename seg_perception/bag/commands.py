@@ -8,11 +8,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from seg_perception.bag.bag_io import DEFAULT_OUTPUTS, DEFAULT_STORAGE, SEGMENTATION_OUTPUTS, STORAGE_CHOICES
+from seg_perception.bag.bag_io import (
+    COMPRESSED_OUTPUTS,
+    DEFAULT_OUTPUTS,
+    DEFAULT_STORAGE,
+    SEGMENTATION_OUTPUTS,
+    STORAGE_CHOICES,
+)
 from seg_perception.cli_args import number
 
 LOG = logging.getLogger("seg_perception")
-OUTPUT_NAMES = SEGMENTATION_OUTPUTS
+OUTPUT_NAMES = (*SEGMENTATION_OUTPUTS, *COMPRESSED_OUTPUTS)
 HEAD_MASK_OUTPUT = re.compile(r"^[a-z][a-z0-9_]*_mask$")  # a spec's `masks:` entry, e.g. lane_mask
 DEFAULT_CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
 

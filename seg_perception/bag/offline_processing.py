@@ -22,6 +22,7 @@ from seg_perception.bag.bag_io import (
     CAMERA_INFO,
     CAMERA_TYPES,
     COMPRESSED_IMAGE,
+    COMPRESSED_OUTPUTS,
     DEFAULT_OUTPUTS,
     DEFAULT_STORAGE,
     IMAGE,
@@ -37,6 +38,7 @@ from seg_perception.bag.bag_io import (
 )
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
 from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
 
@@ -55,6 +57,9 @@ _FIELDS = {
     "confidence": ("confidence", "mono8"),
 }
 OUTPUTS: dict[str, tuple[str, str]] = {name: _FIELDS[name] for name in SEGMENTATION_OUTPUTS}
+# <mask>/compressed -> the SegResult field written as PNG CompressedImage (COMPRESSED_OUTPUTS order).
+_PNG_FIELDS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
+PNG_OUTPUTS: dict[str, str] = {name: _PNG_FIELDS[name] for name in COMPRESSED_OUTPUTS}
 DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
 
 
@@ -80,11 +85,12 @@ def output_selection(outputs: Iterable[str], spec: ModelSpec | None = None) -> O
     """The Segmenter outputs needed for the named output topics (labels are always computed)."""
     names = set(outputs)
     masks = head_mask_outputs(spec) if spec is not None else ()
-    unknown = names - set(OUTPUTS) - set(masks)
+    unknown = names - set(OUTPUTS) - set(PNG_OUTPUTS) - set(masks)
     if unknown:
-        raise BagError(f"unknown outputs {', '.join(sorted(unknown))}; choose from {', '.join((*OUTPUTS, *masks))}")
+        known = ", ".join((*OUTPUTS, *PNG_OUTPUTS, *masks))
+        raise BagError(f"unknown outputs {', '.join(sorted(unknown))}; choose from {known}")
     return OutputSelection(
-        drivable="drivable_mask" in names,
+        drivable="drivable_mask" in names or "drivable_mask/compressed" in names,
         color_mask="color_mask" in names,
         overlay="overlay" in names,
         confidence="confidence" in names,
@@ -210,7 +216,8 @@ class _Run:
             self.copies[conn.id] = copied
         for cam in cameras:
             for name in self.outputs:
-                cam.outputs[name] = add_typed_connection(self.writer, f"{cam.namespace}/segmentation/{name}", IMAGE)
+                msgtype = COMPRESSED_IMAGE if name in PNG_OUTPUTS else IMAGE
+                cam.outputs[name] = add_typed_connection(self.writer, f"{cam.namespace}/segmentation/{name}", msgtype)
             if cam.info_topic in info_topics:
                 info_out = f"{cam.namespace}/segmentation/camera_info"
                 cam.info_out = add_typed_connection(self.writer, info_out, CAMERA_INFO)
@@ -239,6 +246,9 @@ class _Run:
     def _write_outputs(self, cam: _CameraStream, timestamp: int, header: Any, result: SegResult) -> None:
         store = typestore()
         for name, conn in cam.outputs.items():
+            if name in PNG_OUTPUTS:
+                self._write_png(conn, timestamp, header, getattr(result, PNG_OUTPUTS[name]), name)
+                continue
             attr, encoding = OUTPUTS.get(name, ("", "mono8"))
             pixels = getattr(result, attr) if attr else result.masks.get(name.removesuffix("_mask"))
             if pixels is None:
@@ -250,6 +260,13 @@ class _Run:
             info = _restamped_info(cam.info, header, width, height)
             self.writer.write(cam.info_out, timestamp, store.serialize_cdr(info, CAMERA_INFO))
             self.summary.outputs_written += 1
+
+    def _write_png(self, conn: Connection, timestamp: int, header: Any, pixels: np.ndarray | None, name: str) -> None:
+        if pixels is None:
+            raise BagError(f"the segmenter did not produce {name}")
+        msg = typestore().types[COMPRESSED_IMAGE](header=header, format=PNG_MONO8_FORMAT, data=encode_label_png(pixels))
+        self.writer.write(conn, timestamp, typestore().serialize_cdr(msg, COMPRESSED_IMAGE))
+        self.summary.outputs_written += 1
 
     def _bad_frame(self, topic: str, timestamp: int, exc: Exception) -> None:
         self.summary.bad_frames += 1

@@ -15,9 +15,11 @@ from std_msgs.msg import Header
 from seg_perception.core.frame_stats import FrameStats
 from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
 from seg_perception.pipeline import OutputSelection, SegResult
-from seg_perception.ros.messages import image_message, scaled_camera_info
+from seg_perception.ros.messages import image_message, label_png_message, scaled_camera_info
 
 OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
+# Lossless PNG twins (sensor_msgs/CompressedImage) of the mono8 masks -> the SegResult field they encode.
+COMPRESSED_TOPICS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
 LIVE_FOR_S = 1.0  # a camera that sent nothing for this long is not waited for when batching
 
 
@@ -91,10 +93,12 @@ class CameraChannel:
             return pub is not None and pub.get_subscription_count() > 0
 
         head_masks = frozenset(  # segmentation/<name>_mask of the spec's per-head masks
-            topic.removesuffix("_mask") for topic in self.publishers if topic not in OUTPUT_TOPICS
+            topic.removesuffix("_mask")
+            for topic in self.publishers
+            if topic not in OUTPUT_TOPICS and topic not in COMPRESSED_TOPICS
         )
         return OutputSelection(
-            drivable=has_subscribers("drivable_mask"),
+            drivable=has_subscribers("drivable_mask") or has_subscribers("drivable_mask/compressed"),
             color_mask=has_subscribers("color_mask"),
             overlay=has_subscribers("overlay"),
             confidence=has_subscribers("confidence"),
@@ -135,6 +139,11 @@ class CameraChannel:
             pub = self.publishers.get(topic)
             if array is not None and pub is not None:
                 pub.publish(image_message(header, array, encoding))
+        for topic, attr in COMPRESSED_TOPICS.items():  # PNG costs ms: only for somebody listening
+            pub = self.publishers.get(topic)
+            array = getattr(result, attr)
+            if array is not None and pub is not None and pub.get_subscription_count() > 0:
+                pub.publish(label_png_message(header, array))
         for name, mask in result.masks.items():
             pub = self.publishers.get(f"{name}_mask")
             if pub is not None and f"{name}_mask" not in OUTPUT_TOPICS:  # drivable_mask went out above

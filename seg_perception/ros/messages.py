@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import array
+from typing import Any
 
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import StatsSnapshot
 from seg_perception.core.ground_grid import GridSpec
+from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
 
 
@@ -28,6 +30,17 @@ def image_message(header: Header, pixels: np.ndarray, encoding: str) -> Image:
     msg.step = width * (pixels.shape[2] if pixels.ndim == 3 else 1) * pixels.itemsize
     data = array.array("B")
     data.frombytes(np.ascontiguousarray(pixels).data)
+    msg.data = data
+    return msg
+
+
+def label_png_message(header: Header, labels: np.ndarray) -> CompressedImage:
+    """A mono8 mask as image_transport's `compressed` PNG, carrying `header` unchanged; lossless."""
+    msg = CompressedImage()
+    msg.header = header
+    msg.format = PNG_MONO8_FORMAT
+    data = array.array("B")
+    data.frombytes(encode_label_png(labels).data)
     msg.data = data
     return msg
 
@@ -68,6 +81,22 @@ def scaled_camera_info(info: CameraInfo, header: Header, width: int, height: int
     out.binning_x, out.binning_y = info.binning_x, info.binning_y
     out.roi = info.roi
     return out
+
+
+def label_info_message(spec: ModelSpec, header: Header) -> Any | None:
+    """vision_msgs/LabelInfo of the spec's classes (id = label value), or None where vision_msgs is absent.
+
+    threshold is 0: labels are an argmax, no confidence threshold is applied.
+    """
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    msg = LabelInfo()
+    msg.header = header
+    msg.class_map = [VisionClass(class_id=i, class_name=cls.name) for i, cls in enumerate(spec.classes)]
+    msg.threshold = 0.0
+    return msg
 
 
 def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.ndarray:

@@ -35,8 +35,14 @@ from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
 from seg_perception.pipeline import Segmenter
-from seg_perception.ros.camera_channel import OUTPUT_TOPICS, CameraChannel, PendingFrame
-from seg_perception.ros.messages import diagnostics_message, image_message, legend_image, occupancy_grid_message
+from seg_perception.ros.camera_channel import COMPRESSED_TOPICS, OUTPUT_TOPICS, CameraChannel, PendingFrame
+from seg_perception.ros.messages import (
+    diagnostics_message,
+    image_message,
+    label_info_message,
+    legend_image,
+    occupancy_grid_message,
+)
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
@@ -70,6 +76,7 @@ class SegmentationNode(LifecycleNode):
         self._last_warn: dict[str, float] = {}
         self._batch_sizes: list[int] = []
         self._legend_pub: Any = None
+        self._label_info_pub: Any = None
         self._diag_pub: Any = None
         self._diag_timer: Any = None
         self._grid_pub: Any = None
@@ -178,6 +185,10 @@ class SegmentationNode(LifecycleNode):
                     ch.publishers[mask.topic] = self.create_lifecycle_publisher(
                         Image, ch.topic(f"segmentation/{mask.topic}"), out_qos
                     )
+            for topic in COMPRESSED_TOPICS:
+                ch.publishers[topic] = self.create_lifecycle_publisher(
+                    CompressedImage, ch.topic(f"segmentation/{topic}"), out_qos
+                )
             ch.info_publisher = self.create_lifecycle_publisher(
                 CameraInfo, ch.topic("segmentation/camera_info"), out_qos
             )
@@ -190,6 +201,10 @@ class SegmentationNode(LifecycleNode):
         self._legend_pub = self.create_publisher(Image, "segmentation/legend", latched)
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="legend")
         self._legend_pub.publish(image_message(header, legend_image(spec), "rgb8"))
+        label_info = label_info_message(spec, header)  # vision_msgs is optional: None without it
+        if label_info is not None:
+            self._label_info_pub = self.create_publisher(type(label_info), "segmentation/label_info", latched)
+            self._label_info_pub.publish(label_info)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grid_pub = self.create_lifecycle_publisher(OccupancyGrid, "segmentation/drivable_grid", out_qos)
         self._grid_lut = occupancy_table(spec.drivable_ids, spec.num_classes)
@@ -245,7 +260,7 @@ class SegmentationNode(LifecycleNode):
         if self._grid_pub is not None:
             self.destroy_lifecycle_publisher(self._grid_pub)
             self._grid_pub = None
-        for attr in ("_legend_pub", "_diag_pub"):
+        for attr in ("_legend_pub", "_label_info_pub", "_diag_pub"):
             pub = getattr(self, attr)
             if pub is not None:
                 self.destroy_publisher(pub)
