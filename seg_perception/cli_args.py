@@ -26,8 +26,11 @@ def size_list(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def number(kind: type[int] | type[float], minimum: float, strict: bool = False) -> Callable[[str], float]:
-    """An argparse type: `kind` parsed from the text, at least `minimum` (above it when `strict`)."""
+def number(
+    kind: type[int] | type[float], minimum: float, strict: bool = False, maximum: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: `kind` parsed from the text, at least `minimum` (above it when `strict`), at most
+    `maximum` when given."""
     noun = "an integer" if kind is int else "a number"
 
     def parse(text: str) -> float:
@@ -40,6 +43,8 @@ def number(kind: type[int] | type[float], minimum: float, strict: bool = False) 
         if value < minimum or (strict and value == minimum):
             bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
             raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at most {maximum:g}")
         return value
 
     return parse

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seg_perception.cli_args import number
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.metrics import LABEL_FORMATS
 
@@ -21,16 +22,6 @@ VARIANT_HELP = (
     "(int8-qdq: the gated QDQ graph `seg-perception quantize` cached for this camera size, else calibrated "
     "on --calib DIR or generated scenes)"
 )
-
-
-def _ignore_index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..255 (label images are 8-bit)")
-    return value
 
 
 def _write_json(path: Path | None, data: dict[str, Any]) -> None:
@@ -181,7 +172,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--ignore-index",
-        type=_ignore_index,
+        type=number(int, 0, maximum=255),  # label images are 8-bit
         default=None,
         metavar="K",
         help="ground-truth value not scored; the class it names is left out of every score "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seg_perception.cli_args import number
 from seg_perception.core.errors import SegPerceptionError
 
 if TYPE_CHECKING:
@@ -183,20 +184,12 @@ def store_int8(fused: onnx.ModelProto, graph: Int8Graph, cache_dir: Path) -> Pat
     return store_qdq(fused, graph.qdq, cache_dir, graph.info)
 
 
-def percent(text: str) -> float:
-    """An argparse type: a percentage 0..100."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage between 0 and 100")
-    return value
+# An argparse type: a percentage 0..100 (gate thresholds, the share left quantized).
+percent = number(float, 0.0, maximum=100.0)
 
 
 def add_int8_args(parser: argparse.ArgumentParser, frames_default: int) -> None:
     """Calibration, gate and mixed-precision options (shared by quantize and build-engine)."""
-    from seg_perception.cli_args import number
     from seg_perception.core.calibration import CALIBRATION_METHODS
 
     positive = number(int, 1)

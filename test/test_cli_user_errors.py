@@ -44,6 +44,8 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
         (["bench", "--sizes", "1280x"], "--sizes: size '1280x' is not WIDTHxHEIGHT"),
         (["bench", "--frames", "0"], "--frames: '0' must be at least 1"),
         (["bench", "--node-seconds", "nan"], "--node-seconds: 'nan' is not a finite number"),
+        (["eval", "--images", "{tmp}", "--labels", "{tmp}", "--ignore-index", "300"], "'300' must be at most 255"),
+        (["quantize", "--out", "{tmp}/q.onnx", "--min-agreement", "101"], "'101' must be at most 100"),
         (["soak", "--frames", "10", "--warmup", "-1"], "--warmup: '-1' must be at least 0"),
         (["compile", "--out", "{tmp}/out/f.onnx", "--batch", "0"], "--batch: '0' must be at least 1"),
         (["infer", "--input", "{image}", "--out", "{tmp}/out", "--output-resolution", "native"], "'native'"),
