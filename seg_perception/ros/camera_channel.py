@@ -46,6 +46,7 @@ class CameraChannel:
         self.camera_info: CameraInfo | None = None
         self.last_input = time.monotonic()
         self.publishers: dict[str, Any] = {}
+        self.head_masks: tuple[str, ...] = ()  # per-head masks with a topic of their own (<name>_mask)
         self.info_publisher: Any = None
         self.subscription: Any = None
         self.info_subscription: Any = None
@@ -92,17 +93,12 @@ class CameraChannel:
             pub = self.publishers.get(topic)
             return pub is not None and pub.get_subscription_count() > 0
 
-        head_masks = frozenset(  # segmentation/<name>_mask of the spec's per-head masks
-            topic.removesuffix("_mask")
-            for topic in self.publishers
-            if topic not in OUTPUT_TOPICS and topic not in COMPRESSED_TOPICS
-        )
         return OutputSelection(
             drivable=has_subscribers("drivable_mask") or has_subscribers("drivable_mask/compressed"),
             color_mask=has_subscribers("color_mask"),
             overlay=has_subscribers("overlay"),
             confidence=has_subscribers("confidence"),
-            masks=frozenset(name for name in head_masks if has_subscribers(f"{name}_mask")),
+            masks=frozenset(name for name in self.head_masks if has_subscribers(f"{name}_mask")),
         )
 
     def project(self, labels: np.ndarray, grid: GridSpec, lut: np.ndarray) -> np.ndarray | None:

@@ -180,11 +180,11 @@ class SegmentationNode(LifecycleNode):
                     ch.publishers[topic] = self.create_lifecycle_publisher(
                         Image, ch.topic(f"segmentation/{topic}"), out_qos
                     )
-            for mask in spec.masks:  # the drivable mask keeps segmentation/drivable_mask
-                if mask.topic not in OUTPUT_TOPICS:
-                    ch.publishers[mask.topic] = self.create_lifecycle_publisher(
-                        Image, ch.topic(f"segmentation/{mask.topic}"), out_qos
-                    )
+            ch.head_masks = tuple(mask.name for mask in spec.masks if mask.topic not in OUTPUT_TOPICS)
+            for name in ch.head_masks:  # the drivable mask keeps segmentation/drivable_mask
+                ch.publishers[f"{name}_mask"] = self.create_lifecycle_publisher(
+                    Image, ch.topic(f"segmentation/{name}_mask"), out_qos
+                )
             for topic in COMPRESSED_TOPICS:
                 ch.publishers[topic] = self.create_lifecycle_publisher(
                     CompressedImage, ch.topic(f"segmentation/{topic}"), out_qos
