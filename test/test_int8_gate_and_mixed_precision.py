@@ -21,7 +21,7 @@ import onnx
 import pytest
 from int8_fixtures import multiclass_spec, narrow_range_spec, two_head_spec
 from int8_support import needs_int8_quantizer
-from test_tensorrt_backend_keeps_the_api_contract import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake, as a fixture
+from tensorrt_fixtures import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake, as a fixture
 
 from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq_path
 from seg_perception.core import engine_cache

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
-from tiny_models import conv_logits_model, spec_dict, write_spec
+from tensorrt_fixtures import CAMERA, fused, spec_path  # noqa: F401 - fixtures
 
 from seg_perception.backends import create_backend, resolve_backend_name, tensorrt_usable
 from seg_perception.backends.engine_builder import (
@@ -36,12 +36,10 @@ from seg_perception.backends.engine_builder import (
 )
 from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.errors import BackendError
-from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.graph_compiler import graph_digest
 from seg_perception.core.quantization import POST_PREFIX, PRE_PREFIX, fp16_fused_graph
 from seg_perception.core.scenes import generate_scene
 
-CAMERA = (160, 120)
 TENSORRT_USABLE, TENSORRT_WHY = tensorrt_usable()
 needs_gpu = pytest.mark.skipif(
     not TENSORRT_USABLE, reason=f"TensorRT-vs-ONNX Runtime comparison needs tensorrt, pycuda and a GPU: {TENSORRT_WHY}"
@@ -49,18 +47,6 @@ needs_gpu = pytest.mark.skipif(
 without_tensorrt = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here; this checks its absence"
 )
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", 4, 48, 64, seed=0)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", ["road", "car", "sky", "person"]))
-
-
-@pytest.fixture(scope="module")
-def fused(spec_path: Path) -> onnx.ModelProto:
-    return compile_fused_graph(load_model_spec(spec_path), *CAMERA)
 
 
 def test_modules_import_without_tensorrt_or_pycuda() -> None:

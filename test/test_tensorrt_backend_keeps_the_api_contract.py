@@ -10,9 +10,6 @@ What this cannot prove: TensorRT's own parsing, kernels, numerics and timing (th
 from __future__ import annotations
 
 import logging
-import sys
-import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,7 @@ import pytest
 from fake_cuda import FakeCudaError, FakeDriver
 from fake_tensorrt import NUMPY_TYPES, DataType, FakeContractError, FakeTensorRT
 from onnx import TensorProto, helper
-from tiny_models import conv_logits_model, spec_dict, write_spec
+from tensorrt_fixtures import CAMERA, fake_gpu, fused, spec_path  # noqa: F401 - fixtures
 
 from seg_perception.backends.engine_builder import BuildOptions, EngineBuildError, build_engine_bytes
 from seg_perception.core.errors import BackendError
@@ -29,41 +26,12 @@ from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import load_model_spec
 from seg_perception.core.scenes import generate_scene
 
-CAMERA = (160, 120)
 W, H = CAMERA
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    conv_logits_model(d / "m.onnx", 4, 48, 64, seed=0)
-    return write_spec(d / "m.yaml", spec_dict("m.onnx", ["road", "car", "sky", "person"]))
-
-
-@pytest.fixture(scope="module")
-def fused(spec_path: Path) -> onnx.ModelProto:
-    return compile_fused_graph(load_model_spec(spec_path), *CAMERA)
 
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
     return np.stack([generate_scene(100 + s, *CAMERA).image for s in range(4)])
-
-
-@pytest.fixture()
-def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeTensorRT, FakeDriver]]:
-    from seg_perception.backends import engine_builder
-
-    driver = FakeDriver()
-    trt = FakeTensorRT(driver)
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver = driver  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
-    monkeypatch.setattr(engine_builder, "_LOGGER", None)
-    yield trt, driver
-    engine_builder._LOGGER = None
 
 
 def _reference(graph: onnx.ModelProto, batch: np.ndarray) -> dict[str, np.ndarray]:
