@@ -221,6 +221,32 @@ def msg_array(msg: Image) -> np.ndarray:
     return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr
 
 
+THREE_CAMERAS = ("front/", "left/", "right/")
+
+
+@contextmanager
+def three_camera_node(domain_id: int, spec_path: Any) -> Iterator[tuple[NodeProcess, Probe]]:
+    """The node serving front/left/right (100 ms batch window, 0.2 s diagnostics) and a probe on all three,
+    matched and ready; both always stopped."""
+    probe = Probe(domain_id, cameras=THREE_CAMERAS)
+    params = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "cameras": "[front,left,right]",
+        "batch_window_ms": 100.0,
+        "diagnostics_period": 0.2,
+    }
+    node = NodeProcess(domain_id, params)
+    try:
+        for pub in probe.image_pubs.values():
+            probe.wait_for_subscribers(pub)
+        probe.wait_for_node_outputs()
+        yield node, probe
+    finally:
+        node.stop()
+        probe.close()
+
+
 @contextmanager
 def node_with_probe(
     domain_id: int, params: dict[str, Any], ready_log: str = "subscribed to /camera/image"

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
+from ros_harness import (
+    THREE_CAMERAS,
+    NodeProcess,
+    Probe,
+    image_msg,
+    msg_array,
+    stamp_ns,
+    three_camera_node,
+    unique_domain_id,
+)
 from tiny_models import smooth_image
 
 from seg_perception.core.model_spec import load_model_spec
@@ -81,22 +90,8 @@ def test_lifecycle_transitions_over_services(spec_path: Path) -> None:
 
 def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None:
     domain = unique_domain_id(12)
-    cams = ("front/", "left/", "right/")
-    probe = Probe(domain, cameras=cams)
-    node = NodeProcess(
-        domain,
-        {
-            "model": str(spec_path),
-            "backend": "onnxruntime",
-            "cameras": "[front,left,right]",
-            "batch_window_ms": 100.0,
-            "diagnostics_period": 0.2,
-        },
-    )
-    try:
-        for pub in probe.image_pubs.values():
-            probe.wait_for_subscribers(pub)
-        probe.wait_for_node_outputs()
+    cams = THREE_CAMERAS
+    with three_camera_node(domain, spec_path) as (_, probe):
         frames = {c: smooth_image(H, W, seed=i) for i, c in enumerate(cams)}
         for k in range(5):
             for i, cam in enumerate(cams):
@@ -144,9 +139,6 @@ def test_cameras_are_batched_and_keep_their_own_headers(spec_path: Path) -> None
             probe.wait_until(lambda s=stamp: _answered(probe, s, "front/labels"), 10, f"front frame {k}")
         probe.wait_until(lambda: int(status("front")["frames_processed"]) == processed + 10, 10, "diagnostics")
         assert int(status("front")["batch_window_expired"]) == expired  # no frame waited for a silent camera
-    finally:
-        node.stop()
-        probe.close()
 
 
 def test_drivable_grid_over_dds(spec_path: Path) -> None:

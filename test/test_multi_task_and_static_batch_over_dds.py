@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from ros_harness import NodeProcess, Probe, image_msg, msg_array, stamp_ns, unique_domain_id
+from ros_harness import (
+    THREE_CAMERAS,
+    NodeProcess,
+    Probe,
+    image_msg,
+    msg_array,
+    stamp_ns,
+    three_camera_node,
+    unique_domain_id,
+)
 from sensor_msgs.msg import Image
 from tiny_models import TINY_CLASSES, multi_task_spec, smooth_image, static_batch_spec
 
@@ -59,22 +68,8 @@ def test_lane_mask_is_published_with_the_input_header(tmp_path: Path) -> None:
 def test_multi_camera_node_with_a_static_batch_model_answers_every_camera(tmp_path: Path) -> None:
     spec_path = static_batch_spec(tmp_path, TINY_CLASSES, batch=1)
     domain = unique_domain_id()
-    cams = ("front/", "left/", "right/")
-    probe = Probe(domain, cameras=cams)
-    node = NodeProcess(
-        domain,
-        {
-            "model": str(spec_path),
-            "backend": "onnxruntime",
-            "cameras": "[front,left,right]",
-            "batch_window_ms": 100.0,
-            "diagnostics_period": 0.2,
-        },
-    )
-    try:
-        for pub in probe.image_pubs.values():
-            probe.wait_for_subscribers(pub)
-        probe.wait_for_node_outputs()
+    cams = THREE_CAMERAS
+    with three_camera_node(domain, spec_path) as (node, probe):
         frames = {c: smooth_image(H, W, seed=i) for i, c in enumerate(cams)}
         for k in range(4):
             for i, cam in enumerate(cams):
@@ -98,6 +93,3 @@ def test_multi_camera_node_with_a_static_batch_model_answers_every_camera(tmp_pa
 
         probe.wait_until(diagnosed, 10, "diagnostics saying 'batch: fixed 1'")
         assert "segmentation failed" not in node.output
-    finally:
-        node.stop()
-        probe.close()
