@@ -30,6 +30,7 @@ setup(
     # opencv-python-headless where apt's python3-opencv provides cv2. Oldest supported versions, proven in CI:
     # constraints-oldest.txt (test/test_declared_minimums_agree.py keeps README and requirements-ros.txt in step).
     install_requires=["setuptools"],
+    extras_require={"ray": ["ray[data]>=2.40"]},  # `--ray` on process/eval (seg_perception/fleet/)
     zip_safe=True,
     maintainer="seg_perception maintainers",
     maintainer_email="seg-perception@example.com",
