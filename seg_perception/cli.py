@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ def _load_spec(path: Path | None) -> ModelSpec:
 def cmd_compile(args: argparse.Namespace) -> int:
     import onnx
 
+    from seg_perception.core.atomic_files import write_atomic
     from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
     from seg_perception.core.image_files import make_output_dir
 
@@ -42,14 +42,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     width, height = args.input_size or (spec.input.width, spec.input.height)
     fused = compile_fused_graph(spec, width, height, args.channel_order, args.output_resolution, batch=args.batch)
     make_output_dir(args.out.parent)
-    tmp = args.out.with_name(f".{args.out.name}.partial")
     try:
-        onnx.save(fused, str(tmp))
-        os.replace(tmp, args.out)
+        write_atomic(args.out, lambda tmp: onnx.save(fused, str(tmp)))
     except OSError as exc:
         raise SegPerceptionError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     LOG.info(
         "wrote %s: %s at %dx%d %s, sha256 %s",
         args.out,

@@ -20,6 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_perception.cli_args import parse_size
+from seg_perception.core.atomic_files import atomic_path, write_text_atomic
+from seg_perception.core.image_files import write_image
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.core.scenes import generate_drive
 from seg_perception.core.video_file import VideoCodec, open_mp4_writer
@@ -40,7 +42,7 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
 
 
 def _panel(frame: np.ndarray, overlay: np.ndarray, drivable: np.ndarray) -> np.ndarray:
-    """input | overlay | drivable side by side, as BGR for cv2.imwrite."""
+    """input | overlay | drivable side by side, as BGR for write_image (cv2 order)."""
     mask = cv2.cvtColor(drivable, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(np.hstack([frame, overlay, mask]), cv2.COLOR_RGB2BGR)
 
@@ -59,16 +61,15 @@ def video_size(width: int, height: int, max_width: int = VIDEO_MAX_WIDTH) -> tup
 def write_overlay_video(path: Path, frames_rgb: Sequence[np.ndarray], fps: float, size: tuple[int, int]) -> VideoCodec:
     """The overlay frames as an MP4 of `size` (H.264 where OpenCV can, see core.video_file), renamed into
     place when complete; returns the codec written."""
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix picks the container
-    writer, codec = open_mp4_writer(partial, fps, size)
-    try:
-        for frame in frames_rgb:
-            if (frame.shape[1], frame.shape[0]) != size:
-                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    os.replace(partial, path)
+    with atomic_path(path) as partial:  # keeps the suffix, which picks the container
+        writer, codec = open_mp4_writer(partial, fps, size)
+        try:
+            for frame in frames_rgb:
+                if (frame.shape[1], frame.shape[0]) != size:
+                    frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     LOG.info("wrote %s: %d frames, %s (%s)", path, len(frames_rgb), codec.name, codec.fourcc)
     return codec
 
@@ -118,7 +119,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     for k in np.linspace(0, len(both) - 1, num=min(5, len(both))).astype(int) if both else []:
         stamp = both[k]
         path = out / f"frame_{index_of[stamp]:04d}.png"
-        cv2.imwrite(str(path), _panel(drive[index_of[stamp]], overlays[stamp], drivables[stamp]))
+        write_image(path, _panel(drive[index_of[stamp]], overlays[stamp], drivables[stamp]))
         panels.append(path.name)
 
     latency = log.latencies_ms("labels")
@@ -140,7 +141,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
         "node_log_tail": node.output.splitlines()[-5:],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

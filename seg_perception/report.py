@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from seg_perception.core.atomic_files import write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.metrics import VOID, Scores
 from seg_perception.evaluation import CompareResult, EvalResult, FrameView, class_colors
@@ -317,7 +318,7 @@ def write_report(out_dir: Path, page: ReportPage) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "index.html"
-        path.write_text(render(page), encoding="utf-8")
+        write_text_atomic(path, render(page))
     except OSError as exc:
         raise SegPerceptionError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from exc
     return path

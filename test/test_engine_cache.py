@@ -151,7 +151,7 @@ def test_corrupt_artefact_refusal_names_the_problem(tmp_path: Path, fused_bytes:
 def test_leftover_temp_file_of_a_killed_build_is_never_loaded(tmp_path: Path, fused_bytes: bytes) -> None:
     path = tmp_path / "m.engine"
     # A build killed after writing its temp file but before the rename: no artefact, a plausible temp file.
-    stale = tmp_path / ".m.engine.x1y2z3.tmp"
+    stale = tmp_path / ".m.engine.4242-x1y2z3.partial.engine"
     stale.write_bytes(fused_bytes)
     with pytest.raises(ArtefactCacheError, match="does not exist"):
         load_or_build(path, _key(fused_bytes), Builder(b"never"), allow_build=False)
@@ -164,7 +164,7 @@ def test_leftover_temp_file_of_a_killed_build_is_never_loaded(tmp_path: Path, fu
 def test_killed_rebuild_keeps_serving_the_old_valid_artefact(tmp_path: Path, fused_bytes: bytes) -> None:
     path = tmp_path / "m.engine"
     load_or_build(path, _key(fused_bytes), Builder(fused_bytes), allow_build=True)
-    (tmp_path / ".m.engine.abc.tmp").write_bytes(b"half an engine")
+    (tmp_path / ".m.engine.4242-abc.partial.engine").write_bytes(b"half an engine")
     result = load_or_build(path, _key(fused_bytes), Builder(b"never"), allow_build=False)
     assert (result.built, result.data) == (False, fused_bytes)
 

@@ -43,6 +43,7 @@ import onnx
 from seg_perception.bench.bench_report import markdown, plot, summarise
 from seg_perception.bench.node_bench import measure_node
 from seg_perception.cli_args import number, parse_size, size_list
+from seg_perception.core.atomic_files import write_atomic
 
 if TYPE_CHECKING:
     from seg_perception.bench.straightforward import StraightforwardSegmenter
@@ -338,28 +339,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary name in the same directory, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _cmd(args: argparse.Namespace) -> int:
     report = run_bench(
         args.model, args.sizes, args.frames, args.node_seconds, args.threads, args.summary_size, args.batching_size
     )
-    text = json.dumps(report, indent=2) + "\n"
-    if args.json:
-        _write_atomic(args.json, lambda p: p.write_text(text))
-    if args.plot:
-        _write_atomic(args.plot, lambda p: plot(report, p))
-    if args.markdown:
-        _write_atomic(args.markdown, lambda p: p.write_text(markdown(report)))
+    writers: list[tuple[Path | None, Callable[[Path], object]]] = [
+        (args.json, lambda p: p.write_text(json.dumps(report, indent=2) + "\n")),
+        (args.plot, lambda p: plot(report, p)),
+        (args.markdown, lambda p: p.write_text(markdown(report))),
+    ]
+    for path, write in writers:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, write)  # keeps the suffix, which picks matplotlib's format
     LOG.info("%s", json.dumps(report["summary"], indent=2))
     for skipped in report["skipped"]:
         LOG.warning("bench: %s skipped: %s", skipped["phase"], skipped["reason"])

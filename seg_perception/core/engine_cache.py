@@ -25,13 +25,13 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seg_perception.core import atomic_files
 from seg_perception.core.errors import SegPerceptionError
 
 LOG = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ def sidecar_path(path: Path) -> Path:
 
 def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -122,27 +118,16 @@ def validate(path: Path, key: Mapping[str, object]) -> Validation:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over `path`: readers see old or new, never half.
+    """Write beside `path`, fsync, rename over it: readers see old or new, never half.
 
     Callers that may race on `path` hold `exclusive_lock(path)` (temp files of killed writers are only
     removed under that lock)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; the node may run as another user than build-engine
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_files.write_bytes_atomic(path, data, durable=True)
 
 
 def _remove_stale_temps(path: Path) -> None:
     """Temp files of a killed build; safe to delete because we hold the lock every writer takes."""
-    for stale in path.parent.glob(_temp_prefix(path) + "*.tmp"):
+    for stale in atomic_files.stale_partials(path):
         with contextlib.suppress(OSError):
             stale.unlink()
             LOG.info("removed %s left by an interrupted build", stale.name)

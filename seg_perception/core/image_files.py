@@ -3,12 +3,12 @@ in the same directory, then an atomic rename)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from seg_perception.core.atomic_files import atomic_path
 from seg_perception.core.errors import SegPerceptionError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
@@ -43,16 +43,11 @@ def make_output_dir(path: Path, option: str = "--out") -> Path:
 def write_image(path: Path, image: np.ndarray) -> None:
     """Encode `image` by `path`'s suffix (cv2 channel order: BGR) and rename it into place when complete."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix picks cv2's encoder
     try:
-        written = cv2.imwrite(str(tmp), image)
-        if not written:
-            raise ImageWriteError(f"cannot write {path}: the encoder refused it")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # keeps the suffix, which picks cv2's encoder
+            if not cv2.imwrite(str(tmp), image):
+                raise ImageWriteError(f"cannot write {path}: the encoder refused it")
     except OSError as exc:
         raise ImageWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     except cv2.error as exc:
         raise ImageWriteError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
