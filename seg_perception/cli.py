@@ -121,7 +121,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise SegPerceptionError("synth needs either --out DIR (PNG files) or --bag OUT_BAG (a rosbag2 bag)")
     width, height = args.size
     if args.bag is not None:
-        from seg_perception.bag.synthetic_drive import DEFAULT_TOPIC, SyntheticCamera, write_synthetic_drive
+        from seg_perception.synthetic.drive_bag import DEFAULT_TOPIC, SyntheticCamera, write_synthetic_drive
 
         cameras = [SyntheticCamera(t, args.compressed) for t in args.topic or [DEFAULT_TOPIC]]
         summary = write_synthetic_drive(
@@ -140,7 +140,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             args.bag,
         )
         return 0
-    from seg_perception.core.scenes import write_scenes
+    from seg_perception.synthetic.scenes import write_scenes
 
     written = write_scenes(args.out, args.frames, width, height, args.seed, drive=args.drive)
     what = f"frames of one drive (seed {args.seed})" if args.drive else f"scenes (seeds {args.seed}..)"

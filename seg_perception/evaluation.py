@@ -137,7 +137,7 @@ class VariantRunner:
             frames = list(frames_from_directory(self.calibration.frames_dir, limit=CALIBRATION_FRAMES * 4))
             source = f"{len(frames)} frames of {self.calibration.frames_dir}"
         else:
-            from seg_perception.core.scenes import generate_scene
+            from seg_perception.synthetic.scenes import generate_scene
 
             frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
             source = f"{CALIBRATION_FRAMES} generated scenes"

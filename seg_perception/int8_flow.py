@@ -49,7 +49,7 @@ def _frames(source: str | None, limit: int, width: int, height: int, what: str) 
     from seg_perception.core.quantization import frames_from_directory, image_files
 
     if source is None:
-        from seg_perception.core.scenes import generate_scene
+        from seg_perception.synthetic.scenes import generate_scene
 
         LOG.info("no --calib: using %d generated driving scenes (use real camera frames for a real car)", limit)
         return [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(limit)], "generated scenes"

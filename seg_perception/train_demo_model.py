@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import yaml
 
-from seg_perception.core.scenes import DEMO_CLASSES, IGNORE_ID, generate_scene
+from seg_perception.synthetic.scenes import DEMO_CLASSES, IGNORE_ID, generate_scene
 
 LOG = logging.getLogger("train_demo_model")
 NAME = "demo_road_seg"

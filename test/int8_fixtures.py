@@ -66,7 +66,7 @@ def _graph(nodes: list[onnx.NodeProto], outputs: dict[str, int], inits: dict[str
 
 def _training_set() -> tuple[np.ndarray, np.ndarray]:
     """Normalised NCHW model inputs and scene class ids of generated scenes, at the model's size."""
-    from seg_perception.core.scenes import generate_scene
+    from seg_perception.synthetic.scenes import generate_scene
 
     images, labels = [], []
     for i in range(TRAIN_FRAMES):

@@ -27,7 +27,7 @@ import int8_fixtures
 
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 CAMERA = (640, 360)
 METHODS = ("minmax", "percentile", "entropy", "percentile+mixed")

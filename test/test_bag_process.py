@@ -17,9 +17,9 @@ import yaml
 from seg_perception import cli
 from seg_perception.bag.bag_io import SEGMENTATION_OUTPUTS, typestore
 from seg_perception.bag.offline_processing import OUTPUTS, output_namespace
-from seg_perception.bag.synthetic_drive import START_NS, SyntheticCamera, write_synthetic_drive
 from seg_perception.core import image_codec
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
+from seg_perception.synthetic.drive_bag import START_NS, SyntheticCamera, write_synthetic_drive
 
 W, H = 160, 96
 FRONT = "/camera/front/image_raw"

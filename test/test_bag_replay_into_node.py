@@ -22,8 +22,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
 from seg_perception.bag.bag_io import bag_writer, open_bag, read_messages
-from seg_perception.bag.synthetic_drive import INFO_LEAD_NS, START_NS, write_synthetic_drive
 from seg_perception.ros.node_process import isolated_ros_environment
+from seg_perception.synthetic.drive_bag import INFO_LEAD_NS, START_NS, write_synthetic_drive
 
 W, H = 320, 180
 FRAMES = 40

@@ -15,9 +15,9 @@ import pytest
 from ros_harness import unique_domain_id
 
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import ROAD
 from seg_perception.pipeline import Segmenter
 from seg_perception.ros.node_process import isolated_ros_environment
+from seg_perception.synthetic.scenes import ROAD
 
 ROAD_IOU_FLOOR = 0.90  # measured 0.97-0.99 on these frames; the model's held-out road IoU is 0.98
 # Pooled mIoU of 3 synth frames in the right channel order minus the same frames with R and B swapped:

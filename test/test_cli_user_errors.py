@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 CLI = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "seg-perception"
 pytestmark = pytest.mark.skipif(not CLI.exists(), reason=f"{CLI} is missing: run `make venv` first")

@@ -242,7 +242,7 @@ def test_concurrent_processes_build_exactly_once(tmp_path: Path, fused_bytes: by
 @needs_int8_quantizer
 def test_qdq_graph_round_trips_through_the_cache(tmp_path: Path, fused_bytes: bytes) -> None:
     from seg_perception.core.quantization import quantize_fused_graph
-    from seg_perception.core.scenes import generate_scene
+    from seg_perception.synthetic.scenes import generate_scene
 
     fused = onnx.ModelProto.FromString(fused_bytes)
     qdq = quantize_fused_graph(fused, [generate_scene(s, 160, 120).image for s in range(2)], method="minmax")

@@ -18,8 +18,8 @@ from int8_support import needs_int8_quantizer
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import DEMO_CLASSES, generate_scene, write_scenes
 from seg_perception.pipeline import Segmenter
+from seg_perception.synthetic.scenes import DEMO_CLASSES, generate_scene, write_scenes
 
 EVAL_KEYS = {"miou", "pixel_accuracy", "per_class_iou", "drivable_iou", "fps", "frames"}
 CLASS_NAMES = [c.name for c in DEMO_CLASSES]

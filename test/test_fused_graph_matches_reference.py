@@ -23,7 +23,7 @@ from tiny_models import (
 from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 # Measured: labels identical on all 47 comparisons below (confidence within 1 of 255). The slack of one
 # pixel in 10,000 is for argmax near-ties where cv2's and ONNX Runtime's float bilinear resize may round apart.

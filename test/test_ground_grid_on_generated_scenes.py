@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core.ground_grid import FREE, OCCUPIED, UNSEEN, GridSpec, GroundProjector, MountPose
-from seg_perception.core.scenes import DEMO_CLASSES, generate_scene_with_geometry
+from seg_perception.synthetic.scenes import DEMO_CLASSES, generate_scene_with_geometry
 
 RES = 0.2
 TOLERANCE_CELLS = 2

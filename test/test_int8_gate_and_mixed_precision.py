@@ -27,7 +27,7 @@ from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer
 

@@ -24,7 +24,7 @@ from seg_perception.core.quantization import (
     calibration_batches,
     quantize_fused_graph,
 )
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer
 
@@ -121,8 +121,8 @@ def test_calibration_frames_come_from_a_bag(tmp_path: Path) -> None:
     from tiny_models import tiny_spec
 
     from seg_perception.bag.offline_processing import camera_frames
-    from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
-    from seg_perception.core.scenes import generate_drive
+    from seg_perception.synthetic.drive_bag import SyntheticCamera, write_synthetic_drive
+    from seg_perception.synthetic.scenes import generate_drive
 
     bag = tmp_path / "drive"
     write_synthetic_drive(bag, 6, [SyntheticCamera(compressed=False)], width=96, height=64, seed=4)

@@ -99,8 +99,8 @@ def test_process_writes_every_head_mask_by_default(spec: ModelSpec, tmp_path: Pa
     from rosbags.rosbag2 import Reader
 
     from seg_perception.bag.bag_io import typestore
-    from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
     from seg_perception.cli import main
+    from seg_perception.synthetic.drive_bag import SyntheticCamera, write_synthetic_drive
 
     write_synthetic_drive(tmp_path / "in", 2, [SyntheticCamera("/cam/image")], width=160, height=96)
     assert spec.spec_path is not None

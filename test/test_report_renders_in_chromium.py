@@ -14,9 +14,9 @@ import pytest
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core.model_spec import load_model_spec
-from seg_perception.core.scenes import DEMO_CLASSES, write_scenes
 from seg_perception.evaluation import WORST_FRAMES, parse_variant, run_compare, run_eval
 from seg_perception.report import page_for_compare, page_for_eval, write_report
+from seg_perception.synthetic.scenes import DEMO_CLASSES, write_scenes
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")

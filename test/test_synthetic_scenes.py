@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.core.scenes import (
+from seg_perception.synthetic.scenes import (
     DEMO_CLASSES,
     IGNORE_ID,
     Scene,
@@ -145,7 +145,7 @@ def test_write_scenes_as_a_drive_writes_consecutive_frames(tmp_path: Path) -> No
 def test_a_long_drive_is_made_of_legs_through_new_worlds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A drive longer than one leg continues frame by frame within a leg and cuts to a new world between legs;
     the first leg is the drive a shorter request gives."""
-    import seg_perception.core.scenes as scenes
+    import seg_perception.synthetic.scenes as scenes
 
     monkeypatch.setattr(scenes, "DRIVE_LEG_FRAMES", 3)
     frames = list(scenes.generate_drive(6, W, H, seed=5))

@@ -38,7 +38,7 @@ from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.errors import BackendError
 from seg_perception.core.graph_compiler import graph_digest
 from seg_perception.core.quantization import POST_PREFIX, PRE_PREFIX, fp16_fused_graph
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 TENSORRT_USABLE, TENSORRT_WHY = tensorrt_usable()
 needs_gpu = pytest.mark.skipif(

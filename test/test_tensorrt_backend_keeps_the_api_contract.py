@@ -24,7 +24,7 @@ from seg_perception.backends.engine_builder import BuildOptions, EngineBuildErro
 from seg_perception.core.errors import BackendError
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import load_model_spec
-from seg_perception.core.scenes import generate_scene
+from seg_perception.synthetic.scenes import generate_scene
 
 W, H = CAMERA
 

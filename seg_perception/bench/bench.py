@@ -192,8 +192,8 @@ def measure_offline(
     """Pure inference, pipeline (with and without overlay) and the straightforward baseline, per size;
     and the share of pixels on which the baseline's labels equal the pipeline's, per size."""
     from seg_perception.bench.straightforward import BaselineUnsupportedError
-    from seg_perception.core.scenes import generate_scene
     from seg_perception.pipeline import Segmenter
+    from seg_perception.synthetic.scenes import generate_scene
 
     results: list[dict[str, Any]] = []
     agreement: dict[str, float] = {}
@@ -254,8 +254,8 @@ def measure_batching(
     spec: ModelSpec, frames: int, threads: int, phases: Phases, size: tuple[int, int] = BATCHING_SIZE
 ) -> list[dict[str, Any]]:
     """Multi-camera: one batched call over N cameras' frames vs N single-frame calls, same backend."""
-    from seg_perception.core.scenes import generate_scene
     from seg_perception.pipeline import Segmenter
+    from seg_perception.synthetic.scenes import generate_scene
 
     width, height = size
     images = [generate_scene(100 + i, width, height).image for i in range(4)]

@@ -32,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait-for-go", action="store_true", help="send warm-up frames until stdin has a line")
     args = parser.parse_args(argv)
 
-    from seg_perception.core.scenes import generate_drive
     from seg_perception.ros.drive_player import DrivePlayer
     from seg_perception.ros.node_process import apply_to_this_process
+    from seg_perception.synthetic.scenes import generate_drive
 
     width, height = args.size
     frames = [s.image for s in generate_drive(60, width, height, seed=3)]

@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from seg_perception.bench.process_stats import sample
 from seg_perception.cli_args import number, synthetic_size
-from seg_perception.core.scenes import generate_scene
 from seg_perception.ros.domain_ids import reserve_domain_id
+from seg_perception.synthetic.scenes import generate_scene
 
 if TYPE_CHECKING:
     from seg_perception.ros.drive_player import DrivePlayer

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seg_perception.core.scene_world import (
+from seg_perception.synthetic.world import (
     _Building,
     _Camera,
     _Look,

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from seg_perception.core.image_files import make_output_dir, write_image
-from seg_perception.core.scene_canvas import Color
-from seg_perception.core.scene_labels import (
+from seg_perception.synthetic.canvas import Color
+from seg_perception.synthetic.labels import (
     BUILDING,
     DEMO_CLASSES,
     IGNORE_ID,
@@ -39,9 +39,9 @@ from seg_perception.core.scene_labels import (
     Scene,
     SceneClass,
 )
-from seg_perception.core.scene_render import _render
-from seg_perception.core.scene_sampling import _make_camera, _make_world
-from seg_perception.core.scene_world import _D_GRID
+from seg_perception.synthetic.render import _render
+from seg_perception.synthetic.sampling import _make_camera, _make_world
+from seg_perception.synthetic.world import _D_GRID
 
 __all__ = [
     "BUILDING",

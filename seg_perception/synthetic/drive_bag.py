@@ -21,7 +21,7 @@ from seg_perception.bag.bag_io import (
     typestore,
 )
 from seg_perception.core.image_codec import encode_compressed
-from seg_perception.core.scenes import generate_drive
+from seg_perception.synthetic.scenes import generate_drive
 
 LOG = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from seg_perception.core.scene_world import _D_GRID, _D_NEAR, _Camera, _World
+from seg_perception.synthetic.world import _D_GRID, _D_NEAR, _Camera, _World
 
 Color = tuple[int, int, int]
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from seg_perception.core.scene_canvas import _Canvas
-from seg_perception.core.scene_labels import (
+from seg_perception.synthetic.canvas import _Canvas
+from seg_perception.synthetic.labels import (
     BUILDING,
     LANE_MARKING,
     PEDESTRIAN,
@@ -20,7 +20,7 @@ from seg_perception.core.scene_labels import (
     VEHICLE,
     Scene,
 )
-from seg_perception.core.scene_world import (
+from seg_perception.synthetic.world import (
     _D_NEAR,
     _Building,
     _Camera,
