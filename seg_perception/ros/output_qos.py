@@ -1,10 +1,11 @@
 """QoS of the node's outputs, chosen so that Nav2's semantic segmentation costmap layer can consume them.
 
 What that layer subscribes with, read at its source (kiwicampus/semantic_segmentation_layer,
-src/semantic_segmentation_layer.cpp, SemanticSegmentationLayer::onInitialize; the jazzy-era copy writes
-`rmw_qos_profile_sensor_data` with `depth = 50`, the rolling one `nav2::qos::SensorDataQoS(50)` and
-`nav2::qos::LatchedSubscriptionQoS(5)` from ros-navigation/navigation2 nav2_ros_common/qos_profiles.hpp; both
-say the same):
+src/semantic_segmentation_layer.cpp, SemanticSegmentationLayer::onInitialize; its version at commit 084337f1
+writes `rmw_qos_profile_sensor_data` with `depth = 50` and a reliable, transient-local `rmw_qos_profile_default`
+with depth 5; the one at commit 612c61ca writes `nav2::qos::SensorDataQoS(50)` and
+`nav2::qos::LatchedSubscriptionQoS(5)`, defined in ros-navigation/navigation2
+nav2_ros_common/include/nav2_ros_common/qos_profiles.hpp; both say the same):
   * mask (`segmentation_topic`) and confidence (`confidence_topic`), sensor_msgs/Image: best effort, volatile,
     keep last 50; paired with the point cloud by message_filters::TimeSynchronizer (exact stamps, queue 1000);
   * label_info (`labels_topic`), vision_msgs/LabelInfo: reliable, transient local, keep last 5.
