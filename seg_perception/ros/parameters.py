@@ -11,6 +11,8 @@ from seg_perception.core.errors import SegPerceptionError
 
 # 3840 x 2160 x 4: room for 4K cameras, refuses absurd sizes before any allocation.
 DEFAULT_MAX_IMAGE_PIXELS = 33_177_600
+# A writer's reliability: reliable matches reliable and best-effort readers, best effort only best-effort ones.
+OUTPUT_RELIABILITIES = ("reliable", "best_effort")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,20 @@ PARAMETERS: tuple[ParameterDef, ...] = (
     ),
     ParameterDef(
         "qos_depth", 1, "History depth (keep last) of the input subscription and every output.", minimum=1, maximum=100
+    ),
+    ParameterDef(
+        "labels_qos_reliability",
+        "reliable",
+        "Reliability of segmentation/labels; reliable also serves best-effort readers such as Nav2's "
+        "semantic segmentation layer.",
+        choices=OUTPUT_RELIABILITIES,
+    ),
+    ParameterDef(
+        "confidence_qos_reliability",
+        "reliable",
+        "Reliability of segmentation/confidence; reliable also serves best-effort readers such as Nav2's "
+        "semantic segmentation layer.",
+        choices=OUTPUT_RELIABILITIES,
     ),
     ParameterDef(
         "max_image_pixels",
@@ -126,6 +142,8 @@ class NodeConfig:
     publish_confidence: bool
     qos_reliability: str
     qos_depth: int
+    labels_qos_reliability: str
+    confidence_qos_reliability: str
     max_image_pixels: int
     threads: int
     precision: str

@@ -26,7 +26,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -43,6 +43,7 @@ from seg_perception.ros.messages import (
     legend_image,
     occupancy_grid_message,
 )
+from seg_perception.ros.output_qos import latched_qos, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
@@ -166,9 +167,12 @@ class SegmentationNode(LifecycleNode):
             # camera size; they are loaded from the cache or built on the first frame.
             took = self.segmenter.warm_up()
             self.get_logger().info(f"warm-up on {self.segmenter.describe_backend()} took {took:.0f} ms")
-        out_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=ReliabilityPolicy.RELIABLE
-        )
+        out_qos = stream_qos("reliable", cfg.qos_depth)
+        # What Nav2's semantic segmentation layer reads (ros/output_qos.py): reliability set per topic.
+        topic_qos = {
+            "labels": stream_qos(cfg.labels_qos_reliability, cfg.qos_depth),
+            "confidence": stream_qos(cfg.confidence_qos_reliability, cfg.qos_depth),
+        }
         enabled = {
             "overlay": cfg.publish_overlay,
             "color_mask": cfg.publish_color_mask,
@@ -178,7 +182,7 @@ class SegmentationNode(LifecycleNode):
             for topic in OUTPUT_TOPICS:
                 if enabled.get(topic, True):
                     ch.publishers[topic] = self.create_lifecycle_publisher(
-                        Image, ch.topic(f"segmentation/{topic}"), out_qos
+                        Image, ch.topic(f"segmentation/{topic}"), topic_qos.get(topic, out_qos)
                     )
             ch.head_masks = tuple(mask.name for mask in spec.masks if mask.topic not in OUTPUT_TOPICS)
             for name in ch.head_masks:  # the drivable mask keeps segmentation/drivable_mask
@@ -192,16 +196,13 @@ class SegmentationNode(LifecycleNode):
             ch.info_publisher = self.create_lifecycle_publisher(
                 CameraInfo, ch.topic("segmentation/camera_info"), out_qos
             )
-        latched = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+        latched = latched_qos()
         self._legend_pub = self.create_publisher(Image, "segmentation/legend", latched)
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="legend")
         self._legend_pub.publish(image_message(header, legend_image(spec), "rgb8"))
-        label_info = label_info_message(spec, header)  # vision_msgs is optional: None without it
+        # Published once, before any frame: stamped when the class map became valid, in no frame (the
+        # class map holds for every camera; Nav2's layer reads only class_map).
+        label_info = label_info_message(spec, Header(stamp=header.stamp, frame_id=""))  # None without vision_msgs
         if label_info is not None:
             self._label_info_pub = self.create_publisher(type(label_info), "segmentation/label_info", latched)
             self._label_info_pub.publish(label_info)
