@@ -35,10 +35,10 @@ from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
 from vision_msgs_build import build_vision_msgs, vision_msgs_env
 
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
-from seg_perception.core.scenes import generate_scene
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 from seg_perception.ros.node_process import isolated_ros_environment
 from seg_perception.ros.parameters import validate_parameters
+from seg_perception.synthetic.scenes import generate_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_PARAMS = ROOT / "config" / "nav2_semantic_segmentation_layer.yaml"
