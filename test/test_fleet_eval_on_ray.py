@@ -57,9 +57,9 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "scenes"
 
 
-def _job(images: Path, keep_pixels: bool = False) -> EvalJob:
+def _job(images: Path, keep_pixels: bool = False, variant: str = "onnxruntime") -> EvalJob:
     spec = load_model_spec(default_spec_path())
-    return plan_eval(spec, images, images, "index", None, parse_variant("onnxruntime"), keep_pixels=keep_pixels)
+    return plan_eval(spec, images, images, "index", None, parse_variant(variant), keep_pixels=keep_pixels)
 
 
 def _without_timing(data: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +117,15 @@ def test_function_path_equals_in_process_across_actors(scenes: Path, ray_address
         assert ours.image.shape[2] == 3  # pixels really came back, not empty placeholders
 
 
+def test_a_precision_variant_runs_the_same_graph_on_the_actors(scenes: Path, ray_address: str) -> None:
+    """onnxruntime:fp16: each actor derives the fp16 graph itself; the figures still equal one process's."""
+    job = _job(scenes, variant="onnxruntime:fp16")
+    expected = evaluate_in_process(job).to_json()
+    got = evaluate_on_ray(job, RayEvalOptions(LOCAL, workers=WORKERS, batch_size=BATCH)).to_json()
+    assert got["backend"] == expected["backend"] == "onnxruntime:fp16"
+    assert _without_timing(got) == _without_timing(expected)
+
+
 def test_a_bad_image_fails_as_in_one_process(scenes: Path, ray_address: str, tmp_path: Path) -> None:
     """Two unreadable images in different batches: both paths stop with the first one's message (exit 2)."""
     bad = tmp_path / "bad"
@@ -126,14 +135,11 @@ def test_a_bad_image_fails_as_in_one_process(scenes: Path, ray_address: str, tmp
     job = _job(bad)
     with pytest.raises(SegPerceptionError) as in_process:
         evaluate_in_process(job)
-    with pytest.raises(SegPerceptionError) as on_ray:
-        evaluate_on_ray(job, RayEvalOptions(LOCAL, workers=WORKERS, batch_size=BATCH))
     assert str(in_process.value) == f"{bad / '19.png'} is not a readable image"
-    assert str(on_ray.value) == str(in_process.value)
 
     common = ("eval", "--images", str(bad), "--labels", str(bad))
     one = _cli(*common)
-    fleet = _cli(*common, "--ray", ray_address, "--batch-size", str(BATCH))
+    fleet = _cli(*common, "--ray", ray_address, "--workers", str(WORKERS), "--batch-size", str(BATCH))
     assert (one.returncode, fleet.returncode) == (2, 2), fleet.stderr[-3000:]
     assert one.stderr.splitlines()[-1] == fleet.stderr.splitlines()[-1] == f"error: {in_process.value}"
 
