@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +94,8 @@ class BatchScorer:
                 break
         tally.backend_detail = self._runner.describe()
         tally.graph_notes = list(self._runner.graph_notes)
-        # Pickled here: Arrow keeps bytes as they are (it has no column type for a tally).
-        return {"tally": np.array([pickle.dumps(tally)], dtype=object), "actor": np.array([self._actor_id])}
+        # One row: Arrow has no type for a tally, so Ray Data keeps it as a Python object (see tallies_on_ray).
+        return {"tally": np.array([tally], dtype=object), "actor": np.array([self._actor_id])}
 
 
 def _current_actor_id() -> str:
@@ -139,9 +138,11 @@ def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[lis
     LOG.info("eval on Ray: %d frames in %d batches of %d, %d actors", len(rows), batches, options.batch_size, workers)
     # The pool starts in full before the first batch is handed out (batches then spread over every actor),
     # and a cluster short of resources fails with Ray's "Timed out while starting actors" instead of hanging.
+    # Tallies travel as Python objects: said explicitly, Ray Data does so without a warning per actor.
     context = ray.data.DataContext.get_current()
-    saved_wait = context.wait_for_min_actors_s
+    saved = (context.wait_for_min_actors_s, context.enable_fallback_to_arrow_object_ext_type)
     context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+    context.enable_fallback_to_arrow_object_ext_type = True
     try:
         dataset = ray.data.from_items(rows, override_num_blocks=batches).map_batches(
             BatchScorer,
@@ -162,10 +163,10 @@ def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[lis
         tallies: list[EvalTally] = []
         actors: set[str] = set()
         for row in dataset.iter_rows():
-            tallies.append(pickle.loads(row["tally"]))  # written by BatchScorer above, in this job
+            tallies.append(row["tally"])
             actors.add(str(row["actor"]))
     finally:
-        context.wait_for_min_actors_s = saved_wait
+        context.wait_for_min_actors_s, context.enable_fallback_to_arrow_object_ext_type = saved
     tallies.sort(key=lambda t: -1 if t.first_index is None else t.first_index)
     return tallies, workers, len(actors)
 
