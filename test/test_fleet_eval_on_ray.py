@@ -144,10 +144,22 @@ def test_a_bad_image_fails_as_in_one_process(scenes: Path, ray_address: str, tmp
     assert one.stderr.splitlines()[-1] == fleet.stderr.splitlines()[-1] == f"error: {in_process.value}"
 
 
-def test_an_actor_the_cluster_cannot_hold_is_refused(scenes: Path, ray_address: str) -> None:
-    """--num-gpus 1 on this CPU-only Ray: one line before any actor starts, rather than waiting forever."""
-    with pytest.raises(SegPerceptionError, match=r"^--num-gpus 1: the Ray cluster has 0 GPUs in all"):
-        evaluate_on_ray(_job(scenes), RayEvalOptions(LOCAL, num_gpus=1.0))
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (RayEvalOptions(LOCAL, num_gpus=1.0), "one actor with --num-cpus 1 --num-gpus 1"),
+        (RayEvalOptions(LOCAL, workers=3), "--workers 3 with --num-cpus 1 --num-gpus 0"),
+    ],
+)
+def test_a_pool_the_cluster_cannot_hold_is_refused(
+    scenes: Path, ray_address: str, options: RayEvalOptions, message: str
+) -> None:
+    """GPU actors on this CPU-only Ray, or more actors than its 2 CPUs hold: one line, not a wait forever."""
+    room = 0 if options.num_gpus else 2
+    expected = f"{message}: the Ray cluster has 2 CPUs and 0 GPUs in all, room for {room} such actors"
+    with pytest.raises(SegPerceptionError) as refused:
+        evaluate_on_ray(_job(scenes), options)
+    assert str(refused.value) == expected
 
 
 def test_pool_options_without_ray_are_refused(scenes: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -110,23 +110,22 @@ def frame_rows(frames: tuple[LabelledFrame, ...]) -> list[dict[str, Any]]:
 
 
 def pool_size(options: RayEvalOptions, resources: dict[str, float], batches: int) -> int:
-    """--workers, or as many actors as the cluster's CPUs (GPUs, for GPU actors) hold; never more than batches.
+    """--workers, or as many actors as the cluster's CPUs and GPUs hold; never more than there are batches.
 
-    A cluster that cannot hold even one actor is refused here rather than left waiting for resources.
+    A pool the cluster cannot hold is refused here rather than left waiting for resources that never come
+    (on an autoscaling cluster, start its nodes first).
     """
-    for flag, name, need in (("--num-cpus", "CPU", options.num_cpus), ("--num-gpus", "GPU", options.num_gpus)):
-        if need > resources.get(name, 0.0):
-            raise SegPerceptionError(
-                f"{flag} {need:g}: the Ray cluster has {resources.get(name, 0.0):g} {name}s in all, "
-                "too few for one actor"
-            )
-    if options.workers is not None:
-        wanted = options.workers
-    elif options.num_gpus > 0:
-        wanted = int(resources.get("GPU", 0) // options.num_gpus)
-    else:
-        wanted = int(resources.get("CPU", 0) // options.num_cpus)
-    return max(1, min(wanted, batches))
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    fits = int(cpus // options.num_cpus)
+    if options.num_gpus > 0:
+        fits = min(fits, int(gpus // options.num_gpus))
+    if fits < 1 or (options.workers is not None and options.workers > fits):
+        asked = f"--workers {options.workers}" if options.workers is not None else "one actor"
+        raise SegPerceptionError(
+            f"{asked} with --num-cpus {options.num_cpus:g} --num-gpus {options.num_gpus:g}: the Ray cluster has "
+            f"{cpus:g} CPUs and {gpus:g} GPUs in all, room for {fits} such actors"
+        )
+    return max(1, min(options.workers or fits, batches))
 
 
 def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[list[EvalTally], int, int]:
