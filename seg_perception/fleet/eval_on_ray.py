@@ -37,11 +37,11 @@ from seg_perception.evaluation import (
     finish_eval,
     score_frame,
 )
-from seg_perception.fleet.ray_runtime import ray_session
+from seg_perception.fleet.ray_runtime import import_ray, ray_session
 
 LOG = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16
-ACTOR_START_TIMEOUT_S = 600  # generous: an actor compiles nothing before its first batch, but nodes may be busy
+ACTOR_START_TIMEOUT_S = 600  # generous: a busy node may take long to start a worker process
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,6 @@ class BatchScorer:
 
 
 def _current_actor_id() -> str:
-    from seg_perception.fleet.ray_runtime import import_ray
-
     return str(import_ray().get_runtime_context().get_actor_id())
 
 
