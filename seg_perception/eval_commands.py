@@ -55,12 +55,36 @@ def _calibration(args: argparse.Namespace, *variants: Any) -> Any:
     return calibration
 
 
+def _ray_options(args: argparse.Namespace, variant: Any) -> Any:
+    """`eval --ray`'s actor pool, or None without --ray (where the pool options are refused)."""
+    pool = {"--workers": args.workers, "--num-cpus": args.num_cpus, "--num-gpus": args.num_gpus}
+    pool["--batch-size"] = args.batch_size
+    if args.ray is None:
+        given = [name for name, value in pool.items() if value is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise SegPerceptionError(f"{', '.join(given)} only {verb} with --ray (eval on a Ray cluster)")
+        return None
+    if variant.backend == "tensorrt" and not args.num_gpus:
+        raise SegPerceptionError(f"--backend {variant} with --ray needs GPU actors: add --num-gpus 1")
+    from seg_perception.fleet.eval_on_ray import DEFAULT_BATCH_SIZE, RayEvalOptions
+
+    return RayEvalOptions(
+        args.ray,
+        workers=args.workers,
+        num_cpus=1.0 if args.num_cpus is None else args.num_cpus,
+        num_gpus=args.num_gpus or 0.0,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from seg_perception.evaluation import parse_variant, run_eval
+    from seg_perception.evaluation import evaluate_in_process, parse_variant, plan_eval
 
     spec = _load(args)
     variant = parse_variant(args.backend)  # before any frame: a missing TensorRT fails here
-    result = run_eval(
+    on_ray = _ray_options(args, variant)
+    job = plan_eval(
         spec,
         args.images,
         args.labels,
@@ -70,6 +94,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         keep_pixels=bool(args.report),
         calibration=_calibration(args, variant),
     )
+    if on_ray is None:
+        result = evaluate_in_process(job)
+    else:
+        from seg_perception.fleet.eval_on_ray import evaluate_on_ray
+
+        result = evaluate_on_ray(job, on_ray)
     data = result.to_json()
     LOG.info(
         "%s on %s, %d frames: mIoU %s, pixel accuracy %s, drivable IoU %s (precision %s, recall %s), %.1f fps",
@@ -158,6 +188,41 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cluster(parser: argparse.ArgumentParser) -> None:
+    from seg_perception.fleet.ray_runtime import add_ray_argument
+
+    add_ray_argument(parser, "score the images")
+    parser.add_argument(
+        "--workers",
+        type=number(int, 1),
+        default=None,
+        metavar="N",
+        help="--ray: actors, each with its own model (default: as many as the cluster's CPUs, or GPUs with "
+        "--num-gpus, hold)",
+    )
+    parser.add_argument(
+        "--num-cpus",
+        type=number(float, 0.0, strict=True),
+        default=None,
+        metavar="C",
+        help="--ray: CPUs per actor, also its ONNX Runtime threads (default 1)",
+    )
+    parser.add_argument(
+        "--num-gpus",
+        type=number(float, 0.0),
+        default=None,
+        metavar="G",
+        help="--ray: GPUs per actor (default 0; 1 runs one actor per GPU)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=number(int, 1),
+        default=None,
+        metavar="N",
+        help="--ray: frames an actor scores per Ray Data batch (default 16)",
+    )
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "eval", help="mIoU, pixel accuracy and drivable IoU/precision/recall on labelled images, with fps"
@@ -182,6 +247,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backend", default="onnxruntime", help=f"{VARIANT_HELP} (default onnxruntime:fp32)")
     _int8(p)
     _outputs(p)
+    _cluster(p)
     p.set_defaults(func=cmd_eval)
 
     p = subparsers.add_parser(

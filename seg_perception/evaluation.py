@@ -13,11 +13,10 @@ engine builds, file I/O and scoring are left out): it is the throughput of the h
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import LABELS_NAME, compile_fused_graph
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
+from seg_perception.eval_results import CompareResult, EvalResult, EvalTally, FrameView, WorstFrames
 
 LOG = logging.getLogger(__name__)
 # Files written next to frames by `infer`, `synth` and data sets: never frames themselves.
@@ -268,180 +268,114 @@ def read_label_image(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass
-class FrameView:
-    """What the report shows of one frame: input, a labelling, the reference it is scored against."""
-
-    stem: str
-    score: float
-    caption: str
-    image: np.ndarray
-    prediction: np.ndarray
-    reference: np.ndarray
-
-
-class WorstFrames:
-    """The N lowest-scoring frames; pixel arrays are kept only when `keep_pixels` (for the report)."""
-
-    def __init__(self, count: int, keep_pixels: bool) -> None:
-        self.count = count
-        self.keep_pixels = keep_pixels
-        self._heap: list[tuple[float, int, FrameView]] = []  # max-heap on score via negation
-        self._seen = 0
-
-    def offer(self, view: FrameView) -> None:
-        if np.isnan(view.score):
-            return
-        if not self.keep_pixels:
-            empty = np.zeros((0, 0), np.uint8)
-            view = FrameView(view.stem, view.score, view.caption, empty, empty, empty)
-        self._seen += 1
-        heapq.heappush(self._heap, (-view.score, self._seen, view))
-        if len(self._heap) > self.count:
-            heapq.heappop(self._heap)
-
-    def frames(self) -> list[FrameView]:
-        """Worst first."""
-        return [v for _, _, v in sorted(self._heap, key=lambda item: (-item[0], item[1]))]
-
-
-def _num(value: float, digits: int = 6) -> float | None:
-    """JSON-friendly: NaN (undefined score) becomes null."""
-    return None if value is None or not np.isfinite(value) else round(float(value), digits)
-
-
-@dataclass
-class EvalResult:
-    """`eval`: a model's labels scored against ground truth."""
-
-    spec: ModelSpec
-    variant: str
-    backend_detail: str
-    space: metrics.LabelSpace
-    scores: metrics.Scores
-    frames: int
-    fps: float
-    worst: list[FrameView]
-    settings: dict[str, Any]
-    unmatched: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.scores
-        return {
-            "command": "eval",
-            "model": self.spec.name,
-            "backend": self.variant,
-            "backend_detail": self.backend_detail,
-            "frames": self.frames,
-            "pixels": s.pixels,
-            "miou": _num(s.miou),
-            "pixel_accuracy": _num(s.pixel_accuracy),
-            "per_class_iou": {n: _num(v) for n, v in zip(s.scored_names, s.scored_iou, strict=True)},
-            "drivable_iou": _num(s.drivable.iou),
-            "drivable_precision": _num(s.drivable.precision),
-            "drivable_recall": _num(s.drivable.recall),
-            "fps": _num(self.fps, 3),
-            "scored_classes": list(s.scored_names),
-            "ignored_classes": list(s.ignored_names),
-            "class_names": list(s.class_names),
-            "confusion_matrix": s.confusion.tolist(),
-            "worst_frames": [{"stem": v.stem, "miou": _num(v.score), "caption": v.caption} for v in self.worst],
-            "unmatched_images": self.unmatched,
-            "settings": self.settings,
-            "notes": self.notes,
-        }
-
-
-@dataclass
-class CompareResult:
-    """`compare`: variant B's labels scored against variant A's."""
-
-    spec: ModelSpec
-    a: str
-    b: str
-    a_detail: str
-    b_detail: str
-    scores: metrics.Scores  # truth = A's labels, prediction = B's
-    frames: int
-    fps_a: float
-    fps_b: float
-    worst: list[FrameView]
-    settings: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def agreement(self) -> float:
-        return self.scores.pixel_accuracy
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.scores
-        return {
-            "command": "compare",
-            "model": self.spec.name,
-            "a": self.a,
-            "b": self.b,
-            "a_detail": self.a_detail,
-            "b_detail": self.b_detail,
-            "frames": self.frames,
-            "pixels": s.pixels,
-            "label_agreement": _num(self.agreement),
-            "label_agreement_percent": _num(self.agreement * 100, 4),
-            "miou_b_vs_a": _num(s.miou),
-            "per_class_iou": {n: _num(v) for n, v in zip(s.class_names, s.per_class_iou, strict=True)},
-            "drivable_iou": _num(s.drivable.iou),
-            "fps": {"a": _num(self.fps_a, 3), "b": _num(self.fps_b, 3)},
-            "class_names": list(s.class_names),
-            "confusion_matrix": s.confusion.tolist(),
-            "worst_frames": [{"stem": v.stem, "agreement": _num(v.score), "caption": v.caption} for v in self.worst],
-            "settings": self.settings,
-            "notes": self.notes,
-        }
-
-
-# ------------------------------------------------------------------------------------------------
 # Runners
 
 
-def evaluate(
+@dataclass(frozen=True)
+class EvalJob:
+    """`eval` before its first frame: the model and variant, the frames, and the space they are scored in.
+
+    Every way of running `eval` (here in one process, or `seg_perception.fleet.eval_on_ray` on a cluster)
+    scores frames with `score_frame` into an `EvalTally` and reports through `finish_eval`, so the
+    figures are computed in one place.
+    """
+
+    spec: ModelSpec
+    variant: Variant
+    space: metrics.LabelSpace
+    frames: tuple[LabelledFrame, ...]
+    unmatched: tuple[str, ...]
+    settings: dict[str, Any]
+    threads: int = 0
+    keep_pixels: bool = False
+    calibration: Calibration | None = None
+
+    def new_tally(self) -> EvalTally:
+        return EvalTally.empty(self.space.num_classes, WORST_FRAMES, self.keep_pixels)
+
+
+def plan_eval(
     spec: ModelSpec,
-    frames: Sequence[LabelledFrame],
-    space: metrics.LabelSpace,
+    images_dir: Path,
+    labels_dir: Path,
+    label_format: str,
+    ignore_index: int | None,
     variant: Variant,
     threads: int = 0,
     keep_pixels: bool = False,
     calibration: Calibration | None = None,
-) -> tuple[metrics.Scores, float, list[FrameView], str, list[str]]:
-    """Score `variant`'s labels against ground truth over `frames`: (scores, fps, worst, backend, notes)."""
-    k = space.num_classes
-    total = np.zeros((k, k), np.int64)
-    worst = WorstFrames(WORST_FRAMES, keep_pixels)
-    with VariantRunner(spec, variant, threads, calibration) as runner:
-        for frame in frames:
-            rgb = read_rgb(frame.image)
-            raw = read_label_image(frame.labels)
-            # Checked before inference, so a mismatched data set fails on its first frame.
-            metrics.check_same_size(raw, rgb, f"ground truth {frame.labels.name}")
-            try:
-                truth = space.truth(raw)
-            except SegPerceptionError as exc:
-                raise SegPerceptionError(f"{frame.labels}: {exc}") from exc
-            prediction = space.prediction(runner.labels(rgb))
-            confusion = metrics.confusion_matrix(truth, prediction, k)
-            total += confusion
-            frame_miou = metrics.mean_iou(confusion, space.scored_ids)
-            caption = f"mIoU {frame_miou * 100:.1f}%, pixel accuracy {metrics.pixel_accuracy(confusion) * 100:.1f}%"
-            worst.offer(FrameView(frame.stem, frame_miou, caption, rgb, prediction, truth))
-        return (
-            metrics.scores(total, space.class_names, space.drivable_ids, space.scored_ids),
-            runner.fps,
-            worst.frames(),
-            runner.describe(),
-            runner.graph_notes,
-        )
+) -> EvalJob:
+    """Match images to ground truth and settle the label space (every user error before any frame runs)."""
+    space = metrics.label_space(
+        label_format,
+        spec.class_names,
+        spec.drivable_ids,
+        spec.ignore_id if ignore_index is None else ignore_index,
+        ignored_classes=spec.ignored_ids,
+    )
+    frames, unmatched = match_ground_truth(images_dir, labels_dir)
+    settings = {
+        "model_spec": str(spec.spec_path or ""),
+        "images": str(images_dir),
+        "labels": str(labels_dir),
+        "label_format": label_format,
+        "ignore_index": spec.ignore_id if ignore_index is None else ignore_index,
+        "backend": str(variant),
+        "threads": threads,
+        "camera_channel_order": "RGB",
+        "output_resolution": "input",
+    }
+    return EvalJob(spec, variant, space, tuple(frames), tuple(unmatched), settings, threads, keep_pixels, calibration)
+
+
+def score_frame(
+    runner: VariantRunner, space: metrics.LabelSpace, index: int, frame: LabelledFrame, tally: EvalTally
+) -> None:
+    """Read frame `index` and its ground truth, label it with `runner` and add it to `tally`.
+
+    A frame that cannot be scored (unreadable, ground truth of another size or format) raises
+    SegPerceptionError naming its file, before inference.
+    """
+    rgb = read_rgb(frame.image)
+    raw = read_label_image(frame.labels)
+    # Checked before inference, so a mismatched data set fails on its first frame.
+    metrics.check_same_size(raw, rgb, f"ground truth {frame.labels.name}")
+    try:
+        truth = space.truth(raw)
+    except SegPerceptionError as exc:
+        raise SegPerceptionError(f"{frame.labels}: {exc}") from exc
+    before = runner.inference_s
+    prediction = space.prediction(runner.labels(rgb))
+    inference_s = runner.inference_s - before
+    confusion = metrics.confusion_matrix(truth, prediction, space.num_classes)
+    frame_miou = metrics.mean_iou(confusion, space.scored_ids)
+    caption = f"mIoU {frame_miou * 100:.1f}%, pixel accuracy {metrics.pixel_accuracy(confusion) * 100:.1f}%"
+    tally.add_frame(index, FrameView(frame.stem, frame_miou, caption, rgb, prediction, truth), confusion, inference_s)
+
+
+def finish_eval(job: EvalJob, tally: EvalTally, cluster: dict[str, Any] | None = None) -> EvalResult:
+    """Every figure `eval` reports, from the tally of all of `job`'s frames."""
+    if tally.failure is not None:
+        raise SegPerceptionError(tally.failure[1])
+    if tally.frames != len(job.frames):
+        raise SegPerceptionError(f"scored {tally.frames} of {len(job.frames)} frames; the figures would be partial")
+    space = job.space
+    scores = metrics.scores(tally.confusion, space.class_names, space.drivable_ids, space.scored_ids)
+    notes = [n for n in (space.note, *tally.graph_notes) if n]
+    return EvalResult(
+        job.spec,
+        str(job.variant),
+        tally.backend_detail,
+        space,
+        scores,
+        tally.frames,
+        tally.fps,
+        tally.worst.frames(),
+        job.settings,
+        list(job.unmatched),
+        notes,
+        cluster,
+    )
 
 
 def run_eval(
@@ -455,31 +389,24 @@ def run_eval(
     keep_pixels: bool = False,
     calibration: Calibration | None = None,
 ) -> EvalResult:
-    """`seg-perception eval`: match files, score every frame, keep the worst."""
-    space = metrics.label_space(
-        label_format,
-        spec.class_names,
-        spec.drivable_ids,
-        spec.ignore_id if ignore_index is None else ignore_index,
-        ignored_classes=spec.ignored_ids,
+    """`seg-perception eval` in this process: match files, score every frame, keep the worst."""
+    job = plan_eval(
+        spec, images_dir, labels_dir, label_format, ignore_index, variant, threads, keep_pixels, calibration
     )
-    frames, unmatched = match_ground_truth(images_dir, labels_dir)
+    return evaluate_in_process(job)
+
+
+def evaluate_in_process(job: EvalJob) -> EvalResult:
+    """Score `job`'s frames one by one with one VariantRunner; the first frame that fails stops the run."""
     start = time.perf_counter()
-    scores, fps, worst, detail, graph_notes = evaluate(spec, frames, space, variant, threads, keep_pixels, calibration)
-    LOG.info("evaluated %d frames in %.1f s", len(frames), time.perf_counter() - start)
-    settings = {
-        "model_spec": str(spec.spec_path or ""),
-        "images": str(images_dir),
-        "labels": str(labels_dir),
-        "label_format": label_format,
-        "ignore_index": spec.ignore_id if ignore_index is None else ignore_index,
-        "backend": str(variant),
-        "threads": threads,
-        "camera_channel_order": "RGB",
-        "output_resolution": "input",
-    }
-    notes = [n for n in (space.note, *graph_notes) if n]
-    return EvalResult(spec, str(variant), detail, space, scores, len(frames), fps, worst, settings, unmatched, notes)
+    tally = job.new_tally()
+    with VariantRunner(job.spec, job.variant, job.threads, job.calibration) as runner:
+        for index, frame in enumerate(job.frames):
+            score_frame(runner, job.space, index, frame, tally)
+        tally.backend_detail = runner.describe()
+        tally.graph_notes = list(runner.graph_notes)
+    LOG.info("evaluated %d frames in %.1f s", tally.frames, time.perf_counter() - start)
+    return finish_eval(job, tally)
 
 
 def run_compare(

@@ -72,7 +72,7 @@ def ray_session(address: str, num_cpus: int | None = None, **init_kwargs: Any) -
         options["address"] = address
     try:
         ray.init(**options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:  # RayError: auth
         raise RayUnavailableError(f"--ray {address}: could not start or reach Ray: {exc}") from None
     LOG.info("Ray %s: %s", ray.__version__, _describe_resources(ray))
     try:
