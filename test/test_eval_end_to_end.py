@@ -133,7 +133,7 @@ def test_ground_truth_equal_to_the_pipeline_scores_perfectly(labelled: dict[str,
 
 def test_bdd_drivable_maps_agree_with_index_labels(labelled: dict[str, Path]) -> None:
     """The same ground truth as a BDD drivable map gives the same drivable IoU as the class-id labels."""
-    from seg_perception.evaluation import parse_variant, run_eval
+    from seg_perception.evaluation.runners import parse_variant, run_eval
 
     spec = load_model_spec(labelled["spec"])
     bdd = labelled["root"] / "bdd"
@@ -203,7 +203,7 @@ def test_compare_fp32_with_int8_qdq(labelled: dict[str, Path]) -> None:
 def test_compare_scores_b_against_a_not_either_against_itself(labelled: dict[str, Path]) -> None:
     """fp32 (A) against int8-qdq (B): A's labels are the Segmenter's, and the agreement and confusion matrix
     are recounted from the two label images of every frame, which must differ somewhere."""
-    from seg_perception.evaluation import parse_variant, run_compare
+    from seg_perception.evaluation.runners import parse_variant, run_compare
 
     assert parse_variant("onnxruntime") == parse_variant("onnxruntime:fp32")  # the default precision
     spec = load_model_spec(labelled["spec"])

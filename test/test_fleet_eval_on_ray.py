@@ -24,7 +24,7 @@ ray = pytest.importorskip("ray", reason="ray[data] is pinned in requirements.txt
 from seg_perception.cli import main  # noqa: E402
 from seg_perception.core.errors import SegPerceptionError  # noqa: E402
 from seg_perception.core.model_spec import default_spec_path, load_model_spec  # noqa: E402
-from seg_perception.evaluation import EvalJob, evaluate_in_process, parse_variant, plan_eval  # noqa: E402
+from seg_perception.evaluation.runners import EvalJob, evaluate_in_process, parse_variant, plan_eval  # noqa: E402
 from seg_perception.fleet.eval_on_ray import RayEvalOptions, evaluate_on_ray  # noqa: E402
 from seg_perception.fleet.ray_runtime import LOCAL  # noqa: E402
 from seg_perception.synthetic.scenes import write_scenes  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seg_perception.eval_results import EvalTally, FrameView
+from seg_perception.evaluation.results import EvalTally, FrameView
 
 CLASSES = 3
 WORST = 4

@@ -25,7 +25,7 @@ from tiny_models import red_channel_labels_model, red_channel_spec, write_spec
 
 from seg_perception.core import metrics
 from seg_perception.core.model_spec import load_model_spec
-from seg_perception.evaluation import EvalResult, parse_variant, run_eval
+from seg_perception.evaluation.runners import EvalResult, parse_variant, run_eval
 
 HEIGHT, WIDTH = 48, 80
 VOID_CLASS = 19  # the spec's 20th class
@@ -204,7 +204,7 @@ def test_the_void_class_in_the_mean_would_differ_from_official(dataset: Path) ->
 
 
 def test_the_report_leaves_ignored_classes_out_of_the_iou_bars(dataset: Path) -> None:
-    from seg_perception.report import page_for_eval, render
+    from seg_perception.evaluation.report import page_for_eval, render
 
     result = _ours(dataset, STEMS, "cityscapes-ids", "report", keep_pixels=True)
     page = render(page_for_eval(result))

@@ -47,7 +47,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _calibration(args: argparse.Namespace, *variants: Any) -> Any:
-    from seg_perception.evaluation import Calibration
+    from seg_perception.evaluation.runners import Calibration
 
     calibration = Calibration(args.calib, args.calib_method)
     if calibration.requested and not any(str(v) == "onnxruntime:int8-qdq" for v in variants):
@@ -79,7 +79,7 @@ def _ray_options(args: argparse.Namespace, variant: Any) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from seg_perception.evaluation import evaluate_in_process, parse_variant, plan_eval
+    from seg_perception.evaluation.runners import evaluate_in_process, parse_variant, plan_eval
 
     spec = _load(args)
     variant = parse_variant(args.backend)  # before any frame: a missing TensorRT fails here
@@ -117,13 +117,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         LOG.info("  %-20s IoU %s", name, "not present" if iou is None else _pct(iou))
     if data["ignored_classes"]:
         LOG.info("  not scored (ignored): %s", ", ".join(data["ignored_classes"]))
-    from seg_perception.report import page_for_eval
+    from seg_perception.evaluation.report import page_for_eval
 
     return _finish(args, result, data, page_for_eval)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from seg_perception.evaluation import parse_variant, run_compare
+    from seg_perception.evaluation.runners import parse_variant, run_compare
 
     spec = _load(args)
     a, b = parse_variant(args.a), parse_variant(args.b)
@@ -143,7 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     for row in data["worst_frames"]:
         LOG.info("  worst: %-24s agreement %s", row["stem"], _pct(row["agreement"]))
-    from seg_perception.report import page_for_compare
+    from seg_perception.evaluation.report import page_for_compare
 
     return _finish(args, result, data, page_for_compare)
 
@@ -154,7 +154,7 @@ def _finish(args: argparse.Namespace, result: Any, data: dict[str, Any], page: C
         LOG.info("note: %s", note)
     _write_json(args.json, data)
     if args.report:
-        from seg_perception.report import write_report
+        from seg_perception.evaluation.report import write_report
 
         LOG.info("wrote the report %s", write_report(args.report, page(result)))
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 from seg_perception.core.atomic_files import write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.metrics import VOID, Scores
-from seg_perception.evaluation import CompareResult, EvalResult, FrameView, class_colors
+from seg_perception.evaluation.runners import CompareResult, EvalResult, FrameView, class_colors
 
 THUMB_WIDTH = 400  # pixels per worst-frame panel; keeps a report of 6 frames around a megabyte
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

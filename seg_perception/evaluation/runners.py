@@ -30,7 +30,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import LABELS_NAME, compile_fused_graph
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
-from seg_perception.eval_results import CompareResult, EvalResult, EvalTally, FrameView, WorstFrames
+from seg_perception.evaluation.results import CompareResult, EvalResult, EvalTally, FrameView, WorstFrames
 
 LOG = logging.getLogger(__name__)
 # Files written next to frames by `infer`, `synth` and data sets: never frames themselves.
