@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Subsystems that add subcommands (bags, engines, evaluation, benchmarks).
 COMMAND_MODULES: tuple[str, ...] = (
     "seg_perception.bag.commands",
+    "seg_perception.fleet.process_command",
     "seg_perception.bench.soak",
     "seg_perception.bench.bench",
     "seg_perception.engine_commands",
