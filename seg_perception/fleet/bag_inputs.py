@@ -51,12 +51,24 @@ def is_pattern(text: str) -> bool:
     return any(ch in GLOB_MAGIC for ch in text)
 
 
+def _holds_own_recording(directory: Path, files: list[str]) -> bool:
+    """metadata.yaml, or storage files named as rosbag2 names a bag's (<dir>.mcap, <dir>_0.db3): a
+    recording, perhaps one whose metadata.yaml is missing (reading it then says so)."""
+    if "metadata.yaml" in files:
+        return True
+    name = directory.name
+    return any(
+        Path(f).suffix in STORAGE_SUFFIXES and (Path(f).stem == name or Path(f).stem.startswith(f"{name}_"))
+        for f in files
+    )
+
+
 def looks_like_bag(path: Path) -> bool:
-    """A bag file, a rosbag2 directory (metadata.yaml), or a directory holding storage files directly (a
-    recording whose metadata.yaml is missing: reading it says so), or a path that does not exist."""
+    """A bag file, a recording directory (see _holds_own_recording), or a path that does not exist; any
+    other directory is a tree of bags."""
     if not path.exists() or path.is_file():
         return True
-    return (path / "metadata.yaml").is_file() or any(p.suffix in STORAGE_SUFFIXES for p in path.iterdir())
+    return _holds_own_recording(path, [p.name for p in path.iterdir() if p.is_file()])
 
 
 def _bag_name(path: Path) -> str:
@@ -64,11 +76,11 @@ def _bag_name(path: Path) -> str:
 
 
 def bags_in_tree(root: Path) -> list[Path]:
-    """Every rosbag2 directory (not descended into) and every loose .mcap / .db3 file below `root`, sorted."""
+    """Every recording directory (not descended into) and every other .mcap / .db3 file below `root`, sorted."""
     found: list[Path] = []
     for current, dirs, files in os.walk(root, followlinks=True):
         here = Path(current)
-        if "metadata.yaml" in files and here != root:
+        if here != root and _holds_own_recording(here, files):
             found.append(here)
             dirs.clear()
             continue

@@ -182,19 +182,44 @@ def run_fleet(request: FleetRequest, make_pool: Callable[[int, Callable[[], None
         return summary
     chunks = chunks_per_bag(len(infos), request.workers)
     staging, created_root = _staging_root(plan)
-    pool: WorkerPool | None = None
+    try:
+        units = _plan_units(plan, infos, chunks, staging, summary)
+        _drive(request, summary, units, make_pool)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root and not any(staging.parent.iterdir()):
+            staging.parent.rmdir()
+    return summary
+
+
+def _plan_units(
+    plan: BagPlan, infos: dict[int, BagInfo], chunks: int, staging: Path, summary: FleetSummary
+) -> list[WorkUnit]:
+    units: list[WorkUnit] = []
+    for i, info in infos.items():
+        stage = staging / f"bag-{i:05d}"
+        stage.mkdir()
+        mine = make_units(i, plan.jobs[i].in_bag, plan.jobs[i].out_bag.name, info, chunks, stage)
+        summary.bags[i].expected_frames, summary.bags[i].chunks = info.frames, len(mine)
+        units += mine
+    return units
+
+
+def _drive(
+    request: FleetRequest,
+    summary: FleetSummary,
+    units: list[WorkUnit],
+    make_pool: Callable[[int, Callable[[], None]], WorkerPool],
+) -> None:
+    """Run the units to their end; Ctrl-C stops the workers and marks what is unfinished."""
     progress = FleetProgress(summary, request.progress)
     run = _Run(request, summary, progress)
+    run.pending.extend(units)
+    workers = min(request.workers, len(units))
+    pool: WorkerPool | None = None
     try:
-        for i, info in infos.items():
-            stage = staging / f"bag-{i:05d}"
-            stage.mkdir()
-            units = make_units(i, plan.jobs[i].in_bag, plan.jobs[i].out_bag.name, info, chunks, stage)
-            summary.bags[i].expected_frames, summary.bags[i].chunks = info.frames, len(units)
-            run.pending.extend(units)
-        progress.bar.total = sum(u.frames for u in run.pending)
-        pool = make_pool(min(request.workers, len(run.pending)), run.frame)
-        summary.workers = min(request.workers, len(run.pending))
+        pool = make_pool(workers, run.frame)
+        summary.workers = workers
         while run.pending or pool.busy():
             run.dispatch(pool)
             for done in pool.collect(POLL_S):
@@ -212,7 +237,3 @@ def run_fleet(request: FleetRequest, make_pool: Callable[[int, Callable[[], None
         progress.close()
         if pool is not None:
             pool.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        if created_root and not any(staging.parent.iterdir()):
-            staging.parent.rmdir()
-    return summary

@@ -117,8 +117,8 @@ class FleetProgress:
         from tqdm import tqdm
 
         self.summary = summary
-        total = sum(b.expected_frames for b in summary.bags if b.status == PENDING)
-        self.bar = tqdm(total=total, unit="frame", desc="process", disable=not enabled, smoothing=0.1)
+        self.total = sum(b.expected_frames for b in summary.bags if b.status == PENDING)
+        self.bar = tqdm(total=self.total, unit="frame", desc="process", disable=not enabled, smoothing=0.1)
         self.started = time.perf_counter()
         self._postfix()
 
@@ -127,12 +127,14 @@ class FleetProgress:
 
     def settle(self, expected: int, counted: int, actual: int) -> None:
         """A unit has finished: `actual` frames were segmented, `counted` shown so far, `expected` planned."""
-        self.bar.total += actual - expected
+        self.total += actual - expected
+        self.bar.total = self.total
         self.bar.update(actual - counted)
 
     def drop(self, expected: int, counted: int) -> None:
         """A unit will not finish (its bag failed): take its frames out of the total."""
-        self.bar.total -= expected - counted
+        self.total -= expected - counted
+        self.bar.total = self.total
         self.bar.refresh()
 
     def bag_finished(self) -> None:
