@@ -7,12 +7,11 @@ import logging
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from fleet_bags import listing, process, read_bag, topics_metadata
 
-from seg_perception import cli
 from seg_perception.bag.offline_processing import process_bag
 from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
 from seg_perception.fleet.bag_inputs import plan_bags
@@ -22,34 +21,6 @@ from seg_perception.pipeline import Segmenter
 
 W, H = 96, 64
 FRONT = "/camera/front/image_raw"
-Messages = dict[str, list[tuple[int, bytes, str]]]
-
-
-def read_bag(bag: Path) -> Messages:
-    """Every message of a bag by topic: (record timestamp, raw CDR, type), in the reader's order."""
-    from rosbags.rosbag2 import Reader
-
-    out: Messages = defaultdict(list)
-    with Reader(bag) as reader:
-        for conn, t, raw in reader.messages():
-            out[conn.topic].append((t, bytes(raw), conn.msgtype))
-    return dict(out)
-
-
-def topics_metadata(bag: Path) -> list[tuple[str, str, int]]:
-    """(topic, type, message count) of every connection, in the bag's order."""
-    from rosbags.rosbag2 import Reader
-
-    with Reader(bag) as reader:
-        return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
-
-
-def process(spec_path: Path, *words: str) -> int:
-    return cli.main(["process", *words, "--model", str(spec_path), "--backend", "onnxruntime"])
-
-
-def listing(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 @pytest.fixture(scope="module")

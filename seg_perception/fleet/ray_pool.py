@@ -1,8 +1,10 @@
 """Workers for a fleet run: one in-process BagWorker, or a pool of BagWorker Ray actors.
 
-Ray actors are restartable (`max_restarts=-1`) but their tasks are not retried by Ray
-(`max_task_retries=0`): a unit whose worker died comes back to the driver as lost, and the driver
-gives it to a worker that is free (another one where it can), a fresh attempt in a fresh directory.
+Neither actors nor their tasks are restarted by Ray (`max_restarts=0`, `max_task_retries=0`): a unit
+whose actor died (ActorDiedError, or its node died) comes back to the driver as lost, the pool puts a
+new actor in the dead one's place (tasks sent to an actor being created wait for it, where tasks sent
+to a restarting actor fail at once), and the driver gives the unit to a free worker (another one where
+it can): a fresh attempt in a fresh directory, the driver alone deciding what is retried and counted.
 Ctrl-C kills every actor (`ray.kill`, which interrupts a running task at once) and waits until each
 in-flight task has resolved, so no worker is still writing when the staging directories are removed.
 """
@@ -36,6 +38,11 @@ class WorkerPool(Protocol):
     def busy(self) -> bool: ...
     def submit(self, worker: int, unit: WorkUnit) -> None: ...
     def collect(self, timeout_s: float) -> list[Finished]: ...
+    def _replace(self, worker: int) -> None:
+        self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
+        self.actors[worker] = self.actor_class.remote(self.options)
+        self.replaced += 1
+
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -63,6 +70,11 @@ class InProcessPool:
             return []
         return [Finished(unit, 0, self.worker.process(unit, self.on_frame))]
 
+    def _replace(self, worker: int) -> None:
+        self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
+        self.actors[worker] = self.actor_class.remote(self.options)
+        self.replaced += 1
+
     def abort(self) -> None:
         self.unit = None
 
@@ -83,10 +95,12 @@ class RayActorPool:
 
     def __init__(self, ray: ModuleType, options: ProcessOptions, workers: int, num_cpus: float, num_gpus: float):
         self.ray = ray
-        actor_class = ray.remote(BagWorker).options(
-            num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=-1, max_task_retries=0
+        self.options = options
+        self.actor_class = ray.remote(BagWorker).options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0, max_task_retries=0
         )
-        self.actors = [actor_class.remote(options) for _ in range(workers)]
+        self.actors = [self.actor_class.remote(options) for _ in range(workers)]
+        self.replaced = 0
         self.in_flight: dict[Any, tuple[int, WorkUnit]] = {}
 
     def idle(self) -> list[int]:
@@ -112,11 +126,17 @@ class RayActorPool:
                 finished.append(Finished(unit, worker, self.ray.get(ref)))
             except (RayActorError, WorkerCrashedError, NodeDiedError, OutOfMemoryError) as exc:
                 finished.append(Finished(unit, worker, None, lost=_first_line(exc)))
+                self._replace(worker)
             except RayTaskError as exc:  # a bug in the worker, not the bag: the bag fails with the cause
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 error = f"{type(cause).__name__}: {_first_line(cause)}"
                 finished.append(Finished(unit, worker, UnitResult(unit.job, unit.chunk, "", error=error)))
         return finished
+
+    def _replace(self, worker: int) -> None:
+        self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
+        self.actors[worker] = self.actor_class.remote(self.options)
+        self.replaced += 1
 
     def abort(self) -> None:
         for actor in self.actors:
