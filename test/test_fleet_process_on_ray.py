@@ -86,20 +86,53 @@ def _summary(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def test_bags_on_ray_equal_the_sequential_run(
+def _damage_mid_file(bag: Path) -> None:
+    """Garbage over 8 KiB at 30 % of the sqlite file: it opens, and fails while its messages are read."""
+    db = next(bag.glob("*.db3"))
+    data = bytearray(db.read_bytes())
+    at = int(len(data) * 0.3)
+    data[at : at + 8192] = b"\xff" * 8192
+    db.write_bytes(bytes(data))
+
+
+def test_bags_on_ray_equal_the_sequential_run_and_a_corrupt_bag_fails_alone(
     local_ray: LocalRay, drives: Path, sequential: Path, spec_path: Path, tmp_path: Path
 ) -> None:
+    """MCAP and sqlite3 bags on two actors give the sequential run's bags; of two corrupt bags, one found
+    while planning and one only while a worker reads it, each fails alone with its reason (exit 1)."""
+    bad = write_synthetic_drive(tmp_path / "in" / "bad", 10, width=W, height=H, storage="sqlite3").path
+    _damage_mid_file(bad)
+    assert inspect_bag(bad, ()).frames == 10  # planning reads it; the worker finds the damage
+    garbage = write_synthetic_drive(tmp_path / "in" / "garbage", 2, width=W, height=H, storage="mcap").path
+    (garbage / "garbage.mcap").write_bytes(b"not a bag" * 100)
     out, summary = tmp_path / "out", tmp_path / "summary.json"
-    assert process(spec_path, str(drives), str(out), "--ray", "--workers", "2", "--summary", str(summary)) == 0
-    _same_bags(out, sequential, {"a": "a", "b": "b", "long/c": "long/c"})
+    inputs = [str(bad), str(drives / "a"), str(drives / "b"), str(garbage), str(drives / "long")]
+    assert process(spec_path, *inputs, str(out), "--ray", "--workers", "2", "--summary", str(summary)) == 1
+    _same_bags(out, sequential, {"a": "a", "b": "b", "c": "long/c"})
     report = _summary(summary)
     assert [(b["status"], b["frames"], b["chunks"], b["attempts"]) for b in report["bags"]] == [
+        ("failed", 0, 1, 1),
         ("done", 6, 1, 1),
         ("done", 8, 1, 1),
+        ("failed", 0, 1, 0),
         ("done", 9, 1, 1),
     ]
-    assert (report["totals"]["frames"], report["totals"]["workers"], report["totals"]["ray"]) == (23, 2, "local")
-    assert all(len(b["workers"]) == 1 and b["workers"][0].split(":")[1] != str(os.getpid()) for b in report["bags"])
+    assert report["bags"][0]["error"] == f"cannot read bag {bad}: database disk image is malformed"
+    assert report["bags"][3]["error"].startswith(f"cannot read bag {garbage}: ")
+    assert [b["output"] for b in report["bags"]] == [None, str(out / "a"), str(out / "b"), None, str(out / "c")]
+    totals = report["totals"]
+    assert (totals["done"], totals["failed"], totals["frames"], totals["workers"], totals["ray"]) == (
+        3,
+        2,
+        23,
+        2,
+        "local",
+    )
+    assert all(
+        len(b["workers"]) == 1 and b["workers"][0].split(":")[1] != str(os.getpid())
+        for b in report["bags"]
+        if b["status"] == "done"
+    )
 
 
 def test_one_bag_on_two_workers_is_chunked_and_equals_the_unchunked_bag(
@@ -152,50 +185,6 @@ def test_a_worker_killed_mid_bag_is_replaced_and_its_bag_done_once(
     assert all(w.split(":")[1] != killed_pid for b in report["bags"] for w in b["workers"])
     assert sum(b["attempts"] for b in report["bags"]) == 3
     assert report["bags"][0]["frames"] + report["bags"][1]["frames"] == 6 + 9
-
-
-def _damage_mid_file(bag: Path) -> None:
-    """Garbage over 8 KiB at 30 % of the sqlite file: it opens, and fails while its messages are read."""
-    db = next(bag.glob("*.db3"))
-    data = bytearray(db.read_bytes())
-    at = int(len(data) * 0.3)
-    data[at : at + 8192] = b"\xff" * 8192
-    db.write_bytes(bytes(data))
-
-
-def test_a_corrupt_bag_fails_alone_on_ray(
-    local_ray: LocalRay, drives: Path, sequential: Path, spec_path: Path, tmp_path: Path
-) -> None:
-    bad = write_synthetic_drive(tmp_path / "in" / "bad", 10, width=W, height=H, storage="sqlite3").path
-    _damage_mid_file(bad)
-    assert inspect_bag(bad, ()).frames == 10  # planning reads it; the worker finds the damage
-    bad_garbage = write_synthetic_drive(tmp_path / "in" / "garbage", 2, width=W, height=H, storage="mcap").path
-    (bad_garbage / "garbage.mcap").write_bytes(b"not a bag" * 100)
-    out, summary = tmp_path / "out", tmp_path / "summary.json"
-    assert (
-        process(
-            spec_path,
-            str(bad),
-            str(drives / "a"),
-            str(bad_garbage),
-            str(out),
-            "--ray",
-            "--workers",
-            "2",
-            "--summary",
-            str(summary),
-        )
-        == 1
-    )
-    report = _summary(summary)
-    assert [(b["status"], b["output"]) for b in report["bags"]] == [
-        ("failed", None),
-        ("done", str(out / "a")),
-        ("failed", None),
-    ]
-    assert report["bags"][0]["error"] == f"cannot read bag {bad}: database disk image is malformed"
-    assert report["bags"][2]["error"].startswith(f"cannot read bag {bad_garbage}")
-    _same_bags(out, sequential, {"a": "a"})
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_nothing_partial(

@@ -38,11 +38,6 @@ class WorkerPool(Protocol):
     def busy(self) -> bool: ...
     def submit(self, worker: int, unit: WorkUnit) -> None: ...
     def collect(self, timeout_s: float) -> list[Finished]: ...
-    def _replace(self, worker: int) -> None:
-        self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
-        self.actors[worker] = self.actor_class.remote(self.options)
-        self.replaced += 1
-
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -69,11 +64,6 @@ class InProcessPool:
         if unit is None:
             return []
         return [Finished(unit, 0, self.worker.process(unit, self.on_frame))]
-
-    def _replace(self, worker: int) -> None:
-        self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
-        self.actors[worker] = self.actor_class.remote(self.options)
-        self.replaced += 1
 
     def abort(self) -> None:
         self.unit = None
