@@ -78,11 +78,18 @@ class _Run:
         self.avoid: dict[tuple[int, int], int] = {}  # the worker a unit was lost on
         self.pending: deque[WorkUnit] = deque()
         self.current: tuple[int, int] | None = None  # the in-process unit, for live frame counts
+        self.in_flight: set[tuple[int, int]] = set()
 
     def frame(self) -> None:
         if self.current is not None:
-            self.counted[self.current] = self.counted.get(self.current, 0) + 1
-        self.progress.frames(1)
+            self.reported({self.current: 1})
+
+    def reported(self, counts: dict[tuple[int, int], int]) -> None:
+        """Frames segmented by units still in flight (late reports of finished units are dropped)."""
+        for key, n in counts.items():
+            if key in self.in_flight:
+                self.counted[key] = self.counted.get(key, 0) + n
+                self.progress.frames(n)
 
     def dispatch(self, pool: WorkerPool) -> None:
         for worker in pool.idle():
@@ -94,11 +101,13 @@ class _Run:
             self.attempts[key] = self.attempts.get(key, 0) + 1
             self.summary.bags[unit.job].attempts += 1
             self.current = key
+            self.in_flight.add(key)
             pool.submit(worker, unit)
 
     def finished(self, done: Finished) -> None:
         unit, key = done.unit, (done.unit.job, done.unit.chunk)
         bag = self.summary.bags[unit.job]
+        self.in_flight.discard(key)
         counted = self.counted.pop(key, 0)
         if bag.status != PENDING:  # another chunk of this bag failed already
             self.progress.drop(unit.frames, counted)
@@ -224,6 +233,7 @@ def _drive(
             run.dispatch(pool)
             for done in pool.collect(POLL_S):
                 run.finished(done)
+            run.reported(pool.frames_done())
     except BaseException as exc:
         if pool is not None:
             pool.abort()

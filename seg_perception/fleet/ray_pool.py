@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
-from seg_perception.fleet.work_units import BagWorker, ProcessOptions, UnitResult, WorkUnit
+from seg_perception.fleet.work_units import BagWorker, FrameTally, ProcessOptions, UnitResult, WorkUnit
 
 LOG = logging.getLogger(__name__)
 ABORT_WAIT_S = 60.0  # how long Ctrl-C waits for killed actors' tasks to resolve
@@ -38,6 +38,7 @@ class WorkerPool(Protocol):
     def busy(self) -> bool: ...
     def submit(self, worker: int, unit: WorkUnit) -> None: ...
     def collect(self, timeout_s: float) -> list[Finished]: ...
+    def frames_done(self) -> dict[tuple[int, int], int]: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -65,6 +66,9 @@ class InProcessPool:
             return []
         return [Finished(unit, 0, self.worker.process(unit, self.on_frame))]
 
+    def frames_done(self) -> dict[tuple[int, int], int]:
+        return {}  # on_frame reports every frame as it happens
+
     def abort(self) -> None:
         self.unit = None
 
@@ -89,7 +93,8 @@ class RayActorPool:
         self.actor_class = ray.remote(BagWorker).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0, max_task_retries=0
         )
-        self.actors = [self.actor_class.remote(options) for _ in range(workers)]
+        self.tally = ray.remote(FrameTally).options(num_cpus=0).remote()
+        self.actors = [self.actor_class.remote(options, self.tally) for _ in range(workers)]
         self.replaced = 0
         self.in_flight: dict[Any, tuple[int, WorkUnit]] = {}
 
@@ -123,9 +128,14 @@ class RayActorPool:
                 finished.append(Finished(unit, worker, UnitResult(unit.job, unit.chunk, "", error=error)))
         return finished
 
+    def frames_done(self) -> dict[tuple[int, int], int]:
+        """Frames the workers reported since the last call, per unit (job, chunk)."""
+        counts: dict[tuple[int, int], int] = self.ray.get(self.tally.take.remote())
+        return counts
+
     def _replace(self, worker: int) -> None:
         self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
-        self.actors[worker] = self.actor_class.remote(self.options)
+        self.actors[worker] = self.actor_class.remote(self.options, self.tally)
         self.replaced += 1
 
     def abort(self) -> None:
@@ -139,7 +149,7 @@ class RayActorPool:
         self.in_flight.clear()
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, self.tally]:
             self.ray.kill(actor, no_restart=True)
         self.actors = []
 

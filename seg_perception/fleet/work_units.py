@@ -14,9 +14,11 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seg_perception.bag.bag_io import open_bag
 from seg_perception.bag.offline_processing import ProcessSummary, TimeRange, process_bag, select_cameras
@@ -24,6 +26,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.pipeline import Segmenter
 
 LOG = logging.getLogger(__name__)
+REPORT_EVERY_S = 0.5  # how often a Ray worker tells the driver's progress bar how far it got
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,42 @@ def make_units(job: int, in_bag: Path, out_name: str, info: BagInfo, chunks: int
     ]
 
 
+class FrameTally:
+    """Frames segmented per unit (job, chunk) since the driver last asked: a Ray actor the workers report
+    to, so the one progress bar moves while bags are in flight, not only when they finish."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def add(self, job: int, chunk: int, frames: int) -> None:
+        self.counts[(job, chunk)] = self.counts.get((job, chunk), 0) + frames
+
+    def take(self) -> dict[tuple[int, int], int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+class _TallyReporter:
+    """on_frame for a Ray worker: a fire-and-forget `add` to the tally at most every REPORT_EVERY_S."""
+
+    def __init__(self, tally: Any, unit: WorkUnit) -> None:
+        self.tally, self.unit = tally, unit
+        self.frames, self.last = 0, time.monotonic()
+
+    def __call__(self) -> None:
+        self.frames += 1
+        now = time.monotonic()
+        if now - self.last >= REPORT_EVERY_S:
+            self.tally.add.remote(self.unit.job, self.unit.chunk, self.frames)
+            self.frames, self.last = 0, now
+
+
 class BagWorker:
     """Runs units with one Segmenter; in-process for a sequential run, or as a Ray actor (one per worker)."""
 
-    def __init__(self, options: ProcessOptions) -> None:
+    def __init__(self, options: ProcessOptions, tally: Any = None) -> None:
         self.options = options
+        self.tally = tally  # a FrameTally actor's handle in a Ray run
         self._segmenter: Segmenter | None = None
 
     def _get_segmenter(self) -> Segmenter:
@@ -141,6 +175,8 @@ class BagWorker:
     def process(self, unit: WorkUnit, on_frame: Callable[[], None] | None = None) -> UnitResult:
         """Write `unit` as a complete bag under its staging directory; a bag or model error is a result."""
         me = worker_name()
+        if on_frame is None and self.tally is not None:
+            on_frame = _TallyReporter(self.tally, unit)
         attempt = Path(tempfile.mkdtemp(prefix=f"attempt-{me.replace(':', '-')}-", dir=unit.staging))
         try:
             segmenter = self._get_segmenter()
