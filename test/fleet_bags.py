@@ -35,3 +35,8 @@ def process(spec_path: Path, *words: str) -> int:
 
 def listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def metadata_text(bag: Path) -> str:
+    """The bag's metadata.yaml with its own name replaced: counts, time span, connections and QoS."""
+    return (bag / "metadata.yaml").read_text().replace(bag.name, "BAG")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fleet_bags import listing, process, read_bag, topics_metadata
+from fleet_bags import listing, metadata_text, process, read_bag, topics_metadata
 
 from seg_perception.bag.offline_processing import process_bag
 from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
@@ -119,7 +120,7 @@ def test_many_bags_equal_one_process_per_bag_and_the_summary_counts_them(
         src = drives / (rel + ".mcap" if rel == "city/c" else rel)
         assert process(spec_path, str(src), str(tmp_path / "one" / rel)) == 0
         assert read_bag(out / rel) == read_bag(tmp_path / "one" / rel), rel
-        assert topics_metadata(out / rel) == topics_metadata(tmp_path / "one" / rel), rel
+        assert metadata_text(out / rel) == metadata_text(tmp_path / "one" / rel), rel
     assert listing(out) == listing(tmp_path / "one")  # nothing else: no staging directories
     report = json.loads(summary.read_text())
     assert [
@@ -187,9 +188,19 @@ def test_chunks_merged_in_order_equal_the_whole_bag(tmp_path: Path, segmenter: S
     # camera_info of each (recorded 1 us before its frame) lies in the chunk before the frame's own.
     assert [len(read_bag(p).get(FRONT, [])) for p in parts] == [2, 2, 3]
     assert [len(read_bag(p).get("/camera/front/camera_info", [])) for p in parts] == [3, 2, 2]
-    merge_chunk_bags(parts, tmp_path / "merged", storage, force=False)
-    assert read_bag(tmp_path / "merged") == read_bag(whole)
-    assert topics_metadata(tmp_path / "merged") == topics_metadata(whole)
+    merged = tmp_path / "merged"
+    merge_chunk_bags(parts, merged, storage, force=False)
+    assert read_bag(merged) == read_bag(whole)
+    assert topics_metadata(merged) == topics_metadata(whole)
+    assert metadata_text(merged) == metadata_text(whole)
+    if storage == "sqlite3":  # and written in the same order, not only read back sorted by time
+        assert _rows_as_written(merged / "merged.db3") == _rows_as_written(whole / "whole.db3")
+
+
+def _rows_as_written(db3: Path) -> list[tuple[str, int, bytes]]:
+    with sqlite3.connect(db3) as db:
+        query = "SELECT t.name, m.timestamp, m.data FROM messages m JOIN topics t ON m.topic_id = t.id ORDER BY m.id"
+        return list(db.execute(query))
 
 
 def test_ray_options_without_ray_are_refused(tmp_path: Path, spec_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_bags import listing, process, read_bag, topics_metadata
+from fleet_bags import listing, metadata_text, process, read_bag
 from fleet_fault_injection import FAULT_DIR_ENV
 
 from seg_perception.bag.synthetic_drive import SyntheticCamera, write_synthetic_drive
@@ -79,7 +79,7 @@ def _same_bags(out: Path, reference: Path, pairs: dict[str, str]) -> None:
     assert [p for p in listing(out) if "/" not in p] == tops  # no other bag, no staging directory
     for rel, ref in pairs.items():
         assert read_bag(out / rel) == read_bag(reference / ref), rel
-        assert topics_metadata(out / rel) == topics_metadata(reference / ref), rel
+        assert metadata_text(out / rel) == metadata_text(reference / ref), rel
 
 
 def _summary(path: Path) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def test_one_bag_on_two_workers_is_chunked_and_equals_the_unchunked_bag(
         == 0
     )
     assert read_bag(out) == read_bag(sequential / "long" / "c")
-    assert topics_metadata(out) == topics_metadata(sequential / "long" / "c")
+    assert metadata_text(out) == metadata_text(sequential / "long" / "c")
     (bag,) = _summary(summary)["bags"]
     assert (bag["chunks"], bag["attempts"], bag["frames"], len(bag["workers"])) == (2, 2, 9, 2)
     assert listing(tmp_path) == ["c", "c/c.mcap", "c/metadata.yaml", "summary.json"]  # no chunks, no staging
