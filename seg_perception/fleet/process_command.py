@@ -61,9 +61,11 @@ def cmd_process(args: argparse.Namespace) -> int:
     spec = load_model_spec(args.model or default_spec_path())
     outputs = tuple(args.outputs or default_outputs(spec))
     output_selection(outputs, spec)
-    options = ProcessOptions(args.model, args.backend, args.threads, outputs, tuple(args.topics or ()), args.storage)
     num_cpus = 1.0 if args.num_cpus is None else args.num_cpus
     num_gpus = 0.0 if args.num_gpus is None else args.num_gpus
+    # An actor's inference threads default to its CPUs, so that actors sharing a node do not oversubscribe it.
+    threads = args.threads or (max(1, int(num_cpus)) if args.ray is not None else 0)
+    options = ProcessOptions(args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage)
     if args.ray is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
         summary = run_fleet(request, lambda _n, on_frame: InProcessPool(options, on_frame))
@@ -164,7 +166,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
     p.add_argument("--force", action="store_true", help="replace existing output bags")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="inference threads per worker (0: backend default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="inference threads per worker (0: the backend's default; with --ray, the actor's --num-cpus)",
+    )
     p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write a JSON summary (per bag, totals)")
     add_ray_argument(p, "process the bags")
     p.add_argument(
