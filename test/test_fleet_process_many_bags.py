@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fleet_bags import listing, metadata_text, process, read_bag, topics_metadata
@@ -222,3 +223,25 @@ def test_without_ray_installed_ray_is_one_line_naming_the_install_command(drives
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: --ray needs Ray, which is not installed") and "pip install" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_keeps_the_bags_already_complete_and_nothing_partial(
+    drives: Path, tmp_path: Path, spec_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt in the middle of the second bag: exit 130, the first bag stays, no staging."""
+    real_segment = Segmenter.segment
+    calls: list[int] = []
+
+    def segment_then_stop(self: Segmenter, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 4 + 2:  # drives/a has 4 frames; stop at the 2nd frame of city/b
+            raise KeyboardInterrupt
+        return real_segment(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", segment_then_stop)
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    assert process(spec_path, str(drives), str(out), "--summary", str(summary)) == 130
+    assert listing(out) == ["a", "a/a.mcap", "a/metadata.yaml"]
+    report = json.loads(summary.read_text())
+    assert [b["status"] for b in report["bags"]] == ["done", "interrupted", "interrupted"]
+    assert report["totals"]["interrupted"] == 2

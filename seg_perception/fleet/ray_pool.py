@@ -87,7 +87,9 @@ def default_workers(ray: ModuleType, num_cpus: float, num_gpus: float) -> int:
 class RayActorPool:
     """`workers` BagWorker actors, each with `num_cpus` / `num_gpus`, one unit in flight per actor."""
 
-    def __init__(self, ray: ModuleType, options: ProcessOptions, workers: int, num_cpus: float, num_gpus: float):
+    def __init__(
+        self, ray: ModuleType, options: ProcessOptions, workers: int, num_cpus: float, num_gpus: float
+    ) -> None:
         self.ray = ray
         self.options = options
         self.actor_class = ray.remote(BagWorker).options(
