@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Subsystems that add subcommands (bags, engines, evaluation, benchmarks).
 COMMAND_MODULES: tuple[str, ...] = (
     "seg_perception.bag.commands",
+    "seg_perception.fleet.process_command",
+    "seg_perception.fleet.scaling_bench",
     "seg_perception.bench.soak",
     "seg_perception.bench.bench",
     "seg_perception.engine_commands",

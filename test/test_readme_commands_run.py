@@ -44,6 +44,11 @@ SMALLER_RUNS: dict[str, tuple[str, str]] = {
         "the 20 s drive takes about 1.5 minutes to draw, process and replay in real time on 2 loaded cores; "
         "a 4 s drive goes through the same lines (process and replay run verbatim on it)",
     ),
+    ".venv/bin/seg-perception bench-fleet --json bench_fleet.json": (
+        "--bags 2 --frames 4 --size 320x180",
+        "4 drives of 40 frames at 640x360, processed twice on Ray, take about a minute on 2 loaded cores; "
+        "2 small drives go through the same lines and JSON",
+    ),
     ".venv/bin/seg-perception soak --frames 20000": (
         "--frames 200 --warmup 20",
         "20,000 frames through the node take about 5 minutes; 200 go through the same closed loop",

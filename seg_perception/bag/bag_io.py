@@ -93,10 +93,11 @@ def open_bag(path: Path) -> Iterator[Reader]:
 
 
 def read_messages(
-    reader: Reader, connections: Collection[Connection] = (), start: int | None = None
+    reader: Reader, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
 ) -> Iterator[tuple[Connection, int, bytes]]:
-    """The reader's (connection, timestamp ns, raw CDR) in time order; storage errors become BagError."""
-    items = reader.messages(connections, start=start)
+    """The reader's (connection, timestamp ns, raw CDR) in time order, `start` <= t < `stop` where given;
+    storage errors become BagError."""
+    items = reader.messages(connections, start=start, stop=stop)
     while True:
         try:
             item = next(items)
@@ -159,6 +160,17 @@ def bag_writer(out: Path, storage: str = DEFAULT_STORAGE, force: bool = False) -
         raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_bag_into_place(staged: Path, out: Path, force: bool) -> None:
+    """Rename a complete bag written elsewhere on the same file system to ``out`` (the --force rule holds)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        _move_into_place(Path(staged), out, force, aside)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _move_into_place(staged: Path, out: Path, force: bool, staging: Path) -> None:

@@ -1,4 +1,4 @@
-"""`seg-perception replay` and `seg-perception process`: recorded drives into the node, or offline."""
+"""`seg-perception replay`: a recorded drive into the node; the option types `process` shares."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from typing import Any
 
 from seg_perception.bag.bag_io import (
     COMPRESSED_OUTPUTS,
-    DEFAULT_OUTPUTS,
-    DEFAULT_STORAGE,
     SEGMENTATION_OUTPUTS,
-    STORAGE_CHOICES,
 )
 from seg_perception.cli_args import number
 
@@ -27,7 +24,7 @@ _positive = number(float, 0.0, strict=True)
 _non_negative = number(float, 0.0)
 
 
-def _output_list(text: str) -> tuple[str, ...]:
+def output_list(text: str) -> tuple[str, ...]:
     """Known outputs, or <name>_mask of a per-head mask (checked against the spec once it is loaded)."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in OUTPUT_NAMES and not HEAD_MASK_OUTPUT.match(n)]
@@ -66,55 +63,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
-def cmd_process(args: argparse.Namespace) -> int:
-    from seg_perception.bag.bag_io import check_output_path
-    from seg_perception.bag.offline_processing import default_outputs, process_bag
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
-    from seg_perception.pipeline import Segmenter
-
-    # Refuse a bad OUT_BAG before the model is loaded and compiled.
-    check_output_path(args.out_bag, args.force, inputs=[args.in_bag])
-    spec = load_model_spec(args.model or default_spec_path())
-    outputs = args.outputs or default_outputs(spec)
-    with Segmenter(spec, backend=args.backend, threads=args.threads) as segmenter:
-        summary = process_bag(
-            args.in_bag,
-            args.out_bag,
-            segmenter,
-            outputs=outputs,
-            topics=tuple(args.topics or ()),
-            storage=args.storage,
-            force=args.force,
-        )
-        backend = segmenter.describe_backend()
-    per_frame = summary.segment_ms / summary.frames if summary.frames else 0.0
-    LOG.info(
-        "processed %d frames from %d camera topic%s in %.2f s: %.1f frames/s (segmenter %.1f ms/frame, %s on %s)",
-        summary.frames,
-        summary.cameras,
-        "" if summary.cameras == 1 else "s",
-        summary.seconds,
-        summary.frames_per_second,
-        per_frame,
-        spec.name,
-        backend,
-    )
-    LOG.info(
-        "copied %d input messages and wrote %d outputs (%s) to %s (%s)",
-        summary.copied,
-        summary.outputs_written,
-        ",".join(outputs),
-        args.out_bag,
-        args.storage,
-    )
-    if summary.bad_frames:
-        LOG.warning("%d frames could not be decoded and have no outputs", summary.bad_frames)
-        return 1
-    return 0
-
-
 def register(subparsers: Any) -> None:
-    """Add `replay` and `process` to the seg-perception command line."""
+    """Add `replay` to the seg-perception command line (`process` is seg_perception.fleet.process_command)."""
     p = subparsers.add_parser(
         "replay", help="publish a bag (sqlite3 or MCAP) over DDS with its recorded timing, bytes unchanged"
     )
@@ -142,25 +92,3 @@ def register(subparsers: Any) -> None:
         help="before playing, wait up to S seconds (default 10) until every topic has a subscriber",
     )
     p.set_defaults(func=cmd_replay)
-
-    p = subparsers.add_parser(
-        "process", help="segment a bag offline (no DDS) into a new bag with the node's output topics"
-    )
-    p.add_argument("in_bag", type=Path, metavar="IN_BAG", help="rosbag2 directory, or a .mcap / .db3 file")
-    p.add_argument("out_bag", type=Path, metavar="OUT_BAG", help="new bag directory (replaced only with --force)")
-    p.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
-    p.add_argument(
-        "--topics", nargs="+", metavar="TOPIC", help="camera topics to segment (default: every Image/CompressedImage)"
-    )
-    p.add_argument(
-        "--outputs",
-        type=_output_list,
-        default=None,
-        help=f"comma-separated, from {','.join(OUTPUT_NAMES)} and the spec's <mask>_mask outputs "
-        f"(default {','.join(DEFAULT_OUTPUTS)} and every mask the spec declares)",
-    )
-    p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
-    p.add_argument("--force", action="store_true", help="replace an existing OUT_BAG")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: backend default)")
-    p.set_defaults(func=cmd_process)

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import struct
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ OUTPUTS: dict[str, tuple[str, str]] = {name: _FIELDS[name] for name in SEGMENTAT
 # <mask>/compressed -> the SegResult field written as PNG CompressedImage (COMPRESSED_OUTPUTS order).
 _PNG_FIELDS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
 PNG_OUTPUTS: dict[str, str] = {name: _PNG_FIELDS[name] for name in COMPRESSED_OUTPUTS}
+TimeRange = tuple[int | None, int | None]  # (start, stop) in bag time, ns; stop exclusive; None: open
 DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
 
 
@@ -291,8 +292,16 @@ def process_bag(
     storage: str = DEFAULT_STORAGE,
     force: bool = False,
     progress: bool = True,
+    time_range: TimeRange = (None, None),
+    on_frame: Callable[[], None] | None = None,
 ) -> ProcessSummary:
-    """Segment every frame of the camera topics of `in_bag` into a new bag at `out_bag` (all or nothing)."""
+    """Segment every frame of the camera topics of `in_bag` into a new bag at `out_bag` (all or nothing).
+
+    `time_range` (start, stop) in bag time, ns, stop exclusive, None for open, limits the run to the
+    messages recorded in it (a chunk of a long bag): each camera starts from the latest camera_info
+    recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
+    `on_frame` is called after each segmented frame (a fleet's progress bar; the bag's own bar is off then).
+    """
     from tqdm import tqdm
 
     if not outputs:
@@ -305,14 +314,20 @@ def process_bag(
         cameras = select_cameras(connections, topics)
         by_key = {(cam.topic, cam.msgtype): cam for cam in cameras}
         info_for = {cam.info_topic: cam for cam in cameras}
-        total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key)
+        whole = time_range == (None, None)
+        total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key) if whole else None
+        range_start, range_stop = time_range
         with (
             bag_writer(out_bag, storage, force) as writer,
-            tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
+            tqdm(total=total, unit="frame", desc="process", disable=not progress or on_frame is not None) as bar,
         ):
             run = _Run(writer, segmenter, outputs)
             run.prepare(connections, cameras)
-            for conn, timestamp, raw in read_messages(reader):
+            info_connections = [c for c in connections if c.msgtype == CAMERA_INFO and c.topic in info_for]
+            if range_start is not None and info_connections:  # a chunk: the camera_info in force at its start
+                for conn, timestamp, raw in read_messages(reader, info_connections, stop=range_start):
+                    run.camera_info(info_for[conn.topic], timestamp, raw)
+            for conn, timestamp, raw in read_messages(reader, start=range_start, stop=range_stop):
                 run.copy(conn, timestamp, raw)
                 if conn.msgtype == CAMERA_INFO and conn.topic in info_for:
                     run.camera_info(info_for[conn.topic], timestamp, raw)
@@ -320,6 +335,8 @@ def process_bag(
                 if cam is not None:
                     run.frame(cam, timestamp, raw)
                     bar.update()
+                    if on_frame is not None:
+                        on_frame()
     run.summary.seconds = time.perf_counter() - start
     return run.summary
 

@@ -57,24 +57,17 @@ def _calibration(args: argparse.Namespace, *variants: Any) -> Any:
 
 def _ray_options(args: argparse.Namespace, variant: Any) -> Any:
     """`eval --ray`'s actor pool, or None without --ray (where the pool options are refused)."""
-    pool = {"--workers": args.workers, "--num-cpus": args.num_cpus, "--num-gpus": args.num_gpus}
-    pool["--batch-size"] = args.batch_size
-    if args.ray is None:
-        given = [name for name, value in pool.items() if value is not None]
-        if given:
-            verb = "applies" if len(given) == 1 else "apply"
-            raise SegPerceptionError(f"{', '.join(given)} only {verb} with --ray (eval on a Ray cluster)")
+    from seg_perception.fleet.ray_runtime import actor_pool
+
+    pool = actor_pool(args, "eval", {"--batch-size": args.batch_size})
+    if pool is None:
         return None
     if variant.backend == "tensorrt" and not args.num_gpus:
         raise SegPerceptionError(f"--backend {variant} with --ray needs GPU actors: add --num-gpus 1")
     from seg_perception.fleet.eval_on_ray import DEFAULT_BATCH_SIZE, RayEvalOptions
 
     return RayEvalOptions(
-        args.ray,
-        workers=args.workers,
-        num_cpus=1.0 if args.num_cpus is None else args.num_cpus,
-        num_gpus=args.num_gpus or 0.0,
-        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        args.ray, pool.workers, pool.num_cpus, pool.num_gpus, batch_size=args.batch_size or DEFAULT_BATCH_SIZE
     )
 
 
@@ -189,31 +182,10 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _cluster(parser: argparse.ArgumentParser) -> None:
-    from seg_perception.fleet.ray_runtime import add_ray_argument
+    from seg_perception.fleet.ray_runtime import add_actor_pool_arguments, add_ray_argument
 
     add_ray_argument(parser, "score the images")
-    parser.add_argument(
-        "--workers",
-        type=number(int, 1),
-        default=None,
-        metavar="N",
-        help="--ray: actors, each with its own model (default: as many as the cluster's CPUs, or GPUs with "
-        "--num-gpus, hold)",
-    )
-    parser.add_argument(
-        "--num-cpus",
-        type=number(float, 0.0, strict=True),
-        default=None,
-        metavar="C",
-        help="--ray: CPUs per actor, also its ONNX Runtime threads (default 1)",
-    )
-    parser.add_argument(
-        "--num-gpus",
-        type=number(float, 0.0),
-        default=None,
-        metavar="G",
-        help="--ray: GPUs per actor (default 0; 1 runs one actor per GPU)",
-    )
+    add_actor_pool_arguments(parser, "its own model")
     parser.add_argument(
         "--batch-size",
         type=number(int, 1),

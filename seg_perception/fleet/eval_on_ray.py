@@ -37,7 +37,7 @@ from seg_perception.evaluation.runners import (
     finish_eval,
     score_frame,
 )
-from seg_perception.fleet.ray_runtime import import_ray, ray_session
+from seg_perception.fleet.ray_runtime import ActorPool, actors_that_fit, import_ray, ray_session
 
 LOG = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16
@@ -113,17 +113,8 @@ def pool_size(options: RayEvalOptions, resources: dict[str, float], batches: int
     A pool the cluster cannot hold is refused here rather than left waiting for resources that never come
     (on an autoscaling cluster, start its nodes first).
     """
-    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-    fits = int(cpus // options.num_cpus)
-    if options.num_gpus > 0:
-        fits = min(fits, int(gpus // options.num_gpus))
-    if fits < 1 or (options.workers is not None and options.workers > fits):
-        asked = f"--workers {options.workers}" if options.workers is not None else "one actor"
-        raise SegPerceptionError(
-            f"{asked} with --num-cpus {options.num_cpus:g} --num-gpus {options.num_gpus:g}: the Ray cluster has "
-            f"{cpus:g} CPUs and {gpus:g} GPUs in all, room for {fits} such actors"
-        )
-    return max(1, min(options.workers or fits, batches))
+    fits = actors_that_fit(ActorPool(options.workers, options.num_cpus, options.num_gpus), resources)
+    return max(1, min(fits, batches))
 
 
 def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[list[EvalTally], int, int]:

@@ -10,10 +10,12 @@ import argparse
 import contextlib
 import importlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from seg_perception.cli_args import number
 from seg_perception.core.errors import SegPerceptionError
 
 LOG = logging.getLogger("seg_perception")
@@ -53,6 +55,74 @@ def add_ray_argument(parser: argparse.ArgumentParser, what: str) -> None:
         help=f"{what} on Ray: no value starts a local Ray, `auto` joins this machine's cluster, "
         "ray://HOST:PORT connects through Ray Client (needs: " + RAY_INSTALL + ")",
     )
+
+
+@dataclass(frozen=True)
+class ActorPool:
+    """How many Ray actors (None: as many as fit) and what each one asks for."""
+
+    workers: int | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+def add_actor_pool_arguments(parser: argparse.ArgumentParser, actor: str) -> None:
+    """`--workers`, `--num-cpus`, `--num-gpus`: the actor pool of a `--ray` run; `actor` says what one holds."""
+    parser.add_argument(
+        "--workers",
+        type=number(int, 1),
+        default=None,
+        metavar="N",
+        help=f"--ray: actors, each with {actor} (default: as many as the cluster's CPUs, or GPUs with "
+        "--num-gpus, hold)",
+    )
+    parser.add_argument(
+        "--num-cpus",
+        type=number(float, 0.0, strict=True),
+        default=None,
+        metavar="C",
+        help="--ray: CPUs per actor, also its inference threads unless --threads says otherwise (default 1)",
+    )
+    parser.add_argument(
+        "--num-gpus",
+        type=number(float, 0.0),
+        default=None,
+        metavar="G",
+        help="--ray: GPUs per actor (default 0; 1 runs one actor per GPU)",
+    )
+
+
+def actor_pool(args: argparse.Namespace, command: str, more: Mapping[str, object] | None = None) -> ActorPool | None:
+    """The pool `args` ask for, or None without --ray, where the pool options (and `more`) are refused."""
+    given = {"--workers": args.workers, "--num-cpus": args.num_cpus, "--num-gpus": args.num_gpus, **(more or {})}
+    if args.ray is None:
+        named = [name for name, value in given.items() if value is not None]
+        if named:
+            verb = "applies" if len(named) == 1 else "apply"
+            raise SegPerceptionError(f"{', '.join(named)} only {verb} with --ray ({command} on a Ray cluster)")
+        return None
+    return ActorPool(
+        args.workers, 1.0 if args.num_cpus is None else args.num_cpus, 0.0 if args.num_gpus is None else args.num_gpus
+    )
+
+
+def actors_that_fit(pool: ActorPool, resources: Mapping[str, float]) -> int:
+    """`pool.workers`, or as many actors as the cluster's CPUs and GPUs hold.
+
+    A pool the cluster cannot hold is refused here rather than left waiting for resources that never come
+    (on an autoscaling cluster, start its nodes first).
+    """
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    fits = int(cpus // pool.num_cpus)
+    if pool.num_gpus > 0:
+        fits = min(fits, int(gpus // pool.num_gpus))
+    if fits < 1 or (pool.workers is not None and pool.workers > fits):
+        asked = f"--workers {pool.workers}" if pool.workers is not None else "one actor"
+        raise SegPerceptionError(
+            f"{asked} with --num-cpus {pool.num_cpus:g} --num-gpus {pool.num_gpus:g}: the Ray cluster has "
+            f"{cpus:g} CPUs and {gpus:g} GPUs in all, room for {fits} such actors"
+        )
+    return pool.workers or fits
 
 
 @contextlib.contextmanager
