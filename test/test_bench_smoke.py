@@ -17,6 +17,7 @@ from seg_perception.bench.bench_report import markdown, summarise
 from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
 from seg_perception.core.model_spec import HeadSpec, load_model_spec
+from seg_perception.ros.stage_times import SPANS, STAGES
 
 SUMMARY_KEYS = {
     "size",
@@ -30,6 +31,7 @@ SUMMARY_KEYS = {
     "overload_p99_ms",
     "dropped_overload",
     "rss_growth_mb",
+    "node_stages_p50_ms",
     "targets",
 }
 MEASUREMENT_KEYS = {"name", "size", "unit", "median", "p10", "p90", "repeats"}
@@ -50,6 +52,7 @@ NODE_KEYS = {
     "latency_trend_ms",
     "output_fps",
     "latencies_ms",
+    "stages_ms",
 }
 CLASSES = ["road", "sidewalk", "car"]
 
@@ -102,12 +105,18 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
         assert node["answered_by_topic"]["drivable_mask"] <= node["sent"]
         assert set(node["latency_ms"]) == {"p50", "p95", "p99", "max"}
         assert max(node["latencies_ms"]) == pytest.approx(node["latency_ms"]["max"], abs=1e-3)
+        # The node's time points of every answered frame came back, and each stage of the budget is there.
+        assert set(node["stages_ms"]) == {name for name, _, _ in (*STAGES, *SPANS)}
+        assert {v["frames"] for v in node["stages_ms"].values()} == {node["answered"]}
+        assert node["stages_ms"]["end_to_end"]["p50"] == pytest.approx(node["latency_ms"]["p50"], abs=1e-3)
         assert node["sustained_hz"] == pytest.approx(node["send_rate_hz"] * node["answered"] / node["sent"])
         rates.append(node["rate_hz"])
     assert rates == [30.0, overload_rate(report["node"]["30hz"]["sustained_hz"])]
 
     assert set(report["summary"]) == SUMMARY_KEYS and report["summary"]["size"] == "320x180"
-    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload"}:
+    stages_30hz = report["node"]["30hz"]["stages_ms"]
+    assert report["summary"]["node_stages_p50_ms"] == {k: v["p50"] for k, v in stages_30hz.items()}
+    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload", "node_stages_p50_ms"}:
         assert isinstance(report["summary"][key], float), key
     assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
     assert len(report["summary"]["targets"]) == 6 and all(
@@ -122,6 +131,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
     text = md.read_text()
     assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
+    assert "| DDS out: publish → recorder callback |" in text
 
 
 def _two_heads(d: Path) -> Path:

@@ -17,10 +17,13 @@ Schema (schema_version 1):
             "answered_by_topic", "send_rate_hz", "sustained_hz" (answers per second of sending),
             "cpu_percent", "rss_mb_start", "rss_mb_end", "latency_ms": {"p50", "p95", "p99", "max"},
             "latency_quarter_medians_ms", "latency_trend_ms", "output_fps", "latencies_ms",
+            "stages_ms": {stage: {"p50", "p95", "frames"}} (the node's latency budget, from its
+            segmentation/stage_times debug topic; stage names in seg_perception/ros/stage_times.py),
             "error": str (only when the phase failed; then no latency figures)}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
-               "dropped_overload", "rss_growth_mb", "targets": {name: bool | null}}  (null: not measured),
+               "dropped_overload", "rss_growth_mb", "node_stages_p50_ms": {stage: p50 at the camera rate},
+               "targets": {name: bool | null}}  (null: not measured),
    "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from seg_perception.core.frame_stats import FrameStats
 from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
 from seg_perception.pipeline import OutputSelection, SegResult
 from seg_perception.ros.messages import image_message, label_png_message, scaled_camera_info
+from seg_perception.ros.stage_times import FrameTimes
 
 OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 # Lossless PNG twins (sensor_msgs/CompressedImage) of the mono8 masks -> the SegResult field they encode.
@@ -29,6 +30,7 @@ class PendingFrame:
 
     msg: Image | CompressedImage
     received: float  # time.monotonic()
+    times: FrameTimes = field(default_factory=FrameTimes)
 
 
 class CameraChannel:
@@ -72,7 +74,14 @@ class CameraChannel:
 
     def store(self, msg: Image | CompressedImage, info: MessageInfo, cond: threading.Condition) -> None:
         """Subscription callback body: keep only the newest frame and wake the worker. No inference here."""
-        pending = PendingFrame(msg, time.monotonic())
+        stamp = msg.header.stamp
+        times = FrameTimes(
+            stamp_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
+            source_ns=info.get("source_timestamp", 0),
+            dds_received_ns=info.get("received_timestamp", 0),
+            callback_ns=time.time_ns(),
+        )
+        pending = PendingFrame(msg, time.monotonic(), times)
         lost = self.lost_in_transport(info)
         with cond:
             replaced = self.pending is not None
@@ -84,6 +93,8 @@ class CameraChannel:
     def take(self) -> PendingFrame | None:
         """The waiting frame, emptying the slot (the caller holds the condition passed to `store`)."""
         pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.times.taken_ns = time.time_ns()
         return pending
 
     def wanted(self) -> OutputSelection:
@@ -121,9 +132,12 @@ class CameraChannel:
         pubs = [*self.publishers.values(), self.info_publisher]
         return any(p is not None and p.get_subscription_count() > 0 for p in pubs)
 
-    def publish(self, header: Header, result: SegResult) -> None:
-        """Every output carries the input header unchanged."""
-        self.publishers["labels"].publish(image_message(header, result.labels, "mono8"))
+    def publish(self, header: Header, result: SegResult, times: FrameTimes) -> None:
+        """Every output carries the input header unchanged; labels go first (the latency that counts)."""
+        labels = image_message(header, result.labels, "mono8")
+        times.labels_built_ns = time.time_ns()
+        self.publishers["labels"].publish(labels)
+        times.labels_published_ns = time.time_ns()
         self.computed["labels"] += 1
         for topic, array, encoding in (
             ("drivable_mask", result.drivable, "mono8"),
@@ -148,3 +162,4 @@ class CameraChannel:
         if info is not None and self.info_publisher is not None:
             h, w = result.labels.shape
             self.info_publisher.publish(scaled_camera_info(info, header, w, h))
+        times.outputs_published_ns = time.time_ns()

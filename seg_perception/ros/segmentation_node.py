@@ -44,6 +44,7 @@ from seg_perception.ros.messages import (
     occupancy_grid_message,
 )
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
+from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
 STALE_AFTER_S = 3.0
@@ -78,6 +79,7 @@ class SegmentationNode(LifecycleNode):
         self._legend_pub: Any = None
         self._label_info_pub: Any = None
         self._diag_pub: Any = None
+        self._stage_times_pub: Any = None
         self._diag_timer: Any = None
         self._grid_pub: Any = None
         self._grid_lut: np.ndarray | None = None
@@ -206,6 +208,8 @@ class SegmentationNode(LifecycleNode):
             self._label_info_pub = self.create_publisher(type(label_info), "segmentation/label_info", latched)
             self._label_info_pub.publish(label_info)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if cfg.publish_stage_times:  # a debug topic for the bench's latency budget; off by default
+            self._stage_times_pub = self.create_publisher(DiagnosticArray, STAGE_TIMES_TOPIC, out_qos)
         self._grid_pub = self.create_lifecycle_publisher(OccupancyGrid, "segmentation/drivable_grid", out_qos)
         self._grid_lut = occupancy_table(spec.drivable_ids, spec.num_classes)
 
@@ -260,7 +264,7 @@ class SegmentationNode(LifecycleNode):
         if self._grid_pub is not None:
             self.destroy_lifecycle_publisher(self._grid_pub)
             self._grid_pub = None
-        for attr in ("_legend_pub", "_label_info_pub", "_diag_pub"):
+        for attr in ("_legend_pub", "_label_info_pub", "_diag_pub", "_stage_times_pub"):
             pub = getattr(self, attr)
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -391,6 +395,7 @@ class SegmentationNode(LifecycleNode):
                 ch.stats.on_bad_frame(exc.reason)
                 self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
                 continue
+            pending.times.decoded_ns = time.time_ns()
             groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
         projected: list[tuple[np.ndarray | None, Any]] = []
         for (_, _, order), members in groups.items():
@@ -402,8 +407,12 @@ class SegmentationNode(LifecycleNode):
                 self._warn("failure", f"segmentation failed: {exc}")
                 continue
             self._batch_sizes.append(len(members))
+            segmented = time.time_ns()
             for (ch, pending, _), result in zip(members, results, strict=True):
-                ch.publish(pending.msg.header, result)
+                pending.times.segmented_ns = segmented
+                ch.publish(pending.msg.header, result, pending.times)
+                if self._stage_times_pub is not None:
+                    self._stage_times_pub.publish(stage_times_message(pending.msg.header, pending.times))
                 if want_grid and lut is not None:
                     projected.append((ch.project(result.labels, self.grid_spec, lut), pending.msg.header))
                 ch.stats.on_processed((time.monotonic() - pending.received) * 1e3)
