@@ -131,7 +131,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
     text = md.read_text()
     assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
-    assert "| DDS out: publish → recorder callback |" in text
+    assert "| = DDS out (publish returned → recorder callback) |" in text
 
 
 def _two_heads(d: Path) -> Path:

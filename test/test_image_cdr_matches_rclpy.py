@@ -25,6 +25,7 @@ from seg_perception.core.image_cdr import (
     parse_image,
 )
 from seg_perception.core.image_cdr import image_cdr as serialize_image
+from seg_perception.ros.drive_player import serialized_frame, stamped
 
 ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "mono16": 2, "rgba8": 4, "yuv422": 2, "bayer_rggb8": 1, "rgb16": 6}
 frame_ids = st.one_of(
@@ -136,6 +137,15 @@ def test_compressed_images_read_and_write_as_rclpy_does(stamp: tuple[int, int], 
     ours = compressed_image_cdr(header, fmt, data)
     _same_but_padding(ours, raw, _padding(len(header), 4 + len(fmt) + 1))  # format's length, format, NUL
     assert deserialize_message(ours, CompressedImage) == msg
+
+
+def test_the_bench_camera_sends_what_rclpy_would_with_a_fresh_stamp() -> None:
+    frame = np.random.default_rng(3).integers(0, 256, (5, 7, 3), np.uint8)
+    once = serialized_frame(frame, "camera_front")
+    for stamp in (0, 1_700_000_000_123_456_789, 2**31 * 1_000_000_000 - 1):
+        msg = _image(divmod(stamp, 1_000_000_000), "camera_front", "rgb8", 5, 7, 0, 0)
+        msg.data = array.array("B", frame.tobytes())
+        assert deserialize_message(stamped(once, stamp), Image) == msg
 
 
 def test_a_strided_array_is_written_as_packed_rows() -> None:

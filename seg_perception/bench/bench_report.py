@@ -126,9 +126,11 @@ STAGE_ROWS = (
     ("segment", "segment (Segmenter)"),
     ("build", "frame → labels message"),
     ("publish", "labels publish call"),
-    ("dds_out", "DDS out: publish → recorder callback"),
+    ("dds_out_transport", "DDS out: publish returned → the recorder's reader has it"),
+    ("recorder_take", "DDS out: reader → recorder callback (the recorder's take)"),
     ("dds_in", "= DDS in (stamp → callback)"),
     ("in_node", "= in the node (callback → labels published)"),
+    ("dds_out", "= DDS out (publish returned → recorder callback)"),
     ("end_to_end", "= end to end (stamp → recorder)"),
     ("other_outputs", "other outputs after labels (off the labels' path)"),
 )

@@ -72,7 +72,8 @@ def stage_budget(points: dict[int, dict[str, int]], answers: list[Any]) -> dict[
         found = points.get(answer.stamp_ns)
         if found is None:
             continue
-        for name, ms in stage_durations_ms({**found, "recorder_ns": answer.arrived_ns}).items():
+        recorder = {"recorder_dds_ns": answer.dds_received_ns, "recorder_ns": answer.arrived_ns}
+        for name, ms in stage_durations_ms(found | recorder).items():
             per_stage.setdefault(name, []).append(ms)
     return {
         name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "frames": len(v)}

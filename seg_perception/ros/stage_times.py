@@ -35,8 +35,9 @@ class FrameTimes:
 
 POINTS: tuple[str, ...] = tuple(f.name for f in fields(FrameTimes))
 
-# Consecutive intervals along the labels' path, (name, from point, to point); "recorder_ns" is the
-# subscriber's arrival time, known only to the recorder. dds_in = camera_send + dds_transport + take.
+# Consecutive intervals along the labels' path, (name, from point, to point). The last two points are
+# the recorder's, known only to it: "recorder_dds_ns" (its reader had the labels) and "recorder_ns" (its
+# callback began). dds_in = camera_send + dds_transport + take; dds_out = dds_out_transport + recorder_take.
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("camera_send", "stamp_ns", "source_ns"),
     ("dds_transport", "source_ns", "dds_received_ns"),
@@ -46,12 +47,14 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("segment", "decoded_ns", "segmented_ns"),
     ("build", "segmented_ns", "labels_built_ns"),
     ("publish", "labels_built_ns", "labels_published_ns"),
-    ("dds_out", "labels_published_ns", "recorder_ns"),
+    ("dds_out_transport", "labels_published_ns", "recorder_dds_ns"),
+    ("recorder_take", "recorder_dds_ns", "recorder_ns"),
 )
 # Sums of the stages above, and work off the labels' path (it delays the next frame, not this one).
 SPANS: tuple[tuple[str, str, str], ...] = (
     ("dds_in", "stamp_ns", "callback_ns"),
     ("in_node", "callback_ns", "labels_published_ns"),
+    ("dds_out", "labels_published_ns", "recorder_ns"),
     ("other_outputs", "labels_published_ns", "outputs_published_ns"),
     ("end_to_end", "stamp_ns", "recorder_ns"),
 )
