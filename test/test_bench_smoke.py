@@ -83,7 +83,8 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert report["schema_version"] == 1 and report["model"] == "m" and report["backend"] == "onnxruntime"
     assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
     assert (report["failures"], report["skipped"]) == ([], [])
-    assert report["phases_run"] == 1 + 4 * 2 + 3 + 2  # pure; per size 3 timings + agreement; 3 batching; 2 node
+    # pure; per size 3 timings + agreement; 3 batching; the message path; 2 node
+    assert report["phases_run"] == 1 + 4 * 2 + 3 + 1 + 2
     names = sorted((m["name"], m["size"]) for m in report["measurements"])
     per_size = [(n, s) for s in ("160x96", "320x180") for n in ("pipeline", "pipeline_overlay", "straightforward")]
     assert names == sorted([("pure_inference", "64x48"), *per_size])
@@ -94,6 +95,11 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     # The baseline computes the pipeline's labels (both resize in float): it is a fair comparison.
     agreement = report["label_agreement_straightforward"]
     assert set(agreement) == {"160x96", "320x180"} and all(a >= 0.999 for a in agreement.values()), agreement
+
+    path = report["message_path"]
+    assert (path["size"], path["repeats"]) == ("320x180", 20)
+    assert set(path["median_ms"]) == {f"{d}_{how}" for d in ("in", "out") for how in ("rclpy", "rosbags", "image_cdr")}
+    assert all(isinstance(v, float) and v > 0 for v in path["median_ms"].values())
 
     rates = []
     for phase in ("30hz", "overload"):
@@ -131,7 +137,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
     text = md.read_text()
     assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
-    assert "| = DDS out (publish returned → recorder callback) |" in text
+    assert "| = DDS out (publish returned → recorder callback) |" in text and "Message path at 320x180" in text
 
 
 def _two_heads(d: Path) -> Path:
@@ -162,7 +168,7 @@ OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--
 @pytest.mark.parametrize("make", [_two_heads, _letterbox, _static_batch_1], ids=["two_heads", "letterbox", "batch1"])
 def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
     proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
-    assert report["skipped"] == [] and report["phases_run"] == 8 and report["node"] == {}
+    assert report["skipped"] == [] and report["phases_run"] == 9 and report["node"] == {}
     assert sorted((m["name"], m["size"]) for m in report["measurements"]) == sorted(
         [("pure_inference", "64x64" if make is _letterbox else "64x48")]
         + [(n, "160x96") for n in ("pipeline", "pipeline_overlay", "straightforward")]

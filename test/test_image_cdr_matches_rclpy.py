@@ -31,7 +31,7 @@ ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "mono16": 2, "rgba8": 4, "yuv422"
 frame_ids = st.one_of(
     st.just(""),
     st.just("camera_front"),
-    st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=300),  # any Unicode but NUL (C strings)
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=300),  # not NUL: C strings
     st.text(alphabet="abc_/", min_size=200, max_size=1000),
 )
 stamps = st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**32 - 1))

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.bench.message_path import markdown_line
+
 SUMMARY_SIZE = (1280, 720)
 
 
@@ -198,6 +200,8 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
         lines += _stage_budget(report["node"])
+    if report.get("message_path"):
+        lines += [markdown_line(report["message_path"]), ""]
     if report.get("multi_camera"):
         ratios = ", ".join(f"{x['cameras']} cameras {x['throughput_ratio']:.2f}×" for x in report["multi_camera"])
         lines += [
