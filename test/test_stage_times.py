@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import time
+from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_harness import image_msg, node_with_probe, stamp_ns, unique_domain_id
 from std_msgs.msg import Header
+from tiny_models import smooth_image
 
 from seg_perception.bench.node_bench import stage_budget
 from seg_perception.ros.drive_player import Received
 from seg_perception.ros.stage_times import (
     POINTS,
     SPANS,
+    STAGE_TIMES_TOPIC,
     STAGES,
     FrameTimes,
     points_from_message,
@@ -78,3 +84,29 @@ def test_the_budget_takes_the_recorder_arrival_of_each_answer() -> None:
     assert budget["dds_out"] == {"p50": pytest.approx(3.0), "p95": pytest.approx(3.9), "frames": 2}
     assert budget["recorder_take"] == {"p50": pytest.approx(1.5), "p95": pytest.approx(1.5), "frames": 1}
     assert budget["segment"]["frames"] == 2
+
+
+def test_the_node_publishes_each_frames_points_in_order_with_its_header(spec_path: Path) -> None:
+    """With publish_stage_times the node sends, per frame, its points under the input header; each point
+    is at or after the one before it (one clock), from the camera's stamp to the last output published."""
+    params = {"model": str(spec_path), "backend": "onnxruntime", "publish_stage_times": True}
+    with node_with_probe(unique_domain_id(), params) as (_, probe):
+        probe.record(DiagnosticArray, STAGE_TIMES_TOPIC, "stage_times")
+        frame = smooth_image(48, 64, seed=5)
+        sent: list[int] = []
+
+        def send_until_answered() -> bool:  # our subscription may match after a first frame: resend
+            sent.append(time.time_ns())
+            probe.image_pub.publish(image_msg(frame, "rgb8", sent[-1], frame_id="cam_stage"))
+            return probe.poll_until(lambda: bool(probe.messages("stage_times")), 0.5)
+
+        probe.wait_until(send_until_answered, 30.0, "a stage_times message")
+        msg = probe.messages("stage_times")[0]
+        assert stamp_ns(msg) in sent and msg.header.frame_id == "cam_stage"
+        points = points_from_message(msg)
+        assert set(points) == set(POINTS) and points["stamp_ns"] == stamp_ns(msg)
+        ordered = [points[name] for name in POINTS if name not in ("source_ns", "dds_received_ns")]
+        assert all(a <= b for a, b in itertools.pairwise(ordered)), points
+        assert points["stamp_ns"] <= points["source_ns"] <= points["dds_received_ns"] <= points["callback_ns"]
+        stamp = stamp_ns(msg)
+        probe.wait_until(lambda: any(stamp_ns(m) == stamp for m in probe.messages("labels")), 10.0, "its labels")
