@@ -17,6 +17,7 @@ from seg_perception.bench.bench_report import markdown, summarise
 from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
 from seg_perception.core.model_spec import HeadSpec, load_model_spec
+from seg_perception.ros.stage_times import SPANS, STAGES
 
 SUMMARY_KEYS = {
     "size",
@@ -30,6 +31,7 @@ SUMMARY_KEYS = {
     "overload_p99_ms",
     "dropped_overload",
     "rss_growth_mb",
+    "node_stages_p50_ms",
     "targets",
 }
 MEASUREMENT_KEYS = {"name", "size", "unit", "median", "p10", "p90", "repeats"}
@@ -50,6 +52,7 @@ NODE_KEYS = {
     "latency_trend_ms",
     "output_fps",
     "latencies_ms",
+    "stages_ms",
 }
 CLASSES = ["road", "sidewalk", "car"]
 
@@ -80,7 +83,8 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert report["schema_version"] == 1 and report["model"] == "m" and report["backend"] == "onnxruntime"
     assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
     assert (report["failures"], report["skipped"]) == ([], [])
-    assert report["phases_run"] == 1 + 4 * 2 + 3 + 2  # pure; per size 3 timings + agreement; 3 batching; 2 node
+    # pure; per size 3 timings + agreement; 3 batching; the message path; 2 node
+    assert report["phases_run"] == 1 + 4 * 2 + 3 + 1 + 2
     names = sorted((m["name"], m["size"]) for m in report["measurements"])
     per_size = [(n, s) for s in ("160x96", "320x180") for n in ("pipeline", "pipeline_overlay", "straightforward")]
     assert names == sorted([("pure_inference", "64x48"), *per_size])
@@ -92,6 +96,11 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     agreement = report["label_agreement_straightforward"]
     assert set(agreement) == {"160x96", "320x180"} and all(a >= 0.999 for a in agreement.values()), agreement
 
+    path = report["message_path"]
+    assert (path["size"], path["repeats"]) == ("320x180", 20)
+    assert set(path["median_ms"]) == {f"{d}_{how}" for d in ("in", "out") for how in ("rclpy", "rosbags", "image_cdr")}
+    assert all(isinstance(v, float) and v > 0 for v in path["median_ms"].values())
+
     rates = []
     for phase in ("30hz", "overload"):
         node = report["node"][phase]
@@ -102,12 +111,18 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
         assert node["answered_by_topic"]["drivable_mask"] <= node["sent"]
         assert set(node["latency_ms"]) == {"p50", "p95", "p99", "max"}
         assert max(node["latencies_ms"]) == pytest.approx(node["latency_ms"]["max"], abs=1e-3)
+        # The node's time points of every answered frame came back, and each stage of the budget is there.
+        assert set(node["stages_ms"]) == {name for name, _, _ in (*STAGES, *SPANS)}
+        assert {v["frames"] for v in node["stages_ms"].values()} == {node["answered"]}
+        assert node["stages_ms"]["end_to_end"]["p50"] == pytest.approx(node["latency_ms"]["p50"], abs=1e-3)
         assert node["sustained_hz"] == pytest.approx(node["send_rate_hz"] * node["answered"] / node["sent"])
         rates.append(node["rate_hz"])
     assert rates == [30.0, overload_rate(report["node"]["30hz"]["sustained_hz"])]
 
     assert set(report["summary"]) == SUMMARY_KEYS and report["summary"]["size"] == "320x180"
-    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload"}:
+    stages_30hz = report["node"]["30hz"]["stages_ms"]
+    assert report["summary"]["node_stages_p50_ms"] == {k: v["p50"] for k, v in stages_30hz.items()}
+    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload", "node_stages_p50_ms"}:
         assert isinstance(report["summary"][key], float), key
     assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
     assert len(report["summary"]["targets"]) == 6 and all(
@@ -122,6 +137,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
     text = md.read_text()
     assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
+    assert "| = DDS out (publish returned → recorder callback) |" in text and "Message path at 320x180" in text
 
 
 def _two_heads(d: Path) -> Path:
@@ -152,7 +168,7 @@ OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--
 @pytest.mark.parametrize("make", [_two_heads, _letterbox, _static_batch_1], ids=["two_heads", "letterbox", "batch1"])
 def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
     proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
-    assert report["skipped"] == [] and report["phases_run"] == 8 and report["node"] == {}
+    assert report["skipped"] == [] and report["phases_run"] == 9 and report["node"] == {}
     assert sorted((m["name"], m["size"]) for m in report["measurements"]) == sorted(
         [("pure_inference", "64x64" if make is _letterbox else "64x48")]
         + [(n, "160x96") for n in ("pipeline", "pipeline_overlay", "straightforward")]

@@ -19,9 +19,11 @@ from tiny_models import smooth_image
 from seg_perception import cli
 from seg_perception.bag.bag_io import typestore
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.image_cdr import frame_header, parse_compressed_image
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, decode_label_png, encode_label_png
 from seg_perception.pipeline import ALL_OUTPUTS, OutputSelection, Segmenter, SegResult
 from seg_perception.ros.camera_channel import CameraChannel
+from seg_perception.ros.stage_times import FrameTimes
 
 W, H = 320, 180
 
@@ -62,10 +64,12 @@ def test_png_is_encoded_only_for_a_subscriber() -> None:
     ch.publishers = {"labels": _Pub(1), "labels/compressed": _Pub(0), "drivable_mask/compressed": _Pub(1)}
     assert ch.wanted().drivable  # a drivable_mask/compressed subscriber needs the drivable mask computed
     labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    ch.publish(image_msg(labels, "mono8", 5).header, SegResult(labels=labels, drivable=labels * 0 + 255))
+    ch.publish(frame_header(0, 5, "cam"), SegResult(labels=labels, drivable=labels * 0 + 255), FrameTimes())
     assert ch.publishers["labels/compressed"].sent == []
-    (sent,) = ch.publishers["drivable_mask/compressed"].sent
-    assert np.array_equal(decode_label_png(bytes(sent.data)), np.full((3, 4), 255, np.uint8))
+    (sent,) = ch.publishers["drivable_mask/compressed"].sent  # serialized, as the node publishes it
+    msg = parse_compressed_image(sent)
+    assert (msg.format, msg.header.frame_id, msg.header.stamp_ns) == (PNG_MONO8_FORMAT, "cam", 5)
+    assert np.array_equal(decode_label_png(bytes(msg.data)), np.full((3, 4), 255, np.uint8))
 
 
 def test_compressed_labels_over_dds_decode_to_the_exact_labels(spec_path: Path, segmenter: Segmenter) -> None:

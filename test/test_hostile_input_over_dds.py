@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rclpy.serialization import serialize_message
 from ros_harness import NodeProcess, Probe, image_msg, node_with_probe, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import smooth_image
@@ -51,6 +52,23 @@ def malformed_images() -> list[tuple[str, Image]]:
         ("data_short", _raw("mono16", H, W, W * 2, bytes(W * 2 * H - 1))),  # 16-bit, one byte short
         ("too_many_pixels", _raw("rgb8", 100_000, 100_000, 300_000, ok)),  # refused before reading data
         ("too_many_pixels", _raw("rgb8", 1, 2**31 - 1, 2**32 - 1, b"\0" * 16)),  # overflow bait
+    ]
+
+
+def malformed_serialized() -> list[tuple[str, bytes]]:
+    """Broken serialized Images (a raw publisher, a corrupted recording replayed as bytes): the node takes
+    frames serialized, so these reach its reader; each must count as bad_serialization."""
+    good = serialize_message(image_msg(np.zeros((H, W, 3), np.uint8), "rgb8", 5))
+    count_at = len(good) - W * H * 3 - 4  # data's element count sits just before the pixels
+    too_many = good[:count_at] + (W * H * 3 + 1).to_bytes(4, "little") + good[count_at + 4 :]
+    return [
+        ("bad_serialization", good[:3]),  # shorter than the encapsulation header
+        ("bad_serialization", b"\x12\x34" + good[2:]),  # no CDR encapsulation we know
+        ("bad_serialization", good[:30]),  # cut inside the fixed fields
+        # Pixels missing. (Not fewer than 4: between processes DDS pads a sample to a multiple of 4 bytes,
+        # so a buffer cut by 1-3 bytes arrives whole again, padded; rmw writers never cut one.)
+        ("bad_serialization", good[:-100]),
+        ("bad_serialization", too_many),  # the data's count claims one byte more than follows
     ]
 
 
@@ -147,6 +165,15 @@ def test_every_malformed_image_kind_reaches_the_decoder_and_is_counted(
     warnings = [line for line in node.output.splitlines() if "dropping a bad frame" in line]
     assert 1 <= len(warnings) <= took / 5.0 + 2, "warnings must be rate-limited"
     assert "Traceback" not in node.output
+
+
+def test_broken_serialized_frames_are_counted_as_bad_serialization(
+    node_and_probe: tuple[NodeProcess, Probe],
+) -> None:
+    node, probe = node_and_probe
+    counted = _each_to_the_decoder(probe, probe.image_pub.publish, malformed_serialized(), good_images)
+    assert counted == Counter({"bad_serialization": ROUNDS * len(malformed_serialized())})
+    assert node.proc.poll() is None and "Traceback" not in node.output
 
 
 def test_thousand_malformed_images_as_fast_as_they_come(node_and_probe: tuple[NodeProcess, Probe]) -> None:

@@ -13,14 +13,20 @@ Schema (schema_version 1):
                      "p90": float, "repeats": int, "stages_ms": {stage: median}?, ...}],
    "multi_camera": [{"cameras": N, "batched_median", "single_median", "throughput_ratio", "batched_fps",
                      "labels_match_single": bool}],
+   "message_path": {"size", "repeats", "median_ms": {"in_rclpy", "in_rosbags", "in_image_cdr", "out_rclpy",
+                    "out_rosbags", "out_image_cdr"}} | null (serialized frame -> inference frame and labels ->
+                    serialized bytes, no DDS; seg_perception/bench/message_path.py),
    "node": {"30hz" | "overload": {"rate_hz", "seconds", "sent", "answered", "dropped" (sent - answered),
             "answered_by_topic", "send_rate_hz", "sustained_hz" (answers per second of sending),
             "cpu_percent", "rss_mb_start", "rss_mb_end", "latency_ms": {"p50", "p95", "p99", "max"},
             "latency_quarter_medians_ms", "latency_trend_ms", "output_fps", "latencies_ms",
+            "stages_ms": {stage: {"p50", "p95", "frames"}} (the node's latency budget, from its
+            segmentation/stage_times debug topic; stage names in seg_perception/ros/stage_times.py),
             "error": str (only when the phase failed; then no latency figures)}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
-               "dropped_overload", "rss_growth_mb", "targets": {name: bool | null}}  (null: not measured),
+               "dropped_overload", "rss_growth_mb", "node_stages_p50_ms": {stage: p50 at the camera rate},
+               "targets": {name: bool | null}}  (null: not measured),
    "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
 """
 
@@ -41,6 +47,7 @@ import numpy as np
 import onnx
 
 from seg_perception.bench.bench_report import markdown, plot, summarise
+from seg_perception.bench.message_path import measure_message_path
 from seg_perception.bench.node_bench import measure_node
 from seg_perception.cli_args import number, parse_size, size_list
 from seg_perception.core.atomic_files import write_atomic
@@ -285,6 +292,8 @@ def run_bench(
     phases = Phases()
     measurements, agreement = measure_offline(spec, sizes, frames, threads, phases)
     batching = measure_batching(spec, max(3, frames // 4), threads, phases, batching_size)
+    size = f"{summary_size[0]}x{summary_size[1]}"
+    message_path = phases.run("message_path", size, partial(measure_message_path, summary_size, frames))
     node = measure_node(spec_path, node_seconds, threads, summary_size) if node_seconds > 0 else {}
     for phase, figures in node.items():
         phases.ran += 1
@@ -305,6 +314,7 @@ def run_bench(
         "label_agreement_straightforward": agreement,
         "measurements": measurements,
         "multi_camera": batching,
+        "message_path": message_path,
         "node": node,
         "summary": summarise(measurements, node, summary_size),
         "phases_run": phases.ran,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.bench.message_path import markdown_line
+
 SUMMARY_SIZE = (1280, 720)
 
 
@@ -48,6 +50,7 @@ def summarise(
         overload_p99_ms=over_lat.get("p99"),
         dropped_overload=over.get("dropped") if "latency_ms" in over else None,
         rss_growth_mb=rss,
+        node_stages_p50_ms={name: v["p50"] for name, v in n30.get("stages_ms", {}).items()},
     )
     speedup = s["speedup_vs_straightforward"]
     targets: dict[str, bool | None] = {
@@ -115,6 +118,44 @@ def _ms(row: dict[str, Any] | None, key: str = "median") -> str:
     return "n/a" if row is None else f"{row[key]:.1f} ms"
 
 
+# The labels' path through the node, in order, then the sums and the work off that path.
+STAGE_ROWS = (
+    ("camera_send", "camera: stamp → DDS write (the camera process, not the node)"),
+    ("dds_transport", "DDS in: write → the node's reader has it"),
+    ("take", "DDS in: reader → subscription callback (take, deserialise)"),
+    ("queue", "one-slot buffer: callback → worker takes it"),
+    ("decode", "message → frame (a numpy view)"),
+    ("segment", "segment (Segmenter)"),
+    ("build", "frame → labels message"),
+    ("publish", "labels publish call"),
+    ("dds_out_transport", "DDS out: publish returned → the recorder's reader has it"),
+    ("recorder_take", "DDS out: reader → recorder callback (the recorder's take)"),
+    ("dds_in", "= DDS in (stamp → callback)"),
+    ("in_node", "= in the node (callback → labels published)"),
+    ("dds_out", "= DDS out (publish returned → recorder callback)"),
+    ("end_to_end", "= end to end (stamp → recorder)"),
+    ("other_outputs", "other outputs after labels (off the labels' path)"),
+)
+
+
+def _stage_budget(node: dict[str, Any]) -> list[str]:
+    """The per-stage p50/p95 table of both node phases (empty where no stage times arrived)."""
+    phases = [(n, node.get(k, {}).get("stages_ms", {})) for n, k in (("camera rate", "30hz"), ("overload", "overload"))]
+    if not any(stages for _, stages in phases):
+        return []
+    lines = [
+        "| stage (labels' path) | camera rate p50 | p95 | overload p50 | p95 |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in STAGE_ROWS:
+        cells = []
+        for _, stages in phases:
+            row = stages.get(key)
+            cells += ["n/a", "n/a"] if row is None else [f"{row['p50']:.2f} ms", f"{row['p95']:.2f} ms"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README's performance section, generated from one report (n/a where a measurement failed)."""
     m, s = report["machine"], report["summary"]
@@ -158,6 +199,9 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
             )
         lines.append("")
+        lines += _stage_budget(report["node"])
+    if report.get("message_path"):
+        lines += [markdown_line(report["message_path"]), ""]
     if report.get("multi_camera"):
         ratios = ", ".join(f"{x['cameras']} cameras {x['throughput_ratio']:.2f}×" for x in report["multi_camera"])
         lines += [

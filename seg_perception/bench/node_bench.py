@@ -44,6 +44,43 @@ def _answers(player: Any, topic: str, stamps: set[int]) -> list[Any]:
     return [r for r in player.received(topic) if r.stamp_ns in stamps]
 
 
+class StageTimesRecorder:
+    """The node's per-frame time points (its segmentation/stage_times debug topic), by input stamp."""
+
+    def __init__(self, player: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC
+
+        self.points: dict[int, dict[str, int]] = {}
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        player.node.create_subscription(DiagnosticArray, STAGE_TIMES_TOPIC, self._record, qos)
+
+    def _record(self, msg: Any) -> None:
+        from seg_perception.ros.stage_times import points_from_message
+
+        self.points[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = points_from_message(msg)
+
+
+def stage_budget(points: dict[int, dict[str, int]], answers: list[Any]) -> dict[str, dict[str, float]]:
+    """p50 and p95 of each stage over the answered frames whose time points arrived, in ms."""
+    from seg_perception.ros.stage_times import stage_durations_ms
+
+    per_stage: dict[str, list[float]] = {}
+    for answer in answers:
+        found = points.get(answer.stamp_ns)
+        if found is None:
+            continue
+        recorder = {"recorder_dds_ns": answer.dds_received_ns, "recorder_ns": answer.arrived_ns}
+        for name, ms in stage_durations_ms(found | recorder).items():
+            per_stage.setdefault(name, []).append(ms)
+    return {
+        name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "frames": len(v)}
+        for name, v in per_stage.items()
+    }
+
+
 def _camera_command(domain_id: int, rate: float, count: int, size: tuple[int, int]) -> list[str]:
     return [
         sys.executable,
@@ -75,6 +112,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
     count = max(2, int(seconds * rate))
     out: dict[str, Any] = {"rate_hz": rate, "seconds": seconds, "sent": 0, "answered": 0, "dropped": 0}
     player = DrivePlayer(domain_id, "/camera", TOPICS)
+    stage_times = StageTimesRecorder(player)
     camera = subprocess.Popen(
         _camera_command(domain_id, rate, count, size),
         stdin=subprocess.PIPE,
@@ -139,6 +177,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         latency_trend_ms=quarters[3] - quarters[1] if quarters else 0.0,
         output_fps=(len(answers) - 1) / span if span > 0 else 0.0,
         latencies_ms=[round(float(v), 3) for v in lat],
+        stages_ms=stage_budget(stage_times.points, answers),
     )
     return out
 
@@ -161,6 +200,7 @@ def measure_node(
         "publish_overlay": False,
         "publish_color_mask": False,
         "publish_confidence": False,
+        "publish_stage_times": True,
     }
     if spec_path:
         params["model"] = str(spec_path)

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import FrameStats
 from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
+from seg_perception.core.image_cdr import FrameHeader, compressed_image_cdr, image_cdr
+from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.pipeline import OutputSelection, SegResult
-from seg_perception.ros.messages import image_message, label_png_message, scaled_camera_info
+from seg_perception.ros.messages import ros_header, scaled_camera_info
+from seg_perception.ros.stage_times import FrameTimes
 
 OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 # Lossless PNG twins (sensor_msgs/CompressedImage) of the mono8 masks -> the SegResult field they encode.
 COMPRESSED_TOPICS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
+LISTENERS_REFRESH_S = 0.1  # how stale a subscriber count may be (a new subscriber waits at most this)
 LIVE_FOR_S = 1.0  # a camera that sent nothing for this long is not waited for when batching
 
 
 @dataclass
 class PendingFrame:
-    """The newest unprocessed frame of a camera and when it arrived."""
+    """The newest unprocessed frame of a camera (serialized, or a message) and when it arrived."""
 
-    msg: Image | CompressedImage
+    msg: bytes | Image | CompressedImage
     received: float  # time.monotonic()
+    times: FrameTimes = field(default_factory=FrameTimes)
 
 
 class CameraChannel:
@@ -52,6 +57,8 @@ class CameraChannel:
         self.info_subscription: Any = None
         self.qos_timer: Any = None
         self._last_sequence: dict[bytes, int] = {}
+        self._listeners: dict[str, bool] = {}
+        self._listeners_read = -math.inf
         self.computed = dict.fromkeys(OUTPUT_TOPICS, 0)  # frames for which each output was computed
 
     def topic(self, relative: str) -> str:
@@ -70,9 +77,15 @@ class CameraChannel:
         self._last_sequence[key] = seq
         return max(0, seq - last - 1) if last is not None else 0
 
-    def store(self, msg: Image | CompressedImage, info: MessageInfo, cond: threading.Condition) -> None:
-        """Subscription callback body: keep only the newest frame and wake the worker. No inference here."""
-        pending = PendingFrame(msg, time.monotonic())
+    def store(self, msg: Any, info: MessageInfo, cond: threading.Condition) -> None:
+        """Subscription callback body: keep only the newest frame (its serialized bytes, as the node
+        subscribes raw) and wake the worker. No parsing and no inference here."""
+        times = FrameTimes(
+            source_ns=info.get("source_timestamp", 0),
+            dds_received_ns=info.get("received_timestamp", 0),
+            callback_ns=time.time_ns(),
+        )
+        pending = PendingFrame(msg, time.monotonic(), times)
         lost = self.lost_in_transport(info)
         with cond:
             replaced = self.pending is not None
@@ -84,21 +97,33 @@ class CameraChannel:
     def take(self) -> PendingFrame | None:
         """The waiting frame, emptying the slot (the caller holds the condition passed to `store`)."""
         pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.times.taken_ns = time.time_ns()
         return pending
+
+    def listening(self, topic: str) -> bool:
+        """Whether `topic` (a key of `publishers`, or "camera_info") has a subscriber. The counts are
+        read from rmw at most every LISTENERS_REFRESH_S, not per frame and output."""
+        now = time.monotonic()
+        if now - self._listeners_read >= LISTENERS_REFRESH_S:
+            pubs = {**self.publishers, "camera_info": self.info_publisher}
+            self._listeners = {t: p is not None and p.get_subscription_count() > 0 for t, p in pubs.items()}
+            self._listeners_read = now
+        return self._listeners.get(topic, False)
+
+    def forget_listeners(self) -> None:
+        """Read the subscriber counts afresh next time (publishers were created or destroyed)."""
+        self._listeners_read = -math.inf
 
     def wanted(self) -> OutputSelection:
         """Only outputs somebody subscribes to are computed."""
-
-        def has_subscribers(topic: str) -> bool:
-            pub = self.publishers.get(topic)
-            return pub is not None and pub.get_subscription_count() > 0
-
+        has = self.listening
         return OutputSelection(
-            drivable=has_subscribers("drivable_mask") or has_subscribers("drivable_mask/compressed"),
-            color_mask=has_subscribers("color_mask"),
-            overlay=has_subscribers("overlay"),
-            confidence=has_subscribers("confidence"),
-            masks=frozenset(name for name in self.head_masks if has_subscribers(f"{name}_mask")),
+            drivable=has("drivable_mask") or has("drivable_mask/compressed"),
+            color_mask=has("color_mask"),
+            overlay=has("overlay"),
+            confidence=has("confidence"),
+            masks=frozenset(name for name in self.head_masks if has(f"{name}_mask")),
         )
 
     def project(self, labels: np.ndarray, grid: GridSpec, lut: np.ndarray) -> np.ndarray | None:
@@ -118,12 +143,15 @@ class CameraChannel:
         return self.last_grid
 
     def anyone_listening(self) -> bool:
-        pubs = [*self.publishers.values(), self.info_publisher]
-        return any(p is not None and p.get_subscription_count() > 0 for p in pubs)
+        return any(self.listening(topic) for topic in (*self.publishers, "camera_info"))
 
-    def publish(self, header: Header, result: SegResult) -> None:
-        """Every output carries the input header unchanged."""
-        self.publishers["labels"].publish(image_message(header, result.labels, "mono8"))
+    def publish(self, header: FrameHeader, result: SegResult, times: FrameTimes) -> None:
+        """Every output carries the input header unchanged; labels go first (the latency that counts).
+        Images go out serialized: each is one copy of its pixels behind the header's bytes."""
+        labels = image_cdr(header.cdr, result.labels, "mono8")
+        times.labels_built_ns = time.time_ns()
+        self.publishers["labels"].publish(labels)
+        times.labels_published_ns = time.time_ns()
         self.computed["labels"] += 1
         for topic, array, encoding in (
             ("drivable_mask", result.drivable, "mono8"),
@@ -134,17 +162,18 @@ class CameraChannel:
             self.computed[topic] += array is not None
             pub = self.publishers.get(topic)
             if array is not None and pub is not None:
-                pub.publish(image_message(header, array, encoding))
+                pub.publish(image_cdr(header.cdr, array, encoding))
         for topic, attr in COMPRESSED_TOPICS.items():  # PNG costs ms: only for somebody listening
             pub = self.publishers.get(topic)
             array = getattr(result, attr)
-            if array is not None and pub is not None and pub.get_subscription_count() > 0:
-                pub.publish(label_png_message(header, array))
+            if array is not None and pub is not None and self.listening(topic):
+                pub.publish(compressed_image_cdr(header.cdr, PNG_MONO8_FORMAT, encode_label_png(array)))
         for name, mask in result.masks.items():
             pub = self.publishers.get(f"{name}_mask")
             if pub is not None and f"{name}_mask" not in OUTPUT_TOPICS:  # drivable_mask went out above
-                pub.publish(image_message(header, mask, "mono8"))
+                pub.publish(image_cdr(header.cdr, mask, "mono8"))
         info = self.camera_info
         if info is not None and self.info_publisher is not None:
             h, w = result.labels.shape
-            self.info_publisher.publish(scaled_camera_info(info, header, w, h))
+            self.info_publisher.publish(scaled_camera_info(info, ros_header(header), w, h))
+        times.outputs_published_ns = time.time_ns()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -13,9 +15,11 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from seg_perception.core.image_cdr import header_cdr, image_cdr, parse_image
 from seg_perception.ros.messages import image_message
 
 
@@ -24,8 +28,9 @@ class Received:
     """One output message as it arrived: its input stamp, arrival time and (optionally) pixels."""
 
     stamp_ns: int
-    arrived_ns: int
+    arrived_ns: int  # the recorder's callback began (wall clock)
     pixels: np.ndarray | None = None
+    dds_received_ns: int = 0  # DDS reception timestamp of the sample (0: not known)
 
 
 @dataclass
@@ -42,6 +47,17 @@ class PlaybackLog:
 
 def _stamp_ns(header: Header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def serialized_frame(frame: np.ndarray, frame_id: str = "camera_front") -> bytes:
+    """An rgb8 frame serialized once (stamp 0), for `DrivePlayer.publish` to send with a fresh stamp and
+    one copy, as a camera driver in C++ would, rather than building and serialising a Python message."""
+    return image_cdr(header_cdr(0, 0, frame_id), frame, "rgb8")
+
+
+def stamped(serialized: bytes, stamp_ns: int) -> bytes:
+    """A little-endian serialized message that starts with a Header, with its stamp set (one copy)."""
+    return b"".join((serialized[:4], struct.pack("<iI", *divmod(stamp_ns, 1_000_000_000)), serialized[12:]))
 
 
 def _pixels(msg: Image) -> np.ndarray:
@@ -78,16 +94,24 @@ class DrivePlayer:
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for topic in topics:
             self.log.outputs[topic] = []
-            self.node.create_subscription(Image, f"segmentation/{topic}", self._recorder(topic, topic in keep), out_qos)
+            # Without pixels to keep, outputs are taken serialized: the recorder reads the stamp, and the
+            # latency it measures holds no Python deserialisation of the recorder's own.
+            recorder = self._recorder(topic, topic in keep)
+            self.node.create_subscription(Image, f"segmentation/{topic}", recorder, out_qos, raw=topic not in keep)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin_thread = threading.Thread(target=self._spin, daemon=True)
         self._spinning = True
         self._spin_thread.start()
 
-    def _recorder(self, topic: str, keep: bool) -> Callable[[Image], None]:
-        def record(msg: Image) -> None:
-            item = Received(_stamp_ns(msg.header), time.time_ns(), _pixels(msg) if keep else None)
+    def _recorder(self, topic: str, keep: bool) -> Callable[[Any, MessageInfo], None]:
+        def record(msg: Any, info: MessageInfo) -> None:
+            arrived = time.time_ns()
+            if keep:
+                item = Received(_stamp_ns(msg.header), arrived, _pixels(msg))
+            else:
+                item = Received(parse_image(msg).header.stamp_ns, arrived)
+            item.dds_received_ns = info.get("received_timestamp", 0)
             with self._lock:
                 self.log.outputs[topic].append(item)
 
@@ -112,7 +136,7 @@ class DrivePlayer:
 
     def play(
         self,
-        frames: Iterable[np.ndarray],
+        frames: Iterable[np.ndarray | bytes],
         rate_hz: float,
         frame_id: str = "camera_front",
         on_frame: Callable[[int], None] | None = None,
@@ -128,12 +152,16 @@ class DrivePlayer:
             if on_frame is not None:
                 on_frame(i)
 
-    def publish(self, frame: np.ndarray, frame_id: str = "camera_front") -> int:
-        """Publish one rgb8 frame stamped with the current time; returns the stamp in nanoseconds."""
+    def publish(self, frame: np.ndarray | bytes, frame_id: str = "camera_front") -> int:
+        """Publish one rgb8 frame stamped with the current time; returns the stamp in nanoseconds.
+        `frame` may be a serialized Image (`serialized_frame`): then only its stamp is written."""
         now = time.time_ns()
-        header = Header(frame_id=frame_id)
-        header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
-        self.publisher.publish(image_message(header, frame, "rgb8"))
+        if isinstance(frame, bytes):
+            self.publisher.publish(stamped(frame, now))
+        else:
+            header = Header(frame_id=frame_id)
+            header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
+            self.publisher.publish(image_message(header, frame, "rgb8"))
         self.log.sent_stamps.append(now)
         return now
 

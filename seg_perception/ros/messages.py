@@ -15,8 +15,16 @@ from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import StatsSnapshot
 from seg_perception.core.ground_grid import GridSpec
+from seg_perception.core.image_cdr import FrameHeader
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
+
+
+def ros_header(header: FrameHeader) -> Header:
+    """The std_msgs/Header of a header read from a serialized message."""
+    out = Header(frame_id=header.frame_id)
+    out.stamp.sec, out.stamp.nanosec = header.sec, header.nanosec
+    return out
 
 
 def image_message(header: Header, pixels: np.ndarray, encoding: str) -> Image:

@@ -124,6 +124,11 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         "with several cameras, <camera>.mount_xyz_rpy per camera.",
     ),
     ParameterDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
+    ParameterDef(
+        "publish_stage_times",
+        False,
+        "Debug: publish segmentation/stage_times, per frame the wall-clock time it passed each stage.",
+    ),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 
@@ -161,6 +166,7 @@ class NodeConfig:
     grid_max_range: float
     mount_xyz_rpy: tuple[float, ...]
     diagnostics_period: float
+    publish_stage_times: bool
 
 
 def _camera_names(name: str, value: Any) -> tuple[str, ...]:

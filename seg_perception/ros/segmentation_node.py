@@ -11,6 +11,7 @@ starts the worker; deactivate unsubscribes and stops it; cleanup releases the ba
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict
@@ -33,18 +34,27 @@ from std_msgs.msg import Header
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
+from seg_perception.core.image_cdr import FrameHeader, parse_compressed_image, parse_image
 from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
 from seg_perception.pipeline import Segmenter
-from seg_perception.ros.camera_channel import COMPRESSED_TOPICS, OUTPUT_TOPICS, CameraChannel, PendingFrame
+from seg_perception.ros.camera_channel import (
+    COMPRESSED_TOPICS,
+    LISTENERS_REFRESH_S,
+    OUTPUT_TOPICS,
+    CameraChannel,
+    PendingFrame,
+)
 from seg_perception.ros.messages import (
     diagnostics_message,
     image_message,
     label_info_message,
     legend_image,
     occupancy_grid_message,
+    ros_header,
 )
 from seg_perception.ros.output_qos import latched_qos, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
+from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
 STALE_AFTER_S = 3.0
@@ -79,10 +89,13 @@ class SegmentationNode(LifecycleNode):
         self._legend_pub: Any = None
         self._label_info_pub: Any = None
         self._diag_pub: Any = None
+        self._stage_times_pub: Any = None
         self._diag_timer: Any = None
         self._grid_pub: Any = None
         self._grid_lut: np.ndarray | None = None
         self._grids_published = 0
+        self._grid_listened = False
+        self._grid_listeners_read = -math.inf
         self._window_expired = 0
         self.config = self._read_config()
         self.grid_spec = GridSpec(
@@ -207,8 +220,13 @@ class SegmentationNode(LifecycleNode):
             self._label_info_pub = self.create_publisher(type(label_info), "segmentation/label_info", latched)
             self._label_info_pub.publish(label_info)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if cfg.publish_stage_times:  # a debug topic for the bench's latency budget; off by default
+            self._stage_times_pub = self.create_publisher(DiagnosticArray, STAGE_TIMES_TOPIC, out_qos)
         self._grid_pub = self.create_lifecycle_publisher(OccupancyGrid, "segmentation/drivable_grid", out_qos)
         self._grid_lut = occupancy_table(spec.drivable_ids, spec.num_classes)
+        for ch in self.channels:
+            ch.forget_listeners()
+        self._grid_listeners_read = -math.inf
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for ch in self.channels:
@@ -255,13 +273,14 @@ class SegmentationNode(LifecycleNode):
             for pub in ch.publishers.values():
                 self.destroy_lifecycle_publisher(pub)
             ch.publishers.clear()
+            ch.forget_listeners()
             if ch.info_publisher is not None:
                 self.destroy_lifecycle_publisher(ch.info_publisher)
                 ch.info_publisher = None
         if self._grid_pub is not None:
             self.destroy_lifecycle_publisher(self._grid_pub)
             self._grid_pub = None
-        for attr in ("_legend_pub", "_label_info_pub", "_diag_pub"):
+        for attr in ("_legend_pub", "_label_info_pub", "_diag_pub", "_stage_times_pub"):
             pub = getattr(self, attr)
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -312,6 +331,7 @@ class SegmentationNode(LifecycleNode):
             partial(ch.store, cond=self._cond),
             qos,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible, ch)),
+            raw=True,  # serialized bytes: the worker views the pixels in place (core/image_cdr.py)
         )
         self.get_logger().info(
             f"subscribed to {ch.subscription.topic_name} ({msg_type.__name__}, {reliability.name.lower()}, "
@@ -368,50 +388,75 @@ class SegmentationNode(LifecycleNode):
                     ch.stats.on_failure()
                 self._warn("unexpected", f"unexpected {type(exc).__name__} while segmenting: {exc}")
 
-    def _decode(self, pending: PendingFrame) -> tuple[Any, str]:
-        msg, limit = pending.msg, self.config.max_image_pixels
-        if isinstance(msg, CompressedImage):
-            return image_codec.compressed_to_inference_frame(msg.format, msg.data, max_pixels=limit)
-        return image_codec.to_inference_frame(
+    def _decode(self, pending: PendingFrame) -> tuple[np.ndarray, str, FrameHeader]:
+        """The serialized frame as an inference frame (a view on its bytes where the encoding allows)."""
+        limit = self.config.max_image_pixels
+        if self.config.input_transport == "compressed":
+            compressed = parse_compressed_image(pending.msg)  # type: ignore[arg-type]
+            frame, order = image_codec.compressed_to_inference_frame(
+                compressed.format, compressed.data, max_pixels=limit
+            )
+            return frame, order, compressed.header
+        msg = parse_image(pending.msg)  # type: ignore[arg-type]
+        frame, order = image_codec.to_inference_frame(
             msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data, max_pixels=limit
         )
+        return frame, order, msg.header
+
+    def _grid_wanted(self) -> bool:
+        """Somebody subscribes to the grid (the count re-read at most every LISTENERS_REFRESH_S)."""
+        if self._grid_lut is None or self._grid_pub is None:
+            return False
+        now = time.monotonic()
+        if now - self._grid_listeners_read >= LISTENERS_REFRESH_S:
+            self._grid_listened = self._grid_pub.get_subscription_count() > 0
+            self._grid_listeners_read = now
+        return self._grid_listened
 
     def _process(self, gathered: list[tuple[CameraChannel, PendingFrame]]) -> None:
         segmenter = self.segmenter
         if segmenter is None:
             return
-        groups: dict[tuple[int, int, str], list[tuple[CameraChannel, PendingFrame, Any]]] = defaultdict(list)
+        groups: dict[tuple[int, int, str], list[tuple[CameraChannel, PendingFrame, Any, FrameHeader]]] = defaultdict(
+            list
+        )
         lut = self._grid_lut
-        want_grid = lut is not None and self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0
+        want_grid = self._grid_wanted()
         for ch, pending in gathered:
             if not (want_grid or ch.anyone_listening()):
                 continue  # nobody listens to this camera's outputs nor to the grid: skip the work
             try:
-                frame, order = self._decode(pending)
+                frame, order, header = self._decode(pending)
             except ImageCodecError as exc:
                 ch.stats.on_bad_frame(exc.reason)
                 self._warn("bad_frame", f"dropping a bad frame on {ch.name}: {exc}")
                 continue
-            groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame))
-        projected: list[tuple[np.ndarray | None, Any]] = []
+            pending.times.stamp_ns = header.stamp_ns
+            pending.times.decoded_ns = time.time_ns()
+            groups[(frame.shape[1], frame.shape[0], order)].append((ch, pending, frame, header))
+        projected: list[tuple[np.ndarray | None, FrameHeader]] = []
         for (_, _, order), members in groups.items():
             try:
                 results = segmenter.segment_batch([m[2] for m in members], order, [m[0].wanted() for m in members])
             except SegPerceptionError as exc:
-                for ch, _, _ in members:
+                for ch, _, _, _ in members:
                     ch.stats.on_failure()
                 self._warn("failure", f"segmentation failed: {exc}")
                 continue
             self._batch_sizes.append(len(members))
-            for (ch, pending, _), result in zip(members, results, strict=True):
-                ch.publish(pending.msg.header, result)
+            segmented = time.time_ns()
+            for (ch, pending, _, header), result in zip(members, results, strict=True):
+                pending.times.segmented_ns = segmented
+                ch.publish(header, result, pending.times)
+                if self._stage_times_pub is not None:
+                    self._stage_times_pub.publish(stage_times_message(ros_header(header), pending.times))
                 if want_grid and lut is not None:
-                    projected.append((ch.project(result.labels, self.grid_spec, lut), pending.msg.header))
+                    projected.append((ch.project(result.labels, self.grid_spec, lut), header))
                 ch.stats.on_processed((time.monotonic() - pending.received) * 1e3)
         if want_grid:
             self._publish_grid(projected)
 
-    def _publish_grid(self, projected: list[tuple[np.ndarray | None, Any]]) -> None:
+    def _publish_grid(self, projected: list[tuple[np.ndarray | None, FrameHeader]]) -> None:
         """One fused grid per cycle: this cycle's cameras plus other cameras' grids younger than 0.5 s."""
         fresh = [(g, h) for g, h in projected if g is not None]
         if not fresh:
@@ -424,8 +469,9 @@ class SegmentationNode(LifecycleNode):
             for c in self.channels
             if c.last_grid is not None and now - c.last_grid_time < 0.5 and not any(c.last_grid is g for g in grids)
         ]
-        newest = max((h for _, h in fresh), key=lambda h: (h.stamp.sec, h.stamp.nanosec))
-        header = Header(stamp=newest.stamp, frame_id=self.config.grid_frame)
+        newest = max((h for _, h in fresh), key=lambda h: h.stamp_ns)
+        header = ros_header(newest)
+        header.frame_id = self.config.grid_frame
         self._grid_pub.publish(occupancy_grid_message(header, fuse(grids), self.grid_spec))
         self._grids_published += 1
 
