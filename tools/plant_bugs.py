@@ -283,8 +283,8 @@ NODE_BUGS = (
         "every output is computed whether or not anyone subscribes to it",
         single(
             CHANNEL,
-            "            return pub is not None and pub.get_subscription_count() > 0\n",
-            "            return pub is not None  # PLANTED: subscribers not consulted\n",
+            "self._listeners = {t: p is not None and p.get_subscription_count() > 0 for t, p in pubs.items()}",
+            "self._listeners = {t: p is not None for t, p in pubs.items()}  # PLANTED: subscribers not consulted",
         ),
         (DIAGNOSTICS_OUTPUTS,),
     ),
@@ -293,9 +293,8 @@ NODE_BUGS = (
         "the drivable grid is computed when nobody subscribes to it",
         single(
             NODE,
-            "want_grid = lut is not None and self._grid_pub is not None"
-            " and self._grid_pub.get_subscription_count() > 0",
-            "want_grid = lut is not None and self._grid_pub is not None  # PLANTED",
+            "self._grid_listened = self._grid_pub.get_subscription_count() > 0",
+            "self._grid_listened = True  # PLANTED",
         ),
         (DIAGNOSTICS_OUTPUTS,),
     ),
