@@ -89,6 +89,7 @@ def register(subparsers: Any) -> None:
         const=10.0,
         default=None,
         metavar="S",
-        help="before playing, wait up to S seconds (default 10) until every topic has a subscriber",
+        help="before playing, wait up to S seconds (default 10) until every topic has a subscriber; the first "
+        "message of each reliable topic then waits for its subscribers' acknowledgement",
     )
     p.set_defaults(func=cmd_replay)

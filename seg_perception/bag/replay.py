@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 PUBLISHER_DEPTH = 10  # what ros2 bag play uses when a bag records no QoS
 ACK_TIMEOUT_S = 2.0  # at the end, how long reliable readers get to acknowledge the last messages
+# With --wait-for-subscribers: how long the first message of each reliable topic may wait for its
+# subscribers' acknowledgement before playing on (the clock of the schedule stands still meanwhile).
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class _Player:
         self.options = options
         self.publishers: dict[tuple[str, str], Publisher[Any]] = {}
         self.clock_pub: Publisher[Any] | None = None
+        self._unconfirmed: set[int] = set()  # reliable publishers whose first message waits for its acks
         self.summary = ReplaySummary()
         self._bag0 = 0  # bag time (ns) that plays at wall time _wall0
         self._wall0 = 0.0
@@ -130,6 +134,15 @@ class _Player:
                 publishers.append(("/clock", self.clock_pub))
             lonely = [topic for topic, pub in publishers if pub.get_subscription_count() == 0]
             if not lonely:
+                # The publisher has matched each subscriber, but a subscriber may not have matched the
+                # publisher yet (discovery runs both ways, independently): until it has, it ignores the
+                # data, and the history of PUBLISHER_DEPTH messages then loses the first ones. So the first
+                # message of each reliable topic waits for the subscribers' acknowledgement.
+                self._unconfirmed = {
+                    id(pub)
+                    for pub in self.publishers.values()
+                    if pub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                }
                 return
             if time.monotonic() >= deadline:
                 LOG.warning("playing although nothing subscribes to %s", ", ".join(sorted(lonely)))
@@ -170,8 +183,19 @@ class _Player:
             time.sleep(max(0.0, wake - now))
 
     def publish(self, conn: Connection, data: bytes) -> None:
-        self.publishers[(conn.topic, conn.msgtype)].publish(data if isinstance(data, bytes) else bytes(data))
+        pub = self.publishers[(conn.topic, conn.msgtype)]
+        pub.publish(data if isinstance(data, bytes) else bytes(data))
         self.summary.published += 1
+        if id(pub) in self._unconfirmed:
+            self._unconfirmed.discard(id(pub))
+            waited = time.monotonic()
+            if not pub.wait_for_all_acked(Duration(nanoseconds=int(HANDSHAKE_TIMEOUT_S * 1e9))):
+                LOG.warning(
+                    "%s: no acknowledgement of the first message within %.0f s", conn.topic, HANDSHAKE_TIMEOUT_S
+                )
+            paused = time.monotonic() - waited  # the schedule resumes where it stood: no burst afterwards
+            self._wall0 += paused
+            self._next_clock += paused
 
     def wait_for_acks(self) -> None:
         deadline = time.monotonic() + ACK_TIMEOUT_S
