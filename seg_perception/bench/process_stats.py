@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,3 +33,79 @@ def sample(pid: int) -> ProcessSample:
     fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
     cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
     return ProcessSample(rss_kb / 1024.0, threads, len(os.listdir(proc / "fd")), cpu_s)
+
+
+class ProcessTrace:
+    """Samples a process every `interval_s` on a thread of its own (while something else blocks), from
+    `start()` to `stop()`: times in seconds since start, and the samples. A process that has exited
+    ends the trace; what was sampled before stays."""
+
+    def __init__(self, pid: int, interval_s: float = 0.25) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.times_s: list[float] = []
+        self.samples: list[ProcessSample] = []
+        self._t0 = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"trace-{pid}", daemon=True)
+
+    def start(self) -> ProcessTrace:
+        self._t0 = time.monotonic()
+        self._take()
+        self._thread.start()
+        return self
+
+    def now_s(self) -> float:
+        """Seconds since start, on the trace's clock (to mark where a phase begins)."""
+        return time.monotonic() - self._t0
+
+    def stop(self) -> None:
+        """Stop sampling after one last sample; idempotent."""
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self._take()
+
+    def _take(self) -> None:
+        try:
+            s = sample(self.pid)
+        except (OSError, KeyError, ValueError):  # the process is gone (or going)
+            self._stop.set()
+            return
+        self.times_s.append(self.now_s())
+        self.samples.append(s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._take()
+
+
+def thread_names(pid: int) -> list[str]:
+    """The names of the process's threads (/proc/<pid>/task/*/comm), sorted; [] once it is gone."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return sorted(name for name in (_read(t / "comm") for t in tasks) if name)
+    except OSError:
+        return []
+
+
+def open_fd_targets(pid: int) -> list[str]:
+    """What the process's descriptors point at (sockets and pipes by kind), sorted; [] once it is gone."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    targets = []
+    for fd in fds:
+        try:
+            targets.append(os.readlink(fd).split(":[", 1)[0])
+        except OSError:
+            continue
+    return sorted(targets)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""

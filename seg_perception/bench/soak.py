@@ -7,12 +7,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.bench.process_stats import sample
+from seg_perception.bench.memory_figures import count_figures, rss_figures
+from seg_perception.bench.process_stats import ProcessSample, open_fd_targets, sample, thread_names
 from seg_perception.cli_args import number, synthetic_size
 from seg_perception.core.scenes import generate_scene
 from seg_perception.ros.domain_ids import reserve_domain_id
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from seg_perception.ros.drive_player import DrivePlayer
 
 LOG = logging.getLogger("seg_perception.soak")
+RSS_TARGET_MB = 5.0
+MAX_NOTED_CHANGES = 20
+TRACE_SAMPLES = 1000  # resource samples over the run (warm-up included), evenly spaced by frame
 
 
 def _answered(player: DrivePlayer, stamp: int) -> bool:
@@ -45,14 +49,27 @@ def run_soak(
     player = DrivePlayer(domain_id, "/camera", ("labels", "drivable_mask"))
     scenes = [generate_scene(seed, width, height).image for seed in range(8)]
     timeouts = warmup_timeouts = 0
+    every = max(1, (warmup + frames) // TRACE_SAMPLES)
+    trace: list[tuple[int, float, ProcessSample]] = []
+    changes: list[dict[str, Any]] = []
+    start_names: dict[str, list[str]] = {}
     try:
         if not player.wait_for_node(timeout=60):
             raise RuntimeError(f"the node did not come up:\n{node.output}")
         start_sample = None
-        start = time.monotonic()
+        t0 = start = time.monotonic()
         for i in tqdm(range(warmup + frames), desc="soak", unit="frame"):
             if i == warmup:
                 start_sample, start = sample(node.proc.pid), time.monotonic()
+                trace.append((i, start - t0, start_sample))
+                start_names = {
+                    "thread_names": thread_names(node.proc.pid),
+                    "fd_targets": open_fd_targets(node.proc.pid),
+                }
+            elif i % every == 0:
+                trace.append((i, time.monotonic() - t0, sample(node.proc.pid)))
+                if start_sample is not None:
+                    _note_changes(changes, i, node.proc.pid, trace[-1][2], start_sample)
             stamp = player.publish(scenes[i % len(scenes)])
             deadline = time.monotonic() + answer_timeout_s
             while not _answered(player, stamp) and time.monotonic() < deadline:
@@ -65,6 +82,7 @@ def run_soak(
         elapsed = time.monotonic() - start
         player.settle(quiet_s=0.5)
         end_sample = sample(node.proc.pid)
+        trace.append((warmup + frames, time.monotonic() - t0, end_sample))
         alive = node.proc.poll() is None
     finally:
         player.close()
@@ -95,9 +113,56 @@ def run_soak(
         "exit_code": node.proc.returncode,
         "start": start_sample.as_dict(),
         "end": end_sample.as_dict(),
-        "rss_growth_mb": end_sample.rss_mb - start_sample.rss_mb,
-        "thread_growth": end_sample.threads - start_sample.threads,
-        "fd_growth": end_sample.open_fds - start_sample.open_fds,
+        **resource_figures(trace, start - t0),
+        "at_start": start_names,
+        "count_changes": changes,
+    }
+
+
+def _note_changes(
+    changes: list[dict[str, Any]], frame: int, pid: int, now: ProcessSample, start: ProcessSample
+) -> None:
+    """When threads or descriptors differ from the measured start, say which (the first few times), so
+    a count that is not flat names its cause."""
+    if len(changes) >= MAX_NOTED_CHANGES or (now.threads, now.open_fds) == (start.threads, start.open_fds):
+        return
+    changes.append(
+        {
+            "frame": frame,
+            "threads": now.threads,
+            "open_fds": now.open_fds,
+            "thread_names": thread_names(pid),
+            "fd_targets": open_fd_targets(pid),
+        }
+    )
+
+
+def resource_figures(trace: list[tuple[int, float, ProcessSample]], steady_from_s: float) -> dict[str, Any]:
+    """RSS, thread and descriptor figures of the trace (frame, seconds, sample), warm-up included; the
+    measured span starts at `steady_from_s`. Growth and one-time step as memory_figures defines them."""
+    times = [t for _, t, _ in trace]
+    rss = rss_figures(times, [s.rss_mb for _, _, s in trace], steady_from_s, RSS_TARGET_MB)
+    measured = [s for _, t, s in trace if t >= steady_from_s]
+    threads = count_figures([s.threads for s in measured])
+    fds = count_figures([s.open_fds for s in measured])
+    return {
+        "rss": rss,
+        "rss_rise_mb": rss["rise_mb"],
+        "rss_growth_mb": rss["growth_mb"],
+        "rss_one_time_mb": rss["one_time_mb"],
+        "threads": threads,
+        "open_fds": fds,
+        "thread_growth": threads["end"] - threads["start"],
+        "fd_growth": fds["end"] - fds["start"],
+        "targets": {
+            f"rss_growth_lt_{RSS_TARGET_MB:g}mb": rss["growth_mb"] < RSS_TARGET_MB,
+            "threads_flat": threads["min"] == threads["max"],
+            "open_fds_flat": fds["min"] == fds["max"],
+        },
+        "trace": {
+            "columns": ["frame", "t_s", "rss_mb", "threads", "open_fds"],
+            "rows": [[i, round(t, 3), round(s.rss_mb, 3), s.threads, s.open_fds] for i, t, s in trace],
+        },
     }
 
 
@@ -117,9 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd(args: argparse.Namespace) -> int:
     width, height = args.size
     result = run_soak(args.frames, width, height, args.warmup, args.model, args.answer_timeout)
-    text = json.dumps(result, indent=2)
     if args.json:
-        args.json.write_text(text + "\n")
-    LOG.info("%s", text)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    LOG.info("%s", json.dumps({k: v for k, v in result.items() if k != "trace"}, indent=2))
     ok = result["node_alive_at_end"] and result["exit_code"] == 0
     return 0 if ok else 1
