@@ -1,39 +1,57 @@
 """Memory figures that say what they mean: a one-time step in RSS told apart from steady growth.
 
 A process's RSS rises once when it first meets a workload (allocator arenas, DDS buffers sized by the
-first large samples, ONNX Runtime's memory pattern for a new input shape) and then stays flat; a leak
-rises for as long as the workload runs. From the end points alone the two read the same. From an RSS
-series they do not: the steady rate is the least-squares slope over the second half of the measured
-span (after the warm-up), and `growth_mb` is that rate times the whole measured span, i.e. what the
-run would have grown had it grown at its steady rate from the start. The rest of the rise from the
-start of the measured span to its end is `one_time_mb`. Targets apply to `growth_mb`.
+first large samples, ONNX Runtime's memory pattern for a new input shape) and then stays level; a leak
+rises for as long as the workload runs. From two end points the two read the same; from an RSS series
+they do not. On top of both, RSS swings by tens of MB while frames are in flight (a 1280x720 frame is
+2.8 MB, and a busy node holds several, in allocator arenas that are given back late), so the end points
+are samples of that swing. What a leak raises is the floor: the measured span (after the warm-up) is cut
+into FLOOR_WINDOWS windows, the floor of each is its lowest sample, and the steady rate is the
+least-squares slope of the floors of the second half. `growth_mb` is that rate times the measured span
+(what the run would have grown at its steady rate from the start); the rest of the rise from the first
+measured sample to the last is `one_time_mb`. Targets apply to `growth_mb`.
 
-`classify` calls a series "flat" (rose under `tolerance_mb` and no growth), "one_time" (rose, but the
-steady part does not grow) or "growth" (`growth_mb` at least `tolerance_mb`).
+`classify` calls a series "growth" (`growth_mb` at least `tolerance_mb`), "one_time" (it rose by that
+much, but the steady part does not grow) or "flat".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from seg_perception.bench.process_stats import ProcessTrace
+
 Series = Sequence[float] | np.ndarray
 VERDICTS = ("flat", "one_time", "growth")
+FLOOR_WINDOWS = 8
+MAX_SERIES_POINTS = 120  # of a node phase's RSS series kept in the bench report
+
+
+def window_floors(times_s: Series, values: Series, windows: int = FLOOR_WINDOWS) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest sample of each of `windows` equal time windows (empty ones left out): times, values."""
+    t = np.asarray(times_s, np.float64)
+    v = np.asarray(values, np.float64)
+    edges = np.linspace(t[0], t[-1], windows + 1)
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, windows - 1)
+    lowest = [np.flatnonzero(which == w) for w in range(windows)]
+    picks = np.array([idx[np.argmin(v[idx])] for idx in lowest if len(idx)], np.int64)
+    return t[picks], v[picks]
 
 
 def steady_slope_per_s(times_s: Series, values: Series) -> float:
-    """Least-squares slope of the second half of the series (by time), in units per second."""
+    """Least-squares slope of the window floors of the second half of the series, in units per second."""
     t = np.asarray(times_s, np.float64)
-    v = np.asarray(values, np.float64)
     if len(t) < 2 or t[-1] <= t[0]:
         return 0.0
-    second_half = t >= t[0] + (t[-1] - t[0]) / 2.0
-    ts, vs = t[second_half], v[second_half]
-    if len(ts) < 2 or ts[-1] <= ts[0]:
-        ts, vs = t[-2:], v[-2:]
-    return float(np.polyfit(ts - ts[0], vs, 1)[0])
+    ft, fv = window_floors(t, values)
+    ft, fv = (ft[len(ft) // 2 :], fv[len(fv) // 2 :]) if len(ft) >= 4 else (ft, fv)
+    if len(ft) < 2 or ft[-1] <= ft[0]:
+        return 0.0
+    return float(np.polyfit(ft - ft[0], fv, 1)[0])
 
 
 def classify(growth_mb: float, rise_mb: float, tolerance_mb: float) -> str:
@@ -43,9 +61,7 @@ def classify(growth_mb: float, rise_mb: float, tolerance_mb: float) -> str:
     return "one_time" if rise_mb >= tolerance_mb else "flat"
 
 
-def rss_figures(
-    times_s: Series, rss_mb: Series, steady_from_s: float, tolerance_mb: float
-) -> dict[str, Any]:
+def rss_figures(times_s: Series, rss_mb: Series, steady_from_s: float, tolerance_mb: float) -> dict[str, Any]:
     """Figures of one RSS series sampled at `times_s` (seconds, rising); the measured (steady) span
     starts at the first sample at or after `steady_from_s` (the end of the warm-up)."""
     t = np.asarray(times_s, np.float64)
@@ -80,3 +96,28 @@ def count_figures(values: Sequence[int]) -> dict[str, int]:
     """Start, end, min and max of a count (threads, open descriptors): flat means all four equal."""
     a = np.asarray(values, np.int64)
     return {"start": int(a[0]), "end": int(a[-1]), "min": int(a.min()), "max": int(a.max())}
+
+
+def add_phase_memory(phase: dict[str, Any], trace: ProcessTrace, since: float, tolerance_mb: float) -> None:
+    """Give a node phase its "rss" figures from `trace`: the samples from `since` (trace.take() when the
+    phase began, its warm-up handshake included) to now (just after it ended); its measured span
+    starts where the phase left under "measured_monotonic_s" as [from, to] (taken out here; a phase
+    that failed before it measured has none and gets no figures)."""
+    window = phase.pop("measured_monotonic_s", None)
+    if window is None:
+        return
+    measured_from, _ = window
+    until = trace.take()  # so that even a starved sampler leaves the phase a sample at each end
+    times, samples = trace.window(since, until)
+    if len(samples) < 2:
+        return
+    figures = rss_figures(times, [s.rss_mb for s in samples], measured_from - since, tolerance_mb)
+    measured = [s for t, s in zip(times, samples, strict=True) if t >= measured_from - since] or samples[-1:]
+    figures["threads"] = count_figures([s.threads for s in measured])
+    figures["open_fds"] = count_figures([s.open_fds for s in measured])
+    keep = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), MAX_SERIES_POINTS)).astype(np.int64))
+    figures["series"] = {
+        "t_s": [round(times[i], 3) for i in keep],
+        "rss_mb": [round(samples[i].rss_mb, 3) for i in keep],
+    }
+    phase["rss"] = figures

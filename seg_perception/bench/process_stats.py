@@ -36,48 +36,53 @@ def sample(pid: int) -> ProcessSample:
 
 
 class ProcessTrace:
-    """Samples a process every `interval_s` on a thread of its own (while something else blocks), from
-    `start()` to `stop()`: times in seconds since start, and the samples. A process that has exited
-    ends the trace; what was sampled before stays."""
+    """Samples a process every `interval_s` on a thread of its own (while the caller blocks on something
+    else), from `start()` to `stop()`, stamped with time.monotonic(). A process that has exited ends
+    the trace; what was sampled before stays."""
 
     def __init__(self, pid: int, interval_s: float = 0.25) -> None:
         self.pid = pid
         self.interval_s = interval_s
-        self.times_s: list[float] = []
+        self.monotonic_s: list[float] = []
         self.samples: list[ProcessSample] = []
-        self._t0 = 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"trace-{pid}", daemon=True)
 
     def start(self) -> ProcessTrace:
-        self._t0 = time.monotonic()
-        self._take()
+        self.take()
         self._thread.start()
         return self
-
-    def now_s(self) -> float:
-        """Seconds since start, on the trace's clock (to mark where a phase begins)."""
-        return time.monotonic() - self._t0
 
     def stop(self) -> None:
         """Stop sampling after one last sample; idempotent."""
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()
-            self._take()
+            self.take()
 
-    def _take(self) -> None:
+    def window(self, since: float, until: float) -> tuple[list[float], list[ProcessSample]]:
+        """The samples taken between two time.monotonic() readings, with seconds since `since`."""
+        with self._lock:
+            pairs = [(t, s) for t, s in zip(self.monotonic_s, self.samples, strict=True) if since <= t <= until]
+        return [t - since for t, _ in pairs], [s for _, s in pairs]
+
+    def take(self) -> float:
+        """One sample now (besides the thread's); its time.monotonic(), to mark where a phase begins."""
+        now = time.monotonic()
         try:
             s = sample(self.pid)
         except (OSError, KeyError, ValueError):  # the process is gone (or going)
             self._stop.set()
-            return
-        self.times_s.append(self.now_s())
-        self.samples.append(s)
+            return now
+        with self._lock:
+            self.monotonic_s.append(now)
+            self.samples.append(s)
+        return now
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self._take()
+            self.take()
 
 
 def thread_names(pid: int) -> list[str]:
