@@ -78,6 +78,25 @@ def test_frames_in_flight_swing_rss_but_do_not_read_as_growth() -> None:
     assert f["rss_mb_peak"] >= 335.0
 
 
+def test_the_idle_tail_after_the_load_counts_in_the_rise_not_in_the_steady_rate() -> None:
+    """Once sending stops the frames in flight are freed: the last samples sit below the load's floor.
+    A leak during the load is still growth, and the end figures are the idle ones."""
+    load_ends = 540.0
+    leak = 1.0 * np.clip(TIMES - WARMUP_S, 0.0, None) / 60.0
+    idle = -20.0 * (load_ends < TIMES)
+    f = rss_figures(TIMES, _series(leak + idle), WARMUP_S, tolerance_mb=5.0, steady_until_s=load_ends)
+    assert f["measured_s"] == pytest.approx(load_ends - WARMUP_S)
+    assert f["steady_slope_mb_per_min"] == pytest.approx(1.0, rel=0.02)
+    assert f["verdict"] == "growth" and f["growth_mb"] == pytest.approx(8.0, rel=0.02)
+    assert f["rss_mb_end"] == pytest.approx(300.0 + leak[-1] - 20.0, abs=0.3)
+
+
+def test_memory_given_back_is_no_growth() -> None:
+    f = rss_figures(TIMES, _series(-0.5 * np.clip(TIMES - WARMUP_S, 0.0, None) / 60.0), WARMUP_S, 5.0)
+    assert f["steady_slope_mb_per_min"] == pytest.approx(-0.5, rel=0.05)
+    assert f["growth_mb"] == 0.0 and f["one_time_mb"] == f["rise_mb"] and f["verdict"] == "flat"
+
+
 def test_classify_orders_growth_over_one_time_over_flat() -> None:
     assert classify(growth_mb=0.0, rise_mb=0.0, tolerance_mb=5.0) == "flat"
     assert classify(growth_mb=4.9, rise_mb=4.9, tolerance_mb=5.0) == "flat"

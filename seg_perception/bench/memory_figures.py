@@ -7,9 +7,10 @@ they do not. On top of both, RSS swings by tens of MB while frames are in flight
 2.8 MB, and a busy node holds several, in allocator arenas that are given back late), so the end points
 are samples of that swing. What a leak raises is the floor: the measured span (after the warm-up) is cut
 into FLOOR_WINDOWS windows, the floor of each is its lowest sample, and the steady rate is the
-least-squares slope of the floors of the second half. `growth_mb` is that rate times the measured span
-(what the run would have grown at its steady rate from the start); the rest of the rise from the first
-measured sample to the last is `one_time_mb`. Targets apply to `growth_mb`.
+least-squares slope of the floors of the second half. `growth_mb` is that rate (if positive) times the
+measured span: what the run would have grown at its steady rate from the start. The rest of the rise
+from the first measured sample to the last (once the load has stopped, the process idle as at the
+start) is `one_time_mb`. Targets apply to `growth_mb`.
 
 `classify` calls a series "growth" (`growth_mb` at least `tolerance_mb`), "one_time" (it rose by that
 much, but the steady part does not grow) or "flat".
@@ -61,26 +62,33 @@ def classify(growth_mb: float, rise_mb: float, tolerance_mb: float) -> str:
     return "one_time" if rise_mb >= tolerance_mb else "flat"
 
 
-def rss_figures(times_s: Series, rss_mb: Series, steady_from_s: float, tolerance_mb: float) -> dict[str, Any]:
-    """Figures of one RSS series sampled at `times_s` (seconds, rising); the measured (steady) span
-    starts at the first sample at or after `steady_from_s` (the end of the warm-up)."""
+def rss_figures(
+    times_s: Series, rss_mb: Series, steady_from_s: float, tolerance_mb: float, steady_until_s: float | None = None
+) -> dict[str, Any]:
+    """Figures of one RSS series sampled at `times_s` (seconds, rising). The measured span runs from the
+    first sample at or after `steady_from_s` (the end of the warm-up) to the last at or before
+    `steady_until_s` (when the load stopped; default: the last sample); samples after it (the process
+    idle again) count in the end figures and the rise, not in the steady rate. A negative steady rate
+    (memory given back) is no growth."""
     t = np.asarray(times_s, np.float64)
     rss = np.asarray(rss_mb, np.float64)
     if len(t) < 2 or len(t) != len(rss):
         raise ValueError(f"an RSS series needs at least two samples with a time each (got {len(t)}, {len(rss)})")
     first = min(int(np.searchsorted(t, steady_from_s)), len(t) - 2)
-    steady_t, steady_rss = t[first:], rss[first:]
+    last = len(t) if steady_until_s is None else int(np.searchsorted(t, steady_until_s, side="right"))
+    last = max(last, first + 2)
+    steady_t, steady_rss = t[first:last], rss[first:last]
     span_s = float(steady_t[-1] - steady_t[0])
     slope = steady_slope_per_s(steady_t, steady_rss)
-    rise = float(steady_rss[-1] - steady_rss[0])
-    growth = slope * span_s
+    rise = float(rss[-1] - rss[first])
+    growth = max(0.0, slope) * span_s
     return {
         "samples": len(t),
         "rss_mb_start": float(rss[0]),
-        "rss_mb_after_warmup": float(steady_rss[0]),
+        "rss_mb_after_warmup": float(rss[first]),
         "rss_mb_end": float(rss[-1]),
         "rss_mb_peak": float(rss.max()),
-        "warmup_step_mb": float(steady_rss[0] - rss[0]),
+        "warmup_step_mb": float(rss[first] - rss[0]),
         "measured_s": span_s,
         "rise_mb": rise,
         "steady_slope_mb_per_min": slope * 60.0,
@@ -100,19 +108,20 @@ def count_figures(values: Sequence[int]) -> dict[str, int]:
 
 def add_phase_memory(phase: dict[str, Any], trace: ProcessTrace, since: float, tolerance_mb: float) -> None:
     """Give a node phase its "rss" figures from `trace`: the samples from `since` (trace.take() when the
-    phase began, its warm-up handshake included) to now (just after it ended); its measured span
-    starts where the phase left under "measured_monotonic_s" as [from, to] (taken out here; a phase
-    that failed before it measured has none and gets no figures)."""
+    phase began, its warm-up handshake included) to now (just after it ended); its measured span is
+    what the phase left under "measured_monotonic_s" as [from, to]: from when sending began to when it
+    ended (taken out here; a phase that failed before it measured has none and gets no figures)."""
     window = phase.pop("measured_monotonic_s", None)
     if window is None:
         return
-    measured_from, _ = window
+    measured_from, measured_to = window
     until = trace.take()  # so that even a starved sampler leaves the phase a sample at each end
     times, samples = trace.window(since, until)
     if len(samples) < 2:
         return
-    figures = rss_figures(times, [s.rss_mb for s in samples], measured_from - since, tolerance_mb)
-    measured = [s for t, s in zip(times, samples, strict=True) if t >= measured_from - since] or samples[-1:]
+    steady = (measured_from - since, measured_to - since)
+    figures = rss_figures(times, [s.rss_mb for s in samples], steady[0], tolerance_mb, steady[1])
+    measured = [s for t, s in zip(times, samples, strict=True) if t >= steady[0]] or samples[-1:]
     figures["threads"] = count_figures([s.threads for s in measured])
     figures["open_fds"] = count_figures([s.open_fds for s in measured])
     keep = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), MAX_SERIES_POINTS)).astype(np.int64))

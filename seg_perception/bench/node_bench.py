@@ -90,6 +90,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
             _handshake(player, camera, node)
             before, t0 = sample(node.proc.pid), time.monotonic()
             stdout, stderr = camera.communicate("go\n", timeout=seconds * 3 + HANDSHAKE_TIMEOUT_S)
+            sent_by = time.monotonic()
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             camera.kill()
             _, stderr = camera.communicate()
@@ -123,7 +124,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         cpu_percent=100.0 * (after.cpu_s - before.cpu_s) / wall,
         rss_mb_start=before.rss_mb,
         rss_mb_end=after.rss_mb,
-        measured_monotonic_s=[t0, t0 + wall],  # for the phase's "rss" figures (memory_figures)
+        measured_monotonic_s=[t0, sent_by],  # sending began and ended, for the "rss" figures (memory_figures)
     )
     if not answers:
         out["error"] = f"none of the {len(stamps)} frames sent was answered"

@@ -69,7 +69,7 @@ def run_soak(
             elif i % every == 0:
                 trace.append((i, time.monotonic() - t0, sample(node.proc.pid)))
                 if start_sample is not None:
-                    _note_changes(changes, i, node.proc.pid, trace[-1][2], start_sample)
+                    note_count_change(changes, i, node.proc.pid, trace[-1][2], start_sample)
             stamp = player.publish(scenes[i % len(scenes)])
             deadline = time.monotonic() + answer_timeout_s
             while not _answered(player, stamp) and time.monotonic() < deadline:
@@ -113,13 +113,13 @@ def run_soak(
         "exit_code": node.proc.returncode,
         "start": start_sample.as_dict(),
         "end": end_sample.as_dict(),
-        **resource_figures(trace, start - t0),
+        **resource_figures(trace, start - t0, start + elapsed - t0),
         "at_start": start_names,
         "count_changes": changes,
     }
 
 
-def _note_changes(
+def note_count_change(
     changes: list[dict[str, Any]], frame: int, pid: int, now: ProcessSample, start: ProcessSample
 ) -> None:
     """When threads or descriptors differ from the measured start, say which (the first few times), so
@@ -137,11 +137,14 @@ def _note_changes(
     )
 
 
-def resource_figures(trace: list[tuple[int, float, ProcessSample]], steady_from_s: float) -> dict[str, Any]:
+def resource_figures(
+    trace: list[tuple[int, float, ProcessSample]], steady_from_s: float, steady_until_s: float
+) -> dict[str, Any]:
     """RSS, thread and descriptor figures of the trace (frame, seconds, sample), warm-up included; the
-    measured span starts at `steady_from_s`. Growth and one-time step as memory_figures defines them."""
+    measured span runs from `steady_from_s` to `steady_until_s` (the last frame answered). Growth and
+    one-time step as memory_figures defines them."""
     times = [t for _, t, _ in trace]
-    rss = rss_figures(times, [s.rss_mb for _, _, s in trace], steady_from_s, RSS_TARGET_MB)
+    rss = rss_figures(times, [s.rss_mb for _, _, s in trace], steady_from_s, RSS_TARGET_MB, steady_until_s)
     measured = [s for _, t, s in trace if t >= steady_from_s]
     threads = count_figures([s.threads for s in measured])
     fds = count_figures([s.open_fds for s in measured])
