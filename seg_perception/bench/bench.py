@@ -28,18 +28,19 @@ Schema (schema_version 1):
    "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
 
 The node's memory (bench/memory_figures.py says how): its RSS is sampled every 0.25 s through each node
-phase. A phase's "rss": {"samples", "rss_mb_start" (when the phase began, before its warm-up frames; for the
-30 Hz phase that is the node's start),
-"rss_mb_after_warmup" (first sample once sending began), "rss_mb_end", "rss_mb_peak", "warmup_step_mb",
-"measured_s", "rise_mb" (end - after_warmup), "steady_slope_mb_per_min" (slope of the RSS floor over the
-second half of the measured span), "second_half_rise_mb" (raw), "growth_mb" (the steady slope times
-measured_s), "one_time_mb" (rise_mb - growth_mb), "tolerance_mb", "verdict" ("flat" | "one_time" |
-"growth"), "threads" and "open_fds": {"start", "end", "min", "max"} over the measured span, "series":
-{"t_s", "rss_mb"} (at most 120 points, seconds since the phase began)}. The summary's rss_mb_start is
-the 30 Hz phase's rss_mb_after_warmup, rss_mb_end the overload phase's end, rss_rise_mb their difference
-(what "rss_growth_mb" used to be), rss_growth_mb the sum of the two phases' growth_mb: steady growth, to
-which the < 10 MB target applies; rss_one_time_mb the rest of the rise (buffers allocated once, for a
-new rate or a new publisher, and frames in flight at the last sample); rss_verdict classifies them.
+phase. A phase's "rss": {"samples", "rss_mb_start" (when the phase began, before its warm-up frames; for
+the 30 Hz phase that is the node's start), "rss_mb_after_warmup" (idle, the last sample before sending
+began), "rss_mb_end" (idle, after the last answer), "rss_mb_peak", "warmup_step_mb", "measured_s" (the
+sending span), "rise_mb" (end - after_warmup), "steady_slope_mb_per_min" (slope of the RSS floor over
+the second half of the sending span), "second_half_rise_mb" (raw), "growth_mb" (the steady slope times
+measured_s, within 0 and rise_mb), "one_time_mb" (rise_mb - growth_mb), "tolerance_mb", "verdict"
+("flat" | "one_time" | "growth"), "threads" and "open_fds": {"start", "end", "min", "max"} from the start
+of sending, "series": {"t_s", "rss_mb"} (at most 120 points, seconds since the phase began)}.
+The summary's rss_mb_start is the 30 Hz phase's rss_mb_after_warmup, rss_mb_end the overload phase's
+end, rss_rise_mb their difference (what "rss_growth_mb" used to be), rss_growth_mb the overload phase's
+growth_mb scaled to both phases' measured span (the 30 Hz phase is the first sustained load at this size
+and may keep one-time buffers; the overload phase repeats the load), to which the < 10 MB target
+applies; rss_one_time_mb the rest of the rise; rss_verdict classifies the two.
 """
 
 from __future__ import annotations

@@ -3,14 +3,16 @@
 A process's RSS rises once when it first meets a workload (allocator arenas, DDS buffers sized by the
 first large samples, ONNX Runtime's memory pattern for a new input shape) and then stays level; a leak
 rises for as long as the workload runs. From two end points the two read the same; from an RSS series
-they do not. On top of both, RSS swings by tens of MB while frames are in flight (a 1280x720 frame is
-2.8 MB, and a busy node holds several, in allocator arenas that are given back late), so the end points
-are samples of that swing. What a leak raises is the floor: the measured span (after the warm-up) is cut
-into FLOOR_WINDOWS windows, the floor of each is its lowest sample, and the steady rate is the
-least-squares slope of the floors of the second half. `growth_mb` is that rate (if positive) times the
-measured span: what the run would have grown at its steady rate from the start. The rest of the rise
-from the first measured sample to the last (once the load has stopped, the process idle as at the
-start) is `one_time_mb`. Targets apply to `growth_mb`.
+they do not. On top of both, RSS swings by 10-20 MB while frames are in flight (a 1280x720 frame is
+2.8 MB and a busy node holds several), so a sample taken under load is a sample of that swing.
+
+So the figures compare like with like. `rise_mb` runs from the last sample before the load began to the
+last sample, taken once the load has stopped (both idle). A leak also raises the floor of the swing:
+the measured span is cut into FLOOR_WINDOWS windows, the floor of each is its lowest sample, and the
+steady rate is the least-squares slope of the floors of the second half. `growth_mb` is that rate times
+the measured span (what the run would have grown at its steady rate from the start), but never below 0
+(memory given back is no growth) nor above the rise (a leak leaves its memory behind). The rest of the
+rise is `one_time_mb`. Targets apply to `growth_mb`.
 
 `classify` calls a series "growth" (`growth_mb` at least `tolerance_mb`), "one_time" (it rose by that
 much, but the steady part does not grow) or "flat".
@@ -66,22 +68,21 @@ def rss_figures(
     times_s: Series, rss_mb: Series, steady_from_s: float, tolerance_mb: float, steady_until_s: float | None = None
 ) -> dict[str, Any]:
     """Figures of one RSS series sampled at `times_s` (seconds, rising). The measured span runs from the
-    first sample at or after `steady_from_s` (the end of the warm-up) to the last at or before
+    last sample at or before `steady_from_s` (the end of the warm-up) to the last at or before
     `steady_until_s` (when the load stopped; default: the last sample); samples after it (the process
-    idle again) count in the end figures and the rise, not in the steady rate. A negative steady rate
-    (memory given back) is no growth."""
+    idle again) count in the end figures and the rise, not in the steady rate."""
     t = np.asarray(times_s, np.float64)
     rss = np.asarray(rss_mb, np.float64)
     if len(t) < 2 or len(t) != len(rss):
         raise ValueError(f"an RSS series needs at least two samples with a time each (got {len(t)}, {len(rss)})")
-    first = min(int(np.searchsorted(t, steady_from_s)), len(t) - 2)
+    first = min(max(int(np.searchsorted(t, steady_from_s, side="right")) - 1, 0), len(t) - 2)
     last = len(t) if steady_until_s is None else int(np.searchsorted(t, steady_until_s, side="right"))
     last = max(last, first + 2)
     steady_t, steady_rss = t[first:last], rss[first:last]
     span_s = float(steady_t[-1] - steady_t[0])
     slope = steady_slope_per_s(steady_t, steady_rss)
     rise = float(rss[-1] - rss[first])
-    growth = max(0.0, slope) * span_s
+    growth = min(max(0.0, slope * span_s), max(0.0, rise))
     return {
         "samples": len(t),
         "rss_mb_start": float(rss[0]),
