@@ -1,4 +1,23 @@
-"""Soak: push many frames through the real node over DDS and report resource growth as JSON."""
+"""Soak: push many frames through the real node over DDS and report resource growth as JSON.
+
+Closed loop: each frame waits for the answer to its own stamp (at most --answer-timeout), so every
+frame goes through the node. The node's RSS, threads and open descriptors are sampled about
+TRACE_SAMPLES times through the run, warm-up included, and once after the last answer.
+
+JSON: {"frames", "warmup_frames", "frame_size": [W, H], "answered" (answers to measured frames),
+ "answer_timeout_s", "unanswered_within_timeout", "warmup_unanswered_within_timeout", "frames_per_s",
+ "latency_ms": {"p50", "p99", "max"}, "node_alive_at_end", "shutdown_s", "exit_code",
+ "start", "end": {"rss_mb", "threads", "open_fds", "cpu_s"} (at the first measured frame; after the
+ last answer), "rss": memory_figures.rss_figures over the trace (start, after warm-up, end, peak,
+ rise, steady slope per minute, growth, one-time step, verdict), "rss_rise_mb" (end - start),
+ "rss_growth_mb" (steady growth: the < 5 MB target), "rss_one_time_mb" (the rest of the rise),
+ "threads", "open_fds": {"start", "end", "min", "max"} over the measured frames, "thread_growth",
+ "fd_growth" (end - start), "targets": {"rss_growth_lt_5mb", "threads_flat", "open_fds_flat"} (flat:
+ min == max), "trace": {"columns": ["frame", "t_s", "rss_mb", "threads", "open_fds"], "rows"},
+ "at_start": {"thread_names", "fd_targets"}, "count_changes": [{"frame", "threads", "open_fds",
+ "thread_names", "fd_targets"}] (the first MAX_NOTED_CHANGES samples where a count differed from the
+ start: what moved)}
+"""
 
 from __future__ import annotations
 
@@ -15,6 +34,7 @@ from tqdm import tqdm
 from seg_perception.bench.memory_figures import count_figures, rss_figures
 from seg_perception.bench.process_stats import ProcessSample, open_fd_targets, sample, thread_names
 from seg_perception.cli_args import number, synthetic_size
+from seg_perception.core.engine_cache import write_bytes_atomic
 from seg_perception.core.scenes import generate_scene
 from seg_perception.ros.domain_ids import reserve_domain_id
 
@@ -186,7 +206,7 @@ def _cmd(args: argparse.Namespace) -> int:
     width, height = args.size
     result = run_soak(args.frames, width, height, args.warmup, args.model, args.answer_timeout)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
     LOG.info("%s", json.dumps({k: v for k, v in result.items() if k != "trace"}, indent=2))
     ok = result["node_alive_at_end"] and result["exit_code"] == 0
     return 0 if ok else 1
