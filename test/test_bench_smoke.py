@@ -14,7 +14,8 @@ import pytest
 from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
 
 from seg_perception.bench.bench_report import markdown, summarise
-from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, _sustained_hz, overload_rate
+from seg_perception.bench.memory_figures import VERDICTS
+from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, RSS_TOLERANCE_MB, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
 from seg_perception.core.model_spec import HeadSpec, load_model_spec
 from seg_perception.ros.stage_times import SPANS, STAGES
@@ -30,7 +31,13 @@ SUMMARY_KEYS = {
     "node_p99_ms",
     "overload_p99_ms",
     "dropped_overload",
+    "rss_mb_start",
+    "rss_mb_end",
+    "rss_mb_peak",
+    "rss_rise_mb",
     "rss_growth_mb",
+    "rss_one_time_mb",
+    "rss_verdict",
     "node_stages_p50_ms",
     "targets",
 }
@@ -47,6 +54,7 @@ NODE_KEYS = {
     "cpu_percent",
     "rss_mb_start",
     "rss_mb_end",
+    "rss",
     "latency_ms",
     "latency_quarter_medians_ms",
     "latency_trend_ms",
@@ -54,7 +62,49 @@ NODE_KEYS = {
     "latencies_ms",
     "stages_ms",
 }
+RSS_KEYS = {
+    "samples",
+    "rss_mb_start",
+    "rss_mb_after_warmup",
+    "rss_mb_end",
+    "rss_mb_peak",
+    "warmup_step_mb",
+    "measured_s",
+    "rise_mb",
+    "steady_slope_mb_per_min",
+    "second_half_rise_mb",
+    "growth_mb",
+    "one_time_mb",
+    "tolerance_mb",
+    "verdict",
+    "threads",
+    "open_fds",
+    "series",
+}
 CLASSES = ["road", "sidewalk", "car"]
+
+
+def _check_phase_rss(rss: dict[str, Any]) -> None:
+    """A node phase's memory figures: present, sane, and adding up (never how much)."""
+    assert set(rss) == RSS_KEYS, set(rss) ^ RSS_KEYS
+    assert rss["samples"] >= 2 and rss["measured_s"] > 0.0, rss
+    levels = [rss[k] for k in ("rss_mb_start", "rss_mb_after_warmup", "rss_mb_end")]
+    assert levels[0] > 0.0 and all(10.0 < v < 4096.0 for v in levels[1:]), rss  # the 30 Hz one starts at exec
+    assert rss["rss_mb_peak"] >= max(rss["series"]["rss_mb"]) - 1e-3  # the series is rounded
+    assert rss["rss_mb_peak"] >= max(levels)
+    assert rss["rise_mb"] == pytest.approx(rss["rss_mb_end"] - rss["rss_mb_after_warmup"])
+    assert rss["warmup_step_mb"] == pytest.approx(rss["rss_mb_after_warmup"] - rss["rss_mb_start"])
+    assert rss["growth_mb"] == pytest.approx(max(0.0, rss["steady_slope_mb_per_min"]) * rss["measured_s"] / 60.0)
+    assert rss["one_time_mb"] + rss["growth_mb"] == pytest.approx(rss["rise_mb"])
+    assert rss["verdict"] in VERDICTS and rss["tolerance_mb"] == RSS_TOLERANCE_MB
+    for count in (rss["threads"], rss["open_fds"]):
+        assert set(count) == {"start", "end", "min", "max"}
+        assert (
+            1 <= count["min"] <= min(count["start"], count["end"]) <= max(count["start"], count["end"]) <= count["max"]
+        )
+    series = rss["series"]
+    assert len(series["t_s"]) == len(series["rss_mb"]) == min(rss["samples"], 120)
+    assert series["t_s"] == sorted(series["t_s"]) and series["t_s"][0] == 0.0
 
 
 def _bench(tmp_path: Path, spec: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -116,14 +166,25 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
         assert {v["frames"] for v in node["stages_ms"].values()} == {node["answered"]}
         assert node["stages_ms"]["end_to_end"]["p50"] == pytest.approx(node["latency_ms"]["p50"], abs=1e-3)
         assert node["sustained_hz"] == pytest.approx(node["send_rate_hz"] * node["answered"] / node["sent"])
+        _check_phase_rss(node["rss"])
         rates.append(node["rate_hz"])
     assert rates == [30.0, overload_rate(report["node"]["30hz"]["sustained_hz"])]
 
-    assert set(report["summary"]) == SUMMARY_KEYS and report["summary"]["size"] == "320x180"
+    summary = report["summary"]
+    assert set(summary) == SUMMARY_KEYS and summary["size"] == "320x180"
     stages_30hz = report["node"]["30hz"]["stages_ms"]
-    assert report["summary"]["node_stages_p50_ms"] == {k: v["p50"] for k, v in stages_30hz.items()}
-    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload", "node_stages_p50_ms"}:
-        assert isinstance(report["summary"][key], float), key
+    assert summary["node_stages_p50_ms"] == {k: v["p50"] for k, v in stages_30hz.items()}
+    for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload", "rss_verdict", "node_stages_p50_ms"}:
+        assert isinstance(summary[key], float), key
+    n30, over = report["node"]["30hz"]["rss"], report["node"]["overload"]["rss"]
+    assert summary["rss_mb_start"] == n30["rss_mb_after_warmup"] and summary["rss_mb_end"] == over["rss_mb_end"]
+    assert summary["rss_mb_peak"] == max(n30["rss_mb_peak"], over["rss_mb_peak"])
+    assert summary["rss_rise_mb"] == pytest.approx(summary["rss_mb_end"] - summary["rss_mb_start"])
+    span = n30["measured_s"] + over["measured_s"]  # the repeated (overload) phase's growth, over both
+    assert summary["rss_growth_mb"] == pytest.approx(over["growth_mb"] * span / over["measured_s"])
+    assert summary["rss_one_time_mb"] == pytest.approx(summary["rss_rise_mb"] - summary["rss_growth_mb"])
+    assert summary["rss_verdict"] in VERDICTS
+    assert summary["targets"]["rss_growth_lt_10mb"] is (summary["rss_growth_mb"] < 10.0)
     assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
     assert len(report["summary"]["targets"]) == 6 and all(
         isinstance(v, bool) for v in report["summary"]["targets"].values()
@@ -201,6 +262,8 @@ def test_a_phase_without_answers_is_reported_not_raised() -> None:
     failed = {"rate_hz": 30.0, "seconds": 1.0, "sent": 30, "answered": 0, "dropped": 30, "error": "none answered"}
     summary = summarise(measurements, {"30hz": failed, "overload": dict(failed, rate_hz=30.0)}, (320, 180))
     assert summary["node_p50_ms"] is None and summary["rss_growth_mb"] is None
+    assert summary["rss_rise_mb"] is None and summary["rss_verdict"] is None
+    assert summary["targets"]["rss_growth_lt_10mb"] is None
     assert summary["targets"]["node_p50_le_pipeline_plus_3ms"] is None
     assert summary["targets"]["straightforward_over_pipeline_ge_1.5"] is False  # 5 ms vs 5 ms
     report = {

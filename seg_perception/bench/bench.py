@@ -18,16 +18,34 @@ Schema (schema_version 1):
                     serialized bytes, no DDS; seg_perception/bench/message_path.py),
    "node": {"30hz" | "overload": {"rate_hz", "seconds", "sent", "answered", "dropped" (sent - answered),
             "answered_by_topic", "send_rate_hz", "sustained_hz" (answers per second of sending),
-            "cpu_percent", "rss_mb_start", "rss_mb_end", "latency_ms": {"p50", "p95", "p99", "max"},
+            "cpu_percent", "rss_mb_start", "rss_mb_end" (the node's RSS when sending began and after the
+            last answer), "rss": {...} (below), "latency_ms": {"p50", "p95", "p99", "max"},
             "latency_quarter_medians_ms", "latency_trend_ms", "output_fps", "latencies_ms",
             "stages_ms": {stage: {"p50", "p95", "frames"}} (the node's latency budget, from its
             segmentation/stage_times debug topic; stage names in seg_perception/ros/stage_times.py),
-            "error": str (only when the phase failed; then no latency figures)}},
+            "error": str (only when the phase failed; then no latency figures, and no "rss" if it failed
+            before sending)}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
-               "dropped_overload", "rss_growth_mb", "node_stages_p50_ms": {stage: p50 at the camera rate},
-               "targets": {name: bool | null}}  (null: not measured),
+               "dropped_overload", "rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb",
+               "rss_growth_mb", "rss_one_time_mb", "rss_verdict", "node_stages_p50_ms": {stage: p50 at the
+               camera rate}, "targets": {name: bool | null}}  (null: not measured),
    "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
+
+The node's memory (bench/memory_figures.py says how): its RSS is sampled every 0.25 s through each node
+phase. A phase's "rss": {"samples", "rss_mb_start" (when the phase began, before its warm-up frames; for
+the 30 Hz phase that is the node's start), "rss_mb_after_warmup" (idle, the last sample before sending
+began), "rss_mb_end" (idle, after the last answer), "rss_mb_peak", "warmup_step_mb", "measured_s" (the
+sending span), "rise_mb" (end - after_warmup), "steady_slope_mb_per_min" (slope of the RSS floor over
+the second half of the sending span), "second_half_rise_mb" (raw), "growth_mb" (the steady slope times
+measured_s, within 0 and rise_mb), "one_time_mb" (rise_mb - growth_mb), "tolerance_mb", "verdict"
+("flat" | "one_time" | "growth"), "threads" and "open_fds": {"start", "end", "min", "max"} from the start
+of sending, "series": {"t_s", "rss_mb"} (at most 120 points, seconds since the phase began)}.
+The summary's rss_mb_start is the 30 Hz phase's rss_mb_after_warmup, rss_mb_end the overload phase's
+end, rss_rise_mb their difference (what "rss_growth_mb" used to be), rss_growth_mb the overload phase's
+growth_mb scaled to both phases' measured span (the 30 Hz phase is the first sustained load at this size
+and may keep one-time buffers; the overload phase repeats the load), to which the < 10 MB target
+applies; rss_one_time_mb the rest of the rise; rss_verdict classifies the two.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.bench.memory_figures import classify
 from seg_perception.bench.message_path import markdown_line
 
 SUMMARY_SIZE = (1280, 720)
+RSS_GROWTH_TARGET_MB = 10.0
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -18,6 +20,34 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _check(ok: bool | None) -> bool | None:
     return None if ok is None else bool(ok)
+
+
+def node_memory(n30: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The node's RSS over both phases: start (idle, after the first warm-up), end (idle, after the
+    last answer), peak, the rise between them, and how much of it is steady growth. The 30 Hz phase is
+    the node's first sustained load at this size, so what it keeps may be one-time (arenas, DDS and
+    ONNX Runtime buffers); the overload phase repeats the load at a higher rate, and what it keeps
+    (its `growth_mb`, memory_figures) is the steady growth, scaled to both phases' measured span. The
+    rest of the rise is one-time. None where a phase has no figures."""
+    keys = ("rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb", "rss_growth_mb", "rss_one_time_mb")
+    out: dict[str, Any] = dict.fromkeys(keys)
+    out["rss_verdict"] = None
+    if "rss" not in n30 or "rss" not in over:
+        return out
+    first, repeat = n30["rss"], over["rss"]
+    start, end = first["rss_mb_after_warmup"], repeat["rss_mb_end"]
+    span = first["measured_s"] + repeat["measured_s"]
+    growth = repeat["growth_mb"] * span / repeat["measured_s"] if repeat["measured_s"] > 0 else repeat["growth_mb"]
+    out.update(
+        rss_mb_start=start,
+        rss_mb_end=end,
+        rss_mb_peak=max(first["rss_mb_peak"], repeat["rss_mb_peak"]),
+        rss_rise_mb=end - start,
+        rss_growth_mb=growth,
+        rss_one_time_mb=end - start - growth,
+        rss_verdict=classify(growth, end - start, RSS_GROWTH_TARGET_MB),
+    )
+    return out
 
 
 def summarise(
@@ -43,13 +73,14 @@ def summarise(
     n30 = node.get("30hz", {}) if node else {}
     over = node.get("overload", {}) if node else {}
     n30_lat, over_lat = n30.get("latency_ms", {}), over.get("latency_ms", {})
-    rss = over["rss_mb_end"] - n30["rss_mb_start"] if "rss_mb_end" in over and "rss_mb_start" in n30 else None
+    memory = node_memory(n30, over)
+    rss = memory["rss_growth_mb"]
     s.update(
         node_p50_ms=n30_lat.get("p50"),
         node_p99_ms=n30_lat.get("p99"),
         overload_p99_ms=over_lat.get("p99"),
         dropped_overload=over.get("dropped") if "latency_ms" in over else None,
-        rss_growth_mb=rss,
+        **memory,
         node_stages_p50_ms={name: v["p50"] for name, v in n30.get("stages_ms", {}).items()},
     )
     speedup = s["speedup_vs_straightforward"]
@@ -65,7 +96,7 @@ def summarise(
                 "node_p50_le_pipeline_plus_3ms": None if p50 is None or pipeline is None else p50 <= pipeline + 3.0,
                 "overload_p99_le_2.5x_p50": None if o99 is None or p50 is None else o99 <= 2.5 * p50,
                 "overload_no_upward_trend": None if trend is None else trend <= 0.1 * over_lat["p50"],
-                "rss_growth_lt_10mb": None if rss is None else rss < 10.0,
+                "rss_growth_lt_10mb": None if rss is None else rss < RSS_GROWTH_TARGET_MB,
             }
         )
     s["targets"] = {k: _check(v) for k, v in targets.items()}
@@ -156,6 +187,17 @@ def _stage_budget(node: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _memory_lines(s: dict[str, Any]) -> list[str]:
+    if s.get("rss_growth_mb") is None:
+        return []
+    return [
+        f"Node RSS over both phases: {s['rss_mb_start']:.1f} MB after the first warm-up → {s['rss_mb_end']:.1f} MB "
+        f"at the end (peak {s['rss_mb_peak']:.1f} MB), a rise of {s['rss_rise_mb']:+.1f} MB: steady growth "
+        f"{s['rss_growth_mb']:+.1f} MB, one-time steps {s['rss_one_time_mb']:+.1f} MB ({s['rss_verdict']}).",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README's performance section, generated from one report (n/a where a measurement failed)."""
     m, s = report["machine"], report["summary"]
@@ -198,7 +240,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{lat['p95']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {d['output_fps']:.1f} | "
                 f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
             )
-        lines.append("")
+        lines += ["", *_memory_lines(s)]
         lines += _stage_budget(report["node"])
     if report.get("message_path"):
         lines += [markdown_line(report["message_path"]), ""]

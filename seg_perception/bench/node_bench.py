@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.bench.memory_figures import add_phase_memory
+from seg_perception.bench.process_stats import ProcessTrace
 from seg_perception.ros.domain_ids import reserve_domain_id
 
 TOPICS = ("labels", "drivable_mask")
@@ -25,6 +27,7 @@ CAMERA_RATE_HZ = 30.0
 MAX_OVERLOAD_HZ = 120.0  # the camera process cannot send large frames much faster; beyond it is no test
 HANDSHAKE_TIMEOUT_S = 120.0  # discovery plus compiling the graph, on a loaded machine
 LAST_ANSWER_TIMEOUT_S = 30.0
+RSS_TOLERANCE_MB = 5.0  # a phase whose RSS rose or grew by this much is called one_time or growth
 
 
 def overload_rate(sustained_hz: float, camera_hz: float = CAMERA_RATE_HZ) -> float:
@@ -125,6 +128,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
             _handshake(player, camera, node)
             before, t0 = sample(node.proc.pid), time.monotonic()
             stdout, stderr = camera.communicate("go\n", timeout=seconds * 3 + HANDSHAKE_TIMEOUT_S)
+            sent_by = time.monotonic()
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             camera.kill()
             _, stderr = camera.communicate()
@@ -158,6 +162,7 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         cpu_percent=100.0 * (after.cpu_s - before.cpu_s) / wall,
         rss_mb_start=before.rss_mb,
         rss_mb_end=after.rss_mb,
+        measured_monotonic_s=[t0, sent_by],  # sending began and ended, for the "rss" figures (memory_figures)
     )
     if not answers:
         out["error"] = f"none of the {len(stamps)} frames sent was answered"
@@ -205,11 +210,17 @@ def measure_node(
     if spec_path:
         params["model"] = str(spec_path)
     node = NodeProcess(domain_id, params)
+    trace = ProcessTrace(node.proc.pid).start()
     out: dict[str, Any] = {}
     try:
+        since = trace.take()
         out["30hz"] = run_phase(node, domain_id, camera_hz, seconds, size)
+        add_phase_memory(out["30hz"], trace, since, RSS_TOLERANCE_MB)
         sustained = float(out["30hz"].get("sustained_hz", 0.0))
+        since = trace.take()
         out["overload"] = run_phase(node, domain_id, overload_rate(sustained, camera_hz), seconds, size)
+        add_phase_memory(out["overload"], trace, since, RSS_TOLERANCE_MB)
     finally:
+        trace.stop()
         node.stop()
     return out
