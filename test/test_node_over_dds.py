@@ -192,6 +192,7 @@ def test_burst_is_skipped_not_queued_and_every_skipped_frame_is_counted(spec_pat
         assert int(values["frames_dropped"]) == replaced
         assert int(values["bad_frames"]) == int(values["failed_frames"]) == 0
         assert values["backend"].startswith("onnxruntime") and values["model"] == "m"
+        assert values["backend"].endswith("; threads sleep between runs)")  # no spin-waiting between frames
 
 
 def test_compressed_transport_and_sigterm(spec_path: Path, segmenter: Segmenter) -> None:

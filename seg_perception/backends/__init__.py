@@ -66,12 +66,18 @@ def check_backend(name: str, **options: object) -> None:
 
 
 def create_backend(name: str, fused: onnx.ModelProto, threads: int = 0, **options: object) -> Backend:
-    """Build a backend over a fused graph. `name` must already be resolved (not 'auto')."""
+    """Build a backend over a fused graph. `name` must already be resolved (not 'auto').
+
+    `spin_wait=False` (the node) lets ONNX Runtime's worker threads sleep between runs instead of
+    spin-waiting for the next one; TensorRT has no such threads and ignores it."""
+    spin_wait = bool(options.pop("spin_wait", True))
     if name == "onnxruntime":
         from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         providers = options.get("providers")
-        return OnnxRuntimeBackend(fused, providers=providers if isinstance(providers, list) else None, threads=threads)
+        return OnnxRuntimeBackend(
+            fused, providers=providers if isinstance(providers, list) else None, threads=threads, spin_wait=spin_wait
+        )
     if name == "tensorrt":
         check_backend(name, **options)
         from seg_perception.backends.tensorrt_backend import create_tensorrt_backend  # type: ignore[import-not-found]

@@ -168,7 +168,8 @@ class SegmentationNode(LifecycleNode):
             output_resolution=cfg.output_resolution,  # type: ignore[arg-type]
             overlay_alpha=cfg.overlay_alpha,
             threads=cfg.threads,
-            backend_options=options if cfg.backend != "onnxruntime" else None,
+            # Frames come at the camera's pace: ONNX Runtime's threads sleep between them (backends.create_backend).
+            backend_options={**(options if cfg.backend != "onnxruntime" else {}), "spin_wait": False},
         )
         self.spec = spec
         self.get_logger().info(
