@@ -55,7 +55,8 @@ def test_merged_tallies_equal_one_pass(raw: list[tuple[float, list[int]]], data:
     assert merged.confusion.dtype == np.int64
     assert (merged.frames, merged.calls) == (whole.frames, whole.calls) == (len(frames), len(frames))
     assert [(v.stem, v.score) for v in merged.worst.frames()] == [(v.stem, v.score) for v in whole.worst.frames()]
-    # The one-pass ranking itself: lowest score first, equal scores in frame order, NaN never kept.
+    # The one-pass ranking itself: lowest score first; of equal scores the later frames stay (the heap
+    # evicts the lowest order first), listed in frame order; NaN never kept.
     ranked = sorted((s, i) for i, s, _ in frames if not np.isnan(s))
     kept = sorted(ranked, key=lambda item: (item[0], -item[1]))[:WORST]
     assert [v.stem for v in whole.worst.frames()] == [str(i) for _, i in sorted(kept)]

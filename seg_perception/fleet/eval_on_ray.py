@@ -80,6 +80,11 @@ class BatchScorer:
         self._runner = VariantRunner(spec, variant, threads, calibration)
         self._actor_id = _current_actor_id()
 
+    def __del__(self) -> None:  # Ray Data ends the pool's actors without a hook; the backends' close() runs here
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.close()
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tally = EvalTally.empty(self._space.num_classes, WORST_FRAMES, self._keep_pixels)
         for index, stem, image, labels in zip(
@@ -150,9 +155,13 @@ def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[lis
         )
         tallies: list[EvalTally] = []
         actors: set[str] = set()
-        for row in dataset.iter_rows():
-            tallies.append(row["tally"])
-            actors.add(str(row["actor"]))
+        try:
+            for row in dataset.iter_rows():
+                tallies.append(row["tally"])
+                actors.add(str(row["actor"]))
+        except ray.exceptions.RayError as exc:  # e.g. actors that cannot start, or a spec missing on a node
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise SegPerceptionError(f"eval --ray failed on the cluster: {lines[-1] if lines else exc}") from None
     finally:
         context.wait_for_min_actors_s, context.enable_fallback_to_arrow_object_ext_type = saved
     tallies.sort(key=lambda t: -1 if t.first_index is None else t.first_index)

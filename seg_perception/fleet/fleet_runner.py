@@ -120,7 +120,8 @@ class _Run:
             return
         result = done.result
         if result.summary is None or result.staged is None:
-            raise SegPerceptionError(f"worker {result.worker} returned no bag for {unit.label}")
+            self._fail(unit.job, f"worker {result.worker} returned no bag for {unit.label}", unit.frames, counted)
+            return
         s = result.summary
         self.progress.settle(unit.frames, counted, s.frames)
         bag.frames += s.frames
@@ -229,6 +230,7 @@ def _drive(
     try:
         pool = make_pool(workers, run.frame)
         summary.workers = workers
+        progress.start_clock()  # actor start-up is not fleet time
         while run.pending or pool.busy():
             run.dispatch(pool)
             for done in pool.collect(POLL_S):

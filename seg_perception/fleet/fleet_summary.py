@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seg_perception.core.atomic_files import write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 
 PENDING, DONE, FAILED, INTERRUPTED = "pending", "done", "failed", "interrupted"
@@ -98,15 +98,11 @@ class FleetSummary:
 def write_summary(path: Path, summary: FleetSummary) -> None:
     """Write the summary JSON atomically (a temporary name beside it, then a rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(summary.to_json(), indent=2) + "\n")
     except OSError as exc:
         raise SegPerceptionError(f"cannot write --summary {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class FleetProgress:
@@ -121,6 +117,10 @@ class FleetProgress:
         self.bar = tqdm(total=self.total, unit="frame", desc="process", disable=not enabled, smoothing=0.1)
         self.started = time.perf_counter()
         self._postfix()
+
+    def start_clock(self) -> None:
+        """The fleet's seconds count from here: the workers exist and the first unit is about to go."""
+        self.started = time.perf_counter()
 
     def frames(self, n: int) -> None:
         self.bar.update(n)

@@ -76,14 +76,6 @@ class InProcessPool:
         self.worker.close()
 
 
-def default_workers(ray: ModuleType, num_cpus: float, num_gpus: float) -> int:
-    """As many actors as the cluster has room for: one per GPU share when GPUs are asked for, else per CPU share."""
-    resources = ray.cluster_resources()
-    if num_gpus > 0:
-        return max(1, int(resources.get("GPU", 0) // num_gpus))
-    return max(1, int(resources.get("CPU", 1) // max(num_cpus, 1e-9)))
-
-
 class RayActorPool:
     """`workers` BagWorker actors, each with `num_cpus` / `num_gpus`, one unit in flight per actor."""
 
@@ -111,7 +103,14 @@ class RayActorPool:
         self.in_flight[self.actors[worker].process.remote(unit)] = (worker, unit)
 
     def collect(self, timeout_s: float) -> list[Finished]:
-        from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, RayTaskError, WorkerCrashedError
+        from ray.exceptions import (
+            NodeDiedError,
+            OutOfMemoryError,
+            RayActorError,
+            RayError,
+            RayTaskError,
+            WorkerCrashedError,
+        )
 
         if not self.in_flight:
             return []
@@ -128,11 +127,20 @@ class RayActorPool:
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 error = f"{type(cause).__name__}: {_first_line(cause)}"
                 finished.append(Finished(unit, worker, UnitResult(unit.job, unit.chunk, "", error=error)))
+            except RayError as exc:  # the result itself is gone (owner died, object lost): run the unit again
+                finished.append(Finished(unit, worker, None, lost=_first_line(exc)))
+                self._replace(worker)
         return finished
 
     def frames_done(self) -> dict[tuple[int, int], int]:
         """Frames the workers reported since the last call, per unit (job, chunk)."""
-        counts: dict[tuple[int, int], int] = self.ray.get(self.tally.take.remote())
+        from ray.exceptions import RayError
+
+        try:
+            counts: dict[tuple[int, int], int] = self.ray.get(self.tally.take.remote())
+        except RayError as exc:  # the counter is only for the bar: finished units still settle the counts
+            LOG.debug("progress counter unavailable: %s", _first_line(exc))
+            return {}
         return counts
 
     def _replace(self, worker: int) -> None:

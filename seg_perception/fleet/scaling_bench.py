@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.cli_args import number, synthetic_size
+from seg_perception.core.atomic_files import write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 
 LOG = logging.getLogger("seg_perception")
@@ -56,7 +57,11 @@ def _measure(ray: Any, args: argparse.Namespace, drives: Path, out: Path, worker
     options = ProcessOptions(args.model, args.backend, 1, tuple(default_outputs(spec)), (), args.storage)
     plan = plan_bags([str(drives)], out, force=True)
     pool = RayActorPool(ray, options, workers, num_cpus=1.0, num_gpus=0.0)
-    ray.get([actor.name.remote() for actor in pool.actors])  # started, imports done
+    try:
+        ray.get([actor.name.remote() for actor in pool.actors])  # started, imports done
+    except BaseException:
+        pool.close()  # run_fleet closes it from here on
+        raise
     request = FleetRequest(plan, options, workers=workers, force=True, progress=False, ray=args.ray)
     summary = run_fleet(request, lambda _n, _f: pool)
     if summary.interrupted:
@@ -115,15 +120,11 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise SegPerceptionError(f"cannot write --json {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def register(subparsers: Any) -> None:
