@@ -221,7 +221,8 @@ def test_replay_publishes_the_recorded_bytes_on_the_bag_schedule(
     early = [i for i in range(len(sent)) if lag[i] - reference < -5_000_000]
     assert not early, f"frames {early} were published before their time"
     span_s, due_s = (sent[-1] - sent[0]) / 1e9, (bag[-1] - bag[0]) / 1e9 / RATE
-    assert span_s < due_s + 2.0, f"{len(sent)} frames took {span_s:.2f} s of wall time, due in {due_s:.2f} s"
+    slack_s = max(5.0, 0.5 * due_s)  # never early (above); late only within what a loaded machine adds
+    assert span_s < due_s + slack_s, f"{len(sent)} frames took {span_s:.2f} s of wall time, due in {due_s:.2f} s"
 
 
 def test_start_offset_skips_the_start_of_the_bag(drive: Path, listener: tuple[int, Probe, _RawRecorder]) -> None:

@@ -4,6 +4,7 @@ partial failure: exit 1 with counts. And `infer --output-resolution`, which deci
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,7 @@ import pytest
 
 from seg_perception.synthetic.scenes import generate_scene
 
-CLI = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "seg-perception"
-pytestmark = pytest.mark.skipif(not CLI.exists(), reason=f"{CLI} is missing: run `make venv` first")
+CLI = Path(sys.executable).with_name("seg-perception")  # the console script of the venv running the tests
 
 
 def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

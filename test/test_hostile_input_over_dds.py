@@ -20,6 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import smooth_image
 
 from seg_perception.core.image_codec import encode_compressed
+from seg_perception.ros.segmentation_node import WARN_PERIOD_S
 
 W, H = 96, 64
 ROUNDS = 8  # paced: every malformed kind reaches the decoder this many times
@@ -163,7 +164,7 @@ def test_every_malformed_image_kind_reaches_the_decoder_and_is_counted(
     labels = probe.messages("labels")[-1]
     assert (labels.height, labels.width, labels.encoding) == (H, W, "mono8")
     warnings = [line for line in node.output.splitlines() if "dropping a bad frame" in line]
-    assert 1 <= len(warnings) <= took / 5.0 + 2, "warnings must be rate-limited"
+    assert 1 <= len(warnings) <= took / WARN_PERIOD_S + 2, "warnings must be rate-limited"
     assert "Traceback" not in node.output
 
 

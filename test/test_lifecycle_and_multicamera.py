@@ -71,8 +71,9 @@ def test_lifecycle_transitions_over_services(spec_path: Path) -> None:
 
         assert _transition(probe, change_state, Transition.TRANSITION_DEACTIVATE)
         assert _state(probe, get_state) == State.PRIMARY_STATE_INACTIVE
+        # Sent at once, while the node's reader may still be matched: an inactive node must not answer it.
+        probe.image_pub.publish(image_msg(smooth_image(H, W, 2), "rgb8", 222))
         probe.wait_until(lambda: probe.node.count_subscribers("/camera/image") == 0, 10, "unsubscribe")
-        probe.image_pub.publish(image_msg(smooth_image(H, W, 2), "rgb8", 222))  # nobody subscribes to it now
 
         assert _transition(probe, change_state, Transition.TRANSITION_CLEANUP)
         assert _state(probe, get_state) == State.PRIMARY_STATE_UNCONFIGURED
