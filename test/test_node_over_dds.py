@@ -15,7 +15,7 @@ from tiny_models import TINY_CLASSES, smooth_image
 
 from seg_perception.core.image_codec import encode_compressed
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
-from seg_perception.ros.node_process import fastdds_profile
+from seg_perception.ros.dds_profile import shipped_profile
 
 W, H = 320, 180
 
@@ -228,7 +228,7 @@ def test_auto_qos_matches_a_best_effort_camera_and_720p_frames_arrive(spec_path:
     """A best-effort camera (most drivers) is matched by qos_reliability auto, and 1280x720 rgb8 frames
     (2.7 MB) arrive whole over best effort thanks to the shipped large-data Fast DDS profile, which the
     harness gives both processes (see the README: without it such frames never arrived here)."""
-    assert fastdds_profile() is not None
+    assert shipped_profile() is not None
     width, height = 1280, 720
     domain = unique_domain_id(4)
     probe = Probe(domain, input_reliable=False)

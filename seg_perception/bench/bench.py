@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import onnx
 
-from seg_perception.bench.bench_report import markdown, plot, summarise
+from seg_perception.bench.bench_report import SUMMARY_SIZE, markdown, plot, summarise
 from seg_perception.bench.message_path import measure_message_path
 from seg_perception.bench.node_bench import measure_node
 from seg_perception.cli_args import number, parse_size, size_list
@@ -78,7 +78,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("seg_perception.bench")
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-SUMMARY_SIZE = (1280, 720)
 BATCHING_SIZE = (640, 360)
 
 

@@ -10,13 +10,12 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import StatsSnapshot
 from seg_perception.core.ground_grid import GridSpec
 from seg_perception.core.image_cdr import FrameHeader
-from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
 
 
@@ -38,17 +37,6 @@ def image_message(header: Header, pixels: np.ndarray, encoding: str) -> Image:
     msg.step = width * (pixels.shape[2] if pixels.ndim == 3 else 1) * pixels.itemsize
     data = array.array("B")
     data.frombytes(np.ascontiguousarray(pixels).data)
-    msg.data = data
-    return msg
-
-
-def label_png_message(header: Header, labels: np.ndarray) -> CompressedImage:
-    """A mono8 mask as image_transport's `compressed` PNG, carrying `header` unchanged; lossless."""
-    msg = CompressedImage()
-    msg.header = header
-    msg.format = PNG_MONO8_FORMAT
-    data = array.array("B")
-    data.frombytes(encode_label_png(labels).data)
     msg.data = data
     return msg
 

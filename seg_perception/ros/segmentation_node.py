@@ -52,7 +52,7 @@ from seg_perception.ros.messages import (
     occupancy_grid_message,
     ros_header,
 )
-from seg_perception.ros.output_qos import latched_qos, stream_qos
+from seg_perception.ros.output_qos import RELIABILITY, latched_qos, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
 
@@ -297,10 +297,8 @@ class SegmentationNode(LifecycleNode):
 
     def _input_reliability(self, ch: CameraChannel) -> ReliabilityPolicy | None:
         """The reliability to subscribe with, or None while auto has no publisher to match yet."""
-        if self.config.qos_reliability == "reliable":
-            return ReliabilityPolicy.RELIABLE
-        if self.config.qos_reliability == "best_effort":
-            return ReliabilityPolicy.BEST_EFFORT
+        if self.config.qos_reliability in RELIABILITY:
+            return RELIABILITY[self.config.qos_reliability]
         infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._image_topic(ch)))
         if not infos:
             return None
