@@ -34,7 +34,7 @@ from tqdm import tqdm
 from seg_perception.bench.memory_figures import count_figures, rss_figures
 from seg_perception.bench.process_stats import ProcessSample, open_fd_targets, sample, thread_names
 from seg_perception.cli_args import number, synthetic_size
-from seg_perception.core.atomic_files import write_text_atomic
+from seg_perception.core.atomic_files import write_command_output
 from seg_perception.ros.domain_ids import reserve_domain_id
 from seg_perception.synthetic.scenes import generate_scene
 
@@ -206,7 +206,7 @@ def _cmd(args: argparse.Namespace) -> int:
     width, height = args.size
     result = run_soak(args.frames, width, height, args.warmup, args.model, args.answer_timeout)
     if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+        write_command_output(args.json, json.dumps(result, indent=2) + "\n", "--json")
     LOG.info("%s", json.dumps({k: v for k, v in result.items() if k != "trace"}, indent=2))
     ok = result["node_alive_at_end"] and result["exit_code"] == 0
     return 0 if ok else 1

@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from seg_perception.core.errors import SegPerceptionError
+
 
 def partial_path(path: Path) -> Path:
     """A fresh temporary name in `path`'s directory, unique per process and call."""
@@ -60,3 +62,14 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_command_output(path: Path, text: str, option: str) -> None:
+    """A command's output file (`option` names it, e.g. --json): parents made, written whole, and a
+    failure is one SegPerceptionError line naming the option, the path and the cause."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise SegPerceptionError(f"cannot write {option} {path}: {exc.strerror or exc}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.cli_args import number
-from seg_perception.core.atomic_files import write_text_atomic
+from seg_perception.core.atomic_files import write_command_output
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.metrics import LABEL_FORMATS
 
@@ -28,11 +28,7 @@ VARIANT_HELP = (
 def _write_json(path: Path | None, data: dict[str, Any]) -> None:
     if path is None:
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-    except OSError as exc:
-        raise SegPerceptionError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_command_output(path, json.dumps(data, indent=2) + "\n", "--json")
     LOG.info("wrote %s", path)
 
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seg_perception.core.atomic_files import write_text_atomic
-from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.atomic_files import write_command_output
 
 PENDING, DONE, FAILED, INTERRUPTED = "pending", "done", "failed", "interrupted"
 
@@ -97,12 +96,7 @@ class FleetSummary:
 
 def write_summary(path: Path, summary: FleetSummary) -> None:
     """Write the summary JSON atomically (a temporary name beside it, then a rename)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(summary.to_json(), indent=2) + "\n")
-    except OSError as exc:
-        raise SegPerceptionError(f"cannot write --summary {path}: {exc.strerror or exc}") from None
+    write_command_output(path, json.dumps(summary.to_json(), indent=2) + "\n", "--summary")
 
 
 class FleetProgress:

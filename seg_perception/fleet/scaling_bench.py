@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.cli_args import number, synthetic_size
-from seg_perception.core.atomic_files import write_text_atomic
+from seg_perception.core.atomic_files import write_command_output
 from seg_perception.core.errors import SegPerceptionError
 
 LOG = logging.getLogger("seg_perception")
@@ -114,17 +114,9 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
     }
     text = json.dumps(report, indent=2) + "\n"
     if args.json is not None:
-        _write_atomic(args.json, text)
+        write_command_output(args.json, text, "--json")
     sys.stdout.write(text)  # the report is the command's output
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise SegPerceptionError(f"cannot write --json {path}: {exc.strerror or exc}") from None
 
 
 def register(subparsers: Any) -> None:
