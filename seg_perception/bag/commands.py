@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,10 @@ from seg_perception.bag.bag_io import (
     SEGMENTATION_OUTPUTS,
 )
 from seg_perception.cli_args import number
+from seg_perception.core.model_spec import MASK_NAME
 
 LOG = logging.getLogger("seg_perception")
 OUTPUT_NAMES = (*SEGMENTATION_OUTPUTS, *COMPRESSED_OUTPUTS)
-HEAD_MASK_OUTPUT = re.compile(r"^[a-z][a-z0-9_]*_mask$")  # a spec's `masks:` entry, e.g. lane_mask
 DEFAULT_CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
 
 
@@ -24,10 +23,15 @@ _positive = number(float, 0.0, strict=True)
 _non_negative = number(float, 0.0)
 
 
+def _is_head_mask_output(name: str) -> bool:
+    """<name>_mask of a spec's `masks:` entry (the spec's own naming rule), e.g. lane_mask."""
+    return name.endswith("_mask") and MASK_NAME.match(name.removesuffix("_mask")) is not None
+
+
 def output_list(text: str) -> tuple[str, ...]:
     """Known outputs, or <name>_mask of a per-head mask (checked against the spec once it is loaded)."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in OUTPUT_NAMES and not HEAD_MASK_OUTPUT.match(n)]
+    unknown = [n for n in names if n not in OUTPUT_NAMES and not _is_head_mask_output(n)]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"--outputs {text!r}: expected a comma-separated subset of {','.join(OUTPUT_NAMES)}"

@@ -300,7 +300,7 @@ def process_bag(
     `time_range` (start, stop) in bag time, ns, stop exclusive, None for open, limits the run to the
     messages recorded in it (a chunk of a long bag): each camera starts from the latest camera_info
     recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
-    `on_frame` is called after each segmented frame (a fleet's progress bar; the bag's own bar is off then).
+    `on_frame` is called after each segmented frame (a fleet's progress bar; the fleet turns `progress` off).
     """
     from tqdm import tqdm
 
@@ -319,7 +319,7 @@ def process_bag(
         range_start, range_stop = time_range
         with (
             bag_writer(out_bag, storage, force) as writer,
-            tqdm(total=total, unit="frame", desc="process", disable=not progress or on_frame is not None) as bar,
+            tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
         ):
             run = _Run(writer, segmenter, outputs)
             run.prepare(connections, cameras)

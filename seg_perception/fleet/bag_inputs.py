@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from seg_perception.bag.bag_io import check_output_path
 from seg_perception.core.errors import SegPerceptionError
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
@@ -155,6 +156,7 @@ def plan_bags(inputs: Sequence[str], out: Path, force: bool) -> BagPlan:
         raise BagInputError("process needs INPUT... OUT: at least one input bag, directory or glob, then OUT")
     single = len(inputs) == 1 and not is_pattern(inputs[0]) and looks_like_bag(Path(inputs[0]))
     if single:
+        check_output_path(out, force, inputs=[Path(inputs[0])])  # today's single-bag rule, as `process` had it
         return BagPlan((BagJob(Path(inputs[0]), out),), out, single=True)
     if (out / "metadata.yaml").is_file() or out.is_file():
         raise BagInputError(f"OUT {out} is a bag, but with several inputs, a tree or a glob OUT is an output root")

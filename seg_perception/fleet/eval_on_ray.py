@@ -62,6 +62,10 @@ class RayEvalOptions:
         if self.batch_size < 1:
             raise SegPerceptionError(f"--batch-size {self.batch_size}: needs at least 1")
 
+    @property
+    def pool(self) -> ActorPool:
+        return ActorPool(self.workers, self.num_cpus, self.num_gpus)
+
 
 class BatchScorer:
     """One per Ray actor: a VariantRunner that scores batches of frame rows into one EvalTally each."""
@@ -118,7 +122,7 @@ def pool_size(options: RayEvalOptions, resources: dict[str, float], batches: int
     A pool the cluster cannot hold is refused here rather than left waiting for resources that never come
     (on an autoscaling cluster, start its nodes first).
     """
-    fits = actors_that_fit(ActorPool(options.workers, options.num_cpus, options.num_gpus), resources)
+    fits = actors_that_fit(options.pool, resources)
     return max(1, min(fits, batches))
 
 
@@ -149,7 +153,7 @@ def tallies_on_ray(ray: Any, job: EvalJob, options: RayEvalOptions) -> tuple[lis
                 "space": job.space,
                 "keep_pixels": job.keep_pixels,
                 "calibration": job.calibration,
-                "threads": max(1, int(options.num_cpus)),
+                "threads": options.pool.threads,
             },
             udf_modifying_row_count=True,  # a batch of frames becomes one tally
         )

@@ -13,13 +13,10 @@ from typing import Any
 from seg_perception.bag.bag_io import DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
-from seg_perception.cli_args import number
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
 from seg_perception.fleet.ray_runtime import add_actor_pool_arguments, add_ray_argument
 
 LOG = logging.getLogger("seg_perception")
-_positive_int = number(int, 1)
-_non_negative = number(float, 0.0)
 
 RULE = """\
 INPUT... OUT: with exactly one INPUT that is a bag (a rosbag2 directory, or a .mcap / .db3 file), OUT is
@@ -40,7 +37,6 @@ stops every worker and leaves no partial output (exit 130).
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from seg_perception.bag.bag_io import check_output_path
     from seg_perception.bag.offline_processing import default_outputs, output_selection
     from seg_perception.core.model_spec import default_spec_path, load_model_spec
     from seg_perception.fleet.bag_inputs import plan_bags
@@ -54,13 +50,10 @@ def cmd_process(args: argparse.Namespace) -> int:
         import_ray()  # a missing Ray is one line before anything else happens
     # Refuse bad INPUT... OUT before the model is loaded and compiled.
     plan = plan_bags(args.inputs, args.out, args.force)
-    if plan.single:
-        check_output_path(plan.out, args.force, inputs=[plan.jobs[0].in_bag])
     spec = load_model_spec(args.model or default_spec_path())
     outputs = tuple(args.outputs or default_outputs(spec))
     output_selection(outputs, spec)
-    # An actor's inference threads default to its CPUs, so that actors sharing a node do not oversubscribe it.
-    threads = args.threads or (max(1, int(pool.num_cpus)) if pool is not None else 0)
+    threads = args.threads or (pool.threads if pool is not None else 0)
     options = ProcessOptions(args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage)
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)

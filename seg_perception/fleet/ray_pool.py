@@ -89,7 +89,6 @@ class RayActorPool:
         )
         self.tally = ray.remote(FrameTally).options(num_cpus=0).remote()
         self.actors = [self.actor_class.remote(options, self.tally) for _ in range(workers)]
-        self.replaced = 0
         self.in_flight: dict[Any, tuple[int, WorkUnit]] = {}
 
     def idle(self) -> list[int]:
@@ -146,7 +145,6 @@ class RayActorPool:
     def _replace(self, worker: int) -> None:
         self.ray.kill(self.actors[worker], no_restart=True)  # dead already, or past saving
         self.actors[worker] = self.actor_class.remote(self.options, self.tally)
-        self.replaced += 1
 
     def abort(self) -> None:
         for actor in self.actors:

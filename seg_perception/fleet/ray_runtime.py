@@ -65,6 +65,11 @@ class ActorPool:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
+    @property
+    def threads(self) -> int:
+        """Inference threads of one actor: its CPUs, so that actors sharing a node do not oversubscribe it."""
+        return max(1, int(self.num_cpus))
+
 
 def add_actor_pool_arguments(parser: argparse.ArgumentParser, actor: str) -> None:
     """`--workers`, `--num-cpus`, `--num-gpus`: the actor pool of a `--ray` run; `actor` says what one holds."""

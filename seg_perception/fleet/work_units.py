@@ -189,7 +189,7 @@ class BagWorker:
                 storage=self.options.storage,
                 progress=False,
                 time_range=unit.time_range,
-                on_frame=on_frame or _no_progress,
+                on_frame=on_frame,
             )
         except SegPerceptionError as exc:
             shutil.rmtree(attempt, ignore_errors=True)
@@ -203,7 +203,3 @@ class BagWorker:
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
-
-
-def _no_progress() -> None:
-    """A fleet draws one bar of its own, so the per-bag bar stays off."""
