@@ -26,7 +26,7 @@ from seg_perception.core.graph_compiler import (
     compile_fused_graph,
     mask_output_name,
 )
-from seg_perception.core.model_spec import MaskSpec, ModelSpec
+from seg_perception.core.model_spec import ModelSpec
 from seg_perception.core.onnx_checks import fixed_batch_size
 
 LOG = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class Segmenter:
         # A 256-entry colour map for cv2.applyColorMap: 9x faster than numpy fancy indexing at 1280x720.
         self._palette = palette_table(spec).reshape(256, 1, 3)
         self._drivable = drivable_table(spec)
+        self._drivable_head = spec.drivable_mask  # the mask that is the drivable output, if a head gives it
         self.fixed_batch = fixed_batch_size(spec)  # a static-batch export runs in chunks of this size
         # (width, height, channel order, with confidence, with masks) -> backend over that fused graph
         self._backends: OrderedDict[tuple[int, int, str, bool, bool], Backend] = OrderedDict()
@@ -212,7 +213,7 @@ class Segmenter:
         wants = list(outputs) or [OutputSelection()] * len(frames)
         t0 = time.perf_counter()
         height, width = shape[:2]
-        need_masks = bool(self.spec.masks) and any(self._masks_for(w) for w in wants)
+        need_masks = bool(self.spec.masks) and any(self._needs_masks(w) for w in wants)
         backend = self.backend_for(width, height, channel_order, any(w.confidence for w in wants), need_masks)
         per_frame, infer_ms = self._infer_in_chunks(backend, frames, height, width)
         t2 = time.perf_counter()
@@ -231,19 +232,19 @@ class Segmenter:
             r.timings_ms = timings
         return results
 
-    def _masks_for(self, want: OutputSelection) -> tuple[MaskSpec, ...]:
-        """The declared masks this selection needs from the graph (the drivable mask when it has a head)."""
-        drivable = self.spec.drivable_mask
-        return tuple(m for m in self.spec.masks if _selected(want, m.name) or (want.drivable and m is drivable))
+    def _needs_masks(self, want: OutputSelection) -> bool:
+        """Whether this selection needs a declared mask from the graph (the drivable mask when it has a head)."""
+        drivable = self._drivable_head
+        return any(_selected(want, m.name) or (want.drivable and m is drivable) for m in self.spec.masks)
 
     def _batch(self, frames: Sequence[np.ndarray], size: int, height: int, width: int) -> np.ndarray:
-        """frames as one [size, H, W, 3] batch; slots past the frames (a partial fixed-batch chunk) are zero."""
+        """frames as one [size, H, W, 3] batch. Slots past the frames (a partial fixed-batch chunk) keep
+        whatever they held: their outputs are never read, so they are not cleared per call."""
         if size == 1:
             return frames[0][np.newaxis]  # a view: no copy for the common single-camera case
-        batch = _reused(self._batches, (size, height, width), lambda: np.empty((size, height, width, 3), np.uint8))
+        batch = _reused(self._batches, (size, height, width), lambda: np.zeros((size, height, width, 3), np.uint8))
         for i, frame in enumerate(frames):
             batch[i] = frame
-        batch[len(frames) :] = 0
         return batch
 
     def _infer_in_chunks(
@@ -261,10 +262,11 @@ class Segmenter:
             t = time.perf_counter()
             raw = backend.infer(batch)
             infer_ms += (time.perf_counter() - t) * 1e3
+            overwritten_later = start + size < len(frames)  # the next chunk's call reuses the output buffers
             for name, array in raw.items():
                 for i in range(len(part)):
                     out = array[i]
-                    if len(starts) > 1:  # the next chunk's call reuses the backend's output buffers
+                    if overwritten_later:
                         h, w = out.shape[:2]
                         buf = _reused(self._buffers, (start + i, h, w), partial(_Buffers, h, w))
                         kept = buf.kept.get(name)
@@ -282,7 +284,7 @@ class Segmenter:
         h, w = labels.shape
         buf = _reused(self._buffers, (index, h, w), lambda: _Buffers(h, w))
         result = SegResult(labels=labels, confidence=outputs.get(CONFIDENCE_NAME) if want.confidence else None)
-        drivable_head = self.spec.drivable_mask
+        drivable_head = self._drivable_head
         result.masks = {m.name: outputs[mask_output_name(m)] for m in self.spec.masks if _selected(want, m.name)}
         if want.drivable:
             if drivable_head is not None:  # from the drivable head itself, whatever paints over it
