@@ -147,10 +147,14 @@ class CameraChannel:
 
     def publish(self, header: FrameHeader, result: SegResult, times: FrameTimes) -> None:
         """Every output carries the input header unchanged; labels go first (the latency that counts).
-        Images go out serialized: each is one copy of its pixels behind the header's bytes."""
-        labels = image_cdr(header.cdr, result.labels, "mono8")
-        times.labels_built_ns = time.time_ns()
-        self.publishers["labels"].publish(labels)
+        Images go out serialized: each is one copy of its pixels behind the header's bytes; only topics
+        somebody subscribes to are built (the labels are computed anyway: every other output needs them)."""
+        if self.listening("labels"):
+            labels = image_cdr(header.cdr, result.labels, "mono8")
+            times.labels_built_ns = time.time_ns()
+            self.publishers["labels"].publish(labels)
+        else:
+            times.labels_built_ns = time.time_ns()
         times.labels_published_ns = time.time_ns()
         self.computed["labels"] += 1
         for topic, array, encoding in (
@@ -161,7 +165,7 @@ class CameraChannel:
         ):
             self.computed[topic] += array is not None
             pub = self.publishers.get(topic)
-            if array is not None and pub is not None:
+            if array is not None and pub is not None and self.listening(topic):  # drivable may be for PNG only
                 pub.publish(image_cdr(header.cdr, array, encoding))
         for topic, attr in COMPRESSED_TOPICS.items():  # PNG costs ms: only for somebody listening
             pub = self.publishers.get(topic)
@@ -169,11 +173,11 @@ class CameraChannel:
             if array is not None and pub is not None and self.listening(topic):
                 pub.publish(compressed_image_cdr(header.cdr, PNG_MONO8_FORMAT, encode_label_png(array)))
         for name, mask in result.masks.items():
-            pub = self.publishers.get(f"{name}_mask")
-            if pub is not None and f"{name}_mask" not in OUTPUT_TOPICS:  # drivable_mask went out above
+            pub = self.publishers.get(f"{name}_mask")  # head_masks leaves drivable_mask to the loop above
+            if pub is not None:
                 pub.publish(image_cdr(header.cdr, mask, "mono8"))
         info = self.camera_info
-        if info is not None and self.info_publisher is not None:
+        if info is not None and self.info_publisher is not None and self.listening("camera_info"):
             h, w = result.labels.shape
             self.info_publisher.publish(scaled_camera_info(info, ros_header(header), w, h))
         times.outputs_published_ns = time.time_ns()
