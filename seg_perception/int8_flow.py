@@ -46,7 +46,7 @@ class Int8Graph:
 
 def _frames(source: str | None, limit: int, width: int, height: int, what: str) -> tuple[list[np.ndarray], str]:
     """RGB frames and a description of where they came from."""
-    from seg_perception.core.quantization import frames_from_directory, image_files
+    from seg_perception.core.quantization import frames_from_directory
 
     if source is None:
         from seg_perception.synthetic.scenes import generate_scene
@@ -65,9 +65,10 @@ def _frames(source: str | None, limit: int, width: int, height: int, what: str) 
             raise SegPerceptionError(f"{what} {path}: cannot read the bag ({exc})") from exc
     if not path.is_dir():
         raise SegPerceptionError(f"{what} {path} is neither an image directory nor a rosbag2 bag")
-    if not image_files(path):
-        raise SegPerceptionError(f"{what} {path} has no images")
-    return list(frames_from_directory(path, limit=limit)), str(path)  # unreadable files: one warning each
+    try:
+        return list(frames_from_directory(path, limit=limit)), str(path)  # unreadable files: one warning each
+    except SegPerceptionError as exc:  # e.g. no images: say which option named the directory
+        raise SegPerceptionError(f"{what} {exc}") from None  # unreadable files: one warning each
 
 
 def _split(

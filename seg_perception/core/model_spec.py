@@ -73,7 +73,6 @@ class MaskSpec:
 
     name: str
     head: int  # index into ModelSpec.heads
-    class_ids: tuple[int, ...]  # global ids of the classes inside
     inside: tuple[bool, ...]
 
     @property
@@ -344,7 +343,7 @@ def _parse_masks(raw: Any, heads: Sequence[HeadSpec], class_names: Sequence[str]
                 )
             ids.append(cid)
         inside = tuple(c is not None and c in ids for c in head.class_ids)
-        masks.append(MaskSpec(name=name, head=head_index, class_ids=tuple(ids), inside=inside))
+        masks.append(MaskSpec(name=name, head=head_index, inside=inside))
     return tuple(masks)
 
 
