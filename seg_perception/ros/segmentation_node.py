@@ -542,7 +542,10 @@ class SegmentationNode(LifecycleNode):
         self._diag_pub.publish(out)
 
     def destroy_node(self) -> None:
-        """Stop the worker and release the backend before the ROS entities go."""
+        """Stop the worker and release the backend before the ROS entities go (idempotent)."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
         self._stop_worker()
         self._release()
         super().destroy_node()
