@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The shipped large-data profile unless the caller set one (as `seg-perception run` and the launch file do).
-FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data.xml
-export FASTDDS_DEFAULT_PROFILES_FILE
+# `make demo` and `make test` stay on this machine: DDS discovers localhost only, and the shipped large-data
+# profile's loopback variant binds and advertises 127.0.0.1 only (unless the caller set either).
+ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.xml
+export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE
 
 .PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model clean
 

@@ -25,7 +25,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.model_spec import default_spec_path, load_model_spec
 from seg_perception.evaluation.runners import EvalJob, evaluate_in_process, parse_variant, plan_eval
 from seg_perception.fleet.eval_on_ray import RayEvalOptions, evaluate_on_ray
-from seg_perception.fleet.ray_runtime import LOCAL
+from seg_perception.fleet.ray_runtime import LOCAL, keep_local_ray_on_loopback
 from seg_perception.synthetic.scenes import write_scenes
 
 CLI = Path(sys.executable).with_name("seg-perception")  # the venv's console script, as a user runs it
@@ -39,7 +39,8 @@ CLI_TIMEOUT_S = 600
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    loopback = keep_local_ray_on_loopback()  # as `--ray` does for a Ray it starts: 127.0.0.1 only
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, **loopback)
     try:
         yield str(context.address_info["gcs_address"])
     finally:

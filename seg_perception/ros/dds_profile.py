@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 PROFILE_NAME = "fastdds_large_data.xml"
+# The same profile with UDP on 127.0.0.1 only: chosen when discovery is limited to this machine.
+LOCALHOST_PROFILE_NAME = "fastdds_large_data_localhost.xml"
+DISCOVERY_RANGE_VARIABLE = "ROS_AUTOMATIC_DISCOVERY_RANGE"
 # Source tree (an editable install or `python -m`): <repo>/config next to the package.
 REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
 
 
-def shipped_profile() -> Path | None:
-    """The shipped large-data Fast DDS profile: the source tree copy, else the installed share directory."""
-    candidates = [REPO_CONFIG / PROFILE_NAME]
+def profile_name(environ: Mapping[str, str] | None = None) -> str:
+    """Which shipped profile fits `environ`: the loopback-only one when discovery is limited to localhost."""
+    env = os.environ if environ is None else environ
+    localhost = env.get(DISCOVERY_RANGE_VARIABLE, "").strip().upper() == "LOCALHOST"
+    return LOCALHOST_PROFILE_NAME if localhost else PROFILE_NAME
+
+
+def shipped_profile(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The shipped large-data Fast DDS profile for `environ` (default: this process's environment), the source
+    tree copy, else the installed share directory. With ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST it is the
+    variant whose UDP transport binds and advertises 127.0.0.1 only."""
+    name = profile_name(environ)
+    candidates = [REPO_CONFIG / name]
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / PROFILE_NAME)
+        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / name)
     except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is all there is
         pass
     return next((c for c in candidates if c.is_file()), None)
@@ -29,7 +42,7 @@ def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> No
     env = os.environ if environ is None else environ
     if PROFILE_VARIABLE in env:
         return
-    profile = shipped_profile()
+    profile = shipped_profile(env)
     if profile is not None:
         env[PROFILE_VARIABLE] = str(profile)
 
@@ -41,7 +54,7 @@ def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[b
     if rmw and not rmw.startswith("rmw_fastrtps"):
         return False, f"RMW_IMPLEMENTATION={rmw}: Fast DDS profiles do not apply"
     value = env.get(PROFILE_VARIABLE, "")
-    shipped = shipped_profile()
+    shipped = shipped_profile(env)
     hint = f"; the shipped large-data profile is {shipped}" if shipped is not None else ""
     if not value:
         return False, (

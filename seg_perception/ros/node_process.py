@@ -20,7 +20,7 @@ def isolated_ros_environment(
     """Environment for a private DDS domain on localhost with (by default) the large-data transport profile."""
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    profile = shipped_profile() if large_data_profile else None
+    profile = shipped_profile(env) if large_data_profile else None
     if profile is not None:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return env
