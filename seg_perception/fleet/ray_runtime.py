@@ -146,7 +146,7 @@ def keep_local_ray_on_loopback(environ: MutableMapping[str, str] | None = None) 
     env[SINGLE_MACHINE_VARIABLE] = "0"
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None and environ is None:
-        setattr(constants, "ENABLE_RAY_CLUSTER", False)  # read once at import; services reads it per call
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]  # read at import; services per call
     return {"_node_ip_address": LOOPBACK}
 
 
