@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -139,6 +140,29 @@ def test_unpadded_three_channel_frame_is_zero_copy(encoding: str, order: str) ->
     assert channel_order == order
     assert frame.flags.c_contiguous and frame.shape == (6, 10, 3) and frame.dtype == np.uint8
     assert np.shares_memory(frame, buffer)
+
+
+EIGHT_BIT_ENCODINGS = [encoding for encoding, (_, dtype) in NATIVE.items() if dtype == np.uint8]
+
+
+@pytest.mark.parametrize("encoding", EIGHT_BIT_ENCODINGS)
+@pytest.mark.parametrize("padding", [0, 7])
+def test_8bit_inference_frame_costs_at_most_one_copy(encoding: str, padding: int) -> None:
+    """What the fused graph's uint8 input costs per 8-bit frame: at most one frame-sized array is allocated
+    (numpy and cv2's numpy-backed outputs both report to tracemalloc), whatever the 16-bit path does."""
+    height, width = 240, 320
+    fields = array_to_image_fields(random_native(encoding, height, width), encoding)
+    data = np.frombuffer(pad_rows(fields.data, height, fields.step, padding), np.uint8)
+    step = fields.step + padding
+    to_inference_frame(encoding, height, width, step, 0, data)  # warm: cv2's first call allocates tables
+    tracemalloc.start()
+    try:
+        frame, _ = to_inference_frame(encoding, height, width, step, 0, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frame.nbytes == height * width * 3
+    assert peak <= frame.nbytes + 4096, f"{peak} bytes allocated for a {frame.nbytes}-byte frame"
 
 
 def test_big_endian_mono16_decodes_to_the_right_values() -> None:
