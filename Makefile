@@ -47,7 +47,8 @@ VENV_OLDEST := .venv-oldest
 STAMP_OLDEST := $(VENV_OLDEST)/.installed-stamp
 CORE_TESTS := test/test_engine_cache.py test/test_eval_end_to_end.py test/test_fused_graph_matches_reference.py \
 	test/test_ground_grid.py test/test_ground_grid_on_generated_scenes.py test/test_image_codec_round_trips.py \
-	test/test_metrics.py test/test_model_spec_validation.py test/test_segmenter_outputs.py \
+	test/test_image_codec_matches_cv_bridge.py test/test_metrics.py test/test_model_spec_validation.py \
+	test/test_segmenter_outputs.py \
 	test/test_synthetic_scenes.py test/test_tensorrt_backend.py test/test_int8_qdq_agreement.py \
 	test/test_no_unsafe_calls.py test/test_bag_process.py test/test_venv_console_scripts.py
 
