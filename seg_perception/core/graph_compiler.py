@@ -31,7 +31,7 @@ from seg_perception.core.graph_preprocess import (
     preprocess_graph,
 )
 from seg_perception.core.model_spec import HeadSpec, ModelSpec
-from seg_perception.core.onnx_checks import check_spec_against_onnx, graph_io, load_onnx
+from seg_perception.core.onnx_checks import BatchMode, batch_mode, check_spec_against_onnx, graph_io, load_onnx
 
 __all__ = [
     "CONFIDENCE_NAME",
@@ -69,11 +69,12 @@ def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
         ) from exc
 
 
-def _batch_dim(model_batch: int | str | None, batch: int | None) -> int | str:
-    if isinstance(model_batch, int) and model_batch > 0:
-        if batch is not None and batch != model_batch:
-            raise ModelSpecError(f"batch {batch} requested but the ONNX model's batch is fixed at {model_batch}")
-        return model_batch
+def _batch_dim(mode: BatchMode, batch: int | None) -> int | str:
+    if mode.fixed is not None:
+        if batch is not None and batch != mode.fixed:
+            how = " by its reshapes (traced at export), though its input batch is symbolic" if mode.traced else ""
+            raise ModelSpecError(f"batch {batch} requested but the ONNX model's batch is fixed at {mode.fixed}{how}")
+        return mode.fixed
     return batch if batch is not None else "N"
 
 
@@ -113,9 +114,8 @@ def compile_fused_graph(
     check_spec_against_onnx(spec, model)
     model = _upgrade(model)
     opset, ir = _opset_of(model), model.ir_version
-    inputs, outputs = graph_io(model)
-    input_dims = inputs[spec.input.name].dims
-    n = _batch_dim(input_dims[0], batch)
+    _, outputs = graph_io(model)
+    n = _batch_dim(batch_mode(spec, model), batch)
     geo = input_geometry(spec, camera_width, camera_height)
 
     pre_out = "seg_pre/model_input"
