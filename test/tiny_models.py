@@ -282,3 +282,19 @@ def segformer_like_spec(directory: Path, classes: list[str], traced: bool = True
     segformer_like_model(directory / f"{name}.onnx", len(classes), 48, 64, traced=traced)
     spec = spec_dict(f"{name}.onnx", classes, name="pixel_values")
     return write_spec(directory / f"{name}.yaml", spec)
+
+
+def any_size_model(path: Path, classes: int, stride: int = 1, seed: int = 6) -> Path:
+    """A fully convolutional net taking any height and width: 'input' [N, 3, H, W] -> a stride x stride
+    patch conv -> logits [N, classes, H/stride, W/stride] (H and W must be multiples of the stride)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 2.0 / stride, (classes, 3, stride, stride)).astype(np.float32)
+    b = rng.normal(0, 0.5, classes).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[stride] * 2, strides=[stride] * 2)],
+        "any_size",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes, "h", "w"])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return _save(graph, path)
