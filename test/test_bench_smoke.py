@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
+from tiny_models import conv_logits_model, segformer_like_spec, spec_dict, two_head_model, write_spec
 
 from seg_perception.bench.bench_report import markdown, summarise
 from seg_perception.bench.memory_figures import VERDICTS
@@ -233,10 +233,16 @@ def _static_batch_1(d: Path) -> Path:
     return write_spec(d / "s.yaml", spec_dict("s.onnx", CLASSES))
 
 
+def _traced_batch(d: Path) -> Path:
+    return segformer_like_spec(d, CLASSES, traced=True)  # symbolic input batch, reshapes fixed at 1
+
+
 OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--batching-size", "96x64")
 
 
-@pytest.mark.parametrize("make", [_two_heads, _letterbox, _static_batch_1], ids=["two_heads", "letterbox", "batch1"])
+@pytest.mark.parametrize(
+    "make", [_two_heads, _letterbox, _static_batch_1, _traced_batch], ids=["two_heads", "letterbox", "batch1", "traced"]
+)
 def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
     proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
     assert report["skipped"] == [] and report["phases_run"] == 10 and report["node"] == {}
@@ -252,6 +258,7 @@ def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_pat
     # multi-camera figures frame by frame: every figure is measured either way.
     assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
     assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
+    assert all(m["labels_match_single"] for m in report["multi_camera"])
 
 
 def test_overload_rate_is_above_what_was_sustained_and_capped() -> None:
