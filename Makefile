@@ -10,7 +10,7 @@ ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.xml
 export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE
 
-.PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model clean
+.PHONY: demo test test-oldest lint typecheck pytest docs venv train-demo-model clean
 
 venv: $(STAMP)
 
@@ -38,7 +38,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+# The docs site, strictly: a broken link or anchor fails (never -q: it hides the warnings --strict counts).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
+test: lint typecheck pytest docs
 
 # The oldest Python and library versions we declare (constraints-oldest.txt), proven on the core tests: those
 # that need no ROS (the rclpy wheels exist for newer Pythons only). About a minute once the venv exists.
@@ -72,4 +76,4 @@ train-demo-model:
 	PYTHONPATH=$(CURDIR) .venv-train/bin/python -m seg_perception.train_demo_model --out models/
 
 clean:
-	rm -rf demo_out bench_out build install log .pytest_cache .mypy_cache .ruff_cache $(VENV_OLDEST)
+	rm -rf demo_out bench_out site build install log .pytest_cache .mypy_cache .ruff_cache $(VENV_OLDEST)
