@@ -273,7 +273,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "seg_perception.bench.soak",
     "seg_perception.bench.bench",
     "seg_perception.engine_commands",
-    "seg_perception.evaluation.commands",
+    "seg_perception.fleet.eval_commands",
 )
 
 
