@@ -26,7 +26,8 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_spec(path: Path | None) -> ModelSpec:
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     return load_model_spec(path or default_spec_path())
 

@@ -17,7 +17,8 @@ from seg_perception.bench.bench_report import markdown, summarise
 from seg_perception.bench.memory_figures import VERDICTS
 from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, RSS_TOLERANCE_MB, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
-from seg_perception.core.model_spec import HeadSpec, load_model_spec
+from seg_perception.core.model_spec import HeadSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.ros.stage_times import SPANS, STAGES
 
 SUMMARY_KEYS = {

@@ -22,7 +22,8 @@ import ray
 
 from seg_perception.cli import main
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.evaluation.runners import EvalJob, evaluate_in_process, parse_variant, plan_eval
 from seg_perception.fleet.eval_on_ray import RayEvalOptions, evaluate_on_ray
 from seg_perception.fleet.ray_runtime import LOCAL, keep_local_ray_on_loopback

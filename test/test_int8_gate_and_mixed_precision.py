@@ -26,7 +26,8 @@ from tensorrt_fixtures import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake,
 from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq_path
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer

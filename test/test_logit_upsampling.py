@@ -12,7 +12,8 @@ import onnxruntime as ort
 import pytest
 from tiny_models import TINY_CLASSES, conv_logits_model, model_input, smooth_image, spec_dict, write_spec
 
-from seg_perception.core.model_spec import ModelSpec, load_model_spec
+from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 CAMERA_H, CAMERA_W = 90, 160

@@ -14,7 +14,7 @@ from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
 
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 
 CLASSES = ["road", "sidewalk", "car"]
 

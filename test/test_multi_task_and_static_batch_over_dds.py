@@ -21,7 +21,7 @@ from ros_harness import (
 from sensor_msgs.msg import Image
 from tiny_models import TINY_CLASSES, multi_task_spec, segformer_like_spec, smooth_image, static_batch_spec
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 W, H = 160, 96

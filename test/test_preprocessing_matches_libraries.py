@@ -16,7 +16,8 @@ from tiny_models import any_size_model, smooth_image, spec_dict, write_spec
 
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_preprocess import input_geometry, preprocess_graph, shorter_side_size
-from seg_perception.core.model_spec import load_model_spec, parse_model_spec
+from seg_perception.core.model_spec import parse_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 from seg_perception.synthetic.scenes import generate_scene
 

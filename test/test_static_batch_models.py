@@ -13,8 +13,8 @@ from tiny_models import TINY_CLASSES, segformer_like_spec, smooth_image, static_
 
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
 from seg_perception.core.onnx_checks import BatchMode, batch_mode
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import ALL_OUTPUTS, OutputSelection, Segmenter
 
 FRAMES = [smooth_image(90, 160, seed=s) for s in range(3)]

@@ -372,7 +372,8 @@ def run_bench(
     batching_size: tuple[int, int] = BATCHING_SIZE,
 ) -> dict[str, Any]:
     """Every measurement; the ones that failed are listed under "failures", skipped ones under "skipped"."""
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     spec = load_model_spec(spec_path or default_spec_path())
     if summary_size not in sizes:

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_resize import INTERPOLATIONS
 
@@ -438,28 +436,3 @@ def parse_model_spec(raw: Any, base_dir: Path, spec_path: Path | None = None) ->
         masks=_parse_masks(m.get("masks", {}) or {}, heads, class_names),
         upsampling=_parse_upsampling(m["upsampling"], heads) if "upsampling" in m else UpsamplingSpec(),
     )
-
-
-def load_model_spec(path: str | Path, check_onnx: bool = True) -> ModelSpec:
-    """Read, validate and (by default) check a spec against the ONNX model it names."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelSpecError(f"cannot read model spec {path}: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ModelSpecError(f"model spec {path} is not valid YAML: {exc}") from exc
-    try:
-        spec = parse_model_spec(raw, path.resolve().parent, spec_path=path.resolve())
-    except ModelSpecError as exc:
-        raise ModelSpecError(f"{path}: {exc}") from exc
-    if check_onnx:
-        from seg_perception.core.onnx_checks import check_spec_against_onnx
-
-        try:
-            check_spec_against_onnx(spec)
-        except ModelSpecError as exc:
-            raise ModelSpecError(f"{path}: {exc}") from exc
-    return spec

@@ -37,7 +37,8 @@ def _pct(value: float | None) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     return load_model_spec(args.model or default_spec_path())
 

@@ -35,7 +35,8 @@ from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.image_cdr import FrameHeader, parse_compressed_image, parse_image
-from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
+from seg_perception.core.model_spec import ModelSpec, default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 from seg_perception.ros.camera_channel import (
     COMPRESSED_TOPICS,
