@@ -374,7 +374,30 @@ NODE_BUGS = (
     ),
 )
 
-BUGS = CORE_BUGS + NODE_BUGS
+ROUND_TWO_BUGS = (
+    Bug(
+        "t",
+        "logits_bilinear with a letterbox ignores align_corners in the resize to the model input",
+        single(
+            "seg_perception/core/graph_postprocess.py",
+            'x = b.resize(x, geo.model_height, geo.model_width, "linear", align_corners=corners)',
+            'x = b.resize(x, geo.model_height, geo.model_width, "linear")  # PLANTED: align_corners lost',
+        ),
+        ("test/test_logit_upsampling.py::test_letterbox_follows_mmsegmentation_resize_crop_resize",),
+    ),
+    Bug(
+        "u",
+        "quantize ignores --min-agreement (always the default 98 %)",
+        single(
+            "seg_perception/int8_flow.py",
+            "    thresholds = GateThresholds(args.min_agreement / 100, args.min_class_iou / 100)\n",
+            "    thresholds = GateThresholds(0.98, args.min_class_iou / 100)  # PLANTED: --min-agreement ignored\n",
+        ),
+        ("test/test_int8_gate_and_mixed_precision.py::test_non_default_gate_thresholds_change_the_verdict",),
+    ),
+)
+
+BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
 
 
 def patched_texts(read: Callable[[str], str | None], bug: Bug) -> tuple[dict[str, str], list[str]]:
