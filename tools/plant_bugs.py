@@ -395,6 +395,16 @@ ROUND_TWO_BUGS = (
         ),
         ("test/test_int8_gate_and_mixed_precision.py::test_non_default_gate_thresholds_change_the_verdict",),
     ),
+    Bug(
+        "v",
+        "diagnostics latency percentiles read part of the window once it wrapped (more than 256 frames)",
+        single(
+            "seg_perception/core/frame_stats.py",
+            "            recent = self._latencies[: min(self._count, len(self._latencies))]\n",
+            "            recent = self._latencies[: self._count % (len(self._latencies) + 1)]  # PLANTED\n",
+        ),
+        ("test/test_frame_stats_window.py",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
