@@ -214,7 +214,8 @@ def test_report_has_every_reason_and_names_the_flagged_ones() -> None:
     assert report.values["health.dark"] == "1.000" and report.values["health.frozen"] == "2"
     assert report.values["health.low_visibility"] == "0"
     stale = health_report(m, 4.0)
-    assert "stale" in stale.flagged and stale.values["health.stale"] == "4.00"
+    assert stale.flagged == {"stale"} and stale.message == "degraded: stale"
+    assert stale.values["health.stale"] == "4.00" and stale.values["health.dark"] == "1.000"
     good = HealthMonitor()
     feed(good, [textured(i) for i in range(3)])
     assert health_report(good, 3.5).message == "degraded: stale"

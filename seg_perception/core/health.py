@@ -271,11 +271,12 @@ class HealthReport:
 
 
 def health_report(monitor: HealthMonitor, since_input_s: float) -> HealthReport:
-    """The monitor's state now, with stale measured as the seconds since the camera's last input."""
+    """The monitor's state now, with stale measured as the seconds since the camera's last input. A stale
+    camera is only stale: the flags of its last frames describe nothing it publishes now (their values stay)."""
     flagged = set(monitor.flagged) - {"stale"}
     measured = {**monitor.values, "stale": max(since_input_s, 0.0)}
     if since_input_s > monitor.t.stale_s:
-        flagged.add("stale")
+        flagged = {"stale"}
     values = {"health": health_level(flagged)}
     values.update({f"health.{r}": _shown(r, measured.get(r, math.nan)) for r in REASONS})
     values.update({f"health_baseline.{r}": _shown(r, v) for r, v in monitor.baselines.items()})
