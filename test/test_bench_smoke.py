@@ -27,6 +27,7 @@ SUMMARY_KEYS = {
     "pipeline_overlay_ms",
     "straightforward_ms",
     "speedup_vs_straightforward",
+    "health_checks_ms",
     "node_p50_ms",
     "node_p99_ms",
     "overload_p99_ms",
@@ -133,10 +134,12 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert report["schema_version"] == 1 and report["model"] == "m" and report["backend"] == "onnxruntime"
     assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
     assert (report["failures"], report["skipped"]) == ([], [])
-    # pure; per size 3 timings + agreement; 3 batching; the message path; 2 node
-    assert report["phases_run"] == 1 + 4 * 2 + 3 + 1 + 2
+    # pure; per size 4 timings (pipeline, with overlay, health checks, baseline) + agreement; 3 batching;
+    # the message path; 2 node
+    assert report["phases_run"] == 1 + 5 * 2 + 3 + 1 + 2
     names = sorted((m["name"], m["size"]) for m in report["measurements"])
-    per_size = [(n, s) for s in ("160x96", "320x180") for n in ("pipeline", "pipeline_overlay", "straightforward")]
+    timed = ("pipeline", "pipeline_overlay", "health_checks", "straightforward")
+    per_size = [(n, s) for s in ("160x96", "320x180") for n in timed]
     assert names == sorted([("pure_inference", "64x48"), *per_size])
     for m in report["measurements"]:
         _check_measurement(m, 10)
@@ -186,7 +189,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert summary["rss_verdict"] in VERDICTS
     assert summary["targets"]["rss_growth_lt_10mb"] is (summary["rss_growth_mb"] < 10.0)
     assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
-    assert len(report["summary"]["targets"]) == 6 and all(
+    assert len(report["summary"]["targets"]) == 7 and all(
         isinstance(v, bool) for v in report["summary"]["targets"].values()
     )
 

@@ -103,11 +103,10 @@ class Hysteresis:
 
 def low_detail_share(grey: np.ndarray, detail: float) -> float:
     """Share of GRID cells of a SAMPLE_SIZE grey image whose mean |Laplacian| is below `detail`."""
-    cols, rows = GRID
-    h, w = grey.shape
     lap = cv2.convertScaleAbs(cv2.Laplacian(grey, cv2.CV_16S))  # |Laplacian|, saturating at 255
-    sums = lap.reshape(rows, h // rows, cols, w // cols).sum(axis=(1, 3), dtype=np.int32)
-    return float(np.count_nonzero(sums < detail * (h // rows) * (w // cols))) / sums.size
+    # INTER_AREA by whole factors is the exact mean of each cell (in float, so nothing is rounded).
+    cells = cv2.resize(lap.astype(np.float32), GRID, interpolation=cv2.INTER_AREA)
+    return float(np.count_nonzero(cells < detail)) / cells.size
 
 
 class _Baseline:
@@ -177,15 +176,14 @@ class HealthMonitor:
             self._repeats = self._repeats + 1 if same else 0
             verdicts["frozen"] = same
         values["frozen"] = float(self._repeats)
-        np.copyto(self._previous, sample)
+        self._sample, self._previous = self._previous, self._sample  # this sample is the next one's previous
         self._have_previous = True
 
         small = cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY, dst=self._grey)
-        hist = cv2.calcHist([small], [0], None, [256], [0, 256]).ravel()
-        values["dark"] = float(hist[: t.dark_level].sum()) / small.size
-        values["saturated"] = float(hist[t.saturated_level :].sum()) / small.size
+        cumulative = cv2.calcHist([small], [0], None, [256], [0, 256]).ravel().cumsum()  # pixels <= each level
+        values["dark"] = float(cumulative[t.dark_level - 1]) / small.size
+        values["saturated"] = 1.0 - float(cumulative[t.saturated_level - 1]) / small.size
         values["blocked"] = low_detail_share(small, t.blocked_detail)
-        cumulative = hist.cumsum()
         values["low_visibility"] = float(
             np.searchsorted(cumulative, 0.98 * small.size) - np.searchsorted(cumulative, 0.02 * small.size)
         )
@@ -209,10 +207,13 @@ class HealthMonitor:
                 self._confidence.add(values["low_confidence"])
 
         values["drivable_collapse"] = math.nan
-        if drivable is None and labels is not None and self._drivable_table is not None:
-            drivable = cv2.LUT(cv2.resize(labels, SAMPLE_SIZE, interpolation=cv2.INTER_NEAREST), self._drivable_table)
-        if drivable is not None and t.drivable_ratio > 0:
+        mask: np.ndarray | None = None
+        if t.drivable_ratio > 0 and drivable is not None:
             mask = cv2.resize(drivable, SAMPLE_SIZE, dst=self._mask, interpolation=cv2.INTER_NEAREST)
+        elif t.drivable_ratio > 0 and labels is not None and self._drivable_table is not None:
+            sampled = cv2.resize(labels, SAMPLE_SIZE, dst=self._mask, interpolation=cv2.INTER_NEAREST)
+            mask = cv2.LUT(sampled, self._drivable_table, dst=self._mask)
+        if mask is not None:
             lower = mask[SAMPLE_SIZE[1] // 2 :]
             share = float(np.count_nonzero(lower)) / lower.size
             values["drivable_collapse"] = share
