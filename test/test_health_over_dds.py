@@ -23,7 +23,7 @@ GOOD_FRAMES = 40  # more than baseline_frames: both baselines are learned before
 def test_conditions_are_flagged_and_cleared_over_dds(spec_path: Path) -> None:
     domain = unique_domain_id()
     probe = Probe(domain, outputs=("labels",))
-    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2, "health_stale_s": 1.0}
+    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2, "health_stale_s": 2.0}
     node = NodeProcess(domain, params)
     drive = iter(s.image for s in generate_drive(400, W, H, seed=31))
     sent = 0
@@ -55,9 +55,11 @@ def test_conditions_are_flagged_and_cleared_over_dds(spec_path: Path) -> None:
         assert values["health"] == "ok" and {f"health.{r}" for r in REASONS} <= set(values)
         assert values["health.frozen"] == "0" and values["health.low_confidence"] != "n/a"
         assert values["health_baseline.low_confidence"] != "n/a"
-        assert all(  # no flag in any status published while the good drive ran
-            {kv.key: kv.value for kv in m.status[0].values}["health"] == "ok" for m in probe.messages("diagnostics")
-        )
+        # No flag in any status published while the good drive ran (before its first frame the camera may be
+        # stale: the node started more than health_stale_s before the probe sent anything).
+        during = [{kv.key: kv.value for kv in m.status[0].values} for m in probe.messages("diagnostics")]
+        during = [v for v in during if int(v["frames_processed"]) > 0]
+        assert during and all(v["health"] == "ok" for v in during), [v["health"] for v in during]
 
         still = next(drive)
         cases = [("frozen", "frozen", lambda _img: still)] + [(c, *CONDITIONS[c]) for c in sorted(CONDITIONS)]
@@ -69,9 +71,10 @@ def test_conditions_are_flagged_and_cleared_over_dds(spec_path: Path) -> None:
             assert not flagged(reason), f"{name}: flagged before {FLAG} bad frames"
             send(make(next(drive)))
             assert flagged(reason), f"{name}: not flagged as {reason} after {FLAG} frames: {status().message}"
-            health = {kv.key: kv.value for kv in status().values}["health"]
-            assert health == "failed" or (reason not in FAILED_REASONS and health == "degraded"), (name, health)
-            assert status().level == (DiagnosticStatus.ERROR if health == "failed" else DiagnosticStatus.WARN)
+            now = status()
+            health = {kv.key: kv.value for kv in now.values}["health"]
+            assert health == "failed" or (reason not in FAILED_REASONS and health == "degraded"), (name, now.message)
+            assert now.level == (DiagnosticStatus.ERROR if health == "failed" else DiagnosticStatus.WARN), now.message
             for _ in range(CLEAR - 1):
                 send(next(drive))
             assert flagged(reason), f"{name}: cleared before {CLEAR} good frames"
@@ -84,7 +87,7 @@ def test_conditions_are_flagged_and_cleared_over_dds(spec_path: Path) -> None:
         # The camera stops: stale after health_stale_s.
         probe.wait_until(lambda: probe.messages("diagnostics")[-1].status[0].message == "no input frames", 10, "stale")
         last = {kv.key: kv.value for kv in probe.messages("diagnostics")[-1].status[0].values}
-        assert last["health"] == "degraded" and float(last["health.stale"]) > 1.0
+        assert last["health"] == "degraded" and float(last["health.stale"]) >= 2.0  # shown to 0.01 s
     finally:
         node.stop()
         probe.close()
