@@ -338,3 +338,22 @@ class HealthLog:
             "flagged_frames": dict(self.flagged),
             "spans": {r: [s.to_json() for s in self.spans[r]] for r in REASONS if self.spans[r]},
         }
+
+
+def frame_spans(flagged: dict[int, frozenset[str]], names: list[str]) -> dict[str, Any]:
+    """Per reason, the frames flagged and the runs of consecutive frames they form, by frame name: for
+    frame sequences without stamps (`eval`'s image files, in name order). `flagged` maps frame index to
+    its flagged reasons; `names[i]` names frame i."""
+    out: dict[str, Any] = {"frames": len(names), "flagged_frames": {}, "spans": {}}
+    for reason in REASONS:
+        hits = sorted(i for i, reasons in flagged.items() if reason in reasons)
+        out["flagged_frames"][reason] = len(hits)
+        runs: list[list[int]] = []
+        for i in hits:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        if runs:
+            out["spans"][reason] = [{"first": names[a], "last": names[b], "frames": b - a + 1} for a, b in runs]
+    return out

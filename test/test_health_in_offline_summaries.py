@@ -1,5 +1,6 @@
-"""`process` finds the bad segments of a drive: a recorded drive with black frames, then a frozen camera,
-lists per reason the frames flagged and the span of the drive they cover, in its --summary JSON and log."""
+"""`process` and `eval` find the bad segments of a drive: a recorded drive with black frames, then a frozen
+camera, lists per reason the frames flagged and the span of the drive they cover, in the --summary JSON and
+the log; `eval` does the same by frame name over its images in name order."""
 
 from __future__ import annotations
 
@@ -69,3 +70,28 @@ def test_process_summary_lists_flagged_frames_and_spans(
     assert frozen == [(_stamp(BLACK[0] + FLAG), _stamp(BLACK[-1] + CLEAR - 1), 11), (_stamp(first), _stamp(last), 12)]
     assert log["flagged_frames"]["saturated"] == 0 and "saturated" not in log["spans"]
     assert f"health: {TOPIC}: frozen 23 frames in 2 spans, dark 12 frames in 1 span, blocked" in caplog.text
+
+
+def test_eval_lists_flagged_frames_by_name(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """eval reads its images in name order, as a drive: black frames 004..008 are flagged dark from 006 (the
+    FLAG-th) to the end (fewer than CLEAR good frames follow)."""
+    import cv2
+
+    from seg_perception.synthetic.scenes import generate_scene
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(12):
+        scene = generate_scene(300 + i, W, H)
+        image = np.zeros_like(scene.image) if 4 <= i <= 8 else scene.image
+        cv2.imwrite(str(frames / f"{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(frames / f"{i:03d}_labels.png"), scene.labels)
+    out = tmp_path / "eval.json"
+    with caplog.at_level(logging.INFO):
+        code = cli.main(["eval", "--images", str(frames), "--labels", str(frames), "--json", str(out)])
+    assert code == 0
+    health = json.loads(out.read_text())["health"]
+    assert health["frames"] == 12 and health["flagged_frames"]["dark"] == 6
+    assert health["spans"]["dark"] == [{"first": "006", "last": "011", "frames": 6}]
+    assert health["flagged_frames"]["low_confidence"] == 0  # eval has no confidence map: not measured
+    assert "health: dark on 6 frames: 006..011" in caplog.text
