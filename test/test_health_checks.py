@@ -82,7 +82,7 @@ def test_frozen_reads_a_fixed_sample_of_a_large_frame() -> None:
 
 def test_dark_share_and_flag() -> None:
     frame = textured(3)
-    frame[: H * 9 // 10] = 5  # 90 % of the rows very dark (grey 5 < dark_level 20)
+    frame[: H * 9 // 10] = 19  # 90 % of the rows very dark (grey 19 < dark_level 20)
     m = HealthMonitor()
     readings = feed(m, [frame] * FLAG)
     assert readings[0].values["dark"] == pytest.approx(0.9, abs=1e-12)
