@@ -23,7 +23,13 @@ GOOD_FRAMES = 40  # more than baseline_frames: both baselines are learned before
 def test_conditions_are_flagged_and_cleared_over_dds(spec_path: Path) -> None:
     domain = unique_domain_id()
     probe = Probe(domain, outputs=("labels",))
-    params = {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2, "health_stale_s": 2.0}
+    params = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "diagnostics_period": 0.2,
+        "health_stale_s": 2.0,
+        "health_compute_confidence": True,
+    }
     node = NodeProcess(domain, params)
     drive = iter(s.image for s in generate_drive(400, W, H, seed=31))
     sent = 0

@@ -45,14 +45,7 @@ def test_auto_backend_choice_and_incompatible_qos_are_reported(spec_path: Path) 
 def test_outputs_and_grid_nobody_subscribes_to_are_not_computed(spec_path: Path) -> None:
     domain = unique_domain_id(32)
     probe = Probe(domain, outputs=("labels",))
-    # health_confidence_ratio 0: the low_confidence check off, else it has confidence computed on every frame.
-    params = {
-        "model": str(spec_path),
-        "backend": "onnxruntime",
-        "diagnostics_period": 0.2,
-        "health_confidence_ratio": 0.0,
-    }
-    node = NodeProcess(domain, params)
+    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2})
     info_pub = probe.node.create_publisher(CameraInfo, "camera_info", 1)
     frame = smooth_image(H, W, seed=41)
     sent = 0

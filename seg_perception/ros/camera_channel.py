@@ -50,6 +50,7 @@ class CameraChannel:
     ) -> None:
         self.name = name
         self.health = HealthMonitor(health or HealthThresholds(), drivable_table)
+        self.compute_confidence = False  # for the health checks, on frames nobody asks it of
         self.prefix = prefix
         self.mount = mount or MountPose()
         self._projector: tuple[tuple[float, ...], GroundProjector] | None = None
@@ -131,8 +132,7 @@ class CameraChannel:
             drivable=has("drivable_mask") or has("drivable_mask/compressed"),
             color_mask=has("color_mask"),
             overlay=has("overlay"),
-            # low_confidence reads the confidence map: computed on every frame while that check is on
-            confidence=has("confidence") or self.health.t.confidence_ratio > 0,
+            confidence=has("confidence") or self.compute_confidence,  # low_confidence reads it
             masks=frozenset(name for name in self.head_masks if has(f"{name}_mask")),
         )
 

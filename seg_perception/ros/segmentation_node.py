@@ -229,6 +229,7 @@ class SegmentationNode(LifecycleNode):
         for ch in self.channels:
             ch.forget_listeners()
             ch.health = HealthMonitor(cfg.health, drivable_table(spec))
+            ch.compute_confidence = cfg.health_compute_confidence and cfg.health_confidence_ratio > 0
         self._grid_listeners_read = -math.inf
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
