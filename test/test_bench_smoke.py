@@ -28,6 +28,7 @@ SUMMARY_KEYS = {
     "pipeline_overlay_ms",
     "straightforward_ms",
     "speedup_vs_straightforward",
+    "health_checks_ms",
     "node_p50_ms",
     "node_p99_ms",
     "overload_p99_ms",
@@ -135,8 +136,9 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert report["schema_version"] == 1 and report["model"] == "m" and report["backend"] == "onnxruntime"
     assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
     assert (report["failures"], report["skipped"]) == ([], [])
-    # pure; per size 3 timings + agreement; interleaved pure vs pipeline; 3 batching; the message path; 2 node
-    assert report["phases_run"] == 1 + 4 * 2 + 1 + 3 + 1 + 2
+    # pure; per size 4 timings (pipeline, with overlay, health checks, baseline) + agreement; interleaved pure
+    # vs pipeline; 3 batching; the message path; 2 node
+    assert report["phases_run"] == 1 + 5 * 2 + 1 + 3 + 1 + 2
     inter = report["interleaved"]
     assert (inter["rounds"], inter["repeats_per_round"]) == (5, 2)
     assert len(inter["pure_round_medians_ms"]) == len(inter["pipeline_round_medians_ms"]) == 5
@@ -145,7 +147,8 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     conditions = report["conditions"]
     assert len(conditions["load_average_1min"]) == 3 and conditions["cores"] == report["machine"]["cores"]
     names = sorted((m["name"], m["size"]) for m in report["measurements"])
-    per_size = [(n, s) for s in ("160x96", "320x180") for n in ("pipeline", "pipeline_overlay", "straightforward")]
+    timed = ("pipeline", "pipeline_overlay", "health_checks", "straightforward")
+    per_size = [(n, s) for s in ("160x96", "320x180") for n in timed]
     assert names == sorted([("pure_inference", "64x48"), *per_size])
     for m in report["measurements"]:
         _check_measurement(m, 10)
@@ -196,7 +199,7 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert summary["targets"]["rss_growth_lt_10mb"] is (summary["rss_growth_mb"] < 10.0)
     assert report["summary"]["dropped_overload"] == report["node"]["overload"]["dropped"]
     targets = report["summary"]["targets"]
-    assert len(targets) == 6 and all(isinstance(v, bool) or v == "noisy" for v in targets.values())
+    assert len(targets) == 7 and all(isinstance(v, bool) or v == "noisy" for v in targets.values())
     # noisy exactly when the run says why, and then only the timing targets
     noisy = {k for k, v in targets.items() if v == "noisy"}
     assert noisy == (set(targets) - {"rss_growth_lt_10mb"} if report["summary"]["noise"] else set())
@@ -246,10 +249,10 @@ OFFLINE = ("--frames", "3", "--sizes", "160x96", "--summary-size", "160x96", "--
 )
 def test_bench_completes_for_multi_head_letterbox_and_static_batch_specs(tmp_path: Path, make: Any) -> None:
     proc, report = _bench(tmp_path, make(tmp_path), *OFFLINE, "--node-seconds", "0")
-    assert report["skipped"] == [] and report["phases_run"] == 10 and report["node"] == {}
+    assert report["skipped"] == [] and report["phases_run"] == 11 and report["node"] == {}
     assert sorted((m["name"], m["size"]) for m in report["measurements"]) == sorted(
         [("pure_inference", "64x64" if make is _letterbox else "64x48")]
-        + [(n, "160x96") for n in ("pipeline", "pipeline_overlay", "straightforward")]
+        + [(n, "160x96") for n in ("pipeline", "pipeline_overlay", "health_checks", "straightforward")]
     )
     for m in report["measurements"]:
         _check_measurement(m, 3)

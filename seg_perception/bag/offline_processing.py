@@ -38,9 +38,10 @@ from seg_perception.bag.bag_io import (
 )
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.health import HealthLog, HealthMonitor
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
-from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
+from seg_perception.pipeline import OutputSelection, Segmenter, SegResult, drivable_table
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -107,6 +108,7 @@ class _CameraStream:
     outputs: dict[str, Connection] = field(default_factory=dict)
     info_out: Connection | None = None
     info: Any = None  # the latest CameraInfo on <ns>/camera_info
+    health: HealthMonitor | None = None
 
     @property
     def info_topic(self) -> str:
@@ -124,6 +126,8 @@ class ProcessSummary:
     outputs_written: int = 0
     seconds: float = 0.0
     segment_ms: float = 0.0  # summed Segmenter time (decode, serialization and I/O excluded)
+    # Per camera topic: the frames each health check flagged and the spans they cover (core/health.py)
+    health: dict[str, HealthLog] = field(default_factory=dict)
 
     @property
     def frames_per_second(self) -> float:
@@ -243,6 +247,18 @@ class _Run:
         self.summary.segment_ms += (time.perf_counter() - t0) * 1e3
         self._write_outputs(cam, timestamp, msg.header, result)
         self.summary.frames += 1
+        self._check_health(cam, timestamp, msg.header, frame, result)
+
+    def _check_health(
+        self, cam: _CameraStream, timestamp: int, header: Any, frame: np.ndarray, result: SegResult
+    ) -> None:
+        """The node's health checks on this frame, at its header stamp (the bag's time where that is 0):
+        low_confidence is measured only when the confidence output is written."""
+        if cam.health is None:
+            cam.health = HealthMonitor(drivable_table=drivable_table(self.segmenter.spec))
+        stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec) or timestamp
+        reading = cam.health.update(frame, stamp, result.confidence, result.drivable, result.labels)
+        self.summary.health.setdefault(cam.topic, HealthLog()).add(stamp, reading)
 
     def _write_outputs(self, cam: _CameraStream, timestamp: int, header: Any, result: SegResult) -> None:
         store = typestore()

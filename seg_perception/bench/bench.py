@@ -26,6 +26,7 @@ Schema (schema_version 1):
             "error": str (only when the phase failed; then no latency figures, and no "rss" if it failed
             before sending)}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
+               "health_checks_ms" (every health check on one frame, measurement "health_checks"),
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
                "dropped_overload", "rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb",
                "rss_growth_mb", "rss_one_time_mb", "rss_verdict", "node_stages_p50_ms": {stage: p50 at the
@@ -247,6 +248,32 @@ def _pipeline(seg: Segmenter, name: str, size: tuple[int, int], payloads: list[b
     }
 
 
+def _health_checks(seg: Segmenter, frames_rgb: list[np.ndarray], frames: int) -> dict[str, Any]:
+    """Every health check on one frame (core/health.py), fed as the node feeds it: the frame, its
+    confidence map and its labels; frames alternate so the frozen check compares distinct frames."""
+    from seg_perception.core.health import HealthMonitor
+    from seg_perception.pipeline import OutputSelection, drivable_table
+
+    want = OutputSelection(drivable=False, confidence=True)
+    results = [seg.segment(f, "RGB", want) for f in frames_rgb]
+    outputs = [
+        (f, r.confidence.copy() if r.confidence is not None else None, r.labels.copy())
+        for f, r in zip(frames_rgb, results, strict=True)
+    ]
+    monitor = HealthMonitor(drivable_table=drivable_table(seg.spec))
+    stamp = 0
+
+    def check() -> None:
+        nonlocal stamp
+        frame, confidence, labels = outputs[stamp % len(outputs)]
+        monitor.update(frame, stamp, confidence, labels=labels)
+        stamp += 1
+
+    height, width = frames_rgb[0].shape[:2]
+    samples = _time(check, frames, warmup=len(outputs) * 2)
+    return {"name": "health_checks", "size": f"{width}x{height}", "unit": "ms", **_stats(samples)}
+
+
 def _straightforward(
     baseline: StraightforwardSegmenter, payload: bytes, width: int, height: int, frames: int
 ) -> dict[str, Any]:
@@ -301,6 +328,8 @@ def measure_offline(
             for name in ("pipeline", "pipeline_overlay"):
                 row = phases.run(name, size, partial(_pipeline, seg, name, (width, height), payloads, frames))
                 results += [row] if row else []
+            row = phases.run("health_checks", size, partial(_health_checks, seg, frames_rgb, frames))
+            results += [row] if row else []
             if baseline is None:
                 continue
             row = phases.run(

@@ -20,6 +20,7 @@ NOISY = "noisy"
 TIMING_TARGETS = (
     "pipeline_le_1.15x_pure_plus_2ms",
     "straightforward_over_pipeline_ge_1.5",
+    "health_checks_le_0.3ms",
     "node_p50_le_pipeline_plus_3ms",
     "overload_p99_le_2.5x_p50",
     "overload_no_upward_trend",
@@ -114,6 +115,7 @@ def summarise(
         "pipeline_overlay_ms": median("pipeline_overlay"),
         "straightforward_ms": straight,
         "speedup_vs_straightforward": _ratio(straight, pipeline),
+        "health_checks_ms": median("health_checks"),
     }
     n30 = node.get("30hz", {}) if node else {}
     over = node.get("overload", {}) if node else {}
@@ -132,6 +134,7 @@ def summarise(
     targets: dict[str, bool | None] = {
         "pipeline_le_1.15x_pure_plus_2ms": None if pipeline is None or pure is None else pipeline <= 1.15 * pure + 2.0,
         "straightforward_over_pipeline_ge_1.5": None if speedup is None else speedup >= 1.5,
+        "health_checks_le_0.3ms": None if s["health_checks_ms"] is None else s["health_checks_ms"] <= 0.3,
     }
     if node:
         p50, o99 = s["node_p50_ms"], s["overload_p99_ms"]
@@ -264,6 +267,10 @@ def markdown(report: dict[str, Any]) -> str:
     pure = next((x for x in report["measurements"] if x["name"] == "pure_inference"), None)
     if pure is not None:
         lines += ["", f"Pure inference (the model alone on a ready tensor, {pure['size']}): {_ms(pure)}."]
+    health = [x for x in report["measurements"] if x["name"] == "health_checks"]
+    if health:
+        sizes = ", ".join(f"{x['median']:.3f} ms at {x['size']}" for x in health)
+        lines += ["", f"Health checks (every check of core/health.py on one frame; budget 0.3 ms): {sizes}."]
     lines.append("")
     for skipped in report.get("skipped", []):
         lines += [f"Skipped: {skipped['phase']}: {skipped['reason']}.", ""]

@@ -121,6 +121,9 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             where,
             summary.count(FAILED),
         )
+    for bag in summary.bags:
+        for line in bag.health_lines():  # the segments of a drive whose masks cannot be trusted
+            LOG.warning("health: %s%s", "" if single else f"{bag.input}: ", line)
     if summary.bad_frames:
         LOG.warning("%d frames could not be decoded and have no outputs", summary.bad_frames)
     return 1 if summary.bad_frames or summary.count(FAILED) else 0
