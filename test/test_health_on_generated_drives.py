@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from seg_perception.core.health import SAMPLE_SIZE, HealthMonitor, HealthThresholds
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter, drivable_table
 from seg_perception.synthetic.labels import LANE_MARKING, ROAD
 from seg_perception.synthetic.scenes import generate_drive, generate_scene
