@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core.frame_stats import FrameStats
@@ -18,6 +17,7 @@ from seg_perception.core.health import HealthMonitor, HealthThresholds
 from seg_perception.core.image_cdr import FrameHeader, compressed_image_cdr, image_cdr
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.pipeline import OutputSelection, SegResult
+from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.messages import ros_header, scaled_camera_info
 from seg_perception.ros.stage_times import FrameTimes
 
