@@ -8,9 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 # profile's loopback variant binds and advertises 127.0.0.1 only (unless the caller set either).
 ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.xml
-export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE
+# Fast DDS 2.x (Jazzy) reads the same file under its old variable name.
+FASTRTPS_DEFAULT_PROFILES_FILE ?= $(FASTDDS_DEFAULT_PROFILES_FILE)
+export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE FASTRTPS_DEFAULT_PROFILES_FILE
 
-.PHONY: demo test test-oldest lint typecheck pytest docs venv train-demo-model clean
+.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs venv train-demo-model clean
 
 venv: $(STAMP)
 
@@ -68,6 +70,26 @@ $(STAMP_OLDEST): constraints-oldest.txt setup.py setup.cfg pyproject.toml
 test-oldest: $(STAMP_OLDEST)
 	$(VENV_OLDEST)/bin/python -c 'import sys, numpy, cv2, onnx, onnxruntime; print("test-oldest: Python", sys.version.split()[0], "numpy", numpy.__version__, "opencv", cv2.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'
 	$(VENV_OLDEST)/bin/python -m pytest -q $(CORE_TESTS)
+
+# ROS 2 Jazzy (LTS, Fast DDS 2.x) beside the Kilted default: the node, replay, diagnostics, health, lifecycle and
+# loopback tests over real DDS on the Jazzy wheels (requirements-jazzy.txt, constraints-jazzy.txt). About 4 minutes
+# once the venv exists. test_hostile_input_over_dds.py is left out: on Jazzy a reliable 1,000-frame burst loses
+# most frames before the node (an open difference, see the README's platforms table).
+VENV_JAZZY := .venv-jazzy
+STAMP_JAZZY := $(VENV_JAZZY)/.installed-stamp
+JAZZY_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/test_traffic_stays_on_loopback.py \
+	test/test_node_diagnostics_over_dds.py test/test_health_over_dds.py test/test_bag_replay_into_node.py \
+	test/test_lifecycle_and_multicamera.py
+
+$(STAMP_JAZZY): requirements-jazzy.txt constraints-jazzy.txt setup.py setup.cfg pyproject.toml
+	test -x $(VENV_JAZZY)/bin/python || $(PYTHON) -m venv $(VENV_JAZZY)
+	$(VENV_JAZZY)/bin/python -m pip install -q --disable-pip-version-check -r requirements-jazzy.txt -c constraints-jazzy.txt
+	$(VENV_JAZZY)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP_JAZZY)
+
+test-jazzy: $(STAMP_JAZZY)
+	$(VENV_JAZZY)/bin/python -c 'import rclpy, importlib.metadata as m; print("test-jazzy: rclpy", m.version("rclpy"), "Fast DDS", m.version("ros-fastrtps"))'
+	$(VENV_JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 2.x (Jazzy and older) reads only its old name; 3.x (Kilted on) reads the new one. Both are set.
+LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
 PROFILE_NAME = "fastdds_large_data.xml"
 # The same profile with UDP on 127.0.0.1 only: chosen when discovery is limited to this machine.
 LOCALHOST_PROFILE_NAME = "fastdds_large_data_localhost.xml"
@@ -40,11 +42,12 @@ def shipped_profile(environ: Mapping[str, str] | None = None) -> Path | None:
 def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> None:
     """Point FASTDDS_DEFAULT_PROFILES_FILE at the shipped profile unless the user set it (even to '')."""
     env = os.environ if environ is None else environ
-    if PROFILE_VARIABLE in env:
-        return
-    profile = shipped_profile(env)
-    if profile is not None:
+    if PROFILE_VARIABLE not in env:
+        profile = shipped_profile(env)
+        if profile is None:
+            return
         env[PROFILE_VARIABLE] = str(profile)
+    env.setdefault(LEGACY_PROFILE_VARIABLE, env[PROFILE_VARIABLE])  # the same file for Fast DDS 2.x
 
 
 def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[bool, str]:
