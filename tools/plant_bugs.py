@@ -405,6 +405,16 @@ ROUND_TWO_BUGS = (
         ),
         ("test/test_frame_stats_window.py",),
     ),
+    Bug(
+        "w",
+        "engine cache key without the precision (an fp16 engine reused for an fp32 request)",
+        single(
+            "seg_perception/backends/engine_builder.py",
+            '        "precision": options.precision,\n',
+            "        # PLANTED: no precision in the key\n",
+        ),
+        ("test/test_engine_cache_key.py",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
