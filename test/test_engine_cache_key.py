@@ -52,7 +52,9 @@ def _expected_flags(precision: str) -> set[str]:
 
 
 def test_two_precisions_sizes_and_graphs_give_eight_engines_in_one_cache(
-    tmp_path: Path, graphs: dict, fake_gpu: tuple[FakeTensorRT, FakeDriver]  # noqa: F811
+    tmp_path: Path,
+    graphs: dict,
+    fake_gpu: tuple[FakeTensorRT, FakeDriver],  # noqa: F811
 ) -> None:
     trt, _ = fake_gpu
     cache = tmp_path / "cache"
@@ -81,7 +83,9 @@ def test_two_precisions_sizes_and_graphs_give_eight_engines_in_one_cache(
 
 
 def test_fp16_engine_is_never_served_for_an_fp32_request(
-    tmp_path: Path, graphs: dict, fake_gpu: tuple[FakeTensorRT, FakeDriver]  # noqa: F811
+    tmp_path: Path,
+    graphs: dict,
+    fake_gpu: tuple[FakeTensorRT, FakeDriver],  # noqa: F811
 ) -> None:
     """The same output file (build-engine --out) asked for with the other precision: refused, or rebuilt."""
     trt, _ = fake_gpu
