@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data.xml
 export FASTDDS_DEFAULT_PROFILES_FILE
 
-.PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model clean
+.PHONY: demo test test-oldest lint typecheck pytest venv train-demo-model mutation clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,22 @@ $(STAMP_OLDEST): constraints-oldest.txt setup.py setup.cfg pyproject.toml
 test-oldest: $(STAMP_OLDEST)
 	$(VENV_OLDEST)/bin/python -c 'import sys, numpy, cv2, onnx, onnxruntime; print("test-oldest: Python", sys.version.split()[0], "numpy", numpy.__version__, "opencv", cv2.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'
 	$(VENV_OLDEST)/bin/python -m pytest -q $(CORE_TESTS)
+
+# Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),
+# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name.
+VENV_MUT := .venv-mutation
+MUTANTS ?= seg_perception.core.metrics* seg_perception.core.frame_stats*
+
+$(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
+	test -x $(VENV_MUT)/bin/python || $(PY) -m venv $(VENV_MUT)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
+		"$$($(VENV_MUT)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_shared_venv.pth"
+	$(VENV_MUT)/bin/python -m pip install -q --disable-pip-version-check -r requirements-mutation.txt
+	touch $@
+
+mutation: $(VENV_MUT)/.installed-stamp
+	$(VENV_MUT)/bin/mutmut run $(MUTANTS)
+	$(VENV_MUT)/bin/mutmut results
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:
