@@ -65,7 +65,7 @@ test-oldest: $(STAMP_OLDEST)
 # Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),
 # in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name.
 VENV_MUT := .venv-mutation
-MUTANTS ?= seg_perception.core.metrics* seg_perception.core.frame_stats*
+MUTANTS ?= 'seg_perception.core.metrics*' 'seg_perception.core.frame_stats*'
 
 $(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
 	test -x $(VENV_MUT)/bin/python || $(PY) -m venv $(VENV_MUT)
