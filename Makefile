@@ -12,7 +12,7 @@ FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.x
 FASTRTPS_DEFAULT_PROFILES_FILE ?= $(FASTDDS_DEFAULT_PROFILES_FILE)
 export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE FASTRTPS_DEFAULT_PROFILES_FILE
 
-.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs venv train-demo-model clean
+.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs venv train-demo-model mutation clean
 
 venv: $(STAMP)
 
@@ -90,6 +90,22 @@ $(STAMP_JAZZY): requirements-jazzy.txt constraints-jazzy.txt setup.py setup.cfg 
 test-jazzy: $(STAMP_JAZZY)
 	$(VENV_JAZZY)/bin/python -c 'import rclpy, importlib.metadata as m; print("test-jazzy: rclpy", m.version("rclpy"), "Fast DDS", m.version("ros-fastrtps"))'
 	$(VENV_JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
+
+# Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),
+# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name.
+VENV_MUT := .venv-mutation
+MUTANTS ?= 'seg_perception.core.metrics*' 'seg_perception.core.frame_stats*'
+
+$(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
+	test -x $(VENV_MUT)/bin/python || $(PY) -m venv $(VENV_MUT)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
+		"$$($(VENV_MUT)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_shared_venv.pth"
+	$(VENV_MUT)/bin/python -m pip install -q --disable-pip-version-check -r requirements-mutation.txt
+	touch $@
+
+mutation: $(VENV_MUT)/.installed-stamp
+	$(VENV_MUT)/bin/mutmut run $(MUTANTS)
+	$(VENV_MUT)/bin/mutmut results
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:

@@ -405,6 +405,36 @@ ROUND_TWO_BUGS = (
         ),
         ("test/test_frame_stats_window.py",),
     ),
+    Bug(
+        "w",
+        "engine cache key without the precision (an fp16 engine reused for an fp32 request)",
+        single(
+            "seg_perception/backends/engine_builder.py",
+            '        "precision": options.precision,\n',
+            "        # PLANTED: no precision in the key\n",
+        ),
+        ("test/test_engine_cache_key.py",),
+    ),
+    Bug(
+        "x",
+        "fleet merges a bag's chunks in completion order instead of time order",
+        single(
+            "seg_perception/fleet/fleet_runner.py",
+            "self._commit(unit, bag, [chunks[i].staged for i in range(unit.chunks)])",
+            "self._commit(unit, bag, [r.staged for r in chunks.values()])  # PLANTED",
+        ),
+        ("test/test_fleet_completion_order_and_retries.py",),
+    ),
+    Bug(
+        "y",
+        "fleet retries a unit whose worker died one time fewer than documented",
+        single(
+            "seg_perception/fleet/fleet_runner.py",
+            "if self.attempts[key] > self.request.retries:",
+            "if self.attempts[key] >= self.request.retries:  # PLANTED",
+        ),
+        ("test/test_fleet_completion_order_and_retries.py",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
