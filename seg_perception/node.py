@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -25,8 +26,25 @@ def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
             raise
 
 
+def _ignore_further_signals() -> None:
+    """Shutdown has begun: a second Ctrl-C, or the SIGINT/SIGTERM a supervisor forwards once more, must not
+    interrupt it half-way (a KeyboardInterrupt out of a thread join or a backend's close). Re-applied after
+    rclpy's shutdown, which puts back the handlers it found at init."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main(args: Sequence[str] | None = None) -> int:
-    """Run the node until shutdown; exit status 2 for a configuration error."""
+    """Run the node until shutdown: exit status 0 after SIGINT/SIGTERM (however many), 2 for a configuration
+    error."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # a signal in the instant before shutdown ignored further ones
+        _ignore_further_signals()
+        return 0
+
+
+def _run(args: Sequence[str] | None) -> int:
     # rclpy's default signal handlers turn SIGINT and SIGTERM into a context shutdown, which ends spin().
     rclpy.init(args=list(args) if args is not None else None)
     node = None
@@ -62,9 +80,11 @@ def main(args: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _ignore_further_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        _ignore_further_signals()
     return 0
 
 

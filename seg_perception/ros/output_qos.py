@@ -35,3 +35,16 @@ def latched_qos() -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
+
+
+def matched_reliability(offered: list[ReliabilityPolicy]) -> ReliabilityPolicy | None:
+    """What `auto` subscribes with, given the reliabilities the topic's publishers offer (None: no publisher yet).
+
+    As rosbag2 does: reliable only when every publisher offers it, since a reliable reader never matches a
+    best-effort writer, while a best-effort reader matches both.
+    """
+    if not offered:
+        return None
+    if all(r == ReliabilityPolicy.RELIABLE for r in offered):
+        return ReliabilityPolicy.RELIABLE
+    return ReliabilityPolicy.BEST_EFFORT

@@ -61,6 +61,13 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         choices=("auto", "reliable", "best_effort"),
     ),
     ParameterDef(
+        "camera_info_qos_reliability",
+        "auto",
+        "QoS reliability of the camera_info subscription; auto matches its publishers (many drivers publish "
+        "it best effort).",
+        choices=("auto", "reliable", "best_effort"),
+    ),
+    ParameterDef(
         "qos_depth", 1, "History depth (keep last) of the input subscription and every output.", minimum=1, maximum=100
     ),
     ParameterDef(
@@ -245,6 +252,7 @@ class NodeConfig:
     publish_color_mask: bool
     publish_confidence: bool
     qos_reliability: str
+    camera_info_qos_reliability: str
     qos_depth: int
     labels_qos_reliability: str
     confidence_qos_reliability: str

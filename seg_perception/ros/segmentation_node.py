@@ -54,7 +54,7 @@ from seg_perception.ros.messages import (
     occupancy_grid_message,
     ros_header,
 )
-from seg_perception.ros.output_qos import RELIABILITY, latched_qos, stream_qos
+from seg_perception.ros.output_qos import RELIABILITY, latched_qos, matched_reliability, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
 
@@ -235,12 +235,15 @@ class SegmentationNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         for ch in self.channels:
-            ch.info_subscription = self.create_subscription(
-                CameraInfo, ch.topic("camera_info"), lambda msg, c=ch: setattr(c, "camera_info", msg), 1
-            )
-            if not self._try_subscribe(ch):
+            image_ready = self._try_subscribe(ch)
+            info_ready = self._try_subscribe_camera_info(ch)
+            if not image_ready:
                 resolved = self.resolve_topic_name(self._image_topic(ch))
                 self.get_logger().info(f"qos_reliability auto: waiting for a publisher on {resolved}")
+            if not info_ready:
+                resolved = self.resolve_topic_name(ch.topic("camera_info"))
+                self.get_logger().info(f"camera_info_qos_reliability auto: waiting for a publisher on {resolved}")
+            if not (image_ready and info_ready):
                 ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
         with self._cond:
             self._running = True
@@ -299,18 +302,12 @@ class SegmentationNode(LifecycleNode):
     def _image_topic(self, ch: CameraChannel) -> str:
         return ch.topic("image/compressed" if self.config.input_transport == "compressed" else "image")
 
-    def _input_reliability(self, ch: CameraChannel) -> ReliabilityPolicy | None:
-        """The reliability to subscribe with, or None while auto has no publisher to match yet."""
-        if self.config.qos_reliability in RELIABILITY:
-            return RELIABILITY[self.config.qos_reliability]
-        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._image_topic(ch)))
-        if not infos:
-            return None
-        # As rosbag2 does: reliable only when every publisher offers it (a reliable reader cannot
-        # match a best-effort writer).
-        if all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
-            return ReliabilityPolicy.RELIABLE
-        return ReliabilityPolicy.BEST_EFFORT
+    def _reliability_for(self, setting: str, topic: str) -> ReliabilityPolicy | None:
+        """The reliability to subscribe to `topic` with, or None while auto has no publisher to match yet."""
+        if setting in RELIABILITY:
+            return RELIABILITY[setting]
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+        return matched_reliability([i.qos_profile.reliability for i in infos])
 
     def _cancel_qos_timer(self, ch: CameraChannel) -> None:
         if ch.qos_timer is not None:
@@ -319,13 +316,38 @@ class SegmentationNode(LifecycleNode):
             ch.qos_timer = None
 
     def _retry_subscribe(self, ch: CameraChannel) -> None:
-        self._try_subscribe(ch)
+        if self._try_subscribe(ch) & self._try_subscribe_camera_info(ch):  # both tried, every time
+            self._cancel_qos_timer(ch)
+
+    def _try_subscribe_camera_info(self, ch: CameraChannel) -> bool:
+        """camera_info matches its publishers as the image does (a best-effort CameraInfo writer never
+        matches a reliable reader, and segmentation/camera_info would never be published)."""
+        if ch.info_subscription is not None:
+            return True
+        topic = ch.topic("camera_info")
+        reliability = self._reliability_for(self.config.camera_info_qos_reliability, topic)
+        if reliability is None:
+            return False
+        ch.info_subscription = self.create_subscription(
+            CameraInfo,
+            topic,
+            lambda msg, c=ch: setattr(c, "camera_info", msg),
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability),
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=partial(self._on_incompatible, topic, "camera_info_qos_reliability")
+            ),
+        )
+        self.get_logger().info(
+            f"subscribed to {ch.info_subscription.topic_name} (CameraInfo, {reliability.name.lower()})"
+        )
+        return True
 
     def _try_subscribe(self, ch: CameraChannel) -> bool:
-        reliability = self._input_reliability(ch)
-        if reliability is None or ch.subscription is not None:
-            return ch.subscription is not None
-        self._cancel_qos_timer(ch)
+        if ch.subscription is not None:
+            return True
+        reliability = self._reliability_for(self.config.qos_reliability, self._image_topic(ch))
+        if reliability is None:
+            return False
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability)
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
         ch.subscription = self.create_subscription(
@@ -333,7 +355,9 @@ class SegmentationNode(LifecycleNode):
             self._image_topic(ch),
             partial(ch.store, cond=self._cond),
             qos,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible, ch)),
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=partial(self._on_incompatible, self._image_topic(ch), "qos_reliability")
+            ),
             raw=True,  # serialized bytes: the worker views the pixels in place (core/image_cdr.py)
         )
         self.get_logger().info(
@@ -342,10 +366,10 @@ class SegmentationNode(LifecycleNode):
         )
         return True
 
-    def _on_incompatible(self, ch: CameraChannel, event: Any) -> None:
+    def _on_incompatible(self, topic: str, parameter: str, event: Any) -> None:
         self.get_logger().warning(
-            f"incompatible QoS on {self._image_topic(ch)} (policy {event.last_policy_kind}); a publisher offers "
-            "weaker QoS than this node requests: set parameter qos_reliability to best_effort or auto"
+            f"incompatible QoS on {topic} (policy {event.last_policy_kind}); a publisher offers "
+            f"weaker QoS than this node requests: set parameter {parameter} to best_effort or auto"
         )
 
     # ---------------------------------------------------------------- worker
@@ -524,7 +548,10 @@ class SegmentationNode(LifecycleNode):
         self._diag_pub.publish(out)
 
     def destroy_node(self) -> None:
-        """Stop the worker and release the backend before the ROS entities go."""
+        """Stop the worker and release the backend before the ROS entities go (idempotent)."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
         self._stop_worker()
         self._release()
         super().destroy_node()
