@@ -306,9 +306,8 @@ NODE_BUGS = (
         "the incompatible-QoS callback is not registered (a mismatched publisher goes unreported)",
         single(
             NODE,
-            "            event_callbacks=SubscriptionEventCallbacks("
-            "incompatible_qos=partial(self._on_incompatible, ch)),\n",
-            "            # PLANTED: incompatible-QoS callback removed\n",
+            '                incompatible_qos=partial(self._on_incompatible, self._image_topic(ch), "qos_reliability")\n',
+            "                # PLANTED: incompatible-QoS callback removed\n",
         ),
         (DIAGNOSTICS_AUTO,),
     ),
