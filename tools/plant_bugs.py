@@ -306,7 +306,8 @@ NODE_BUGS = (
         "the incompatible-QoS callback is not registered (a mismatched publisher goes unreported)",
         single(
             NODE,
-            '                incompatible_qos=partial(self._on_incompatible, self._image_topic(ch), "qos_reliability")\n',
+            "                incompatible_qos=partial("
+            'self._on_incompatible, self._image_topic(ch), "qos_reliability")\n',
             "                # PLANTED: incompatible-QoS callback removed\n",
         ),
         (DIAGNOSTICS_AUTO,),
