@@ -457,6 +457,8 @@ def _warm_up_video(
     """Feed each video topic's decoder from its last keyframe before `start` up to `start`, writing nothing,
     so the chunk's first pictures decode exactly as in one pass over the whole bag."""
     video = [c for c in connections if c.msgtype in VIDEO_TYPES and (c.topic, c.msgtype) in by_key]
+    if not video:  # no video topic (read_messages reads every connection when given none)
+        return
     keyframe_at: dict[str, int] = {}
     for conn, timestamp, unit in _video_messages(reader, video, start):
         try:
