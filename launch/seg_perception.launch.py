@@ -152,5 +152,7 @@ def generate_launch_description() -> LaunchDescription:
 
     # Must precede the Node: the process reads the variable when its DDS participant is created.
     fastdds_env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", fastdds_profile)
+    # Fast DDS 2.x (Jazzy) reads only the old name of the same variable.
+    fastrtps_env = SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", fastdds_profile)
 
-    return LaunchDescription([*arguments, fastdds_env, OpaqueFunction(function=_node_and_rviz)])
+    return LaunchDescription([*arguments, fastdds_env, fastrtps_env, OpaqueFunction(function=_node_and_rviz)])

@@ -26,7 +26,8 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_spec(path: Path | None) -> ModelSpec:
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     return load_model_spec(path or default_spec_path())
 
@@ -273,7 +274,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "seg_perception.bench.soak",
     "seg_perception.bench.bench",
     "seg_perception.engine_commands",
-    "seg_perception.evaluation.commands",
+    "seg_perception.fleet.eval_commands",
 )
 
 

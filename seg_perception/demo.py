@@ -22,7 +22,8 @@ from tqdm import tqdm
 from seg_perception.cli_args import parse_size
 from seg_perception.core.atomic_files import atomic_path, write_text_atomic
 from seg_perception.core.image_files import write_image
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.core.video_file import VideoCodec, open_mp4_writer
 from seg_perception.ros.domain_ids import reserve_domain_id
 from seg_perception.synthetic.scenes import generate_drive

@@ -29,7 +29,8 @@ _non_negative = number(int, 0)
 
 def _fused_graph(args: argparse.Namespace) -> tuple[ModelSpec, onnx.ModelProto]:
     from seg_perception.core.graph_compiler import compile_fused_graph
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     spec = load_model_spec(args.model or default_spec_path())
     width, height = args.input_size or (spec.input.width, spec.input.height)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.subscription import RCLError
 
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.ros.dds_profile import describe_profile
+from seg_perception.ros.distro import RCLError, distro_name, installed_rclpy_version, refusal, support_notice
 
 
 def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
@@ -48,9 +49,17 @@ def _run(args: Sequence[str] | None) -> int:
     rclpy.init(args=list(args) if args is not None else None)
     node = None
     try:
+        distro = distro_name(rclpy_version=installed_rclpy_version())
+        refused = refusal(distro)
+        if refused:
+            raise SegPerceptionError(refused)
+        # Imported after the refusal: it needs names an unsupported rclpy lacks.
         from seg_perception.ros.segmentation_node import SegmentationNode
 
         node = SegmentationNode()
+        notice = support_notice(distro, date.today())
+        if notice:
+            node.get_logger().warning(notice)
         # Large frames over best effort need the large-data profile; say which one this process runs with.
         profile_in_force, profile_line = describe_profile()
         if profile_in_force:

@@ -27,7 +27,7 @@ from seg_perception.core.graph_compiler import (
     mask_output_name,
 )
 from seg_perception.core.model_spec import ModelSpec
-from seg_perception.core.onnx_checks import fixed_batch_size
+from seg_perception.core.onnx_checks import batch_mode
 
 LOG = logging.getLogger(__name__)
 MAX_CACHED_SIZES = 4  # fused graphs kept per (size, channel order); more means a camera is misbehaving
@@ -130,7 +130,10 @@ class Segmenter:
         self._palette = palette_table(spec).reshape(256, 1, 3)
         self._drivable = drivable_table(spec)
         self._drivable_head = spec.drivable_mask  # the mask that is the drivable output, if a head gives it
-        self.fixed_batch = fixed_batch_size(spec)  # a static-batch export runs in chunks of this size
+        self.batch = batch_mode(spec)
+        self.fixed_batch = self.batch.fixed  # a static-batch export runs in chunks of this size
+        if self.batch.traced:
+            LOG.warning("%s: batch %s; frames run %d at a time", spec.name, self.batch, self.batch.fixed)
         # (width, height, channel order, with confidence, with masks) -> backend over that fused graph
         self._backends: OrderedDict[tuple[int, int, str, bool, bool], Backend] = OrderedDict()
         self._buffers: dict[tuple[int, int, int], _Buffers] = {}  # (batch index, height, width)
@@ -138,8 +141,9 @@ class Segmenter:
 
     @property
     def batch_mode(self) -> str:
-        """'dynamic', or 'fixed K' for a static-batch export (frames then run K at a time)."""
-        return "dynamic" if self.fixed_batch is None else f"fixed {self.fixed_batch}"
+        """'dynamic', or 'fixed K' for a static-batch export (frames then run K at a time), with the reason
+        when the graph fixes a batch its input leaves symbolic."""
+        return str(self.batch)
 
     def backend_for(
         self, width: int, height: int, channel_order: str, confidence: bool = False, masks: bool = False

@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     write_spec(args.out / f"{NAME}.yaml", onnx_path.name, metrics)
 
-    from seg_perception.core.model_spec import load_model_spec
+    from seg_perception.core.spec_loader import load_model_spec
 
     load_model_spec(args.out / f"{NAME}.yaml")  # the spec we wrote must load and match the ONNX file
     LOG.info("wrote %s and %s in %.1f min", onnx_path, args.out / f"{NAME}.yaml", (time.monotonic() - t0) / 60)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tiny_models import TINY_CLASSES, tiny_spec
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 
 

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import int8_fixtures
 
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 CAMERA = (640, 360)

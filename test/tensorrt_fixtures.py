@@ -15,7 +15,7 @@ from fake_tensorrt import FakeTensorRT
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 
 CAMERA = (160, 120)
 

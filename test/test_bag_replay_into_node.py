@@ -22,6 +22,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
 from seg_perception.bag.bag_io import bag_writer, open_bag, read_messages
+from seg_perception.bag.replay import HANDSHAKE_TIMEOUT_S
 from seg_perception.ros.node_process import isolated_ros_environment
 from seg_perception.synthetic.drive_bag import INFO_LEAD_NS, START_NS, write_synthetic_drive
 
@@ -249,6 +250,14 @@ def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tu
         cmd, env=isolated_ros_environment(domain), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
+        # Start-up is not playback: interpreter and imports (11 s at a load of 8, 31 s with four more busy
+        # loops on this 2-core machine), discovery, and the first message of each of the two reliable topics
+        # waiting for its acknowledgement (up to HANDSHAKE_TIMEOUT_S each; ~3 s, one heartbeat, measured).
+        # One 30 s deadline over all of it failed under load; the three passes then take 0.3 s of bag time.
+        startup_s = 30.0 + 20.0 + 2 * HANDSHAKE_TIMEOUT_S  # process, --wait-for-subscribers, two handshakes
+        probe.wait_until(
+            lambda: len(wire.get(IMAGE_TOPIC)) >= 1 or proc.poll() is not None, startup_s, "the first frame"
+        )
         probe.wait_until(lambda: len(wire.get(IMAGE_TOPIC)) >= 3 * frames, 30, "three passes over the bag")
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=20)

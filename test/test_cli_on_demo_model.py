@@ -14,7 +14,8 @@ import onnx
 import pytest
 from ros_harness import unique_domain_id
 
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 from seg_perception.ros.node_process import isolated_ros_environment
 from seg_perception.synthetic.scenes import ROAD

@@ -97,6 +97,7 @@ def test_executables_install_into_lib_package(build: tuple[Path, list[str]], exe
         f"share/{PACKAGE}/config/seg_perception.yaml",
         f"share/{PACKAGE}/config/seg_perception.rviz",
         f"share/{PACKAGE}/config/fastdds_large_data.xml",
+        f"share/{PACKAGE}/config/fastdds_large_data_localhost.xml",
         f"share/ament_index/resource_index/packages/{PACKAGE}",
     ],
 )
@@ -192,7 +193,8 @@ def test_installed_run_command_uses_the_installed_profile(build: tuple[Path, lis
         node.stop(timeout=30)
     line = next(line for line in node.output.splitlines() if "Fast DDS profile:" in line)
     profile = Path(line.split("Fast DDS profile: ", 1)[1].split(" (", 1)[0])
-    assert profile.name == "fastdds_large_data.xml" and profile.is_file(), line
+    # localhost discovery (the test's isolated domain): the loopback-only variant of the large-data profile
+    assert profile.name == "fastdds_large_data_localhost.xml" and profile.is_file(), line
     assert prefix.parent.parent in profile.parents, f"{line}: not the workspace's copy"
 
 

@@ -20,7 +20,7 @@ from tiny_models import conv_logits_model, spec_dict, write_spec
 from seg_perception.core import engine_cache
 from seg_perception.core.engine_cache import ArtefactCacheError, load_or_build, sidecar_path
 from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 
 KEY = {
     "format": "seg_perception-engine/1",

@@ -17,7 +17,8 @@ import pytest
 from int8_support import needs_int8_quantizer
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 from seg_perception.synthetic.scenes import DEMO_CLASSES, generate_scene, write_scenes
 

@@ -22,14 +22,17 @@ import ray
 
 from seg_perception.cli import main
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.evaluation.runners import EvalJob, evaluate_in_process, parse_variant, plan_eval
 from seg_perception.fleet.eval_on_ray import RayEvalOptions, evaluate_on_ray
-from seg_perception.fleet.ray_runtime import LOCAL
+from seg_perception.fleet.ray_runtime import LOCAL, keep_local_ray_on_loopback
 from seg_perception.synthetic.scenes import write_scenes
 
 CLI = Path(sys.executable).with_name("seg-perception")  # the venv's console script, as a user runs it
-TIMING_AND_CLUSTER_FIELDS = ("fps", "ray")  # fused-graph calls/s (per worker on Ray) and the `ray` block
+# fused-graph calls/s (per worker on Ray), the `ray` block, and `health`: the health checks run in the
+# in-process eval only (eval --ray reports health null; an open item of the health work)
+TIMING_AND_CLUSTER_FIELDS = ("fps", "ray", "health")
 FRAMES = 24
 BATCH = 4
 BATCHES = 6  # ceil(24 / 4)
@@ -39,7 +42,8 @@ CLI_TIMEOUT_S = 600
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    loopback = keep_local_ray_on_loopback()  # as `--ray` does for a Ray it starts: 127.0.0.1 only
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, **loopback)
     try:
         yield str(context.address_info["gcs_address"])
     finally:

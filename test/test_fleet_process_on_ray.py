@@ -21,6 +21,7 @@ import pytest
 from fleet_bags import listing, metadata_text, process, read_bag
 from fleet_fault_injection import FAULT_DIR_ENV
 
+from seg_perception.fleet.ray_runtime import keep_local_ray_on_loopback
 from seg_perception.fleet.work_units import inspect_bag
 from seg_perception.synthetic.drive_bag import SyntheticCamera, write_synthetic_drive
 
@@ -46,7 +47,8 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
         "worker_process_setup_hook": "fleet_fault_injection.install",
         "env_vars": {"PYTHONPATH": path, FAULT_DIR_ENV: str(fault_dir)},
     }
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+    loopback = keep_local_ray_on_loopback()  # as `--ray` does for a Ray it starts: 127.0.0.1 only
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False, **loopback)
     try:
         yield LocalRay(ray.get_runtime_context().gcs_address, fault_dir, runtime_env)
     finally:

@@ -22,7 +22,8 @@ from tiny_models import (
 
 from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 # Measured: labels identical on all 47 comparisons below (confidence within 1 of 255). The slack of one

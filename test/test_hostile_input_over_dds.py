@@ -49,7 +49,7 @@ def malformed_images() -> list[tuple[str, Image]]:
         ("unknown_encoding", _raw("rgb9", H, W, W * 3, ok)),
         ("empty_encoding", _raw("", H, W, W * 3, ok)),
         ("odd_size", _raw("yuv422", H, W + 1, (W + 1) * 2, bytes((W + 1) * 2 * H))),  # odd width for 4:2:2
-        ("odd_size", _raw("bayer_rggb8", H + 1, W, W, bytes(W * (H + 1)))),  # odd height for bayer
+        ("odd_size", _raw("yuyv", H, W - 1, (W - 1) * 2, bytes((W - 1) * 2 * H))),  # (Bayer takes any size)
         ("data_short", _raw("mono16", H, W, W * 2, bytes(W * 2 * H - 1))),  # 16-bit, one byte short
         ("too_many_pixels", _raw("rgb8", 100_000, 100_000, 300_000, ok)),  # refused before reading data
         ("too_many_pixels", _raw("rgb8", 1, 2**31 - 1, 2**32 - 1, b"\0" * 16)),  # overflow bait
@@ -95,21 +95,26 @@ def malformed_compressed(jpeg: bytes) -> list[tuple[str, CompressedImage]]:
 
 
 def good_images(stamp: int) -> Image:
-    """Valid frames in rotating encodings, 16-bit big- and little-endian included."""
+    """Valid frames in rotating encodings, 16-bit big- and little-endian and 16-bit Bayer included."""
     rgb = smooth_image(H, W, seed=stamp % 1000)
-    kind = stamp % 4
+    kind = stamp % 5
     if kind == 0:
         return image_msg(rgb, "rgb8", stamp)
     if kind == 1:
         return image_msg(np.ascontiguousarray(rgb[..., ::-1]), "bgr8", stamp, step=W * 3 + 4)
     gray16 = rgb[..., 1].astype(np.uint16) * 257
     if kind == 2:
-        return _be_mono16(gray16, stamp)
+        return _big_endian_16("mono16", gray16, stamp)
+    if kind == 4:  # a big-endian 16-bit Bayer mosaic, grbg (G R / B G)
+        mosaic = gray16.copy()
+        mosaic[0::2, 1::2] = rgb[0::2, 1::2, 0].astype(np.uint16) * 257
+        mosaic[1::2, 0::2] = rgb[1::2, 0::2, 2].astype(np.uint16) * 257
+        return _big_endian_16("bayer_grbg16", mosaic, stamp)
     return image_msg(np.ascontiguousarray(rgb.astype(np.uint16) * 257).view(np.uint8).reshape(H, W * 6), "rgb16", stamp)
 
 
-def _be_mono16(gray16: np.ndarray, stamp: int) -> Image:
-    msg = _raw("mono16", H, W, W * 2, gray16.astype(">u2").tobytes(), bigendian=1)
+def _big_endian_16(encoding: str, plane: np.ndarray, stamp: int) -> Image:
+    msg = _raw(encoding, H, W, W * 2, plane.astype(">u2").tobytes(), bigendian=1)
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
     msg.header.frame_id = "camera_front"
     return msg

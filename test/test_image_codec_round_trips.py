@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -43,6 +44,10 @@ NATIVE = {
     "bayer_bggr8": (1, np.uint8),
     "bayer_gbrg8": (1, np.uint8),
     "bayer_grbg8": (1, np.uint8),
+    "bayer_rggb16": (1, np.uint16),
+    "bayer_bggr16": (1, np.uint16),
+    "bayer_gbrg16": (1, np.uint16),
+    "bayer_grbg16": (1, np.uint16),
 }
 
 
@@ -105,7 +110,7 @@ def test_little_endian_output_is_little_endian_even_for_big_endian_input() -> No
 
 
 @pytest.mark.parametrize(
-    "encoding", ["rgb8", "bgra8", "mono8", "mono16", "rgba16", "yuv422", "yuv422_yuy2", "bayer_grbg8"]
+    "encoding", ["rgb8", "bgra8", "mono8", "mono16", "rgba16", "yuv422", "yuv422_yuy2", "bayer_grbg8", "bayer_bggr16"]
 )
 @pytest.mark.parametrize("padding", [7, 8, 64])
 def test_padded_step_is_honoured(encoding: str, padding: int) -> None:
@@ -137,6 +142,29 @@ def test_unpadded_three_channel_frame_is_zero_copy(encoding: str, order: str) ->
     assert np.shares_memory(frame, buffer)
 
 
+EIGHT_BIT_ENCODINGS = [encoding for encoding, (_, dtype) in NATIVE.items() if dtype == np.uint8]
+
+
+@pytest.mark.parametrize("encoding", EIGHT_BIT_ENCODINGS)
+@pytest.mark.parametrize("padding", [0, 7])
+def test_8bit_inference_frame_costs_at_most_one_copy(encoding: str, padding: int) -> None:
+    """What the fused graph's uint8 input costs per 8-bit frame: at most one frame-sized array is allocated
+    (numpy and cv2's numpy-backed outputs both report to tracemalloc), whatever the 16-bit path does."""
+    height, width = 240, 320
+    fields = array_to_image_fields(random_native(encoding, height, width), encoding)
+    data = np.frombuffer(pad_rows(fields.data, height, fields.step, padding), np.uint8)
+    step = fields.step + padding
+    to_inference_frame(encoding, height, width, step, 0, data)  # warm: cv2's first call allocates tables
+    tracemalloc.start()
+    try:
+        frame, _ = to_inference_frame(encoding, height, width, step, 0, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frame.nbytes == height * width * 3
+    assert peak <= frame.nbytes + 4096, f"{peak} bytes allocated for a {frame.nbytes}-byte frame"
+
+
 def test_big_endian_mono16_decodes_to_the_right_values() -> None:
     data = bytes([0x01, 0x02, 0xAB, 0xCD])
     big = image_to_array("mono16", 1, 2, 4, True, data)
@@ -151,7 +179,7 @@ def test_big_endian_mono16_with_odd_step_decodes_to_the_right_values() -> None:
     decoded = image_to_array("mono16", 2, 2, 5, 1, data)
     np.testing.assert_array_equal(decoded, [[0x0102, 0xABCD], [0x0304, 0x0506]])
     frame, _ = to_inference_frame("mono16", 2, 2, 5, 1, data)
-    np.testing.assert_array_equal(frame[..., 0], [[0x01, 0xAB], [0x03, 0x05]])
+    np.testing.assert_array_equal(frame[..., 0], [[0x01, 0xAB], [0x03, 0x05]])  # 258, 43981, 772, 1286 / 257
 
 
 @pytest.mark.parametrize(
@@ -162,9 +190,12 @@ def test_big_endian_mono16_with_odd_step_decodes_to_the_right_values() -> None:
         ("rgba8", [10, 20, 30, 255], "RGB", [10, 20, 30]),
         ("bgra8", [30, 20, 10, 0], "BGR", [30, 20, 10]),
         ("mono8", [77], "RGB", [77, 77, 77]),
-        ("mono16", [0x34, 0x12], "RGB", [0x12, 0x12, 0x12]),  # little-endian 0x1234 -> 0x12
-        ("rgb16", [0xFF, 0x10, 0x00, 0x80, 0x34, 0xFF], "RGB", [0x10, 0x80, 0xFF]),
+        # 16-bit: cv_bridge's convertTo(CV_8U, 255/65535) = round(v / 257), not the high byte (v >> 8)
+        ("mono16", [0x34, 0x12], "RGB", [0x12, 0x12, 0x12]),  # little-endian 0x1234 = 4660 -> 18.13 -> 0x12
+        ("mono16", [0xFF, 0x12], "RGB", [0x13, 0x13, 0x13]),  # 0x12FF = 4863 -> 18.92 -> 0x13 (>> 8 gives 0x12)
+        ("rgb16", [0xFF, 0x10, 0x00, 0x80, 0x34, 0xFF], "RGB", [0x11, 0x80, 0xFE]),  # 0x10FF, 0x8000, 0xFF34
         ("bgra16", [0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0x04], "BGR", [0x01, 0x02, 0x03]),
+        ("bgra16", [0x80, 0x00, 0x81, 0x00, 0x00, 0xFF, 0x00, 0x00], "BGR", [0x00, 0x01, 0xFE]),  # 128, 129, 65280
     ],
 )
 def test_inference_frame_has_exact_pixels(encoding: str, pixel: list[int], order: str, expected: list[int]) -> None:
@@ -175,10 +206,10 @@ def test_inference_frame_has_exact_pixels(encoding: str, pixel: list[int], order
     assert (frame == np.array(expected, np.uint8)).all()
 
 
-def test_inference_frame_of_big_endian_rgb16_keeps_the_high_byte() -> None:
-    data = uniform_image(2, 2, [0x10, 0xFF, 0x80, 0x00, 0xFF, 0x34])
+def test_inference_frame_of_big_endian_rgb16_is_scaled_like_little_endian() -> None:
+    data = uniform_image(2, 2, [0x10, 0xFF, 0x80, 0x00, 0xFF, 0x34])  # big-endian 0x10FF, 0x8000, 0xFF34
     frame, _ = to_inference_frame("rgb16", 2, 2, 12, True, data)
-    assert (frame == np.array([0x10, 0x80, 0xFF], np.uint8)).all()
+    assert (frame == np.array([0x11, 0x80, 0xFE], np.uint8)).all()  # 17.0, 127.5 -> 128, 254.2
 
 
 # BT.601 video range: pure red is Y=81, U(Cb)=90, V(Cr)=240; mid grey is Y=U=V=128.
@@ -204,15 +235,19 @@ def test_yuv422_variants_decode_to_the_known_colour(
 
 @pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
 @pytest.mark.parametrize("colour", [(200, 100, 50), (30, 180, 240)])
-def test_bayer_patch_demosaics_to_its_colour(pattern: str, colour: tuple[int, int, int]) -> None:
-    value = dict(zip("rgb", colour, strict=True))
-    height, width = 8, 12
-    mosaic = np.empty((height, width), np.uint8)
+@pytest.mark.parametrize(("depth", "scale"), [(8, 1), (16, 257)])
+@pytest.mark.parametrize(("height", "width"), [(8, 12), (7, 11)])
+def test_bayer_patch_demosaics_to_its_colour(
+    pattern: str, colour: tuple[int, int, int], depth: int, scale: int, height: int, width: int
+) -> None:
+    value = {name: level * scale for name, level in zip("rgb", colour, strict=True)}
+    mosaic = np.empty((height, width), np.uint8 if depth == 8 else np.uint16)
     mosaic[0::2, 0::2] = value[pattern[0]]
     mosaic[0::2, 1::2] = value[pattern[1]]
     mosaic[1::2, 0::2] = value[pattern[2]]
     mosaic[1::2, 1::2] = value[pattern[3]]
-    frame, order = to_inference_frame(f"bayer_{pattern}8", height, width, width, 0, mosaic.tobytes())
+    fields = array_to_image_fields(mosaic, f"bayer_{pattern}{depth}")
+    frame, order = to_inference_frame(fields.encoding, height, width, fields.step, 0, fields.data)
     assert order == "RGB" and frame.shape == (height, width, 3)
     assert np.abs(frame.astype(int) - np.array(colour)).max() <= 2
 
@@ -306,10 +341,18 @@ def test_odd_width_yuv422_is_refused(encoding: str) -> None:
         image_to_array(encoding, 2, 5, 10, 0, bytes(20))
 
 
-@pytest.mark.parametrize(("height", "width"), [(4, 5), (3, 6), (3, 5)])
-def test_odd_sized_bayer_is_refused(height: int, width: int) -> None:
-    with pytest.raises(ImageCodecError, match=rf"bayer_rggb8 needs even width and height, got {width}x{height}"):
-        to_inference_frame("bayer_rggb8", height, width, width, 0, bytes(width * height))
+@pytest.mark.parametrize("encoding", ["bayer_rggb8", "bayer_gbrg16"])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (4, 5), (3, 6), (3, 5)])
+def test_odd_sized_bayer_demosaics_as_cv2_does(encoding: str, height: int, width: int) -> None:
+    plane = random_native(encoding, height, width)
+    fields = array_to_image_fields(plane, encoding)
+    frame, order = to_inference_frame(encoding, height, width, fields.step, 0, fields.data)
+    code = cv2.COLOR_BayerBG2RGB if encoding == "bayer_rggb8" else cv2.COLOR_BayerGR2RGB
+    want = cv2.cvtColor(plane, code)
+    if plane.dtype == np.uint16:
+        want = cv2.convertScaleAbs(want, alpha=255 / 65535)
+    assert order == "RGB" and frame.shape == (height, width, 3)
+    np.testing.assert_array_equal(frame, want)
 
 
 def test_image_above_max_pixels_is_refused_before_the_data_is_looked_at() -> None:
@@ -409,7 +452,7 @@ def test_bad_encode_arguments_are_refused(kwargs: dict[str, object], message: st
         encode_compressed(**arguments)  # type: ignore[arg-type]
 
 
-BOGUS_ENCODINGS = ("", "RGB8", "8UC3", "bayer_rggb16", "nv12", "mono8 ", "yuv422\x00")
+BOGUS_ENCODINGS = ("", "RGB8", "8UC3", "bayer_rggb12", "nv12", "mono8 ", "yuv422\x00")
 
 
 def mostly(draw: st.DrawFn, valid: st.SearchStrategy[object], invalid: st.SearchStrategy[object]) -> object:
@@ -457,8 +500,6 @@ def fields_are_valid(fields: dict[str, object]) -> bool:
     if h <= 0 or w <= 0:
         return False
     if encoding in YUV422_ENCODINGS and w % 2:  # U and V are shared by pixel pairs
-        return False
-    if str(encoding).startswith("bayer_") and (w % 2 or h % 2):  # 2x2 colour filter tiles
         return False
     channels, dtype = NATIVE[str(encoding)]
     step = fields["step"]

@@ -18,8 +18,9 @@ from int8_fixtures import multiclass_spec, narrow_range_spec, two_head_spec
 from int8_support import needs_int8_quantizer
 
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
 from seg_perception.core.quantization import calibrate_fused_graph, qdq_from_ranges
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer

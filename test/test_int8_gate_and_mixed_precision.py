@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ from tensorrt_fixtures import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake,
 from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq_path
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer
@@ -155,6 +157,33 @@ def test_default_calibration_caches_a_gated_graph_and_small_sets_never_replace_i
     assert accepted.returncode == 0, accepted.stderr[-2000:]
     assert "not replacing" in accepted.stderr  # a failing graph never replaces one that passed
     assert qdq_path(cache, _fused(data["narrow"])).read_bytes() == before
+
+
+def test_non_default_gate_thresholds_change_the_verdict(data: dict[str, Path], tmp_path: Path) -> None:
+    """--min-agreement and --min-class-iou each decide on their own: the narrow net passes the defaults
+    (98.2 % agreement, lowest class IoU 93.3 %, see the test above) and fails a raised bar of either one; the
+    multiclass net fails the defaults (test_mixed_precision_recovers_what_full_int8_loses) and passes a
+    lowered pair, which its sidecar records."""
+    calib = ["--calib", str(data["calib"])]
+    strict_agreement = _quantize(data, "narrow", tmp_path / "a" / "cache", *calib, "--min-agreement", "99.5")
+    assert strict_agreement.returncode == 1, strict_agreement.stderr[-2000:]
+    (error,) = _errors(strict_agreement)
+    assert re.search(r"\(label agreement [\d.]+% < 99\.5%\) and was not cached", error), error
+    assert not qdq_path(tmp_path / "a" / "cache", _fused(data["narrow"])).exists()
+
+    strict_iou = _quantize(data, "narrow", tmp_path / "i" / "cache", *calib, "--min-class-iou", "97")
+    assert strict_iou.returncode == 1, strict_iou.stderr[-2000:]
+    (error,) = _errors(strict_iou)
+    assert re.search(r"\(class IoU vs fp32 under 97\.0%: [^;]+\) and was not cached", error), error
+    assert not qdq_path(tmp_path / "i" / "cache", _fused(data["narrow"])).exists()
+
+    cache = tmp_path / "l" / "cache"
+    lenient = ["--val", str(data["val"]), "--min-agreement", "40", "--min-class-iou", "0"]
+    loose = _quantize(data, "multiclass", cache, *calib, *lenient)
+    assert loose.returncode == 0 and not _errors(loose), loose.stderr[-2000:]
+    gate = _sidecar(data["multiclass"], cache)["info"]["gate"]
+    assert gate["passed"] is True and gate["label_agreement"] < 0.98  # the default would have refused it
+    assert (gate["min_agreement"], gate["min_class_iou"]) == (0.4, 0.0)
 
 
 def test_engine_builder_refuses_a_cached_graph_without_a_passed_gate(data: dict[str, Path], tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from onnx import TensorProto, numpy_helper
 from tiny_models import conv_logits_model, nhwc_probabilities_model, spec_dict, write_spec
 
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
 from seg_perception.core.quantization import (
     POST_PREFIX,
     PRE_PREFIX,
@@ -24,6 +23,7 @@ from seg_perception.core.quantization import (
     calibration_batches,
     quantize_fused_graph,
 )
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 pytestmark = needs_int8_quantizer

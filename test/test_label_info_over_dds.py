@@ -14,7 +14,7 @@ from pathlib import Path
 from ros_harness import NodeProcess, unique_domain_id
 from vision_msgs_build import build_vision_msgs, vision_msgs_env
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.ros.node_process import isolated_ros_environment
 
 # RIHS01 type hashes of the real vision_msgs (ros-perception/vision_msgs, ros2 branch), as its generated

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from ros_harness import NodeProcess, unique_domain_id
 
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.ros.launch_arguments import parameter_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from ros_harness import (
 )
 from tiny_models import smooth_image
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import Segmenter
 
 W, H = 160, 96

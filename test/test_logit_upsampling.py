@@ -12,7 +12,8 @@ import onnxruntime as ort
 import pytest
 from tiny_models import TINY_CLASSES, conv_logits_model, model_input, smooth_image, spec_dict, write_spec
 
-from seg_perception.core.model_spec import ModelSpec, load_model_spec
+from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 CAMERA_H, CAMERA_W = 90, 160
@@ -77,10 +78,13 @@ def test_cheap_path_is_argmax_at_head_resolution_then_nearest(tmp_path: Path) ->
     assert np.mean(blocky != reference) > 0.01 > np.mean(fine != reference)
 
 
-def test_letterbox_follows_mmsegmentation_resize_crop_resize(tmp_path: Path) -> None:
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_letterbox_follows_mmsegmentation_resize_crop_resize(tmp_path: Path, align_corners: bool) -> None:
+    """mmsegmentation's decode head resizes the logits to the padded input size, the segmentor crops the
+    padding and resizes to the original size; both resizes honour the head's align_corners."""
     conv_logits_model(tmp_path / "coarse.onnx", len(TINY_CLASSES), 48, 64, stride=STRIDE)
     d = spec_dict("coarse.onnx", TINY_CLASSES, resize="letterbox", pad_value=0)
-    d["upsampling"] = {"method": "logits_bilinear"}
+    d["upsampling"] = {"method": "logits_bilinear", "align_corners": align_corners}
     spec = load_model_spec(write_spec(tmp_path / "lb.yaml", d))
     camera_h, camera_w = 120, 120  # square into 64x48: 48x48 centred, 8 columns of padding each side
     frame = smooth_image(camera_h, camera_w, seed=2)
@@ -90,11 +94,12 @@ def test_letterbox_follows_mmsegmentation_resize_crop_resize(tmp_path: Path) -> 
     net_in = ((padded / 255.0 - np.asarray(spec.input.mean)) / np.asarray(spec.input.std)).astype(np.float32)
     session = ort.InferenceSession(str(spec.onnx_path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"input": net_in.transpose(2, 0, 1)[np.newaxis].copy()})[0][0]
-    at_input = bilinear(logits, 48, 64, False)[:, :, 8:56]  # mmseg: to the input size, crop the padding,
-    expected = bilinear(at_input, camera_h, camera_w, False).argmax(0)  # then to the original size
+    at_input = bilinear(logits, 48, 64, align_corners)[:, :, 8:56]  # mmseg: to the input size, crop the padding,
+    expected = bilinear(at_input, camera_h, camera_w, align_corners).argmax(0)  # then to the original size
     with Segmenter(spec, backend="onnxruntime") as seg:
         got = seg.segment(frame).labels
-    assert float(np.mean(got == expected)) >= 0.999
+    agreement = float(np.mean(got == expected))
+    assert agreement >= 0.999, f"{agreement:.4%} of pixels agree with the reference"
 
 
 def test_model_resolution_output_is_the_frame_inside_the_model_input(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
 
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 
 CLASSES = ["road", "sidewalk", "car"]
 
@@ -74,7 +74,7 @@ _DELETE = object()
         ("input.mean", [0.5, 0.5], "key 'input.mean': expected a list of 3 numbers"),
         ("input.std", [0.2, 0.0, 0.2], "key 'input.std[1]': must be > 0"),
         ("input.resize", "crop", "key 'input.resize'"),
-        ("input.pad_value", 114, "key 'input.pad_value': only used with resize: letterbox"),
+        ("input.pad_value", 114, "key 'input.pad_value': not used with resize: stretch"),
         ("input.width", 0, "key 'input.width': expected an integer in [1, 16384]"),
         ("classes.0.color", [300, 0, 0], "key 'classes[0].color[0]'"),
         ("classes.1.name", "road", "key 'classes[1].name': duplicate class name 'road'"),

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.core.model_spec import ModelSpec, UpsamplingSpec, load_model_spec
+from seg_perception.core.model_spec import ModelSpec, UpsamplingSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 ZOO = Path(__file__).resolve().parent.parent / "models" / "zoo"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import (
     THREE_CAMERAS,
@@ -18,9 +19,9 @@ from ros_harness import (
     unique_domain_id,
 )
 from sensor_msgs.msg import Image
-from tiny_models import TINY_CLASSES, multi_task_spec, smooth_image, static_batch_spec
+from tiny_models import TINY_CLASSES, multi_task_spec, segformer_like_spec, smooth_image, static_batch_spec
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 W, H = 160, 96
@@ -65,8 +66,21 @@ def test_lane_mask_is_published_with_the_input_header(tmp_path: Path) -> None:
         probe.close()
 
 
-def test_multi_camera_node_with_a_static_batch_model_answers_every_camera(tmp_path: Path) -> None:
-    spec_path = static_batch_spec(tmp_path, TINY_CLASSES, batch=1)
+@pytest.mark.parametrize(
+    ("export", "diagnosed_batch"),
+    [
+        ("static", "fixed 1"),
+        # HF SegFormer exported with dynamic_axes: a symbolic input batch that its traced reshapes fix at 1
+        ("traced", "fixed 1 (the input batch is symbolic but the graph's reshapes fix 1)"),
+    ],
+)
+def test_multi_camera_node_with_a_static_batch_model_answers_every_camera(
+    tmp_path: Path, export: str, diagnosed_batch: str
+) -> None:
+    if export == "static":
+        spec_path = static_batch_spec(tmp_path, TINY_CLASSES, batch=1)
+    else:
+        spec_path = segformer_like_spec(tmp_path, TINY_CLASSES, traced=True)
     domain = unique_domain_id()
     cams = THREE_CAMERAS
     with three_camera_node(domain, spec_path) as (node, probe):
@@ -87,9 +101,9 @@ def test_multi_camera_node_with_a_static_batch_model_answers_every_camera(tmp_pa
 
         def diagnosed() -> bool:
             return any(
-                {kv.key: kv.value for kv in d.status[0].values}.get("batch") == "fixed 1"
+                {kv.key: kv.value for kv in d.status[0].values}.get("batch") == diagnosed_batch
                 for d in probe.messages("diagnostics")
             )
 
-        probe.wait_until(diagnosed, 10, "diagnostics saying 'batch: fixed 1'")
+        probe.wait_until(diagnosed, 10, f"diagnostics saying 'batch: {diagnosed_batch}'")
         assert "segmentation failed" not in node.output

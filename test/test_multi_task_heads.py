@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 from tiny_models import model_input, multi_task_spec, smooth_image
 
-from seg_perception.core.model_spec import ModelSpec, load_model_spec
+from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter, drivable_table
 
 CAMERA_H, CAMERA_W = 180, 320

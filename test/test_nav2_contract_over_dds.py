@@ -34,7 +34,8 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
 from vision_msgs_build import build_vision_msgs, vision_msgs_env
 
-from seg_perception.core.model_spec import default_spec_path, load_model_spec
+from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 from seg_perception.ros.node_process import isolated_ros_environment
 from seg_perception.ros.parameters import validate_parameters

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.evaluation.report import page_for_compare, page_for_eval, write_report
 from seg_perception.evaluation.runners import WORST_FRAMES, parse_variant, run_compare, run_eval
 from seg_perception.synthetic.scenes import DEMO_CLASSES, write_scenes

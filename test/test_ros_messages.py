@@ -70,3 +70,27 @@ def test_diagnostics_levels() -> None:
     assert values["latency_p50_ms"] == "12.00" and values["backend"] == "onnxruntime"
     stale = diagnostics_message(Time(sec=2), "n", "hw", stats.snapshot(), {}, stale=True)
     assert stale.status[0].level == DiagnosticStatus.WARN and stale.status[0].message == "no input frames"
+
+
+def test_diagnostics_levels_follow_health() -> None:
+    from seg_perception.core.health import HealthMonitor, health_report
+
+    stats = FrameStats()
+    monitor = HealthMonitor()
+    for i in range(3):
+        monitor.update(np.zeros((90, 160, 3), np.uint8), i)
+    failed = diagnostics_message(Time(sec=1), "n", "hw", stats.snapshot(), {}, False, health_report(monitor, 0.1))
+    values = {kv.key: kv.value for kv in failed.status[0].values}
+    assert failed.status[0].level == DiagnosticStatus.ERROR
+    assert failed.status[0].message == "failed: dark, blocked, low_visibility"
+    assert values["health"] == "failed" and values["health.dark"] == "1.000"
+    stale = diagnostics_message(Time(sec=2), "n", "hw", stats.snapshot(), {}, True, health_report(monitor, 5.0))
+    assert stale.status[0].level == DiagnosticStatus.WARN and stale.status[0].message == "no input frames"
+    foggy = HealthMonitor()
+    for i in range(3):
+        foggy.update(np.random.default_rng(i).integers(120, 160, (90, 160, 3), dtype=np.uint8), i)  # grey range < 40
+    report = health_report(foggy, 0.1)
+    assert report.flagged == {"low_visibility"}, report.values
+    degraded = diagnostics_message(Time(sec=3), "n", "hw", stats.snapshot(), {}, False, report)
+    assert degraded.status[0].level == DiagnosticStatus.WARN
+    assert degraded.status[0].message == "degraded: low_visibility"

@@ -17,7 +17,8 @@ from seg_perception.ros.dds_profile import PROFILE_VARIABLE
 from seg_perception.ros.node_process import isolated_ros_environment
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_PROFILE = ROOT / "config" / "fastdds_large_data.xml"
+# These runs discover localhost only (isolated_ros_environment), so the shipped default is the loopback variant.
+SHIPPED_PROFILE = ROOT / "config" / "fastdds_large_data_localhost.xml"
 STARTED_S = 90.0  # generous: a loaded 2-core machine
 
 

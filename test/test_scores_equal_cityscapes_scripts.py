@@ -24,7 +24,7 @@ import pytest
 from tiny_models import red_channel_labels_model, red_channel_spec, write_spec
 
 from seg_perception.core import metrics
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.evaluation.runners import EvalResult, parse_variant, run_eval
 
 HEIGHT, WIDTH = 48, 80

@@ -9,7 +9,7 @@ import pytest
 from tiny_models import conv_logits_model, smooth_image, spec_dict, write_spec
 
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import ALL_OUTPUTS, OutputSelection, Segmenter
 
 CLASSES = ["road", "sidewalk", "building", "car"]

@@ -23,7 +23,7 @@ from tensorrt_fixtures import CAMERA, fake_gpu, fused, spec_path  # noqa: F401 -
 from seg_perception.backends.engine_builder import BuildOptions, EngineBuildError, build_engine_bytes
 from seg_perception.core.errors import BackendError
 from seg_perception.core.graph_compiler import compile_fused_graph
-from seg_perception.core.model_spec import load_model_spec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.synthetic.scenes import generate_scene
 
 W, H = CAMERA

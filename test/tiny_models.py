@@ -219,3 +219,82 @@ def model_input(frame: np.ndarray, width: int, height: int, mean: Any, std: Any)
     x = cv2.resize(frame.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis], np.float32)
+
+
+def segformer_like_model(path: Path, classes: int, height: int, width: int, traced: bool = True, seed: int = 5) -> Path:
+    """A Hugging Face SegFormer-shaped export: 'pixel_values' [batch_size, 3, H, W] -> stride-4 patch
+    embedding -> tokens [B, h*w, C] -> layer norm -> back to a [B, C, h, w] grid -> 1x1 classifier ->
+    'logits' [batch_size, classes, H/4, W/4], the batch symbolic in the declared input and output as
+    `dynamic_axes` makes it. With `traced`, the two reshapes hold constant shapes with batch 1, as
+    torch.onnx traces `x.reshape(batch_size, ...)` from a batch-1 example; without, they read the batch
+    from Shape (as an export of `x.reshape(x.shape[0], ...)` does)."""
+    rng = np.random.default_rng(seed)
+    chans, h, w = 8, height // 4, width // 4
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, (chans, 3, 4, 4)).astype(np.float32), "patch_w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, chans).astype(np.float32), "patch_b"),
+        numpy_helper.from_array(np.ones(chans, np.float32), "ln_scale"),
+        numpy_helper.from_array(np.zeros(chans, np.float32), "ln_bias"),
+        numpy_helper.from_array(rng.normal(0, 2.0, (classes, chans, 1, 1)).astype(np.float32), "cls_w"),
+        numpy_helper.from_array(rng.normal(0, 0.5, classes).astype(np.float32), "cls_b"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["pixel_values", "patch_w", "patch_b"], ["embed"], kernel_shape=[4, 4], strides=[4, 4])
+    ]
+    if traced:
+        inits += [
+            numpy_helper.from_array(np.array([1, chans, h * w], np.int64), "tokens_shape"),
+            numpy_helper.from_array(np.array([1, h, w, chans], np.int64), "grid_shape"),
+        ]
+    else:
+        inits += [
+            numpy_helper.from_array(np.array([0], np.int64), "zero"),
+            numpy_helper.from_array(np.array([chans, h * w], np.int64), "tokens_tail"),
+            numpy_helper.from_array(np.array([h, w, chans], np.int64), "grid_tail"),
+        ]
+        nodes += [
+            helper.make_node("Shape", ["pixel_values"], ["in_shape"]),
+            helper.make_node("Gather", ["in_shape", "zero"], ["batch"], axis=0),
+            helper.make_node("Concat", ["batch", "tokens_tail"], ["tokens_shape"], axis=0),
+            helper.make_node("Concat", ["batch", "grid_tail"], ["grid_shape"], axis=0),
+        ]
+    nodes += [
+        helper.make_node("Reshape", ["embed", "tokens_shape"], ["tokens_cf"]),
+        helper.make_node("Transpose", ["tokens_cf"], ["tokens"], perm=[0, 2, 1]),
+        helper.make_node("LayerNormalization", ["tokens", "ln_scale", "ln_bias"], ["normed"], axis=-1),
+        helper.make_node("Reshape", ["normed", "grid_shape"], ["grid"]),
+        helper.make_node("Transpose", ["grid"], ["features"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["features", "cls_w", "cls_b"], ["logits"], kernel_shape=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "segformer_like",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch_size", 3, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", classes, h, w])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def segformer_like_spec(directory: Path, classes: list[str], traced: bool = True) -> Path:
+    """segformer_like_model (64x48 input, logits at 16x12) and its spec."""
+    name = "segformer_traced" if traced else "segformer_dynamic"
+    segformer_like_model(directory / f"{name}.onnx", len(classes), 48, 64, traced=traced)
+    spec = spec_dict(f"{name}.onnx", classes, name="pixel_values")
+    return write_spec(directory / f"{name}.yaml", spec)
+
+
+def any_size_model(path: Path, classes: int, stride: int = 1, seed: int = 6) -> Path:
+    """A fully convolutional net taking any height and width: 'input' [N, 3, H, W] -> a stride x stride
+    patch conv -> logits [N, classes, H/stride, W/stride] (H and W must be multiples of the stride)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 2.0 / stride, (classes, 3, stride, stride)).astype(np.float32)
+    b = rng.normal(0, 0.5, classes).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["logits"], kernel_shape=[stride] * 2, strides=[stride] * 2)],
+        "any_size",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes, "h", "w"])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return _save(graph, path)

@@ -1,10 +1,11 @@
 """Dev-only mutation check: plant known bugs one at a time in scratch copies and report which tests catch each.
 
-Not part of `make test`. Each bug is a small textual patch anchored on code lines; a missing anchor stops that
-bug with an error naming the anchor (the code moved: update the patch here), it never passes silently. For
-each bug the script extracts `git archive REF` into a scratch directory, applies the patch, and runs the bug's
-test files there with this repository's `.venv` interpreter (PYTHONPATH points at the scratch copy, so the
-planted code is what gets imported, by the tests and by the node processes they start). A test counts as
+Each bug is a small textual patch anchored on code lines; a missing anchor stops that bug with an error naming
+the anchor (the code moved: update the patch here), it never passes silently. `--check --worktree` (patches
+in memory, no test run) is part of `make test` (test/test_plant_bugs_anchors.py), so a stale anchor fails the
+suite. For each bug the script extracts `git archive REF` into a scratch directory, applies the patch, and runs
+the bug's test files there with this repository's `.venv` interpreter (PYTHONPATH points at the scratch copy,
+so the planted code is what gets imported, by the tests and by the node processes they start). A test counts as
 catching a bug when it fails with the bug planted and passed in an unplanted copy (the baseline run).
 
     .venv/bin/python tools/plant_bugs.py                      # every bug, JSON to $TMPDIR/plant_bugs.json
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +189,8 @@ CORE_BUGS = (
 )  # core, codec and backend bugs
 
 REPLAY_PUBLISH = (
-    "        self.publishers[(conn.topic, conn.msgtype)].publish(data if isinstance(data, bytes) else bytes(data))\n"
+    "        pub = self.publishers[(conn.topic, conn.msgtype)]\n"
+    "        pub.publish(data if isinstance(data, bytes) else bytes(data))\n"
 )
 DIAGNOSTICS = "test/test_node_diagnostics_over_dds.py::"
 DIAGNOSTICS_AUTO = DIAGNOSTICS + "test_auto_backend_choice_and_incompatible_qos_are_reported"
@@ -303,9 +306,9 @@ NODE_BUGS = (
         "the incompatible-QoS callback is not registered (a mismatched publisher goes unreported)",
         single(
             NODE,
-            "            event_callbacks=SubscriptionEventCallbacks("
-            "incompatible_qos=partial(self._on_incompatible, ch)),\n",
-            "            # PLANTED: incompatible-QoS callback removed\n",
+            "                incompatible_qos=partial("
+            'self._on_incompatible, self._image_topic(ch), "qos_reliability")\n',
+            "                # PLANTED: incompatible-QoS callback removed\n",
         ),
         (DIAGNOSTICS_AUTO,),
     ),
@@ -371,17 +374,83 @@ NODE_BUGS = (
     ),
 )
 
-BUGS = CORE_BUGS + NODE_BUGS
+ROUND_TWO_BUGS = (
+    Bug(
+        "t",
+        "logits_bilinear with a letterbox ignores align_corners in the resize to the model input",
+        single(
+            "seg_perception/core/graph_postprocess.py",
+            'x = b.resize(x, geo.model_height, geo.model_width, "linear", align_corners=corners)',
+            'x = b.resize(x, geo.model_height, geo.model_width, "linear")  # PLANTED: align_corners lost',
+        ),
+        ("test/test_logit_upsampling.py::test_letterbox_follows_mmsegmentation_resize_crop_resize",),
+    ),
+    Bug(
+        "u",
+        "quantize ignores --min-agreement (always the default 98 %)",
+        single(
+            "seg_perception/int8_flow.py",
+            "    thresholds = GateThresholds(args.min_agreement / 100, args.min_class_iou / 100)\n",
+            "    thresholds = GateThresholds(0.98, args.min_class_iou / 100)  # PLANTED: --min-agreement ignored\n",
+        ),
+        ("test/test_int8_gate_and_mixed_precision.py::test_non_default_gate_thresholds_change_the_verdict",),
+    ),
+    Bug(
+        "v",
+        "diagnostics latency percentiles read part of the window once it wrapped (more than 256 frames)",
+        single(
+            "seg_perception/core/frame_stats.py",
+            "            recent = self._latencies[: min(self._count, len(self._latencies))]\n",
+            "            recent = self._latencies[: self._count % (len(self._latencies) + 1)]  # PLANTED\n",
+        ),
+        ("test/test_frame_stats_window.py",),
+    ),
+    Bug(
+        "w",
+        "engine cache key without the precision (an fp16 engine reused for an fp32 request)",
+        single(
+            "seg_perception/backends/engine_builder.py",
+            '        "precision": options.precision,\n',
+            "        # PLANTED: no precision in the key\n",
+        ),
+        ("test/test_engine_cache_key.py",),
+    ),
+    Bug(
+        "x",
+        "fleet merges a bag's chunks in completion order instead of time order",
+        single(
+            "seg_perception/fleet/fleet_runner.py",
+            "self._commit(unit, bag, [chunks[i].staged for i in range(unit.chunks)])",
+            "self._commit(unit, bag, [r.staged for r in chunks.values()])  # PLANTED",
+        ),
+        ("test/test_fleet_completion_order_and_retries.py",),
+    ),
+    Bug(
+        "y",
+        "fleet retries a unit whose worker died one time fewer than documented",
+        single(
+            "seg_perception/fleet/fleet_runner.py",
+            "if self.attempts[key] > self.request.retries:",
+            "if self.attempts[key] >= self.request.retries:  # PLANTED",
+        ),
+        ("test/test_fleet_completion_order_and_retries.py",),
+    ),
+)
+
+BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
 
 
-def apply_bug(root: Path, bug: Bug) -> list[str]:
-    """Patch the copy at `root`; returns 'path: anchor' of each applied edit. Raises PlantError."""
+def patched_texts(read: Callable[[str], str | None], bug: Bug) -> tuple[dict[str, str], list[str]]:
+    """The patched text of each file `bug` changes, reading the unpatched files with `read` (None: no such
+    file), and 'path: anchor' of each applied edit. Raises PlantError."""
+    texts: dict[str, str] = {}
     applied = []
     for alternatives in bug.changes:
         tried = []
         for edit in alternatives:
-            path = root / edit.path
-            text = path.read_text() if path.exists() else ""
+            if edit.path not in texts:
+                texts[edit.path] = read(edit.path) or ""
+            text = texts[edit.path]
             count = len(re.findall(edit.old, text)) if edit.regex else text.count(edit.old)
             tried.append(f"{edit.path}: {count} x {edit.old.strip()[:70]!r}")
             if count == 1:
@@ -390,14 +459,29 @@ def apply_bug(root: Path, bug: Bug) -> list[str]:
                 else:
                     text = text.replace(edit.old, edit.new)
                 try:
-                    compile(text, str(path), "exec")
+                    compile(text, edit.path, "exec")
                 except SyntaxError as exc:
                     raise PlantError(f"bug {bug.key}: the patched {edit.path} does not compile: {exc}") from None
-                path.write_text(text)
+                texts[edit.path] = text
                 applied.append(f"{edit.path}: {edit.old.strip().splitlines()[0][:70]}")
                 break
         else:
             raise PlantError(f"bug {bug.key}: no anchor found exactly once; tried " + "; ".join(tried))
+    return texts, applied
+
+
+def _reader(root: Path) -> Callable[[str], str | None]:
+    def read(path: str) -> str | None:
+        return (root / path).read_text() if (root / path).exists() else None
+
+    return read
+
+
+def apply_bug(root: Path, bug: Bug) -> list[str]:
+    """Patch the copy at `root`; returns 'path: anchor' of each applied edit. Raises PlantError."""
+    texts, applied = patched_texts(_reader(root), bug)
+    for path, text in texts.items():
+        (root / path).write_text(text)
     return applied
 
 
@@ -408,12 +492,20 @@ def extract(ref: str, into: Path) -> None:
 
 
 def present(root: Path, tests: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(test ids whose file exists in the copy, those whose file does not)."""
+    """(test ids whose file, and test function when named, exist in the copy; those that do not)."""
     found: list[str] = []
     missing: list[str] = []
     for test in tests:
-        (found if (root / test.split("::")[0]).exists() else missing).append(test)
+        (found if _test_exists(_reader(root), test) else missing).append(test)
     return found, missing
+
+
+def _test_exists(read: Callable[[str], str | None], test: str) -> bool:
+    path, _, function = test.partition("::")
+    text = read(path)
+    if text is None:
+        return False
+    return not function or re.search(rf"^def {re.escape(function.split('[')[0])}\(", text, re.MULTILINE) is not None
 
 
 def run_tests(root: Path, tests: list[str], python: str, timeout: float) -> dict[str, Any]:
@@ -475,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the unplanted run (count every failure)")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
     p.add_argument("--check", action="store_true", help="only apply each patch (anchors found?), run no test")
+    p.add_argument("--worktree", action="store_true", help="with --check: check the working tree, not --ref")
     args = p.parse_args(argv)
     chosen = [b for b in BUGS if b.key in args.bugs.split(",")]
     if not chosen:
@@ -483,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         ["git", "-C", str(REPO), "rev-parse", args.ref], capture_output=True, text=True, check=True
     ).stdout.strip()
     if args.check:
-        return check_anchors(commit, chosen)
+        return check_anchors(None if args.worktree else commit, chosen)
     report = Report(args.ref, commit)
     scratch = Path(tempfile.mkdtemp(prefix="plant_bugs_"))
     try:
@@ -553,27 +646,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(e["caught"] != e["control"] and "error" not in e for e in report.bugs) else 1
 
 
-def check_anchors(commit: str, bugs: list[Bug]) -> int:
-    """Apply each bug's patch to its own scratch copy and report, running no test; 1 when an anchor is missing."""
-    scratch = Path(tempfile.mkdtemp(prefix="plant_bugs_check_"))
+def check_anchors(commit: str | None, bugs: list[Bug]) -> int:
+    """Patch each bug in memory, running no test: its anchors found exactly once, the patched files compile,
+    and its test files and functions exist; 1 when any is not. `commit` None: the working tree."""
+
+    def read(path: str) -> str | None:
+        if commit is None:
+            return (REPO / path).read_text() if (REPO / path).exists() else None
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{path}"], capture_output=True, text=True)
+        return shown.stdout if shown.returncode == 0 else None
+
     errors = 0
-    try:
-        for bug in bugs:
-            root = scratch / f"bug_{bug.key}"
-            extract(commit, root)
-            _, missing = present(root, bug.tests)
-            try:
-                applied = apply_bug(root, bug)
-                line = f"{bug.key}: applies ({len(applied)} edits)"
-            except PlantError as exc:
-                errors += 1
-                line = f"{bug.key}: ERROR {exc}"
-            if missing:
-                errors += 1
-                line += f"; test files not at this ref: {', '.join(missing)}"
-            sys.stdout.write(line + "\n")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    for bug in bugs:
+        missing = [t for t in bug.tests if not _test_exists(read, t)]
+        try:
+            _, applied = patched_texts(read, bug)
+            line = f"{bug.key}: applies ({len(applied)} edits)"
+        except PlantError as exc:
+            errors += 1
+            line = f"{bug.key}: ERROR {exc}"
+        if missing:
+            errors += 1
+            line += f"; tests not at this ref: {', '.join(missing)}"
+        sys.stdout.write(line + "\n")
     return 1 if errors else 0
 
 

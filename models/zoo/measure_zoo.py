@@ -20,7 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from seg_perception.core.model_spec import UpsamplingSpec, load_model_spec
+from seg_perception.core.model_spec import UpsamplingSpec
+from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.pipeline import OutputSelection, Segmenter
 
 ZOO = Path(__file__).resolve().parent

@@ -31,7 +31,10 @@ BAG_VERSION: Literal[9] = 9  # metadata version written by Jazzy and Kilted
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
+COMPRESSED_VIDEO = "foxglove_msgs/msg/CompressedVideo"
+FFMPEG_PACKET = "ffmpeg_image_transport_msgs/msg/FFMPEGPacket"
+VIDEO_TYPES = (COMPRESSED_VIDEO, FFMPEG_PACKET)
+CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE, *VIDEO_TYPES)
 # The node's image outputs, `<ns>/segmentation/<name>`, and what `process` writes unless told otherwise.
 SEGMENTATION_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 DEFAULT_OUTPUTS = ("labels", "drivable_mask")
@@ -59,10 +62,14 @@ def _hint(exc: BaseException) -> str:
 
 @functools.cache
 def typestore() -> Typestore:
-    """The message definitions bags are written with: ROS 2 Kilted's."""
+    """The message definitions bags are written with: ROS 2 Kilted's, plus the video camera types."""
     from rosbags.typesys import Stores, get_typestore
 
-    return get_typestore(Stores.ROS2_KILTED)
+    from seg_perception.bag.video_topics import register_video_types
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    register_video_types(store)  # camera topics recorded as video: not in rosbags' stores
+    return store
 
 
 @contextmanager

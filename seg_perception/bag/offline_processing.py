@@ -25,8 +25,10 @@ from seg_perception.bag.bag_io import (
     COMPRESSED_OUTPUTS,
     DEFAULT_OUTPUTS,
     DEFAULT_STORAGE,
+    FFMPEG_PACKET,
     IMAGE,
     SEGMENTATION_OUTPUTS,
+    VIDEO_TYPES,
     BagError,
     add_typed_connection,
     bag_writer,
@@ -36,11 +38,20 @@ from seg_perception.bag.bag_io import (
     read_messages,
     typestore,
 )
+from seg_perception.bag.video_topics import VideoUnit, video_unit
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.health import HealthLog, HealthMonitor
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.core.model_spec import ModelSpec
-from seg_perception.pipeline import OutputSelection, Segmenter, SegResult
+from seg_perception.core.video_stream import (
+    BEFORE_KEYFRAME,
+    NO_PICTURE,
+    VideoStreamDecoder,
+    decoder_for,
+    is_keyframe,
+)
+from seg_perception.pipeline import OutputSelection, Segmenter, SegResult, drivable_table
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -69,6 +80,8 @@ def output_namespace(topic: str, msgtype: str) -> str:
     base = topic.rstrip("/")
     if msgtype == COMPRESSED_IMAGE and base.endswith("/compressed"):
         base = base[: -len("/compressed")]  # image_transport: <base>/compressed carries <base> as JPEG/PNG
+    if msgtype == FFMPEG_PACKET and base.endswith("/ffmpeg"):
+        base = base[: -len("/ffmpeg")]  # ffmpeg_image_transport's <base>/ffmpeg
     return base.rsplit("/", 1)[0]
 
 
@@ -99,6 +112,16 @@ def output_selection(outputs: Iterable[str], spec: ModelSpec | None = None) -> O
     )
 
 
+@dataclass(frozen=True)
+class _VideoToken:
+    """What a video message's decoded picture is written with; `write` is False for the pictures a chunk
+    decodes from the keyframe before its start only to reach its first frame."""
+
+    timestamp: int
+    header: Any
+    write: bool
+
+
 @dataclass
 class _CameraStream:
     topic: str
@@ -107,6 +130,8 @@ class _CameraStream:
     outputs: dict[str, Connection] = field(default_factory=dict)
     info_out: Connection | None = None
     info: Any = None  # the latest CameraInfo on <ns>/camera_info
+    health: HealthMonitor | None = None
+    decoder: VideoStreamDecoder[_VideoToken] | None = None  # a video topic's decoder (stateful)
 
     @property
     def info_topic(self) -> str:
@@ -124,6 +149,10 @@ class ProcessSummary:
     outputs_written: int = 0
     seconds: float = 0.0
     segment_ms: float = 0.0  # summed Segmenter time (decode, serialization and I/O excluded)
+    # Per camera topic: the frames each health check flagged and the spans they cover (core/health.py)
+    health: dict[str, HealthLog] = field(default_factory=dict)
+    skipped_before_keyframe: int = 0  # video messages before a topic's first keyframe (not decodable)
+    bad_by_reason: dict[str, int] = field(default_factory=dict)  # bad_frames by reason (video: per unit)
 
     @property
     def frames_per_second(self) -> float:
@@ -131,7 +160,7 @@ class ProcessSummary:
 
 
 def select_cameras(connections: Sequence[Connection], topics: Collection[str]) -> list[_CameraStream]:
-    """The camera streams to segment: `topics`, or every Image/CompressedImage topic not itself an output."""
+    """The camera streams to segment: `topics`, or every image or video topic not itself an output."""
     cameras: dict[tuple[str, str], _CameraStream] = {}
     for conn in connections:
         if conn.msgtype not in CAMERA_TYPES:
@@ -145,10 +174,13 @@ def select_cameras(connections: Sequence[Connection], topics: Collection[str]) -
     if missing:
         available = sorted({c.topic for c in connections if c.msgtype in CAMERA_TYPES}) or ["none"]
         raise BagError(
-            f"no Image or CompressedImage topic {', '.join(missing)} in the bag; camera topics: {', '.join(available)}"
+            f"no image or video topic {', '.join(missing)} in the bag; camera topics: {', '.join(available)}"
         )
     if not cameras:
-        raise BagError("the bag has no sensor_msgs/Image or CompressedImage topic to segment")
+        raise BagError(
+            "the bag has no sensor_msgs/Image, CompressedImage, foxglove_msgs/CompressedVideo or "
+            "ffmpeg_image_transport_msgs/FFMPEGPacket topic to segment"
+        )
     by_ns: dict[str, list[str]] = {}
     for cam in cameras.values():
         by_ns.setdefault(cam.namespace, []).append(cam.topic)
@@ -230,8 +262,12 @@ class _Run:
         except (ValueError, IndexError, struct.error) as exc:
             LOG.warning("ignoring a bad camera_info on %s at %d ns: %s", cam.info_topic, timestamp, exc)
 
-    def frame(self, cam: _CameraStream, timestamp: int, raw: bytes) -> None:
+    def frame(self, cam: _CameraStream, timestamp: int, raw: bytes, write: bool = True) -> None:
+        """Segment a camera message's frame; a video message gives the pictures now decoded (maybe none)."""
         store = typestore()
+        if cam.msgtype in VIDEO_TYPES:
+            self._video(cam, timestamp, raw, write)
+            return
         try:
             msg: Any = store.deserialize_cdr(raw, cam.msgtype)
             frame, order = _decode(msg, cam.msgtype)
@@ -243,6 +279,64 @@ class _Run:
         self.summary.segment_ms += (time.perf_counter() - t0) * 1e3
         self._write_outputs(cam, timestamp, msg.header, result)
         self.summary.frames += 1
+        self._check_health(cam, timestamp, msg.header, frame, result)
+
+    def _check_health(
+        self, cam: _CameraStream, timestamp: int, header: Any, frame: np.ndarray, result: SegResult
+    ) -> None:
+        """The node's health checks on this frame, at its header stamp (the bag's time where that is 0):
+        low_confidence is measured only when the confidence output is written."""
+        if cam.health is None:
+            cam.health = HealthMonitor(drivable_table=drivable_table(self.segmenter.spec))
+        stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec) or timestamp
+        reading = cam.health.update(frame, stamp, result.confidence, result.drivable, result.labels)
+        self.summary.health.setdefault(cam.topic, HealthLog()).add(stamp, reading)
+
+    def _video(self, cam: _CameraStream, timestamp: int, raw: bytes, write: bool) -> None:
+        if cam.decoder is None:
+            cam.decoder = VideoStreamDecoder(cam.topic)
+        decoder = cam.decoder
+        try:
+            unit = video_unit(typestore().deserialize_cdr(raw, cam.msgtype), cam.msgtype, typestore())
+            pictures = decoder.push(unit.fmt, unit.data, _VideoToken(timestamp, unit.header, write), unit.keyframe)
+        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+            if write:
+                self._bad_frame(cam.topic, timestamp, exc)
+            return
+        self._rejected(cam)
+        self._pictures(cam, pictures)
+
+    def _rejected(self, cam: _CameraStream) -> None:
+        """Count the video units the decoder skipped or refused (only those this run writes)."""
+        if cam.decoder is None:
+            return
+        for token, reason in cam.decoder.take_rejected():
+            if not token.write:
+                continue
+            if reason == BEFORE_KEYFRAME:
+                self.summary.skipped_before_keyframe += 1
+            else:
+                words = cam.decoder.last_error if reason != NO_PICTURE else "no picture decoded"
+                self._bad_frame(cam.topic, token.timestamp, ImageCodecError(words or reason, reason))
+
+    def _pictures(self, cam: _CameraStream, pictures: list[tuple[_VideoToken, np.ndarray]]) -> None:
+        for token, rgb in pictures:
+            if not token.write:
+                continue
+            t0 = time.perf_counter()
+            result = self.segmenter.segment(rgb, "RGB", self.want)
+            self.summary.segment_ms += (time.perf_counter() - t0) * 1e3
+            self._write_outputs(cam, token.timestamp, token.header, result)
+            self.summary.frames += 1
+            self._check_health(cam, token.timestamp, token.header, rgb, result)
+
+    def finish(self, cameras: Iterable[_CameraStream]) -> None:
+        """Decode and write the pictures the video decoders still hold (their reordering delay)."""
+        for cam in cameras:
+            if cam.decoder is None:
+                continue
+            self._pictures(cam, cam.decoder.flush())
+            self._rejected(cam)
 
     def _write_outputs(self, cam: _CameraStream, timestamp: int, header: Any, result: SegResult) -> None:
         store = typestore()
@@ -269,10 +363,12 @@ class _Run:
         self.writer.write(conn, timestamp, typestore().serialize_cdr(msg, COMPRESSED_IMAGE))
         self.summary.outputs_written += 1
 
-    def _bad_frame(self, topic: str, timestamp: int, exc: Exception) -> None:
-        self.summary.bad_frames += 1
+    def _bad_frame(self, topic: str, timestamp: int, exc: Exception, count: int = 1) -> None:
+        self.summary.bad_frames += count
+        reason = getattr(exc, "reason", "bad_serialization" if not isinstance(exc, ImageCodecError) else "invalid")
+        self.summary.bad_by_reason[reason] = self.summary.bad_by_reason.get(reason, 0) + count
         if self.summary.bad_frames <= DETAILED_WARNINGS:
-            LOG.warning("skipping a bad frame on %s at %d ns: %s", topic, timestamp, exc)
+            LOG.warning("skipping a bad frame on %s at %d ns: %s (%s)", topic, timestamp, exc, reason)
         elif self.summary.bad_frames == DETAILED_WARNINGS + 1:
             LOG.warning("more bad frames; the summary counts them")
 
@@ -327,6 +423,8 @@ def process_bag(
             if range_start is not None and info_connections:  # a chunk: the camera_info in force at its start
                 for conn, timestamp, raw in read_messages(reader, info_connections, stop=range_start):
                     run.camera_info(info_for[conn.topic], timestamp, raw)
+            if range_start is not None:  # a chunk: video decodes from the keyframe before its start
+                _warm_up_video(reader, connections, by_key, run, range_start)
             for conn, timestamp, raw in read_messages(reader, start=range_start, stop=range_stop):
                 run.copy(conn, timestamp, raw)
                 if conn.msgtype == CAMERA_INFO and conn.topic in info_for:
@@ -337,8 +435,43 @@ def process_bag(
                     bar.update()
                     if on_frame is not None:
                         on_frame()
+            run.finish(cameras)
     run.summary.seconds = time.perf_counter() - start
     return run.summary
+
+
+def _video_messages(
+    reader: Any, connections: Sequence[Connection], stop: int
+) -> Iterator[tuple[Connection, int, VideoUnit]]:
+    store = typestore()
+    for conn, timestamp, raw in read_messages(reader, connections, stop=stop):
+        try:
+            yield conn, timestamp, video_unit(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype, store)
+        except (ValueError, IndexError, struct.error):
+            continue
+
+
+def _warm_up_video(
+    reader: Any, connections: Sequence[Connection], by_key: dict[tuple[str, str], _CameraStream], run: _Run, start: int
+) -> None:
+    """Feed each video topic's decoder from its last keyframe before `start` up to `start`, writing nothing,
+    so the chunk's first pictures decode exactly as in one pass over the whole bag."""
+    video = [c for c in connections if c.msgtype in VIDEO_TYPES and (c.topic, c.msgtype) in by_key]
+    if not video:  # no video topic (read_messages reads every connection when given none)
+        return
+    keyframe_at: dict[str, int] = {}
+    for conn, timestamp, unit in _video_messages(reader, video, start):
+        try:
+            if unit.data and is_keyframe(decoder_for(unit.fmt), unit.data, unit.keyframe):
+                keyframe_at[conn.topic] = timestamp
+        except ImageCodecError:
+            continue
+    if not keyframe_at:
+        return
+    first = min(keyframe_at.values())
+    for conn, timestamp, raw in read_messages(reader, video, start=first, stop=start):
+        if timestamp >= keyframe_at.get(conn.topic, start):
+            run.frame(by_key[(conn.topic, conn.msgtype)], timestamp, raw, write=False)
 
 
 def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] = ()) -> Iterator[np.ndarray]:
@@ -347,13 +480,28 @@ def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] =
         cameras = {(c.topic, c.msgtype) for c in select_cameras(reader.connections, topics)}
         connections = [c for c in reader.connections if (c.topic, c.msgtype) in cameras]
         store, count = typestore(), 0
-        for conn, _, raw in read_messages(reader, connections):
+        decoders: dict[str, VideoStreamDecoder[int]] = {}
+        for conn, timestamp, raw in read_messages(reader, connections):
             try:
-                frame, order = _decode(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype)
-            except ImageCodecError as exc:
+                msg = store.deserialize_cdr(raw, conn.msgtype)
+                if conn.msgtype in VIDEO_TYPES:
+                    unit = video_unit(msg, conn.msgtype, store)
+                    decoder = decoders.setdefault(conn.topic, VideoStreamDecoder(conn.topic))
+                    frames = [rgb for _, rgb in decoder.push(unit.fmt, unit.data, timestamp, unit.keyframe)]
+                else:
+                    frame, order = _decode(msg, conn.msgtype)
+                    frames = [np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame]
+            except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
                 LOG.warning("skipping a frame of %s: %s", conn.topic, exc)
                 continue
-            yield np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame
-            count += 1
-            if limit is not None and count >= limit:
-                return
+            for frame in frames:
+                yield frame
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        for decoder in decoders.values():
+            for _, frame in decoder.flush():
+                yield frame
+                count += 1
+                if limit is not None and count >= limit:
+                    return

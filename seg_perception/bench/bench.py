@@ -26,11 +26,21 @@ Schema (schema_version 1):
             "error": str (only when the phase failed; then no latency figures, and no "rss" if it failed
             before sending)}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
+               "health_checks_ms" (every health check on one frame, measurement "health_checks"),
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
                "dropped_overload", "rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb",
                "rss_growth_mb", "rss_one_time_mb", "rss_verdict", "node_stages_p50_ms": {stage: p50 at the
-               camera rate}, "targets": {name: bool | null}}  (null: not measured),
+               camera rate}, "targets": {name: bool | "noisy" | null}, "noise": [reason]}  (null: not measured),
+   "interleaved": {"rounds", "repeats_per_round", "pure_round_medians_ms", "pipeline_round_medians_ms",
+                   "pure_spread", "pipeline_spread", "pipeline_minus_pure_ms"} | null (at the summary size,
+                   alternating rounds of pure inference and the pipeline: the summary's pure_ms and
+                   pipeline_ms are their medians, the figures of record),
+   "conditions": {"load_average_1min": [at start, after the offline phases, at the end], "cores"},
    "phases_run": int, "failures": [{"phase", "size", "error"}], "skipped": [{"phase", "reason"}]}
+
+Where the timing cannot be trusted (bench_report.noise_reasons: pure inference slower than the pipeline,
+round medians spread above SPREAD_BOUND, load above the cores), the summary's "noise" lists why and every
+timing target is "noisy" instead of true or false.
 
 The node's memory (bench/memory_figures.py says how): its RSS is sampled every 0.25 s through each node
 phase. A phase's "rss": {"samples", "rss_mb_start" (when the phase began, before its warm-up frames; for
@@ -64,7 +74,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import onnx
 
-from seg_perception.bench.bench_report import SUMMARY_SIZE, markdown, plot, summarise
+from seg_perception.bench.bench_report import SUMMARY_SIZE, markdown, noise_reasons, plot, summarise
 from seg_perception.bench.message_path import measure_message_path
 from seg_perception.bench.node_bench import measure_node
 from seg_perception.cli_args import number, parse_size, size_list
@@ -79,6 +89,7 @@ LOG = logging.getLogger("seg_perception.bench")
 T = TypeVar("T")
 SCHEMA_VERSION = 1
 BATCHING_SIZE = (640, 360)
+INTERLEAVED_ROUNDS = 5
 
 
 def _stats(samples_ms: list[float]) -> dict[str, float]:
@@ -145,8 +156,8 @@ class Phases:
         self.failures.append({"phase": name, "size": size, "error": error})
 
 
-def _pure_inference(spec: ModelSpec, frames: int, threads: int) -> dict[str, Any]:
-    """The bare model on a ready tensor of its own input type and (fixed or batch-1) shape."""
+def _pure_runner(spec: ModelSpec, threads: int) -> tuple[Callable[[], object], str]:
+    """One call of the bare model on a ready tensor of its own input type and (fixed or batch-1) shape."""
     import onnxruntime as ort
 
     from seg_perception.core.onnx_checks import graph_io, load_onnx
@@ -160,8 +171,52 @@ def _pure_inference(spec: ModelSpec, frames: int, threads: int) -> dict[str, Any
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     bare = ort.InferenceSession(str(spec.onnx_path), options, providers=["CPUExecutionProvider"])
-    pure = _time(lambda: bare.run(None, {inp.name: tensor}), frames)
-    return {"name": "pure_inference", "size": f"{inp.width}x{inp.height}", "unit": "ms", **_stats(pure)}
+    return (lambda: bare.run(None, {inp.name: tensor})), f"{inp.width}x{inp.height}"
+
+
+def _pure_inference(spec: ModelSpec, frames: int, threads: int) -> dict[str, Any]:
+    run, size = _pure_runner(spec, threads)
+    return {"name": "pure_inference", "size": size, "unit": "ms", **_stats(_time(run, frames))}
+
+
+def _pipeline_runner(seg: Segmenter, size: tuple[int, int], payloads: list[bytes]) -> Callable[[], object]:
+    """One camera frame through decode and the pipeline (labels + drivable), cycling over `payloads`."""
+    from seg_perception.core import image_codec
+    from seg_perception.pipeline import OutputSelection
+
+    want = OutputSelection(drivable=True)
+    width, height = size
+    turn = iter(range(1 << 62))
+
+    def once() -> object:
+        payload = payloads[next(turn) % len(payloads)]
+        frame, order = image_codec.to_inference_frame("rgb8", height, width, width * 3, 0, payload)
+        return seg.segment(frame, order, want)
+
+    return once
+
+
+def _interleaved(
+    pure: Callable[[], object], pipeline: Callable[[], object], repeats: int, rounds: int = INTERLEAVED_ROUNDS
+) -> dict[str, Any]:
+    """Pure inference and the pipeline in alternating rounds, so a change of machine speed hits both: the
+    medians of their round medians are the figures of record, and their spread says how steady it was."""
+    from seg_perception.bench.bench_report import spread
+
+    pure_rounds, pipeline_rounds = [], []
+    for _ in range(rounds):
+        pure_rounds.append(float(np.median(_time(pure, repeats, warmup=1))))
+        pipeline_rounds.append(float(np.median(_time(pipeline, repeats, warmup=1))))
+    pure_ms, pipeline_ms = float(np.median(pure_rounds)), float(np.median(pipeline_rounds))
+    return {
+        "rounds": rounds,
+        "repeats_per_round": repeats,
+        "pure_round_medians_ms": pure_rounds,
+        "pipeline_round_medians_ms": pipeline_rounds,
+        "pure_spread": spread(pure_rounds),
+        "pipeline_spread": spread(pipeline_rounds),
+        "pipeline_minus_pure_ms": pipeline_ms - pure_ms,
+    }
 
 
 def _pipeline(seg: Segmenter, name: str, size: tuple[int, int], payloads: list[bytes], frames: int) -> dict[str, Any]:
@@ -193,6 +248,32 @@ def _pipeline(seg: Segmenter, name: str, size: tuple[int, int], payloads: list[b
     }
 
 
+def _health_checks(seg: Segmenter, frames_rgb: list[np.ndarray], frames: int) -> dict[str, Any]:
+    """Every health check on one frame (core/health.py), fed as the node feeds it: the frame, its
+    confidence map and its labels; frames alternate so the frozen check compares distinct frames."""
+    from seg_perception.core.health import HealthMonitor
+    from seg_perception.pipeline import OutputSelection, drivable_table
+
+    want = OutputSelection(drivable=False, confidence=True)
+    results = [seg.segment(f, "RGB", want) for f in frames_rgb]
+    outputs = [
+        (f, r.confidence.copy() if r.confidence is not None else None, r.labels.copy())
+        for f, r in zip(frames_rgb, results, strict=True)
+    ]
+    monitor = HealthMonitor(drivable_table=drivable_table(seg.spec))
+    stamp = 0
+
+    def check() -> None:
+        nonlocal stamp
+        frame, confidence, labels = outputs[stamp % len(outputs)]
+        monitor.update(frame, stamp, confidence, labels=labels)
+        stamp += 1
+
+    height, width = frames_rgb[0].shape[:2]
+    samples = _time(check, frames, warmup=len(outputs) * 2)
+    return {"name": "health_checks", "size": f"{width}x{height}", "unit": "ms", **_stats(samples)}
+
+
 def _straightforward(
     baseline: StraightforwardSegmenter, payload: bytes, width: int, height: int, frames: int
 ) -> dict[str, Any]:
@@ -211,10 +292,16 @@ def _agreement(seg: Segmenter, baseline: StraightforwardSegmenter, frames_rgb: l
 
 
 def measure_offline(
-    spec: ModelSpec, sizes: list[tuple[int, int]], frames: int, threads: int, phases: Phases
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    spec: ModelSpec,
+    sizes: list[tuple[int, int]],
+    frames: int,
+    threads: int,
+    phases: Phases,
+    summary_size: tuple[int, int] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any] | None]:
     """Pure inference, pipeline (with and without overlay) and the straightforward baseline, per size;
-    and the share of pixels on which the baseline's labels equal the pipeline's, per size."""
+    the share of pixels on which the baseline's labels equal the pipeline's, per size; and, at
+    `summary_size`, pure inference and the pipeline measured in interleaved rounds (None if not asked)."""
     from seg_perception.bench.straightforward import BaselineUnsupportedError
     from seg_perception.pipeline import Segmenter
     from seg_perception.synthetic.scenes import generate_scene
@@ -241,6 +328,8 @@ def measure_offline(
             for name in ("pipeline", "pipeline_overlay"):
                 row = phases.run(name, size, partial(_pipeline, seg, name, (width, height), payloads, frames))
                 results += [row] if row else []
+            row = phases.run("health_checks", size, partial(_health_checks, seg, frames_rgb, frames))
+            results += [row] if row else []
             if baseline is None:
                 continue
             row = phases.run(
@@ -250,7 +339,18 @@ def measure_offline(
             share = phases.run("label_agreement_straightforward", size, partial(_agreement, seg, baseline, frames_rgb))
             if share is not None:
                 agreement[size] = share
-    return results, agreement
+        interleaved = None
+        if summary_size is not None:
+            frames_rgb = [generate_scene(s, *summary_size).image for s in range(4)]
+            pipeline = _pipeline_runner(seg, summary_size, [f.tobytes() for f in frames_rgb])
+            size = f"{summary_size[0]}x{summary_size[1]}"
+
+            def compare() -> dict[str, Any]:
+                pure, _ = _pure_runner(spec, threads)
+                return _interleaved(pure, pipeline, max(2, frames // INTERLEAVED_ROUNDS))
+
+            interleaved = phases.run("interleaved_pure_vs_pipeline", size, compare)
+    return results, agreement, interleaved
 
 
 def _batch_row(seg: Segmenter, images: list[np.ndarray], frames: int) -> dict[str, Any]:
@@ -301,13 +401,16 @@ def run_bench(
     batching_size: tuple[int, int] = BATCHING_SIZE,
 ) -> dict[str, Any]:
     """Every measurement; the ones that failed are listed under "failures", skipped ones under "skipped"."""
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     spec = load_model_spec(spec_path or default_spec_path())
     if summary_size not in sizes:
         sizes = [*sizes, summary_size]
     phases = Phases()
-    measurements, agreement = measure_offline(spec, sizes, frames, threads, phases)
+    load = [os.getloadavg()[0]]
+    measurements, agreement, interleaved = measure_offline(spec, sizes, frames, threads, phases, summary_size)
+    load.append(os.getloadavg()[0])
     batching = measure_batching(spec, max(3, frames // 4), threads, phases, batching_size)
     size = f"{summary_size[0]}x{summary_size[1]}"
     message_path = phases.run("message_path", size, partial(measure_message_path, summary_size, frames))
@@ -316,6 +419,10 @@ def run_bench(
         phases.ran += 1
         if "error" in figures:
             phases.fail(f"node_{phase}", f"{summary_size[0]}x{summary_size[1]}", figures["error"])
+    load.append(os.getloadavg()[0])
+    noise = noise_reasons(interleaved, tuple(load), os.cpu_count())
+    for reason in noise:
+        LOG.warning("bench: noisy run: %s", reason)
     return {
         "schema_version": SCHEMA_VERSION,
         "machine": machine(),
@@ -333,7 +440,9 @@ def run_bench(
         "multi_camera": batching,
         "message_path": message_path,
         "node": node,
-        "summary": summarise(measurements, node, summary_size),
+        "interleaved": interleaved,
+        "conditions": {"load_average_1min": load, "cores": os.cpu_count()},
+        "summary": summarise(measurements, node, summary_size, interleaved, noise),
         "phases_run": phases.ran,
         "failures": phases.failures,
         "skipped": phases.skipped,

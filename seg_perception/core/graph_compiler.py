@@ -31,7 +31,14 @@ from seg_perception.core.graph_preprocess import (
     preprocess_graph,
 )
 from seg_perception.core.model_spec import HeadSpec, ModelSpec
-from seg_perception.core.onnx_checks import check_spec_against_onnx, graph_io, load_onnx
+from seg_perception.core.onnx_checks import (
+    BatchMode,
+    TensorInfo,
+    batch_mode,
+    check_spec_against_onnx,
+    graph_io,
+    load_onnx,
+)
 
 __all__ = [
     "CONFIDENCE_NAME",
@@ -69,15 +76,16 @@ def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
         ) from exc
 
 
-def _batch_dim(model_batch: int | str | None, batch: int | None) -> int | str:
-    if isinstance(model_batch, int) and model_batch > 0:
-        if batch is not None and batch != model_batch:
-            raise ModelSpecError(f"batch {batch} requested but the ONNX model's batch is fixed at {model_batch}")
-        return model_batch
+def _batch_dim(mode: BatchMode, batch: int | None) -> int | str:
+    if mode.fixed is not None:
+        if batch is not None and batch != mode.fixed:
+            how = " by its reshapes (traced at export), though its input batch is symbolic" if mode.traced else ""
+            raise ModelSpecError(f"batch {batch} requested but the ONNX model's batch is fixed at {mode.fixed}{how}")
+        return mode.fixed
     return batch if batch is not None else "N"
 
 
-def _spatial(info_dims: tuple[int | str | None, ...], head: HeadSpec, spec: ModelSpec) -> tuple[int, int]:
+def _spatial(info_dims: tuple[int | str | None, ...], head: HeadSpec, geo: Geometry) -> tuple[int, int]:
     """Static (h, w) of a head; unknown dims fall back to the model input size."""
     rank = len(info_dims)
     if head.kind == "labels":
@@ -85,7 +93,33 @@ def _spatial(info_dims: tuple[int | str | None, ...], head: HeadSpec, spec: Mode
     else:
         axis = (head.channel_axis or 1) % rank
         h, w = [d for i, d in enumerate(info_dims) if i not in (0, axis)][:2]
-    return (h if isinstance(h, int) else spec.input.height, w if isinstance(w, int) else spec.input.width)
+    return (h if isinstance(h, int) else geo.model_height, w if isinstance(w, int) else geo.model_width)
+
+
+def _outputs_at(model: onnx.ModelProto, spec: ModelSpec, geo: Geometry) -> dict[str, TensorInfo]:
+    """The model's outputs with shapes inferred at this camera's model input size: a model with a
+    dynamic height and width (resize: native or shorter_side) has heads whose size only that gives."""
+    inputs, outputs = graph_io(model)
+    dims = inputs[spec.input.name].dims
+    hw = (dims[2], dims[3]) if spec.input.layout == "NCHW" else (dims[1], dims[2])
+    want = (geo.model_height, geo.model_width)
+    if all(isinstance(d, int) for d in hw):
+        if hw != want:
+            raise ModelSpecError(
+                f"model spec key 'input.resize': {spec.input.resize} makes a {want[1]}x{want[0]} model input for "
+                f"this {geo.camera_width}x{geo.camera_height} camera, but the ONNX input is fixed at {hw[1]}x{hw[0]}; "
+                "export the model with a dynamic height and width, or use resize: stretch or letterbox"
+            )
+        return outputs
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for value in probe.graph.input:
+        if value.name == spec.input.name:
+            shape = value.type.tensor_type.shape.dim
+            axes = (2, 3) if spec.input.layout == "NCHW" else (1, 2)
+            for axis, size in zip(axes, want, strict=True):
+                shape[axis].dim_value = size
+    return graph_io(probe)[1]
 
 
 def compile_fused_graph(
@@ -113,17 +147,16 @@ def compile_fused_graph(
     check_spec_against_onnx(spec, model)
     model = _upgrade(model)
     opset, ir = _opset_of(model), model.ir_version
-    inputs, outputs = graph_io(model)
-    input_dims = inputs[spec.input.name].dims
-    n = _batch_dim(input_dims[0], batch)
+    n = _batch_dim(batch_mode(spec, model), batch)
     geo = input_geometry(spec, camera_width, camera_height)
+    outputs = _outputs_at(model, spec, geo)
 
     pre_out = "seg_pre/model_input"
     pre = preprocess_graph(spec, geo, camera_order, n, opset, ir, pre_out)
     head_infos = []
     for i, head in enumerate(spec.heads):
         info = outputs[head.name]
-        head_infos.append((f"seg_post/head_{i}", info.elem_type, info.rank, _spatial(info.dims, head, spec)))
+        head_infos.append((f"seg_post/head_{i}", info.elem_type, info.rank, _spatial(info.dims, head, geo)))
     post = postprocess_graph(spec, geo, head_infos, output_resolution, n, opset, ir)
 
     # The model's own input disappears into the io_map: the fused graph's input (and batch) are ours.

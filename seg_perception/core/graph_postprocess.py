@@ -87,6 +87,13 @@ def _upsampled_logits(
     return b.resize(x, size[0], size[1], "linear", align_corners=corners)
 
 
+def _nearest(b: GraphBuilder, x: str, height: int, width: int) -> str:
+    """[N, h, w] resized with nearest; Resize is rank-4 here (NCHW with one channel), the layout every
+    backend handles."""
+    four = b.resize(b.op("Unsqueeze", [x, b.const([1], "axes")]), height, width, "nearest")
+    return b.op("Squeeze", [four, b.const([1], "axes")])
+
+
 def postprocess_graph(
     spec: ModelSpec,
     geo: Geometry,
@@ -158,23 +165,21 @@ def postprocess_graph(
         out_h, out_w = size
     else:
         out_h, out_w = head_h, head_w
-        if (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width):
+        padded = (geo.resized_height, geo.resized_width) != (geo.model_height, geo.model_width)
+        if padded and not geo.centred and output_resolution == "input":
+            # Bottom-right padding (native, shorter_side): each head cell back onto the padded input it saw,
+            # the padding sliced off, so camera pixel p reads cell p // stride exactly.
+            maps = {n: _nearest(b, m, geo.model_height, geo.model_width) for n, m in maps.items()}
+            starts, ends = b.const([0, 0], "starts"), b.const([geo.resized_height, geo.resized_width], "ends")
+            maps = {n: b.op("Slice", [m, starts, ends, b.const([1, 2], "axes")]) for n, m in maps.items()}
+            out_h, out_w = geo.resized_height, geo.resized_width
+        elif padded:
             top, left, out_h, out_w = letterbox_crop(geo, head_h, head_w)  # remove the letterbox padding
             starts, ends = b.const([top, left], "starts"), b.const([top + out_h, left + out_w], "ends")
             maps = {n: b.op("Slice", [m, starts, ends, b.const([1, 2], "axes")]) for n, m in maps.items()}
-        if output_resolution == "input":
+        if output_resolution == "input" and (out_h, out_w) != (geo.camera_height, geo.camera_width):
             out_h, out_w = geo.camera_height, geo.camera_width
-            # Resize is rank-4 here (NCHW with one channel), the layout every backend handles.
-            maps = {
-                n: b.op(
-                    "Squeeze",
-                    [
-                        b.resize(b.op("Unsqueeze", [m, b.const([1], "axes")]), out_h, out_w, "nearest"),
-                        b.const([1], "axes"),
-                    ],
-                )
-                for n, m in maps.items()
-            }
+            maps = {n: _nearest(b, m, out_h, out_w) for n, m in maps.items()}
     for n, m in maps.items():
         b.op("Cast", [m], out=n, to=TensorProto.UINT8)
     outputs = [helper.make_tensor_value_info(n, TensorProto.UINT8, [batch, out_h, out_w]) for n in maps]

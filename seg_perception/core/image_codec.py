@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from seg_perception.core import image_color
 from seg_perception.core.errors import ImageCodecError
 
 # What a message's ``data`` field may be: rclpy hands out array.array('B'); tests and bags use the rest.
@@ -53,7 +54,8 @@ _LAYOUTS: Final[dict[str, _Layout]] = {
     "bgr16": _Layout(3, 2, "bgr"),
     "rgba16": _Layout(4, 2, "rgb"),
     "bgra16": _Layout(4, 2, "bgr"),
-    # ROS "yuv422" is UYVY and "yuv422_yuy2" is YUYV; newer sensor_msgs spell them "uyvy" and "yuyv".
+    # ROS "yuv422" is UYVY and "yuv422_yuy2" is YUYV; newer sensor_msgs spell them "uyvy" and "yuyv", names
+    # cv_bridge (3.4) does not know: accepting them is ours.
     "yuv422": _Layout(2, 1, "uyvy"),
     "uyvy": _Layout(2, 1, "uyvy"),
     "yuv422_yuy2": _Layout(2, 1, "yuyv"),
@@ -62,22 +64,13 @@ _LAYOUTS: Final[dict[str, _Layout]] = {
     "bayer_bggr8": _Layout(1, 1, "bayer"),
     "bayer_gbrg8": _Layout(1, 1, "bayer"),
     "bayer_grbg8": _Layout(1, 1, "bayer"),
+    "bayer_rggb16": _Layout(1, 2, "bayer"),
+    "bayer_bggr16": _Layout(1, 2, "bayer"),
+    "bayer_gbrg16": _Layout(1, 2, "bayer"),
+    "bayer_grbg16": _Layout(1, 2, "bayer"),
 }
 
 SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = tuple(_LAYOUTS)
-
-# OpenCV names a Bayer pattern by the second row's 2nd and 3rd pixels, ROS by the top-left 2x2 block,
-# so the names look shifted. These are the pairs cv_bridge uses; a test demosaics a known colour to prove it.
-_BAYER_TO_RGB: Final[dict[str, int]] = {
-    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
-    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
-    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
-    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
-}
-_YUV_TO_RGB: Final[dict[str, int]] = {
-    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
-    "yuyv": cv2.COLOR_YUV2RGB_YUY2,
-}
 
 _MACHINE_IS_BIG_ENDIAN: Final[bool] = sys.byteorder == "big"
 
@@ -132,17 +125,16 @@ def _check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None
 
 
 def _check_geometry(encoding: str, layout: _Layout, height: int, width: int) -> None:
-    """Refuse sizes an encoding cannot have: non-positive, odd-width YUV 4:2:2, odd-sized Bayer."""
+    """Refuse sizes an encoding cannot have: non-positive, odd-width YUV 4:2:2 (Bayer takes any size, as in cv2)."""
     if height <= 0:
         raise ImageCodecError(f"height must be > 0, got {height}", "zero_size")
     if width <= 0:
         raise ImageCodecError(f"width must be > 0, got {width}", "zero_size")
+    # cv2 >= 4.10 refuses an odd width too (cvtColor's "sz.width % 2 == 0"); older cv2 reads past the row.
     if layout.kind in ("uyvy", "yuyv") and width % 2:
         raise ImageCodecError(
             f"encoding {encoding} needs an even width (pixel pairs share U and V), got {width}", "odd_size"
         )
-    if layout.kind == "bayer" and (width % 2 or height % 2):
-        raise ImageCodecError(f"encoding {encoding} needs even width and height, got {width}x{height}", "odd_size")
 
 
 def _byte_view(data: object, what: str = "data") -> npt.NDArray[np.uint8]:
@@ -231,17 +223,18 @@ def image_to_array(
     """
     image = _check_image(encoding, height, width, step, is_bigendian, data, max_pixels)
     layout = image.layout
-    pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16] = image.rows
-    if layout.depth_bytes == 2:
-        wire = np.dtype(">u2" if image.big_endian else "<u2")
-        wide = image.rows.view(wire)
-        if image.big_endian != _MACHINE_IS_BIG_ENDIAN or not wide.flags.aligned:
-            pixels = wide.astype(np.uint16)
-        else:
-            pixels = wide.view(np.uint16)
+    pixels = image.rows if layout.depth_bytes == 1 else _native_16bit(image)
     if layout.channels == 1:
         return pixels
     return pixels.reshape(image.height, image.width, layout.channels)
+
+
+def _native_16bit(image: _CheckedImage) -> npt.NDArray[np.uint16]:
+    """The 16-bit samples as native uint16 (H, W * channels): a view unless byte order or alignment forbid."""
+    wide = image.rows.view(np.dtype(">u2" if image.big_endian else "<u2"))
+    if image.big_endian != _MACHINE_IS_BIG_ENDIAN or not wide.flags.aligned:
+        return wide.astype(np.uint16)
+    return wide.view(np.uint16)
 
 
 def array_to_image_fields(array: np.ndarray, encoding: str) -> ImageFields:
@@ -282,40 +275,50 @@ def to_inference_frame(
 ) -> tuple[npt.NDArray[np.uint8], str]:
     """Decode Image fields to a C-contiguous uint8 (H, W, 3) frame and its channel order, "RGB" or "BGR".
 
-    The cheapest route wins: unpadded rgb8/bgr8 come back as a view on ``data`` (read-only for immutable
-    buffers); 16-bit data keeps its high byte (``>> 8``); mono is replicated, YUV 4:2:2 and Bayer converted.
+    The numbers are cv_bridge's ``toCvCopy(msg, "rgb8")``, or ``"bgr8"`` for the bgr encodings: 16-bit data is
+    scaled by 255/65535 with rounding, mono is replicated, YUV 4:2:2 and Bayer (any size) converted. The
+    cheapest route wins: unpadded rgb8/bgr8 come back as a view on ``data`` (read-only for immutable buffers),
+    every other 8-bit encoding costs one copy.
     """
     image = _check_image(encoding, height, width, step, is_bigendian, data, max_pixels)
-    layout, rows = image.layout, image.rows
-    if layout.depth_bytes == 2:
-        # The high byte of each sample is ``>> 8``; pick it straight from the wire bytes, so no byte swap.
-        rows = rows[:, 0::2] if image.big_endian else rows[:, 1::2]
+    layout = image.layout
     order = "BGR" if layout.kind == "bgr" else "RGB"
+    if layout.depth_bytes == 2:
+        return _from_16bit(image), order
+    rows = image.rows
     if layout.channels == 1:
-        plane = _inner_contiguous(rows)
+        plane = image_color.inner_contiguous(rows)
         if layout.kind == "bayer":
-            return _cvt(plane, _BAYER_TO_RGB[encoding]), order
-        return _cvt(plane, cv2.COLOR_GRAY2RGB), order
+            return image_color.demosaic(plane, _bayer_pattern(encoding)), order
+        return image_color.cvt(plane, cv2.COLOR_GRAY2RGB), order
     pixels = rows.reshape(image.height, image.width, layout.channels)  # a view, padding and all
-    if layout.kind in _YUV_TO_RGB:
-        return _cvt(_inner_contiguous(pixels), _YUV_TO_RGB[layout.kind]), order
+    if layout.kind in image_color.YUV_TO_RGB:
+        return image_color.cvt(image_color.inner_contiguous(pixels), image_color.YUV_TO_RGB[layout.kind]), order
     if layout.channels == 4:
         # Dropping alpha is a layout change, not a colour conversion; cv2 does it far faster than numpy.
-        return _cvt(_inner_contiguous(pixels), cv2.COLOR_RGBA2RGB), order
+        return image_color.cvt(image_color.inner_contiguous(pixels), cv2.COLOR_RGBA2RGB), order
     return np.ascontiguousarray(pixels), order
 
 
-def _cvt(pixels: npt.NDArray[np.uint8], code: int) -> npt.NDArray[np.uint8]:
-    """cv2.cvtColor, typed: the result is always a fresh C-contiguous uint8 array."""
-    return np.asarray(cv2.cvtColor(pixels, code), dtype=np.uint8)
+def _bayer_pattern(encoding: str) -> str:
+    """The pattern of a Bayer encoding: "rggb" for bayer_rggb8 and bayer_rggb16."""
+    return encoding[len("bayer_") : len("bayer_") + 4]
 
 
-def _inner_contiguous(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """Return ``pixels`` as cv2 can take them: any row stride, but each row packed; copy only if not."""
-    packed = pixels.strides[1] == pixels.itemsize * (pixels.shape[2] if pixels.ndim == 3 else 1)
-    if packed and (pixels.ndim == 2 or pixels.strides[2] == pixels.itemsize):
-        return pixels
-    return np.ascontiguousarray(pixels)
+def _from_16bit(image: _CheckedImage) -> npt.NDArray[np.uint8]:
+    """A 16-bit image as cv_bridge converts it to 8 bits: the colour step at 16 bits, then convertTo 255/65535."""
+    layout, samples = image.layout, _native_16bit(image)
+    if layout.kind == "bayer":
+        return image_color.demosaic(samples, _bayer_pattern(image.encoding))
+    # Elsewhere the colour step only copies samples (GRAY2RGB, RGBA2RGB), so scaling first gives cv_bridge's
+    # numbers too, and scales a third of the samples (mono) or drops alpha from bytes, not words.
+    scaled = image_color.scale_16_to_8(samples)
+    if layout.channels == 1:
+        return image_color.cvt(scaled, cv2.COLOR_GRAY2RGB)
+    pixels = scaled.reshape(image.height, image.width, layout.channels)
+    if layout.channels == 4:
+        return image_color.cvt(pixels, cv2.COLOR_RGBA2RGB)
+    return pixels
 
 
 # image_transport "compressed" formats: "jpeg", "png", or "<encoding>; <jpeg|png> compressed [<encoding>]".

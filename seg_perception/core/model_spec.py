@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seg_perception.core.errors import ModelSpecError
+from seg_perception.core.graph_resize import INTERPOLATIONS
 
 SPEC_VERSION = 1
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")
-RESIZE_POLICIES = ("stretch", "letterbox")
+RESIZE_POLICIES = ("stretch", "letterbox", "shorter_side", "native")
+PADDED_POLICIES = ("letterbox", "shorter_side", "native")  # the ones that may pad (pad_value)
 HEAD_KINDS = ("logits", "probabilities", "labels")
 MAX_CLASSES = 255  # labels are mono8 and one value must stay free for the ignore id
 UPSAMPLING_METHODS = ("labels_nearest", "logits_bilinear")
@@ -54,6 +54,9 @@ class InputSpec:
     std: tuple[float, float, float]
     resize: str = "stretch"
     pad_value: int = 0
+    interpolation: str = "bilinear"  # one of graph_resize.INTERPOLATIONS
+    shorter_side: int = 0  # resize: shorter_side: the camera's shorter side becomes this (torchvision Resize(int))
+    pad_to_multiple: int = 1  # shorter_side / native: pad bottom and right to a multiple of the net's stride
 
 
 @dataclass(frozen=True)
@@ -222,11 +225,36 @@ def _color(value: Any, key: str) -> tuple[int, int, int]:
 
 
 def _parse_input(raw: Any) -> InputSpec:
-    keys = ("name", "layout", "width", "height", "channel_order", "pixel_range", "mean", "std", "resize", "pad_value")
+    keys = (
+        "name",
+        "layout",
+        "width",
+        "height",
+        "channel_order",
+        "pixel_range",
+        "mean",
+        "std",
+        "resize",
+        "pad_value",
+        "interpolation",
+        "shorter_side",
+        "pad_to_multiple",
+    )
     m = _mapping(raw, "input", keys, keys[:8])
     resize = _str(m.get("resize", "stretch"), "input.resize", RESIZE_POLICIES)
-    if "pad_value" in m and resize != "letterbox":
-        raise _fail("input.pad_value", "only used with resize: letterbox", "remove it or set resize: letterbox")
+    if "pad_value" in m and resize not in PADDED_POLICIES:
+        raise _fail(
+            "input.pad_value", f"not used with resize: {resize}", f"remove it or use {', '.join(PADDED_POLICIES)}"
+        )
+    if ("shorter_side" in m) != (resize == "shorter_side"):
+        raise _fail(
+            "input.shorter_side",
+            "missing" if resize == "shorter_side" else f"not used with resize: {resize}",
+            "give it (the camera's shorter side becomes this many pixels) exactly with resize: shorter_side",
+        )
+    if "pad_to_multiple" in m and resize not in ("shorter_side", "native"):
+        raise _fail("input.pad_to_multiple", f"not used with resize: {resize}", "use it with shorter_side or native")
+    interpolation = _str(m.get("interpolation", "bilinear"), "input.interpolation", INTERPOLATIONS)
     # Any positive scale: model input = (pixel / 255 * pixel_range - mean) / std.
     pixel_range = _float(m["pixel_range"], "input.pixel_range", positive=True)
     return InputSpec(
@@ -240,6 +268,9 @@ def _parse_input(raw: Any) -> InputSpec:
         std=_triple(m["std"], "input.std", positive=True),
         resize=resize,
         pad_value=_int(m.get("pad_value", 0), "input.pad_value", 0, 255),
+        interpolation=interpolation,
+        shorter_side=_int(m.get("shorter_side", 0), "input.shorter_side", 0 if resize != "shorter_side" else 1, 16384),
+        pad_to_multiple=_int(m.get("pad_to_multiple", 1), "input.pad_to_multiple", 1, 1024),
     )
 
 
@@ -405,28 +436,3 @@ def parse_model_spec(raw: Any, base_dir: Path, spec_path: Path | None = None) ->
         masks=_parse_masks(m.get("masks", {}) or {}, heads, class_names),
         upsampling=_parse_upsampling(m["upsampling"], heads) if "upsampling" in m else UpsamplingSpec(),
     )
-
-
-def load_model_spec(path: str | Path, check_onnx: bool = True) -> ModelSpec:
-    """Read, validate and (by default) check a spec against the ONNX model it names."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelSpecError(f"cannot read model spec {path}: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ModelSpecError(f"model spec {path} is not valid YAML: {exc}") from exc
-    try:
-        spec = parse_model_spec(raw, path.resolve().parent, spec_path=path.resolve())
-    except ModelSpecError as exc:
-        raise ModelSpecError(f"{path}: {exc}") from exc
-    if check_onnx:
-        from seg_perception.core.onnx_checks import check_spec_against_onnx
-
-        try:
-            check_spec_against_onnx(spec)
-        except ModelSpecError as exc:
-            raise ModelSpecError(f"{path}: {exc}") from exc
-    return spec

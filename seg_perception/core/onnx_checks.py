@@ -49,18 +49,78 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise ModelSpecError(f"model spec key 'onnx': {path} is not a readable ONNX model ({exc})") from exc
 
 
-def fixed_batch_size(spec: ModelSpec) -> int | None:
-    """The batch size the ONNX model's input fixes (a static export), or None when it is dynamic."""
-    try:
-        model = onnx.load(str(spec.onnx_path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - load_onnx reports unreadable files with the spec key
-        model = load_onnx(spec.onnx_path)
+@dataclass(frozen=True)
+class BatchMode:
+    """How many frames one model call takes: `fixed` K (frames then run K at a time) or None (any number).
+    `traced` marks a symbolic input batch that the graph fixes anyway: reshapes traced at export with a
+    constant batch, as Hugging Face SegFormer exported with `dynamic_axes` is."""
+
+    fixed: int | None
+    traced: bool = False
+
+    def __str__(self) -> str:
+        if self.fixed is None:
+            return "dynamic"
+        if self.traced:
+            return f"fixed {self.fixed} (the input batch is symbolic but the graph's reshapes fix {self.fixed})"
+        return f"fixed {self.fixed}"
+
+
+PROBE_BATCHES = (2, 3)  # two probes, so that an export traced at batch 2 is caught as well as one traced at 1
+
+
+def _with_batch(model: onnx.ModelProto, input_name: str, batch: int) -> onnx.ModelProto:
+    """A shape-only copy of the model: the input batch set to `batch`, declared output and inner shapes
+    dropped, so that shape inference says what the graph makes of that batch, not what the export claimed."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for value in probe.graph.input:
+        if value.name == input_name:
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+    for value in probe.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    del probe.graph.value_info[:]
+    return probe
+
+
+def traced_batch(model: onnx.ModelProto, input_name: str, head_names: list[str]) -> int | None:
+    """The batch a symbolic-batch model really fixes, or None when its heads follow the input batch or
+    shape inference cannot tell. Shape inference with data propagation runs at each probe batch: a head
+    whose batch comes out as another constant means a reshape (or the like) fixed it at export."""
+    for batch in PROBE_BATCHES:
+        try:
+            inferred = onnx.shape_inference.infer_shapes(_with_batch(model, input_name, batch), data_prop=True)
+        except Exception:  # noqa: BLE001 - inference is best effort: without it the declared batch stands
+            return None
+        outputs = {v.name: _info(v) for v in inferred.graph.output}
+        for name in head_names:
+            dims = outputs[name].dims if name in outputs else ()
+            if dims and isinstance(dims[0], int) and dims[0] != batch:
+                return dims[0]
+    return None
+
+
+def batch_mode(spec: ModelSpec, model: onnx.ModelProto | None = None) -> BatchMode:
+    """The batch the model takes: its input's fixed batch, the batch its graph fixes behind a symbolic
+    input batch (found by shape inference, before any frame runs), or dynamic."""
+    if model is None:
+        try:
+            model = onnx.load(str(spec.onnx_path), load_external_data=False)  # shapes only: weights not needed
+        except Exception:  # noqa: BLE001 - load_onnx reports unreadable files with the spec key
+            model = load_onnx(spec.onnx_path)
     for value in model.graph.input:
         if value.name == spec.input.name:
             dims = value.type.tensor_type.shape.dim
             if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-                return int(dims[0].dim_value)
-    return None
+                return BatchMode(int(dims[0].dim_value))
+    fixed = traced_batch(model, spec.input.name, [h.name for h in spec.heads])
+    return BatchMode(fixed, traced=True) if fixed is not None else BatchMode(None)
+
+
+def fixed_batch_size(spec: ModelSpec) -> int | None:
+    """The batch size the model fixes (a static export, or reshapes traced at a constant batch), or None
+    when it is dynamic."""
+    return batch_mode(spec).fixed
 
 
 def graph_io(model: onnx.ModelProto) -> tuple[dict[str, TensorInfo], dict[str, TensorInfo]]:

@@ -83,6 +83,7 @@ class EvalResult:
     unmatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cluster: dict[str, Any] | None = None  # `eval --ray`: where and how it ran, and its wall-clock throughput
+    health: dict[str, Any] | None = None  # core.health.frame_spans over the frames in order; None on Ray
 
     def to_json(self) -> dict[str, Any]:
         s = self.scores
@@ -111,6 +112,7 @@ class EvalResult:
         }
         if self.cluster is not None:
             data["ray"] = self.cluster
+        data["health"] = self.health
         return data
 
 
@@ -129,6 +131,7 @@ class EvalTally:
     backend_detail: str = ""
     graph_notes: list[str] = field(default_factory=list)
     failure: tuple[int, str] | None = None  # (frame index, message) of the first frame that could not be scored
+    health: dict[int, frozenset[str]] | None = None  # frame index -> health reasons flagged (in-process runs)
 
     @classmethod
     def empty(cls, num_classes: int, worst_count: int, keep_pixels: bool) -> EvalTally:

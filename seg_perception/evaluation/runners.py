@@ -28,9 +28,11 @@ from seg_perception.backends import Backend, create_backend, resolve_backend_nam
 from seg_perception.core import metrics
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import LABELS_NAME, compile_fused_graph
+from seg_perception.core.health import HealthMonitor, frame_spans
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
 from seg_perception.evaluation.results import CompareResult, EvalResult, EvalTally, FrameView, WorstFrames
+from seg_perception.pipeline import drivable_table
 
 LOG = logging.getLogger(__name__)
 # Files written next to frames by `infer`, `synth` and data sets: never frames themselves.
@@ -329,9 +331,15 @@ def plan_eval(
 
 
 def score_frame(
-    runner: VariantRunner, space: metrics.LabelSpace, index: int, frame: LabelledFrame, tally: EvalTally
+    runner: VariantRunner,
+    space: metrics.LabelSpace,
+    index: int,
+    frame: LabelledFrame,
+    tally: EvalTally,
+    health: HealthMonitor | None = None,
 ) -> None:
-    """Read frame `index` and its ground truth, label it with `runner` and add it to `tally`.
+    """Read frame `index` and its ground truth, label it with `runner` and add it to `tally`; with
+    `health` (frames fed in order), the health checks' flags of the frame go into the tally too.
 
     A frame that cannot be scored (unreadable, ground truth of another size or format) raises
     SegPerceptionError naming its file, before inference.
@@ -345,8 +353,11 @@ def score_frame(
     except SegPerceptionError as exc:
         raise SegPerceptionError(f"{frame.labels}: {exc}") from exc
     before = runner.inference_s
-    prediction = space.prediction(runner.labels(rgb))
+    labels = runner.labels(rgb)
     inference_s = runner.inference_s - before
+    if health is not None and tally.health is not None:  # image files have no stamps: 15 Hz assumed
+        tally.health[index] = health.update(rgb, index * 66_666_667, labels=labels).flagged
+    prediction = space.prediction(labels)
     confusion = metrics.confusion_matrix(truth, prediction, space.num_classes)
     frame_miou = metrics.mean_iou(confusion, space.scored_ids)
     caption = f"mIoU {frame_miou * 100:.1f}%, pixel accuracy {metrics.pixel_accuracy(confusion) * 100:.1f}%"
@@ -375,6 +386,7 @@ def finish_eval(job: EvalJob, tally: EvalTally, cluster: dict[str, Any] | None =
         list(job.unmatched),
         notes,
         cluster,
+        None if tally.health is None else frame_spans(tally.health, [f.stem for f in job.frames]),
     )
 
 
@@ -400,9 +412,11 @@ def evaluate_in_process(job: EvalJob) -> EvalResult:
     """Score `job`'s frames one by one with one VariantRunner; the first frame that fails stops the run."""
     start = time.perf_counter()
     tally = job.new_tally()
+    tally.health = {}
+    health = HealthMonitor(drivable_table=drivable_table(job.spec))  # the frames in name order, as a drive
     with VariantRunner(job.spec, job.variant, job.threads, job.calibration) as runner:
         for index, frame in enumerate(job.frames):
-            score_frame(runner, job.space, index, frame, tally)
+            score_frame(runner, job.space, index, frame, tally, health)
         tally.backend_detail = runner.describe()
         tally.graph_notes = list(runner.graph_notes)
     LOG.info("evaluated %d frames in %.1f s", tally.frames, time.perf_counter() - start)

@@ -136,6 +136,9 @@ class _Run:
         chunks = self.results.setdefault(unit.job, {})
         chunks[unit.chunk] = result
         if len(chunks) == unit.chunks:
+            for i in range(unit.chunks):  # in time order, whatever order the chunks finished in
+                summary = chunks[i].summary
+                bag.add_health(summary.health if summary is not None else {})
             self._commit(unit, bag, [chunks[i].staged for i in range(unit.chunks)])
 
     def _lost(self, done: Finished, bag: BagOutcome, counted: int) -> None:

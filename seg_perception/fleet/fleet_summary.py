@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.core.atomic_files import write_command_output
+from seg_perception.core.health import REASONS, HealthLog
 
 PENDING, DONE, FAILED, INTERRUPTED = "pending", "done", "failed", "interrupted"
 
@@ -32,6 +33,25 @@ class BagOutcome:
     attempts: int = 0
     workers: list[str] = field(default_factory=list)
     error: str | None = None
+    health: dict[str, HealthLog] = field(default_factory=dict)  # per camera topic, its chunks in time order
+
+    def add_health(self, chunk: dict[str, HealthLog]) -> None:
+        """Append one chunk's health logs (chunks in time order; each chunk's checks start afresh)."""
+        for topic, log in chunk.items():
+            self.health.setdefault(topic, HealthLog()).extend(log)
+
+    def health_lines(self) -> list[str]:
+        """One line per camera topic with flagged frames: the reasons, frames and spans."""
+        lines = []
+        for topic, log in sorted(self.health.items()):
+            parts = [
+                f"{r} {log.flagged[r]} frames in {len(log.spans[r])} span{'' if len(log.spans[r]) == 1 else 's'}"
+                for r in REASONS
+                if log.flagged[r]
+            ]
+            if parts:
+                lines.append(f"{topic}: " + ", ".join(parts))
+        return lines
 
     @property
     def frames_per_second(self) -> float:
@@ -50,6 +70,7 @@ class BagOutcome:
             "attempts": self.attempts,
             "workers": sorted(set(self.workers)),
             "error": self.error,
+            "health": {topic: log.to_json() for topic, log in sorted(self.health.items())},
         }
 
 

@@ -38,7 +38,8 @@ stops every worker and leaves no partial output (exit 130).
 
 def cmd_process(args: argparse.Namespace) -> int:
     from seg_perception.bag.offline_processing import default_outputs, output_selection
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
     from seg_perception.fleet.bag_inputs import plan_bags
     from seg_perception.fleet.fleet_runner import FleetRequest, run_fleet
     from seg_perception.fleet.ray_pool import InProcessPool, RayActorPool
@@ -120,6 +121,9 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             where,
             summary.count(FAILED),
         )
+    for bag in summary.bags:
+        for line in bag.health_lines():  # the segments of a drive whose masks cannot be trusted
+            LOG.warning("health: %s%s", "" if single else f"{bag.input}: ", line)
     if summary.bad_frames:
         LOG.warning("%d frames could not be decoded and have no outputs", summary.bad_frames)
     return 1 if summary.bad_frames or summary.count(FAILED) else 0

@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import importlib
 import logging
-from collections.abc import Iterator, Mapping
+import os
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -130,6 +132,24 @@ def actors_that_fit(pool: ActorPool, resources: Mapping[str, float]) -> int:
     return pool.workers or fits
 
 
+LOOPBACK = "127.0.0.1"
+# On Linux, Ray replaces a node address of 127.0.0.1 by the machine's routable address (services.
+# resolve_ip_for_localhost) unless its single-machine mode is on, the default on macOS and Windows. With it,
+# the GCS, raylet, workers and their gRPC servers bind and connect to 127.0.0.1 only.
+SINGLE_MACHINE_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def keep_local_ray_on_loopback(environ: MutableMapping[str, str] | None = None) -> dict[str, Any]:
+    """Make a Ray started by this process bind to 127.0.0.1: the environment its processes inherit, Ray's
+    already-read constant if Ray is imported, and the `ray.init` options to pass."""
+    env = os.environ if environ is None else environ
+    env[SINGLE_MACHINE_VARIABLE] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and environ is None:
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]  # read at import; services per call
+    return {"_node_ip_address": LOOPBACK}
+
+
 @contextlib.contextmanager
 def ray_session(address: str, num_cpus: int | None = None, **init_kwargs: Any) -> Iterator[ModuleType]:
     """Connect to (or start) Ray for the duration of the block; shut down only what we started.
@@ -141,8 +161,8 @@ def ray_session(address: str, num_cpus: int | None = None, **init_kwargs: Any) -
         yield ray
         return
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **init_kwargs}
-    if address == LOCAL:
-        options["num_cpus"] = num_cpus
+    if address == LOCAL:  # a Ray we start on this machine listens and connects on loopback only
+        options.update(num_cpus=num_cpus, **keep_local_ray_on_loopback())
     else:
         options["address"] = address
     try:

@@ -46,7 +46,8 @@ def _make_drives(root: Path, bags: int, frames: int, size: tuple[int, int], stor
 
 def _measure(ray: Any, args: argparse.Namespace, drives: Path, out: Path, workers: int) -> dict[str, Any]:
     from seg_perception.bag.offline_processing import default_outputs
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
     from seg_perception.fleet.bag_inputs import plan_bags
     from seg_perception.fleet.fleet_runner import FleetRequest, run_fleet
     from seg_perception.fleet.fleet_summary import DONE
@@ -83,7 +84,8 @@ def _measure(ray: Any, args: argparse.Namespace, drives: Path, out: Path, worker
 
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
     from seg_perception.fleet.ray_runtime import LOCAL, import_ray, ray_session
 
     import_ray()

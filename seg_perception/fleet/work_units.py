@@ -163,7 +163,8 @@ class BagWorker:
 
     def _get_segmenter(self) -> Segmenter:
         if self._segmenter is None:
-            from seg_perception.core.model_spec import default_spec_path, load_model_spec
+            from seg_perception.core.model_spec import default_spec_path
+            from seg_perception.core.spec_loader import load_model_spec
 
             spec = load_model_spec(self.options.spec_path or default_spec_path())
             self._segmenter = Segmenter(spec, backend=self.options.backend, threads=self.options.threads)

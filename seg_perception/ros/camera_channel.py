@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core.frame_stats import FrameStats
 from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
+from seg_perception.core.health import HealthMonitor, HealthThresholds
 from seg_perception.core.image_cdr import FrameHeader, compressed_image_cdr, image_cdr
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
 from seg_perception.pipeline import OutputSelection, SegResult
+from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.messages import ros_header, scaled_camera_info
 from seg_perception.ros.stage_times import FrameTimes
 
@@ -39,8 +40,17 @@ class PendingFrame:
 class CameraChannel:
     """Topics of one camera: `<prefix>image` in, `<prefix>segmentation/*` out (prefix '' or 'front/')."""
 
-    def __init__(self, name: str, prefix: str, mount: MountPose | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        prefix: str,
+        mount: MountPose | None = None,
+        health: HealthThresholds | None = None,
+        drivable_table: np.ndarray | None = None,
+    ) -> None:
         self.name = name
+        self.health = HealthMonitor(health or HealthThresholds(), drivable_table)
+        self.compute_confidence = False  # for the health checks, on frames nobody asks it of
         self.prefix = prefix
         self.mount = mount or MountPose()
         self._projector: tuple[tuple[float, ...], GroundProjector] | None = None
@@ -122,7 +132,7 @@ class CameraChannel:
             drivable=has("drivable_mask") or has("drivable_mask/compressed"),
             color_mask=has("color_mask"),
             overlay=has("overlay"),
-            confidence=has("confidence"),
+            confidence=has("confidence") or self.compute_confidence,  # low_confidence reads it
             masks=frozenset(name for name in self.head_masks if has(f"{name}_mask")),
         )
 
@@ -141,6 +151,10 @@ class CameraChannel:
         self.last_grid = self._projector[1].project(labels, lut, out=self.last_grid)
         self.last_grid_time = time.monotonic()
         return self.last_grid
+
+    def check_health(self, frame: np.ndarray, stamp_ns: int, result: SegResult) -> None:
+        """Feed this camera's health checks one segmented frame (core/health.py)."""
+        self.health.update(frame, stamp_ns, result.confidence, result.drivable, result.labels)
 
     def anyone_listening(self) -> bool:
         return any(self.listening(topic) for topic in (*self.publishers, "camera_info"))

@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 2.x (Jazzy and older) reads only its old name; 3.x (Kilted on) reads the new one. Both are set.
+LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
 PROFILE_NAME = "fastdds_large_data.xml"
+# The same profile with UDP on 127.0.0.1 only: chosen when discovery is limited to this machine.
+LOCALHOST_PROFILE_NAME = "fastdds_large_data_localhost.xml"
+DISCOVERY_RANGE_VARIABLE = "ROS_AUTOMATIC_DISCOVERY_RANGE"
 # Source tree (an editable install or `python -m`): <repo>/config next to the package.
 REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
 
 
-def shipped_profile() -> Path | None:
-    """The shipped large-data Fast DDS profile: the source tree copy, else the installed share directory."""
-    candidates = [REPO_CONFIG / PROFILE_NAME]
+def profile_name(environ: Mapping[str, str] | None = None) -> str:
+    """Which shipped profile fits `environ`: the loopback-only one when discovery is limited to localhost."""
+    env = os.environ if environ is None else environ
+    localhost = env.get(DISCOVERY_RANGE_VARIABLE, "").strip().upper() == "LOCALHOST"
+    return LOCALHOST_PROFILE_NAME if localhost else PROFILE_NAME
+
+
+def shipped_profile(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The shipped large-data Fast DDS profile for `environ` (default: this process's environment), the source
+    tree copy, else the installed share directory. With ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST it is the
+    variant whose UDP transport binds and advertises 127.0.0.1 only."""
+    name = profile_name(environ)
+    candidates = [REPO_CONFIG / name]
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / PROFILE_NAME)
+        candidates.append(Path(get_package_share_directory("seg_perception")) / "config" / name)
     except Exception:  # noqa: BLE001 - not installed through ament: the source tree copy is all there is
         pass
     return next((c for c in candidates if c.is_file()), None)
@@ -27,11 +42,12 @@ def shipped_profile() -> Path | None:
 def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> None:
     """Point FASTDDS_DEFAULT_PROFILES_FILE at the shipped profile unless the user set it (even to '')."""
     env = os.environ if environ is None else environ
-    if PROFILE_VARIABLE in env:
-        return
-    profile = shipped_profile()
-    if profile is not None:
+    if PROFILE_VARIABLE not in env:
+        profile = shipped_profile(env)
+        if profile is None:
+            return
         env[PROFILE_VARIABLE] = str(profile)
+    env.setdefault(LEGACY_PROFILE_VARIABLE, env[PROFILE_VARIABLE])  # the same file for Fast DDS 2.x
 
 
 def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[bool, str]:
@@ -41,7 +57,7 @@ def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[b
     if rmw and not rmw.startswith("rmw_fastrtps"):
         return False, f"RMW_IMPLEMENTATION={rmw}: Fast DDS profiles do not apply"
     value = env.get(PROFILE_VARIABLE, "")
-    shipped = shipped_profile()
+    shipped = shipped_profile(env)
     hint = f"; the shipped large-data profile is {shipped}" if shipped is not None else ""
     if not value:
         return False, (

@@ -15,11 +15,11 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from seg_perception.core.image_cdr import header_cdr, image_cdr, parse_image
+from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.messages import image_message
 
 

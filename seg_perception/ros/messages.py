@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 
 from seg_perception.core.frame_stats import StatsSnapshot
 from seg_perception.core.ground_grid import GridSpec
+from seg_perception.core.health import FAILED, HealthReport
 from seg_perception.core.image_cdr import FrameHeader
 from seg_perception.core.model_spec import ModelSpec
 
@@ -116,16 +117,28 @@ def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.
 
 
 def diagnostics_message(
-    stamp: Time, name: str, hardware_id: str, stats: StatsSnapshot, extra: dict[str, str], stale: bool
+    stamp: Time,
+    name: str,
+    hardware_id: str,
+    stats: StatsSnapshot,
+    extra: dict[str, str],
+    stale: bool,
+    health: HealthReport | None = None,
 ) -> DiagnosticArray:
-    """One DiagnosticStatus: WARN when input is stale or frames were bad, else OK."""
+    """One DiagnosticStatus: ERROR when the camera's health failed (its masks say nothing about the scene),
+    WARN when input is stale, frames failed in inference or health is degraded, else OK; the message
+    names the health reasons flagged."""
     status = DiagnosticStatus()
     status.name = name
     status.hardware_id = hardware_id
-    if stale:
+    if health is not None and health.health == FAILED:
+        status.level, status.message = DiagnosticStatus.ERROR, health.message
+    elif stale:
         status.level, status.message = DiagnosticStatus.WARN, "no input frames"
     elif stats.failed:
         status.level, status.message = DiagnosticStatus.WARN, f"{stats.failed} frames failed in inference"
+    elif health is not None and health.flagged:
+        status.level, status.message = DiagnosticStatus.WARN, health.message
     else:
         status.level, status.message = DiagnosticStatus.OK, "segmenting"
     values = {
@@ -142,6 +155,7 @@ def diagnostics_message(
         "latency_p50_ms": f"{stats.latency_p50_ms:.2f}",
         "latency_p95_ms": f"{stats.latency_p95_ms:.2f}",
         "latency_max_ms": f"{stats.latency_max_ms:.2f}",
+        **(health.values if health is not None else {}),
         **extra,
     }
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

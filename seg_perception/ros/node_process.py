@@ -20,9 +20,9 @@ def isolated_ros_environment(
     """Environment for a private DDS domain on localhost with (by default) the large-data transport profile."""
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    profile = shipped_profile() if large_data_profile else None
+    profile = shipped_profile(env) if large_data_profile else None
     if profile is not None:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)  # 3.x, 2.x
     return env
 
 
@@ -32,7 +32,7 @@ def apply_to_this_process(domain_id: int) -> None:
         {
             k: v
             for k, v in isolated_ros_environment(domain_id).items()
-            if k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+            if k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
         }
     )
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.health import HealthThresholds
+
+_H = HealthThresholds()  # the health checks' defaults (core/health.py says what each one measures)
 
 # 3840 x 2160 x 4: room for 4K cameras, refuses absurd sizes before any allocation.
 DEFAULT_MAX_IMAGE_PIXELS = 33_177_600
@@ -136,6 +139,102 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         False,
         "Debug: publish segmentation/stage_times, per frame the wall-clock time it passed each stage.",
     ),
+    ParameterDef(
+        "health_flag_frames",
+        _H.flag_frames,
+        "Health: a reason is flagged after this many consecutive bad frames.",
+        minimum=1,
+        maximum=1000,
+    ),
+    ParameterDef(
+        "health_clear_frames",
+        _H.clear_frames,
+        "Health: a flagged reason clears after this many consecutive good frames.",
+        minimum=1,
+        maximum=1000,
+    ),
+    ParameterDef(
+        "health_dark_level", _H.dark_level, "Health: grey levels below this count as very dark.", minimum=1, maximum=255
+    ),
+    ParameterDef(
+        "health_dark_share",
+        _H.dark_share,
+        "Health: a frame is dark when at least this share of its pixels is very dark.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterDef(
+        "health_saturated_level",
+        _H.saturated_level,
+        "Health: grey levels at or above this count as clipped.",
+        minimum=1,
+        maximum=255,
+    ),
+    ParameterDef(
+        "health_saturated_share",
+        _H.saturated_share,
+        "Health: a frame is saturated when at least this share of its pixels is clipped.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterDef(
+        "health_blocked_detail",
+        _H.blocked_detail,
+        "Health: a grid cell (8 x 6 grid) whose mean |Laplacian| on the 160x90 sample is below this has no detail.",
+        minimum=0.0,
+        maximum=255.0,
+    ),
+    ParameterDef(
+        "health_blocked_share",
+        _H.blocked_share,
+        "Health: a frame is blocked (covered or smeared lens) when at least this share of grid cells has no detail.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterDef(
+        "health_low_visibility_range",
+        _H.low_visibility_range,
+        "Health: low_visibility (fog, rain, glare) when the 2nd to 98th percentile grey levels span fewer than this.",
+        minimum=0,
+        maximum=255,
+    ),
+    ParameterDef(
+        "health_confidence_ratio",
+        _H.confidence_ratio,
+        "Health: low_confidence when mean confidence falls below this share of its baseline (the mean over the "
+        "first health_baseline_frames frames measured); measured on frames whose confidence map is computed; 0 "
+        "turns the check off.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterDef(
+        "health_compute_confidence",
+        False,
+        "Health: compute the confidence map on every frame for low_confidence, not only while segmentation/"
+        "confidence has a subscriber (costs a camera-sized resize: about 3 ms per 1280x720 frame on a CPU).",
+    ),
+    ParameterDef(
+        "health_drivable_ratio",
+        _H.drivable_ratio,
+        "Health: drivable_collapse when the drivable share of the lower image falls below this share of its "
+        "running baseline; 0 turns the check off.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterDef(
+        "health_baseline_frames",
+        _H.baseline_frames,
+        "Health: frames the confidence and drivable baselines are learned over (and the running mean's weight).",
+        minimum=1,
+        maximum=100000,
+    ),
+    ParameterDef(
+        "health_stale_s",
+        _H.stale_s,
+        "Health: stale (WARN, 'no input frames') when no frame arrived for this many seconds.",
+        minimum=0.1,
+        maximum=3600.0,
+    ),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 
@@ -175,6 +274,25 @@ class NodeConfig:
     mount_xyz_rpy: tuple[float, ...]
     diagnostics_period: float
     publish_stage_times: bool
+    health_flag_frames: int
+    health_clear_frames: int
+    health_dark_level: int
+    health_dark_share: float
+    health_saturated_level: int
+    health_saturated_share: float
+    health_blocked_detail: float
+    health_blocked_share: float
+    health_low_visibility_range: int
+    health_confidence_ratio: float
+    health_compute_confidence: bool
+    health_drivable_ratio: float
+    health_baseline_frames: int
+    health_stale_s: float
+
+    @property
+    def health(self) -> HealthThresholds:
+        """The health checks' thresholds (parameters health_<name>)."""
+        return HealthThresholds(**{f: getattr(self, f"health_{f}") for f in HealthThresholds.__dataclass_fields__})
 
 
 def _camera_names(name: str, value: Any) -> tuple[str, ...]:

@@ -34,9 +34,11 @@ from std_msgs.msg import Header
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
+from seg_perception.core.health import HealthMonitor, health_report
 from seg_perception.core.image_cdr import FrameHeader, parse_compressed_image, parse_image
-from seg_perception.core.model_spec import ModelSpec, default_spec_path, load_model_spec
-from seg_perception.pipeline import Segmenter
+from seg_perception.core.model_spec import ModelSpec, default_spec_path
+from seg_perception.core.spec_loader import load_model_spec
+from seg_perception.pipeline import Segmenter, drivable_table
 from seg_perception.ros.camera_channel import (
     COMPRESSED_TOPICS,
     LISTENERS_REFRESH_S,
@@ -57,7 +59,6 @@ from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, 
 from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
-STALE_AFTER_S = 3.0
 
 
 def _descriptor(p: ParameterDef) -> ParameterDescriptor:
@@ -108,7 +109,8 @@ class SegmentationNode(LifecycleNode):
         )
         names = self.config.cameras or ("",)
         self.channels = [
-            CameraChannel(name or "camera", f"{name}/" if name else "", self._mount_pose(name)) for name in names
+            CameraChannel(name or "camera", f"{name}/" if name else "", self._mount_pose(name), self.config.health)
+            for name in names
         ]
 
     # ---------------------------------------------------------------- parameters
@@ -227,6 +229,8 @@ class SegmentationNode(LifecycleNode):
         self._grid_lut = occupancy_table(spec.drivable_ids, spec.num_classes)
         for ch in self.channels:
             ch.forget_listeners()
+            ch.health = HealthMonitor(cfg.health, drivable_table(spec))
+            ch.compute_confidence = cfg.health_compute_confidence and cfg.health_confidence_ratio > 0
         self._grid_listeners_read = -math.inf
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -468,9 +472,10 @@ class SegmentationNode(LifecycleNode):
                 continue
             self._batch_sizes.append(len(members))
             segmented = time.time_ns()
-            for (ch, pending, _, header), result in zip(members, results, strict=True):
+            for (ch, pending, frame, header), result in zip(members, results, strict=True):
                 pending.times.segmented_ns = segmented
                 ch.publish(header, result, pending.times)
+                ch.check_health(frame, header.stamp_ns, result)
                 if self._stage_times_pub is not None:
                     self._stage_times_pub.publish(stage_times_message(ros_header(header), pending.times))
                 if want_grid and lut is not None:
@@ -533,7 +538,8 @@ class SegmentationNode(LifecycleNode):
                 self.get_fully_qualified_name(),
                 ch.stats.snapshot(),
                 extra,
-                now - ch.last_input > STALE_AFTER_S,
+                now - ch.last_input > self.config.health_stale_s,
+                health_report(ch.health, now - ch.last_input),
             )
             statuses.extend(msg.status)
         out = DiagnosticArray()

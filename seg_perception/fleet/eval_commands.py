@@ -37,7 +37,8 @@ def _pct(value: float | None) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from seg_perception.core.model_spec import default_spec_path, load_model_spec
+    from seg_perception.core.model_spec import default_spec_path
+    from seg_perception.core.spec_loader import load_model_spec
 
     return load_model_spec(args.model or default_spec_path())
 
@@ -106,6 +107,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         LOG.info("  %-20s IoU %s", name, "not present" if iou is None else _pct(iou))
     if data["ignored_classes"]:
         LOG.info("  not scored (ignored): %s", ", ".join(data["ignored_classes"]))
+    for reason, spans in (data["health"] or {}).get("spans", {}).items():  # frames in name order, as a drive
+        frames = data["health"]["flagged_frames"][reason]
+        where = ", ".join(s["first"] if s["frames"] == 1 else f"{s['first']}..{s['last']}" for s in spans[:5])
+        LOG.warning("health: %s on %d frames: %s%s", reason, frames, where, ", ..." if len(spans) > 5 else "")
     from seg_perception.evaluation.report import page_for_eval
 
     return _finish(args, result, data, page_for_eval)

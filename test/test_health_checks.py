@@ -1,0 +1,240 @@
+"""Each health check on constructed frames: its exact measured value, when it flags and when it clears."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from seg_perception.core.health import (
+    REASONS,
+    SAMPLE_SIZE,
+    HealthLog,
+    HealthMonitor,
+    HealthReading,
+    HealthThresholds,
+    Hysteresis,
+    health_report,
+    low_detail_share,
+)
+
+W, H = SAMPLE_SIZE  # frames at the sample size: the sample is the frame itself, so values are exact
+FLAG, CLEAR = HealthThresholds().flag_frames, HealthThresholds().clear_frames
+SECOND = 1_000_000_000
+
+
+def textured(seed: int, h: int = H, w: int = W) -> np.ndarray:
+    """A frame full of detail and contrast that no check objects to."""
+    return np.random.default_rng(seed).integers(30, 220, (h, w, 3), dtype=np.uint8)
+
+
+def flat(value: int) -> np.ndarray:
+    return np.full((H, W, 3), value, np.uint8)
+
+
+def feed(
+    monitor: HealthMonitor, frames: list[np.ndarray], first_stamp: int = 0, **kw: np.ndarray
+) -> list[HealthReading]:
+    return [monitor.update(f, (first_stamp + i) * SECOND // 15, **kw) for i, f in enumerate(frames)]
+
+
+def flagged_at(readings: list[HealthReading], reason: str) -> list[bool]:
+    return [reason in r.flagged for r in readings]
+
+
+def test_hysteresis_flags_after_n_bad_and_clears_after_m_good() -> None:
+    h = Hysteresis(3, 5)
+    assert [h.update(True) for _ in range(3)] == [False, False, True]
+    assert h.update(None) is True  # not measured: no change
+    assert [h.update(False) for _ in range(5)] == [True, True, True, True, False]
+    assert [h.update(v) for v in (True, True, False, True, True, True)] == [False, False, False, False, False, True]
+
+
+def test_frozen_counts_repeats_while_stamps_advance() -> None:
+    m = HealthMonitor()
+    still = textured(1)
+    readings = feed(m, [still] * 5)
+    assert [r.values["frozen"] for r in readings] == [0, 1, 2, 3, 4]
+    assert flagged_at(readings, "frozen") == [False, False, False, True, True]  # the FLAG-th repeat
+    # The same message again (its stamp does not advance) is a duplicate, not a frozen camera.
+    again = m.update(still, 4 * SECOND // 15)
+    assert again.values["frozen"] == 4 and "frozen" in again.flagged
+    # One changed pixel of the sample ends the repeat; CLEAR good frames clear the flag.
+    moving = [textured(10 + i) for i in range(CLEAR)]
+    moving[0] = still.copy()
+    moving[0][H // 2, W // 2, 1] ^= 1
+    after = feed(m, moving, first_stamp=5)
+    assert [r.values["frozen"] for r in after] == [0] * CLEAR
+    assert flagged_at(after, "frozen") == [True] * (CLEAR - 1) + [False]
+
+
+def test_frozen_reads_a_fixed_sample_of_a_large_frame() -> None:
+    m = HealthMonitor()
+    big = textured(2, 720, 1280)
+    feed(m, [big, big.copy()])
+    assert m.values["frozen"] == 1
+    big2 = big.copy()
+    big2[0, 0] ^= 1  # (0, 0) is a sampled pixel
+    m.update(big2, 10 * SECOND)
+    assert m.values["frozen"] == 0
+
+
+def test_dark_share_and_flag() -> None:
+    frame = textured(3)
+    frame[: H * 9 // 10] = 19  # 90 % of the rows very dark (grey 19 < dark_level 20)
+    m = HealthMonitor()
+    readings = feed(m, [frame] * FLAG)
+    assert readings[0].values["dark"] == pytest.approx(0.9, abs=1e-12)
+    assert flagged_at(readings, "dark") == [False] * (FLAG - 1) + [True]
+    frame[H * 9 // 10 - 1] = 20  # one row fewer (grey 20 is not very dark): 80 of 90 rows, below dark_share
+    assert m.update(frame, SECOND).values["dark"] == pytest.approx(80 / 90)
+    black = feed(HealthMonitor(), [flat(0)] * FLAG)
+    assert black[-1].values["dark"] == 1.0 and {"dark", "blocked", "low_visibility"} <= black[-1].flagged
+    assert black[-1].health == "failed"
+
+
+def test_saturated_share_and_flag() -> None:
+    frame = textured(4)
+    frame[: H * 6 // 10] = 255
+    m = HealthMonitor()
+    readings = feed(m, [frame] * FLAG)
+    assert readings[0].values["saturated"] == pytest.approx(0.6)
+    assert flagged_at(readings, "saturated") == [False] * (FLAG - 1) + [True]
+    frame[: H * 6 // 10] = 249  # just under saturated_level: not clipped
+    assert m.update(frame, SECOND).values["saturated"] == 0.0
+    assert feed(HealthMonitor(), [flat(255)])[0].values["saturated"] == 1.0
+
+
+def test_blocked_share_of_low_detail_cells() -> None:
+    grey = np.full((H, W), 128, np.uint8)
+    assert low_detail_share(grey, 3.0) == 1.0
+    # A checkerboard inside one grid cell (cells are 20 x 15; its Laplacian stays inside the cell).
+    grey[2:13, 2:18] = np.where((np.indices((11, 16)).sum(axis=0) % 2) == 0, 100, 156)
+    assert low_detail_share(grey, 3.0) == 47 / 48
+    assert low_detail_share(np.random.default_rng(5).integers(0, 256, (H, W), dtype=np.uint8), 3.0) == 0.0
+    # A frame whose upper half is featureless (24 of 48 cells) is not blocked; 30 of 48 are (>= 0.6).
+    frame = textured(6)
+    frame[: H // 2] = 128
+    assert feed(HealthMonitor(), [frame])[0].values["blocked"] == 0.5
+    frame[: H * 10 // 15 + 1] = 128  # 4 of 6 cell rows flat, and the row the Laplacian reads below them
+    readings = feed(HealthMonitor(), [frame] * FLAG)
+    assert readings[0].values["blocked"] == 32 / 48
+    assert flagged_at(readings, "blocked") == [False] * (FLAG - 1) + [True]
+
+
+def test_low_visibility_is_the_grey_range_between_percentiles() -> None:
+    frame = textured(7)
+    frame[:, : W // 2] = 100  # half the pixels at grey 100, half at grey 140
+    frame[:, W // 2 :] = 140
+    assert feed(HealthMonitor(), [frame])[0].values["low_visibility"] == 40
+    frame[:, W // 2 :] = 180
+    assert feed(HealthMonitor(), [frame])[0].values["low_visibility"] == 80
+    foggy = (textured(8).astype(np.float32) * 0.2 + 160).astype(np.uint8)  # 30..220 pressed into 166..204
+    readings = feed(HealthMonitor(), [foggy] * FLAG)
+    assert readings[0].values["low_visibility"] < 40
+    assert flagged_at(readings, "low_visibility") == [False] * (FLAG - 1) + [True]
+    assert readings[-1].health == "degraded"
+
+
+def test_low_confidence_against_the_learned_baseline() -> None:
+    t = HealthThresholds(baseline_frames=4)
+    m = HealthMonitor(t)
+    frames = [textured(20 + i) for i in range(20)]
+    high = np.full((H, W), 204, np.uint8)
+    learned = feed(m, frames[:4], confidence=high)
+    assert [r.values["low_confidence"] for r in learned] == [0.8] * 4
+    assert m.baselines["low_confidence"] == pytest.approx(0.8)
+    low = np.full((H, W), 142, np.uint8)  # 0.557 < 0.7 x 0.8 = 0.56
+    readings = feed(m, frames[4 : 4 + FLAG], 4, confidence=low)
+    assert readings[0].values["low_confidence"] == pytest.approx(142 / 255)
+    assert flagged_at(readings, "low_confidence") == [False] * (FLAG - 1) + [True]
+    assert readings[-1].health == "degraded"
+    ok = np.full((H, W), 143, np.uint8)  # 0.561: above the limit
+    cleared = feed(m, frames[10 : 10 + CLEAR], 10, confidence=ok)
+    assert flagged_at(cleared, "low_confidence") == [True] * (CLEAR - 1) + [False]
+    assert m.baselines["low_confidence"] == pytest.approx(0.8)  # learned once, then fixed
+
+
+def test_low_confidence_baseline_skips_failed_frames_and_the_check_can_be_off() -> None:
+    m = HealthMonitor(HealthThresholds(baseline_frames=2))
+    feed(m, [flat(0)] * 3, confidence=np.full((H, W), 10, np.uint8))  # black: failed, not a baseline
+    assert math.isnan(m.baselines["low_confidence"])
+    off = HealthMonitor(HealthThresholds(confidence_ratio=0.0))
+    assert math.isnan(off.update(textured(1), 0, confidence=np.zeros((H, W), np.uint8)).values["low_confidence"])
+
+
+def test_drivable_collapse_against_the_running_baseline() -> None:
+    t = HealthThresholds(baseline_frames=4)
+    table = np.zeros(256, np.uint8)
+    table[0] = 255  # label 0 is drivable
+    m = HealthMonitor(t, table)
+    frames = [textured(40 + i) for i in range(20)]
+    half = np.zeros((H, W), np.uint8)
+    half[H // 2 :, : W // 2] = 255  # half of the lower image
+    learned = feed(m, frames[:4], drivable=half)
+    assert [r.values["drivable_collapse"] for r in learned] == [0.5] * 4
+    assert m.baselines["drivable_collapse"] == 0.5
+    labels = np.ones((H, W), np.uint8)  # drivable read from the labels when no mask was computed
+    labels[H - 4 :] = 0  # 4 of 45 lower rows: 0.0889 < 0.25 x 0.5
+    readings = feed(m, frames[4 : 4 + FLAG], 4, labels=labels)
+    assert readings[0].values["drivable_collapse"] == pytest.approx(4 / 45)
+    assert flagged_at(readings, "drivable_collapse") == [False] * (FLAG - 1) + [True]
+    assert m.baselines["drivable_collapse"] == 0.5  # bad frames do not pull the baseline down
+    cleared = feed(m, frames[8 : 8 + CLEAR], 8, drivable=half)
+    assert flagged_at(cleared, "drivable_collapse") == [True] * (CLEAR - 1) + [False]
+    quarter = np.zeros((H, W), np.uint8)
+    quarter[H // 2 :, : W // 4] = 255
+    m.update(frames[15], 15 * SECOND, drivable=quarter)  # a good frame moves the running mean by 1/4
+    assert m.baselines["drivable_collapse"] == pytest.approx(0.5 + (0.25 - 0.5) / 4)
+
+
+def test_stale_is_a_gap_between_stamps() -> None:
+    m = HealthMonitor(HealthThresholds(stale_s=2.0))
+    m.update(textured(1), 0)
+    gap = m.update(textured(2), 5 * SECOND // 2)
+    assert gap.values["stale"] == 2.5 and gap.flagged == {"stale"} and gap.health == "degraded"
+    assert m.update(textured(3), 3 * SECOND).flagged == frozenset()
+
+
+def test_report_has_every_reason_and_names_the_flagged_ones() -> None:
+    m = HealthMonitor()
+    report = health_report(m, 0.5)
+    assert report.values == {
+        "health": "ok",
+        **{f"health.{r}": "n/a" for r in REASONS if r != "stale"},
+        "health.stale": "0.50",
+        "health_baseline.low_confidence": "n/a",
+        "health_baseline.drivable_collapse": "n/a",
+    }
+    assert report.message == ""
+    feed(m, [flat(0)] * FLAG)
+    report = health_report(m, 0.1)
+    assert report.health == "failed" and report.message == "failed: dark, blocked, low_visibility"
+    assert report.values["health.dark"] == "1.000" and report.values["health.frozen"] == "2"
+    assert report.values["health.low_visibility"] == "0"
+    stale = health_report(m, 4.0)
+    assert stale.flagged == {"stale"} and stale.message == "degraded: stale"
+    assert stale.values["health.stale"] == "4.00" and stale.values["health.dark"] == "1.000"
+    good = HealthMonitor()
+    feed(good, [textured(i) for i in range(3)])
+    assert health_report(good, 3.5).message == "degraded: stale"
+
+
+def test_log_lists_flagged_frames_and_their_spans() -> None:
+    log = HealthLog()
+    bad, good = HealthReading({}, frozenset({"dark"})), HealthReading({}, frozenset())
+    for i, r in enumerate([good, bad, bad, good, bad, good]):
+        log.add(i * 100, r)
+    later = HealthLog()
+    later.add(600, bad)
+    log.extend(later)
+    out = log.to_json()
+    assert out["frames"] == 7 and out["flagged_frames"]["dark"] == 4 and out["flagged_frames"]["frozen"] == 0
+    assert out["spans"] == {
+        "dark": [
+            {"first_ns": 100, "last_ns": 200, "seconds": 0.0, "frames": 2},
+            {"first_ns": 400, "last_ns": 400, "seconds": 0.0, "frames": 1},
+            {"first_ns": 600, "last_ns": 600, "seconds": 0.0, "frames": 1},
+        ]
+    }
