@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch.actions import (
@@ -86,7 +87,7 @@ def _node_and_rviz(context: LaunchContext) -> list:
         with tempfile.NamedTemporaryFile("w", prefix="seg_perception_", suffix=".rviz", delete=False) as out:
             out.write(text)
         # The config lives as long as the launch: removed at shutdown, however the launch ends.
-        remove = OnShutdown(on_shutdown=lambda event, context, path=out.name: os.unlink(path))
+        remove = OnShutdown(on_shutdown=lambda event, context, path=out.name: Path(path).unlink(missing_ok=True))
         actions.insert(0, RegisterEventHandler(remove))
         actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", out.name], output="screen"))
     return actions

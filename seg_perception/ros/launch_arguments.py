@@ -92,7 +92,9 @@ def rviz_to_start(wanted: bool, rviz_installed: bool) -> bool:
     """Whether to start rviz2; wanted but not installed is refused before anything starts (a launch that fails
     after the node has started leaves the node running without its launch)."""
     if wanted and not rviz_installed:
-        raise ValueError("launch argument rviz:=true, but package 'rviz2' is not installed (install ros-<distro>-rviz2)")
+        raise ValueError(
+            "launch argument rviz:=true, but package 'rviz2' is not installed (install ros-<distro>-rviz2)"
+        )
     return wanted
 
 
