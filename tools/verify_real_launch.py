@@ -261,6 +261,7 @@ class Checks:
                 f"{infos} segmentation/camera_info (frame_id {info.header.frame_id if info else None!r}); "
                 f"incompatible QoS logged: {incompatible}",
                 _line(out, "(CameraInfo,"),
+                f"label_info warnings (this env has no vision_msgs): {out.count('label_info is not published')}",
             ],
             launch,
         )
@@ -358,6 +359,30 @@ class Checks:
             launch,
         )
 
+    # item 4, the other half: a node killed while running ends the launch too
+    def node_killed(self) -> None:
+        import re
+
+        launch = Launch("4b_node_killed", ["backend:=onnxruntime"], self.env, self.logs)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "warm-up on" not in launch.output and launch.proc.poll() is None:
+            time.sleep(0.2)
+        found = re.search(r"seg_perception_node-1\]: process started with pid \[(\d+)\]", launch.output)
+        if found:
+            os.kill(int(found.group(1)), signal.SIGKILL)
+        code = launch.wait(timeout=60)
+        out = launch.output
+        left = self.leftovers()
+        self.report(
+            "4b the node killed (SIGKILL) while running -> launch ends with a nonzero exit",
+            found is not None and code == 1 and "exited with status -9 (killed by signal 9)" in out and not left,
+            [
+                f"ros2 launch exit code {code}; processes left: {left or 'none'}",
+                _line(out, "Caught exception in launch"),
+            ],
+            launch,
+        )
+
     # item 5: --show-args shows the profile path; a missing params_file is refused in one line
     def show_args_and_params_file(self) -> None:
         launch = Launch("5a_show_args", ["--show-args"], self.env, self.logs)
@@ -401,6 +426,31 @@ class Checks:
             launch,
         )
 
+    # a bad argument value is refused before anything starts, like a missing params_file
+    def bad_argument_values(self) -> None:
+        # launch checks `choices` itself, and logs its line twice (once as itself, once as the caught exception)
+        for name, argument, expected, lines in (
+            (
+                "5c_use_sim_time_yes",
+                "use_sim_time:=yes",
+                "launch argument use_sim_time:='yes' must be true or false",
+                1,
+            ),
+            ("5c_backend_cuda", "backend:=cuda", 'Argument "backend" provided value "cuda" is not valid', 2),
+        ):
+            launch = Launch(name, [argument], self.env, self.logs)
+            code = launch.wait(timeout=60)
+            out = launch.output
+            left = self.leftovers()
+            errors = [line for line in out.splitlines() if "[ERROR]" in line or "Traceback" in line]
+            started = "seg_perception_node-" in out
+            self.report(
+                f"5c {argument} -> refused before anything starts, {lines} error line{'s' if lines > 1 else ''}",
+                code == 1 and len(errors) == lines and all(expected in e for e in errors) and not started and not left,
+                [f"exit code {code}; node started: {started}; error lines:", *errors],
+                launch,
+            )
+
 
 def inner(args: argparse.Namespace) -> int:
     logs = Path(args.scratch) / "verify_logs"
@@ -415,7 +465,9 @@ def inner(args: argparse.Namespace) -> int:
         "2": checks.rviz_without_rviz2,
         "2b": checks.rviz_config_removed,
         "4": checks.node_cannot_start,
+        "4b": checks.node_killed,
         "5": checks.show_args_and_params_file,
+        "5c": checks.bad_argument_values,
     }
     only = args.only.split(",") if args.only else list(items)
     for key in only:
@@ -430,7 +482,7 @@ def main() -> int:
     parser.add_argument("--scratch", default="/work/scratch/real_launch", help="the scratch environment")
     parser.add_argument("--source", default=str(REPO), help="the checkout to build and verify")
     parser.add_argument("--skip-build", action="store_true", help="reuse SCRATCH/ws_verify as built before")
-    parser.add_argument("--only", default="", help="comma-separated items: 1 (with 3), 2, 2b, 4, 5")
+    parser.add_argument("--only", default="", help="comma-separated items: 1 (with 3), 2, 2b, 4, 4b, 5, 5c")
     args = parser.parse_args()
     return inner(args) if os.environ.get(INNER) else outer(args)
 
