@@ -2,16 +2,53 @@
 
 import os
 import tempfile
+from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.event_handlers import OnProcessExit, OnShutdown
+from launch.events import Shutdown
 from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from seg_perception.ros.launch_arguments import parameter_overrides, rviz_config, wants_rviz
+from seg_perception.ros.launch_arguments import (
+    checked_params_file,
+    default_fastdds_profile,
+    node_exit_error,
+    parameter_overrides,
+    rviz_config,
+    rviz_to_start,
+    wants_rviz,
+)
+
+
+class LaunchArgumentError(RuntimeError):
+    """One line, shown by ros2 launch as `Caught exception in launch ...: <line>` before it exits 1."""
+
+
+def _rviz_installed() -> bool:
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _end_launch(event, context: LaunchContext) -> list:  # event: launch.events.process.ProcessExited
+    """The node is the launch: when it exits the launch ends, failing (exit 1) unless the node exited 0."""
+    error = node_exit_error(event.returncode)
+    if error is not None:
+        raise LaunchArgumentError(error)
+    return [EmitEvent(event=Shutdown(reason="seg_perception_node exited"))]
 
 
 def _node_and_rviz(context: LaunchContext) -> list:
@@ -20,15 +57,21 @@ def _node_and_rviz(context: LaunchContext) -> list:
     def value(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
+    # Every refusal comes before anything starts: a launch that fails later leaves started processes behind.
+    try:
+        params_file = checked_params_file(value("params_file"))
+        start_rviz = rviz_to_start(wants_rviz(value("rviz")), _rviz_installed())
+        overrides = parameter_overrides(value("model"), value("backend"), value("use_sim_time"))
+    except ValueError as exc:
+        raise LaunchArgumentError(str(exc)) from None
     image_topic = value("image_topic")
-    overrides = parameter_overrides(value("model"), value("backend"), value("use_sim_time"))
     node = Node(
         package="seg_perception",
         executable="seg_perception_node",
         name="seg_perception",
         namespace=value("namespace"),
         # Later entries win: the overrides (typed explicitly, launch would YAML-parse strings) beat the file.
-        parameters=[value("params_file"), {k: ParameterValue(v, value_type=type(v)) for k, v in overrides.items()}],
+        parameters=[params_file, {k: ParameterValue(v, value_type=type(v)) for k, v in overrides.items()}],
         remappings=[
             ("image", image_topic),
             ("image/compressed", image_topic + "/compressed"),
@@ -36,13 +79,16 @@ def _node_and_rviz(context: LaunchContext) -> list:
         ],
         output="screen",
     )
-    actions = [node]
-    if wants_rviz(value("rviz")):
+    actions: list = [RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_end_launch)), node]
+    if start_rviz:
         template = os.path.join(get_package_share_directory("seg_perception"), "config", "seg_perception.rviz")
         with open(template, encoding="utf-8") as f:
             text = rviz_config(f.read(), value("namespace"), image_topic)
         with tempfile.NamedTemporaryFile("w", prefix="seg_perception_", suffix=".rviz", delete=False) as out:
             out.write(text)
+        # The config lives as long as the launch: removed at shutdown, however the launch ends.
+        remove = OnShutdown(on_shutdown=lambda event, context, path=out.name: Path(path).unlink(missing_ok=True))
+        actions.insert(0, RegisterEventHandler(remove))
         actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", out.name], output="screen"))
     return actions
 
@@ -92,10 +138,9 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
-            # A FASTDDS_DEFAULT_PROFILES_FILE already set in the environment wins, as for `seg-perception run`.
-            default_value=EnvironmentVariable(
-                "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(config_dir, "fastdds_large_data.xml")
-            ),
+            # A FASTDDS_DEFAULT_PROFILES_FILE already set in the environment wins, as for `seg-perception run`;
+            # a plain path, so --show-args shows the file that will be used.
+            default_value=default_fastdds_profile(os.environ, os.path.join(config_dir, "fastdds_large_data.xml")),
             description="Fast DDS XML profiles file (FASTDDS_DEFAULT_PROFILES_FILE); default: that variable if set, "
             "else the shipped profile, which enlarges shared memory so best-effort camera frames arrive whole.",
         ),

@@ -189,7 +189,9 @@ def test_launch_file_passes_the_params_file_then_only_the_given_overrides(launch
     parameters = _keyword(_segmentation_node(launch_tree), "parameters")
     assert isinstance(parameters, ast.List) and len(parameters.elts) == 2
     first, second = parameters.elts
-    assert ast.unparse(first) == "value('params_file')", "the params file must come first (later entries win)"
+    assert ast.unparse(first) == "params_file", "the params file must come first (later entries win)"
+    (checked,) = _calls(launch_tree, "checked_params_file")  # ... and it is refused when missing
+    assert [ast.unparse(a) for a in checked.args] == ["value('params_file')"]
     assert isinstance(second, ast.DictComp) and "overrides.items()" in ast.unparse(second)
 
 

@@ -80,6 +80,23 @@ def scaled_camera_info(info: CameraInfo, header: Header, width: int, height: int
     return out
 
 
+LABEL_INFO_NEEDED_BY = "Nav2's semantic segmentation layer needs segmentation/label_info (class ids -> names)"
+
+
+def vision_msgs_import_error() -> str | None:
+    """Why vision_msgs/LabelInfo cannot be imported here (the ImportError's text), or None when it can."""
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def label_info_off_reason(import_error: str) -> str:
+    """The /diagnostics `label_info` value (and the start-up warning's core) when vision_msgs is missing."""
+    return f"off: vision_msgs is not importable ({import_error}); {LABEL_INFO_NEEDED_BY}"
+
+
 def label_info_message(spec: ModelSpec, header: Header) -> Any | None:
     """vision_msgs/LabelInfo of the spec's classes (id = label value), or None where vision_msgs is absent.
 

@@ -50,9 +50,11 @@ from seg_perception.ros.messages import (
     diagnostics_message,
     image_message,
     label_info_message,
+    label_info_off_reason,
     legend_image,
     occupancy_grid_message,
     ros_header,
+    vision_msgs_import_error,
 )
 from seg_perception.ros.output_qos import RELIABILITY, latched_qos, matched_reliability, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
@@ -89,6 +91,8 @@ class SegmentationNode(LifecycleNode):
         self._batch_sizes: list[int] = []
         self._legend_pub: Any = None
         self._label_info_pub: Any = None
+        self._label_info_state = "not configured"  # /diagnostics `label_info`: published, or off and why
+        self._label_info_warned = False
         self._diag_pub: Any = None
         self._stage_times_pub: Any = None
         self._diag_timer: Any = None
@@ -222,6 +226,16 @@ class SegmentationNode(LifecycleNode):
         if label_info is not None:
             self._label_info_pub = self.create_publisher(type(label_info), "segmentation/label_info", latched)
             self._label_info_pub.publish(label_info)
+            self._label_info_state = "published"
+        else:
+            missing = vision_msgs_import_error() or "unknown"
+            self._label_info_state = label_info_off_reason(missing)
+            if not self._label_info_warned:  # once per process, however often the node is configured
+                self._label_info_warned = True
+                self.get_logger().warning(
+                    f"segmentation/label_info is not published: vision_msgs is not importable ({missing}); "
+                    "Nav2's semantic segmentation layer needs it: install ros-<distro>-vision-msgs"
+                )
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if cfg.publish_stage_times:  # a debug topic for the bench's latency budget; off by default
             self._stage_times_pub = self.create_publisher(DiagnosticArray, STAGE_TIMES_TOPIC, out_qos)
@@ -531,6 +545,7 @@ class SegmentationNode(LifecycleNode):
                 **{f"computed.{topic}": str(n) for topic, n in ch.computed.items()},
                 "grids_published": str(self._grids_published),
                 "batch": self.segmenter.batch_mode,  # 'fixed 1': a static-batch export runs frame by frame
+                "label_info": self._label_info_state,
             }
             msg = diagnostics_message(
                 self.get_clock().now().to_msg(),
