@@ -20,6 +20,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from seg_perception.ros.dds_profile import profile_name
 from seg_perception.ros.launch_arguments import (
     checked_params_file,
     default_fastdds_profile,
@@ -140,7 +141,7 @@ def generate_launch_description() -> LaunchDescription:
             "fastdds_profile",
             # A FASTDDS_DEFAULT_PROFILES_FILE already set in the environment wins, as for `seg-perception run`;
             # a plain path, so --show-args shows the file that will be used.
-            default_value=default_fastdds_profile(os.environ, os.path.join(config_dir, "fastdds_large_data.xml")),
+            default_value=default_fastdds_profile(os.environ, os.path.join(config_dir, profile_name(os.environ))),
             description="Fast DDS XML profiles file (FASTDDS_DEFAULT_PROFILES_FILE); default: that variable if set, "
             "else the shipped profile, which enlarges shared memory so best-effort camera frames arrive whole.",
         ),
