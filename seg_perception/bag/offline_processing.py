@@ -34,10 +34,9 @@ from seg_perception.bag.bag_io import (
     bag_writer,
     check_output_path,
     copy_connection,
-    open_bag,
-    read_messages,
     typestore,
 )
+from seg_perception.bag.bag_reader import open_bag, read_messages
 from seg_perception.bag.video_topics import VideoUnit, video_unit
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
@@ -190,6 +189,14 @@ def select_cameras(connections: Sequence[Connection], topics: Collection[str]) -
                 f"camera topics {', '.join(names)} would all write {ns}/segmentation/*; choose one with --topics"
             )
     return list(cameras.values())
+
+
+def cameras_in(bag: Path, connections: Sequence[Connection], topics: Collection[str]) -> list[_CameraStream]:
+    """select_cameras, its refusal naming the bag."""
+    try:
+        return select_cameras(connections, topics)
+    except BagError as exc:
+        raise BagError(f"bag {bag}: {exc}") from None
 
 
 def _image(header: Any, pixels: np.ndarray, encoding: str) -> Any:
@@ -388,6 +395,7 @@ def process_bag(
     storage: str = DEFAULT_STORAGE,
     force: bool = False,
     progress: bool = True,
+    compression: str = "",
     time_range: TimeRange = (None, None),
     on_frame: Callable[[], None] | None = None,
 ) -> ProcessSummary:
@@ -396,6 +404,7 @@ def process_bag(
     `time_range` (start, stop) in bag time, ns, stop exclusive, None for open, limits the run to the
     messages recorded in it (a chunk of a long bag): each camera starts from the latest camera_info
     recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
+    `compression` "file" or "message" writes `out_bag` zstd-compressed in that rosbag2 mode.
     `on_frame` is called after each segmented frame (a fleet's progress bar; the fleet turns `progress` off).
     """
     from tqdm import tqdm
@@ -407,14 +416,14 @@ def process_bag(
     start = time.perf_counter()
     with open_bag(in_bag) as reader:
         connections = list(reader.connections)
-        cameras = select_cameras(connections, topics)
+        cameras = cameras_in(in_bag, connections, topics)
         by_key = {(cam.topic, cam.msgtype): cam for cam in cameras}
         info_for = {cam.info_topic: cam for cam in cameras}
         whole = time_range == (None, None)
         total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key) if whole else None
         range_start, range_stop = time_range
         with (
-            bag_writer(out_bag, storage, force) as writer,
+            bag_writer(out_bag, storage, force, compression) as writer,
             tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
         ):
             run = _Run(writer, segmenter, outputs)
@@ -477,7 +486,7 @@ def _warm_up_video(
 def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] = ()) -> Iterator[np.ndarray]:
     """RGB frames of a bag's camera topics (INT8 calibration from recorded drives); bad frames are skipped."""
     with open_bag(bag) as reader:
-        cameras = {(c.topic, c.msgtype) for c in select_cameras(reader.connections, topics)}
+        cameras = {(c.topic, c.msgtype) for c in cameras_in(bag, reader.connections, topics)}
         connections = [c for c in reader.connections if (c.topic, c.msgtype) in cameras]
         store, count = typestore(), 0
         decoders: dict[str, VideoStreamDecoder[int]] = {}
