@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rosbags.serde import SerdeError
 
 from seg_perception.bag.bag_io import (
     CAMERA_INFO,
@@ -71,6 +72,8 @@ OUTPUTS: dict[str, tuple[str, str]] = {name: _FIELDS[name] for name in SEGMENTAT
 _PNG_FIELDS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
 PNG_OUTPUTS: dict[str, str] = {name: _PNG_FIELDS[name] for name in COMPRESSED_OUTPUTS}
 TimeRange = tuple[int | None, int | None]  # (start, stop) in bag time, ns; stop exclusive; None: open
+# What deserializing a damaged message raises: rosbags' SerdeError, or Python's own from its generated code.
+_BAD_CDR: tuple[type[Exception], ...] = (SerdeError, ValueError, IndexError, KeyError, TypeError, struct.error)
 DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
 
 
@@ -266,7 +269,7 @@ class _Run:
     def camera_info(self, cam: _CameraStream, timestamp: int, raw: bytes) -> None:
         try:
             cam.info = typestore().deserialize_cdr(raw, CAMERA_INFO)
-        except (ValueError, IndexError, struct.error) as exc:
+        except _BAD_CDR as exc:
             LOG.warning("ignoring a bad camera_info on %s at %d ns: %s", cam.info_topic, timestamp, exc)
 
     def frame(self, cam: _CameraStream, timestamp: int, raw: bytes, write: bool = True) -> None:
@@ -278,7 +281,7 @@ class _Run:
         try:
             msg: Any = store.deserialize_cdr(raw, cam.msgtype)
             frame, order = _decode(msg, cam.msgtype)
-        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+        except (ImageCodecError, *_BAD_CDR) as exc:
             self._bad_frame(cam.topic, timestamp, exc)
             return
         t0 = time.perf_counter()
@@ -306,7 +309,7 @@ class _Run:
         try:
             unit = video_unit(typestore().deserialize_cdr(raw, cam.msgtype), cam.msgtype, typestore())
             pictures = decoder.push(unit.fmt, unit.data, _VideoToken(timestamp, unit.header, write), unit.keyframe)
-        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+        except (ImageCodecError, *_BAD_CDR) as exc:
             if write:
                 self._bad_frame(cam.topic, timestamp, exc)
             return
@@ -456,7 +459,7 @@ def _video_messages(
     for conn, timestamp, raw in read_messages(reader, connections, stop=stop):
         try:
             yield conn, timestamp, video_unit(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype, store)
-        except (ValueError, IndexError, struct.error):
+        except _BAD_CDR:
             continue
 
 
@@ -500,7 +503,7 @@ def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] =
                 else:
                     frame, order = _decode(msg, conn.msgtype)
                     frames = [np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame]
-            except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+            except (ImageCodecError, *_BAD_CDR) as exc:
                 LOG.warning("skipping a frame of %s: %s", conn.topic, exc)
                 continue
             for frame in frames:
