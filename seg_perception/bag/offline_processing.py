@@ -73,7 +73,8 @@ _PNG_FIELDS = {"labels/compressed": "labels", "drivable_mask/compressed": "driva
 PNG_OUTPUTS: dict[str, str] = {name: _PNG_FIELDS[name] for name in COMPRESSED_OUTPUTS}
 TimeRange = tuple[int | None, int | None]  # (start, stop) in bag time, ns; stop exclusive; None: open
 # What deserializing a damaged message raises: rosbags' SerdeError, or Python's own from its generated code.
-_BAD_CDR: tuple[type[Exception], ...] = (SerdeError, ValueError, IndexError, KeyError, TypeError, struct.error)
+_BAD_CDR = (SerdeError, ValueError, IndexError, KeyError, TypeError, struct.error)
+_BAD_FRAME = (ImageCodecError, *_BAD_CDR)
 DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
 
 
@@ -281,7 +282,7 @@ class _Run:
         try:
             msg: Any = store.deserialize_cdr(raw, cam.msgtype)
             frame, order = _decode(msg, cam.msgtype)
-        except (ImageCodecError, *_BAD_CDR) as exc:
+        except _BAD_FRAME as exc:
             self._bad_frame(cam.topic, timestamp, exc)
             return
         t0 = time.perf_counter()
@@ -309,7 +310,7 @@ class _Run:
         try:
             unit = video_unit(typestore().deserialize_cdr(raw, cam.msgtype), cam.msgtype, typestore())
             pictures = decoder.push(unit.fmt, unit.data, _VideoToken(timestamp, unit.header, write), unit.keyframe)
-        except (ImageCodecError, *_BAD_CDR) as exc:
+        except _BAD_FRAME as exc:
             if write:
                 self._bad_frame(cam.topic, timestamp, exc)
             return
@@ -503,7 +504,7 @@ def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] =
                 else:
                     frame, order = _decode(msg, conn.msgtype)
                     frames = [np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame]
-            except (ImageCodecError, *_BAD_CDR) as exc:
+            except _BAD_FRAME as exc:
                 LOG.warning("skipping a frame of %s: %s", conn.topic, exc)
                 continue
             for frame in frames:
