@@ -1,7 +1,7 @@
-"""Open, read and write rosbag2 bags (sqlite3 and MCAP) with one error type and all-or-nothing output.
+"""Write rosbag2 bags (sqlite3 and MCAP, optionally zstd-compressed) all or nothing; the shared names and types.
 
-Every failure to read a bag becomes one ``BagError`` line naming the bag; a bag is written in a hidden
-staging directory next to its destination and renamed into place only once it is complete.
+A bag is written in a hidden staging directory next to its destination and renamed into place only once it
+is complete. Reading (every kind of bag, every failure one ``BagError`` line) is bag_reader.py's.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from seg_perception.core.errors import SegPerceptionError
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
-    from rosbags.rosbag2 import Reader, Writer
+    from rosbags.rosbag2 import Writer
     from rosbags.typesys.store import Typestore
 
 LOG = logging.getLogger(__name__)
 
 STORAGE_CHOICES = ("mcap", "sqlite3")
+# rosbag2's compression modes (`ros2 bag record --compression-mode`); zstd is the one format rosbags writes
+COMPRESSION_FORMATS = ("none", "zstd")
+COMPRESSION_MODES = ("file", "message")
 DEFAULT_STORAGE = "mcap"  # the rosbag2 default since Iron, and what Foxglove opens directly
 BAG_VERSION: Literal[9] = 9  # metadata version written by Jazzy and Kilted
 IMAGE = "sensor_msgs/msg/Image"
@@ -46,18 +49,20 @@ class BagError(SegPerceptionError):
     """A bag cannot be read or written; the message names the bag and the cause."""
 
 
+_warned: set[tuple[str, ...]] = set()
+
+
+def warn_once(logger: logging.Logger, key: tuple[str, ...], message: str, *args: object) -> None:
+    """Log a warning about a bag once per process (a fleet run opens a bag once to plan, once per chunk)."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one line (YAML and sqlite errors span several)."""
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
-
-
-def _hint(exc: BaseException) -> str:
-    """What a damaged-file error usually means, for the errors whose own words do not say it."""
-    text = str(exc).lower()
-    if "magic" in text or "malformed" in text or "not a database" in text:
-        return " (the file is truncated or corrupt; a recording cut short leaves it so)"
-    return ""
 
 
 @functools.cache
@@ -70,49 +75,6 @@ def typestore() -> Typestore:
     store = get_typestore(Stores.ROS2_KILTED)
     register_video_types(store)  # camera topics recorded as video: not in rosbags' stores
     return store
-
-
-@contextmanager
-def open_bag(path: Path) -> Iterator[Reader]:
-    """Open a rosbag2 directory, or a bare .mcap / .db3 file, for reading."""
-    from rosbags.rosbag2 import Reader, ReaderError
-
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    if path.is_dir() and not (path / "metadata.yaml").is_file():
-        raise BagError(
-            f"cannot read bag {path}: no metadata.yaml (an interrupted recording? "
-            "`ros2 bag reindex` rebuilds it, or pass the .mcap / .db3 file itself)"
-        )
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, OSError, ValueError, KeyError) as exc:
-        raise BagError(f"cannot read bag {path}: {_one_line(exc)}{_hint(exc)}") from None
-    try:
-        yield reader
-    finally:
-        try:
-            reader.close()
-        except (ReaderError, OSError) as exc:  # closing a damaged file must not hide the first error
-            LOG.debug("closing %s: %s", path, exc)
-
-
-def read_messages(
-    reader: Reader, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
-) -> Iterator[tuple[Connection, int, bytes]]:
-    """The reader's (connection, timestamp ns, raw CDR) in time order, `start` <= t < `stop` where given;
-    storage errors become BagError."""
-    items = reader.messages(connections, start=start, stop=stop)
-    while True:
-        try:
-            item = next(items)
-        except StopIteration:
-            return
-        except Exception as exc:  # noqa: BLE001 - sqlite3, MCAP and zstd layers raise many types for one cause
-            raise BagError(f"cannot read bag {reader.path}: {_one_line(exc)}") from None
-        yield item
 
 
 def check_output_path(out: Path, force: bool, inputs: Collection[Path] = ()) -> None:
@@ -135,13 +97,17 @@ def _storage_plugin(storage: str) -> Any:
 
 
 @contextmanager
-def bag_writer(out: Path, storage: str = DEFAULT_STORAGE, force: bool = False) -> Iterator[Writer]:
+def bag_writer(
+    out: Path, storage: str = DEFAULT_STORAGE, force: bool = False, compression: str = ""
+) -> Iterator[Writer]:
     """A rosbag2 writer whose bag appears at ``out`` only when the block completes.
+
+    ``compression`` "file" or "message" writes it zstd-compressed in that rosbag2 mode; "" uncompressed.
 
     The bag is written to ``.<name>.partial-*/<name>`` beside ``out`` (same file system, so the final
     rename is atomic); any exception, KeyboardInterrupt included, deletes the staging directory.
     """
-    from rosbags.rosbag2 import Writer, WriterError
+    from rosbags.rosbag2 import CompressionFormat, Writer, WriterError
 
     out = Path(out)
     plugin = _storage_plugin(storage)
@@ -152,6 +118,8 @@ def bag_writer(out: Path, storage: str = DEFAULT_STORAGE, force: bool = False) -
     staged = staging / out.name
     try:
         writer = Writer(staged, version=BAG_VERSION, storage_plugin=plugin)
+        if compression:
+            writer.set_compression(_compression_mode(compression), CompressionFormat.ZSTD)
         try:
             writer.open()
             yield writer
@@ -167,6 +135,14 @@ def bag_writer(out: Path, storage: str = DEFAULT_STORAGE, force: bool = False) -
         raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _compression_mode(mode: str) -> Any:
+    from rosbags.rosbag2 import CompressionMode
+
+    if mode not in COMPRESSION_MODES:
+        raise BagError(f"compression mode {mode!r} is not one of {', '.join(COMPRESSION_MODES)}")
+    return CompressionMode.FILE if mode == "file" else CompressionMode.MESSAGE
 
 
 def move_bag_into_place(staged: Path, out: Path, force: bool) -> None:
@@ -228,3 +204,12 @@ def copy_connection(writer: Writer, conn: Connection) -> Connection | None:
 def add_typed_connection(writer: Writer, topic: str, msgtype: str) -> Connection:
     """Add a connection for a type our Kilted typestore knows (Image, CameraInfo, ...)."""
     return writer.add_connection(topic, msgtype, typestore=typestore())
+
+
+def __getattr__(name: str) -> Any:
+    """open_bag and read_messages live in bag_reader.py now; imports from here keep working."""
+    if name in ("open_bag", "read_messages"):
+        from seg_perception.bag import bag_reader
+
+        return getattr(bag_reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

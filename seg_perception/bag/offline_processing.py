@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rosbags.serde import SerdeError
 
 from seg_perception.bag.bag_io import (
     CAMERA_INFO,
@@ -34,10 +35,9 @@ from seg_perception.bag.bag_io import (
     bag_writer,
     check_output_path,
     copy_connection,
-    open_bag,
-    read_messages,
     typestore,
 )
+from seg_perception.bag.bag_reader import open_bag, read_messages
 from seg_perception.bag.video_topics import VideoUnit, video_unit
 from seg_perception.core import image_codec
 from seg_perception.core.errors import ImageCodecError
@@ -72,6 +72,9 @@ OUTPUTS: dict[str, tuple[str, str]] = {name: _FIELDS[name] for name in SEGMENTAT
 _PNG_FIELDS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
 PNG_OUTPUTS: dict[str, str] = {name: _PNG_FIELDS[name] for name in COMPRESSED_OUTPUTS}
 TimeRange = tuple[int | None, int | None]  # (start, stop) in bag time, ns; stop exclusive; None: open
+# What deserializing a damaged message raises: rosbags' SerdeError, or Python's own from its generated code.
+_BAD_CDR = (SerdeError, ValueError, IndexError, KeyError, TypeError, struct.error)
+_BAD_FRAME = (ImageCodecError, *_BAD_CDR)
 DETAILED_WARNINGS = 3  # bad frames described one by one; the rest are counted in the summary
 
 
@@ -192,6 +195,14 @@ def select_cameras(connections: Sequence[Connection], topics: Collection[str]) -
     return list(cameras.values())
 
 
+def cameras_in(bag: Path, connections: Sequence[Connection], topics: Collection[str]) -> list[_CameraStream]:
+    """select_cameras, its refusal naming the bag."""
+    try:
+        return select_cameras(connections, topics)
+    except BagError as exc:
+        raise BagError(f"bag {bag}: {exc}") from None
+
+
 def _image(header: Any, pixels: np.ndarray, encoding: str) -> Any:
     height, width = pixels.shape[:2]
     channels = pixels.shape[2] if pixels.ndim == 3 else 1
@@ -259,7 +270,7 @@ class _Run:
     def camera_info(self, cam: _CameraStream, timestamp: int, raw: bytes) -> None:
         try:
             cam.info = typestore().deserialize_cdr(raw, CAMERA_INFO)
-        except (ValueError, IndexError, struct.error) as exc:
+        except _BAD_CDR as exc:
             LOG.warning("ignoring a bad camera_info on %s at %d ns: %s", cam.info_topic, timestamp, exc)
 
     def frame(self, cam: _CameraStream, timestamp: int, raw: bytes, write: bool = True) -> None:
@@ -271,7 +282,7 @@ class _Run:
         try:
             msg: Any = store.deserialize_cdr(raw, cam.msgtype)
             frame, order = _decode(msg, cam.msgtype)
-        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+        except _BAD_FRAME as exc:
             self._bad_frame(cam.topic, timestamp, exc)
             return
         t0 = time.perf_counter()
@@ -299,7 +310,7 @@ class _Run:
         try:
             unit = video_unit(typestore().deserialize_cdr(raw, cam.msgtype), cam.msgtype, typestore())
             pictures = decoder.push(unit.fmt, unit.data, _VideoToken(timestamp, unit.header, write), unit.keyframe)
-        except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+        except _BAD_FRAME as exc:
             if write:
                 self._bad_frame(cam.topic, timestamp, exc)
             return
@@ -388,6 +399,7 @@ def process_bag(
     storage: str = DEFAULT_STORAGE,
     force: bool = False,
     progress: bool = True,
+    compression: str = "",
     time_range: TimeRange = (None, None),
     on_frame: Callable[[], None] | None = None,
 ) -> ProcessSummary:
@@ -396,6 +408,7 @@ def process_bag(
     `time_range` (start, stop) in bag time, ns, stop exclusive, None for open, limits the run to the
     messages recorded in it (a chunk of a long bag): each camera starts from the latest camera_info
     recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
+    `compression` "file" or "message" writes `out_bag` zstd-compressed in that rosbag2 mode.
     `on_frame` is called after each segmented frame (a fleet's progress bar; the fleet turns `progress` off).
     """
     from tqdm import tqdm
@@ -407,14 +420,14 @@ def process_bag(
     start = time.perf_counter()
     with open_bag(in_bag) as reader:
         connections = list(reader.connections)
-        cameras = select_cameras(connections, topics)
+        cameras = cameras_in(in_bag, connections, topics)
         by_key = {(cam.topic, cam.msgtype): cam for cam in cameras}
         info_for = {cam.info_topic: cam for cam in cameras}
         whole = time_range == (None, None)
         total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key) if whole else None
         range_start, range_stop = time_range
         with (
-            bag_writer(out_bag, storage, force) as writer,
+            bag_writer(out_bag, storage, force, compression) as writer,
             tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
         ):
             run = _Run(writer, segmenter, outputs)
@@ -447,7 +460,7 @@ def _video_messages(
     for conn, timestamp, raw in read_messages(reader, connections, stop=stop):
         try:
             yield conn, timestamp, video_unit(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype, store)
-        except (ValueError, IndexError, struct.error):
+        except _BAD_CDR:
             continue
 
 
@@ -477,7 +490,7 @@ def _warm_up_video(
 def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] = ()) -> Iterator[np.ndarray]:
     """RGB frames of a bag's camera topics (INT8 calibration from recorded drives); bad frames are skipped."""
     with open_bag(bag) as reader:
-        cameras = {(c.topic, c.msgtype) for c in select_cameras(reader.connections, topics)}
+        cameras = {(c.topic, c.msgtype) for c in cameras_in(bag, reader.connections, topics)}
         connections = [c for c in reader.connections if (c.topic, c.msgtype) in cameras]
         store, count = typestore(), 0
         decoders: dict[str, VideoStreamDecoder[int]] = {}
@@ -491,7 +504,7 @@ def camera_frames(bag: Path, limit: int | None = None, topics: Collection[str] =
                 else:
                     frame, order = _decode(msg, conn.msgtype)
                     frames = [np.ascontiguousarray(frame[..., ::-1]) if order == "BGR" else frame]
-            except (ImageCodecError, ValueError, IndexError, struct.error) as exc:
+            except _BAD_FRAME as exc:
                 LOG.warning("skipping a frame of %s: %s", conn.topic, exc)
                 continue
             for frame in frames:

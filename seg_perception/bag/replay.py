@@ -21,7 +21,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from seg_perception.bag.bag_io import BagError, open_bag, read_messages
+from seg_perception.bag.bag_io import BagError
+from seg_perception.bag.bag_reader import open_bag, read_messages
 
 if TYPE_CHECKING:
     from rclpy.publisher import Publisher

@@ -1,12 +1,12 @@
 """Which bags `process INPUT... OUT` reads, and where each one's output goes.
 
 The rule (also in `process --help` and the README):
-* exactly one INPUT that is a bag (a rosbag2 directory, or a .mcap / .db3 file) and no pattern: OUT is
+* exactly one INPUT that is a bag (a rosbag2 directory, a .mcap / .db3 file or a ROS 1 .bag) and no pattern: OUT is
   the output bag, as it always was;
 * otherwise (several INPUTs, a directory tree, or a quoted glob such as 'drives/**/*.mcap') OUT is an
   output root, and each bag's output is mirrored under it: a bag named on the command line goes to
   OUT/<its name>, a bag found in a tree to OUT/<its path inside the tree>, a glob match to
-  OUT/<its path below the pattern's fixed prefix>; a bare .mcap / .db3 file's output drops the suffix.
+  OUT/<its path below the pattern's fixed prefix>; a bare .mcap / .db3 / .bag file's output drops the suffix.
 
 Every refusal (nothing found, a bag named twice, two bags writing one output, an output over an input,
 an existing output without --force) is one BagInputError line, raised before any model is loaded.
@@ -23,7 +23,8 @@ from pathlib import Path
 from seg_perception.bag.bag_io import check_output_path
 from seg_perception.core.errors import SegPerceptionError
 
-STORAGE_SUFFIXES = (".mcap", ".db3")
+STORAGE_SUFFIXES = (".mcap", ".db3")  # rosbag2 storage files; a directory holding one is a recording
+BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")  # files that are bags by themselves (.bag: ROS 1)
 GLOB_MAGIC = frozenset("*?[")
 
 
@@ -73,11 +74,11 @@ def looks_like_bag(path: Path) -> bool:
 
 
 def _bag_name(path: Path) -> str:
-    return path.stem if path.is_file() and path.suffix in STORAGE_SUFFIXES else path.name
+    return path.stem if path.is_file() and path.suffix in BAG_FILE_SUFFIXES else path.name
 
 
 def bags_in_tree(root: Path) -> list[Path]:
-    """Every recording directory (not descended into) and every other .mcap / .db3 file below `root`, sorted."""
+    """Every recording directory (not descended into) and every other .mcap / .db3 / .bag file below `root`, sorted."""
     found: list[Path] = []
     for current, dirs, files in os.walk(root, followlinks=True):
         here = Path(current)
@@ -86,13 +87,13 @@ def bags_in_tree(root: Path) -> list[Path]:
             dirs.clear()
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # staging directories are hidden
-        found.extend(here / f for f in sorted(files) if Path(f).suffix in STORAGE_SUFFIXES)
+        found.extend(here / f for f in sorted(files) if Path(f).suffix in BAG_FILE_SUFFIXES)
     return sorted(found)
 
 
 def _relative_output(bag: Path, base: Path) -> Path:
     rel = bag.relative_to(base)
-    return rel.with_suffix("") if bag.is_file() and bag.suffix in STORAGE_SUFFIXES else rel
+    return rel.with_suffix("") if bag.is_file() and bag.suffix in BAG_FILE_SUFFIXES else rel
 
 
 def _pattern_base(pattern: str) -> Path:
@@ -123,7 +124,7 @@ def _expand(text: str, out: Path) -> list[tuple[Path, Path]]:
         return [(path, out / _bag_name(path))]
     bags = bags_in_tree(path)
     if not bags:
-        raise BagInputError(f"no bags (directories with metadata.yaml, or .mcap / .db3 files) under {path}")
+        raise BagInputError(f"no bags (directories with metadata.yaml, or .mcap / .db3 / .bag files) under {path}")
     return [(bag, out / _relative_output(bag, path)) for bag in bags]
 
 

@@ -167,7 +167,8 @@ class _Run:
             if unit.chunks == 1:
                 move_bag_into_place(paths[0], bag.output, self.request.force)
             else:
-                merge_chunk_bags(paths, bag.output, self.request.options.storage, self.request.force)
+                options = self.request.options
+                merge_chunk_bags(paths, bag.output, options.storage, self.request.force, options.compression)
         except SegPerceptionError as exc:
             bag.status, bag.error = FAILED, str(exc)
         else:

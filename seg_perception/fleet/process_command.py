@@ -10,20 +10,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from seg_perception.bag.bag_io import DEFAULT_STORAGE, STORAGE_CHOICES
+from seg_perception.bag.bag_io import COMPRESSION_FORMATS, COMPRESSION_MODES, DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
+from seg_perception.core.errors import SegPerceptionError
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
 from seg_perception.fleet.ray_runtime import add_actor_pool_arguments, add_ray_argument
 
 LOG = logging.getLogger("seg_perception")
 
 RULE = """\
-INPUT... OUT: with exactly one INPUT that is a bag (a rosbag2 directory, or a .mcap / .db3 file), OUT is
-the output bag. Otherwise (several INPUTs, a directory tree, or a quoted glob such as 'drives/**/*.mcap')
-OUT is an output root and each bag's output is mirrored under it: a bag named on the command line goes
-to OUT/<its name>, a bag found in a tree to OUT/<its path inside the tree>, a glob match to
-OUT/<its path below the pattern's fixed prefix> (a bare .mcap / .db3 file's output drops the suffix).
+INPUT... OUT: with exactly one INPUT that is a bag (a rosbag2 directory, a .mcap / .db3 file, or a ROS 1
+.bag file), OUT is the output bag (always rosbag2). Otherwise (several INPUTs, a directory tree, or a
+quoted glob such as 'drives/**/*.mcap') OUT is an output root and each bag's output is mirrored under
+it: a bag named on the command line goes to OUT/<its name>, a bag found in a tree to OUT/<its path
+inside the tree>, a glob match to OUT/<its path below the pattern's fixed prefix> (a bare .mcap / .db3 /
+.bag file's output drops the suffix).
 Bags named twice, two bags writing one output, an output over an input, an OUT root inside an input
 tree, and existing outputs without --force are refused (exit 2) before the model is loaded.
 
@@ -55,7 +57,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     outputs = tuple(args.outputs or default_outputs(spec))
     output_selection(outputs, spec)
     threads = args.threads or (pool.threads if pool is not None else 0)
-    options = ProcessOptions(args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage)
+    if args.compression == "none" and args.compression_mode is not None:
+        raise SegPerceptionError("--compression-mode needs --compression zstd")
+    compression = "" if args.compression == "none" else (args.compression_mode or "file")
+    options = ProcessOptions(
+        args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage, compression
+    )
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
         summary = run_fleet(request, lambda _n, on_frame: InProcessPool(options, on_frame))
@@ -142,7 +149,7 @@ def register(subparsers: Any) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="a bag (rosbag2 directory, .mcap or .db3 file), a directory tree of bags, or a quoted glob",
+        help="a bag (rosbag2 directory, .mcap / .db3 file, ROS 1 .bag), a directory tree of bags, or a quoted glob",
     )
     p.add_argument("out", type=Path, metavar="OUT", help="the output bag of one input bag, else the output root")
     p.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
@@ -157,6 +164,18 @@ def register(subparsers: Any) -> None:
         f"(default {','.join(DEFAULT_OUTPUTS)} and every mask the spec declares)",
     )
     p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSION_FORMATS,
+        default="none",
+        help="compress the output bags with zstd, as `ros2 bag record --compression-format zstd` (default none)",
+    )
+    p.add_argument(
+        "--compression-mode",
+        choices=COMPRESSION_MODES,
+        default=None,
+        help="with --compression zstd: compress each storage file whole, or each message (default file)",
+    )
     p.add_argument("--force", action="store_true", help="replace existing output bags")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
     p.add_argument(

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seg_perception.bag.bag_io import open_bag
-from seg_perception.bag.offline_processing import ProcessSummary, TimeRange, process_bag, select_cameras
+from seg_perception.bag.bag_reader import open_bag
+from seg_perception.bag.offline_processing import ProcessSummary, TimeRange, cameras_in, process_bag
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.pipeline import Segmenter
 
@@ -39,6 +39,7 @@ class ProcessOptions:
     outputs: tuple[str, ...]
     topics: tuple[str, ...]
     storage: str
+    compression: str = ""  # "", or the rosbag2 zstd compression mode: "file" or "message"
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def inspect_bag(path: Path, topics: Sequence[str]) -> BagInfo:
     """Frames on the camera topics `process` would segment, and the time span; BagError if unreadable."""
     with open_bag(path) as reader:
         connections = list(reader.connections)
-        keys = {(c.topic, c.msgtype) for c in select_cameras(connections, topics)}
+        keys = {(c.topic, c.msgtype) for c in cameras_in(path, connections, topics)}
         frames = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in keys)
         if not frames:
             return BagInfo(0, 0, 0)
@@ -188,6 +189,8 @@ class BagWorker:
                 outputs=self.options.outputs,
                 topics=self.options.topics,
                 storage=self.options.storage,
+                # chunks stay uncompressed: the merge that joins them writes the compressed bag
+                compression=self.options.compression if unit.chunks == 1 else "",
                 progress=False,
                 time_range=unit.time_range,
                 on_frame=on_frame,
