@@ -13,6 +13,7 @@ from typing import Any
 from seg_perception.bag.bag_io import DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
+from seg_perception.cli_args import RawDescriptionDefaultsHelpFormatter
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
 from seg_perception.fleet.ray_runtime import add_actor_pool_arguments, add_ray_argument
 
@@ -136,7 +137,7 @@ def register(subparsers: Any) -> None:
         help="segment bags offline (no DDS) into new bags with the node's output topics; many bags, or on Ray",
         description="Segment every camera frame of one bag or many into new bags with the node's output topics.",
         epilog=RULE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -158,7 +159,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
     p.add_argument("--force", action="store_true", help="replace existing output bags")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="auto: TensorRT when it imports and a GPU exists, else ONNX Runtime; or name one",
+    )
     p.add_argument(
         "--threads",
         type=int,
