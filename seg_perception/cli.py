@@ -21,6 +21,7 @@ from seg_perception.cli_args import (
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.output_rule import check_output, staged_output_dir
 
 LOG = logging.getLogger("seg_perception")
 _positive = number(int, 1)
@@ -78,17 +79,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from seg_perception.core.image_files import make_output_dir, write_image
+    from seg_perception.core.image_files import write_image
     from seg_perception.pipeline import OutputSelection, Segmenter
 
+    check_output(args.out, "--out", args.force, inputs=[args.input])  # before the model is loaded
     spec = _load_spec(args.model)
     images = _list_images(args.input)
     if not images:
         raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
-    make_output_dir(args.out)
     want = OutputSelection(drivable=True, overlay=True, masks=True)
     unreadable: list[Path] = []
-    with Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter:
+    with (
+        staged_output_dir(args.out, "--out", args.force, inputs=[args.input]) as out,
+        Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter,
+    ):
         for path in tqdm(images, unit="img", disable=len(images) < 2):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is None:
@@ -98,12 +102,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
             result = segmenter.segment(frame, channel_order="BGR", outputs=want)
             if result.drivable is None or result.overlay is None:
                 raise SegPerceptionError("the segmenter did not produce the requested outputs")
-            write_image(args.out / f"{path.stem}_labels.png", result.labels)
-            write_image(args.out / f"{path.stem}_drivable.png", result.drivable)
-            write_image(args.out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+            write_image(out / f"{path.stem}_labels.png", result.labels)
+            write_image(out / f"{path.stem}_drivable.png", result.drivable)
+            write_image(out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
             for name, mask in result.masks.items():  # per-head masks; drivable is <stem>_drivable.png
                 if name != "drivable":
-                    write_image(args.out / f"{path.stem}_{name}_mask.png", mask)
+                    write_image(out / f"{path.stem}_{name}_mask.png", mask)
         LOG.info(
             "segmented %d of %d images with %s on %s into %s (labels at %s resolution)",
             len(images) - len(unreadable),
@@ -150,7 +154,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return 0
     from seg_perception.synthetic.scenes import write_scenes
 
-    written = write_scenes(args.out, args.frames, width, height, args.seed, drive=args.drive)
+    with staged_output_dir(args.out, "--out", args.force) as out:
+        written = write_scenes(out, args.frames, width, height, args.seed, drive=args.drive)
     what = f"frames of one drive (seed {args.seed})" if args.drive else f"scenes (seeds {args.seed}..)"
     LOG.info("wrote %d %s %dx%d to %s", written, what, width, height, args.out)
     return 0
@@ -268,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_arg(p)
     p.add_argument("--input", type=Path, required=True, help="an image or a directory of images")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--out", type=Path, required=True, help="output directory (refused when not empty, see --force)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out whole (old files are deleted)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime", help=BACKEND_HELP)
     p.add_argument("--threads", type=_non_negative, default=0, help="inference threads (0: backend default)")
     p.add_argument(
@@ -303,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compressed", action="store_true", help="--bag: JPEG CompressedImage on <topic>/compressed")
     p.add_argument("--rate", type=_positive_rate, default=15.0, help="--bag: frames per second (default 15)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="--bag: storage (default mcap)")
-    p.add_argument("--force", action="store_true", help="--bag: replace an existing bag")
+    p.add_argument("--force", action="store_true", help="replace an existing --bag, or a non-empty --out, whole")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
