@@ -37,6 +37,12 @@ stops every worker and leaves no partial output (exit 130).
 """
 
 
+COPY_CHOICE = {
+    False: "camera images left out: they stay in the input bag; --copy-inputs copies them",
+    True: "camera images included: --copy-inputs",
+}
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from seg_perception.bag.offline_processing import default_outputs, output_selection
     from seg_perception.core.model_spec import default_spec_path
@@ -56,7 +62,9 @@ def cmd_process(args: argparse.Namespace) -> int:
     outputs = tuple(args.outputs or default_outputs(spec))
     output_selection(outputs, spec)
     threads = args.threads or (pool.threads if pool is not None else 0)
-    options = ProcessOptions(args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage)
+    options = ProcessOptions(
+        args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage, args.copy_inputs
+    )
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
         summary = run_fleet(request, lambda _n, on_frame: InProcessPool(options, on_frame))
@@ -69,10 +77,12 @@ def cmd_process(args: argparse.Namespace) -> int:
         from seg_perception.fleet.fleet_summary import write_summary
 
         write_summary(args.summary, summary)
-    return _report(summary, plan.single, spec.name, outputs, args.storage)
+    return _report(summary, plan.single, spec.name, outputs, args.storage, args.copy_inputs)
 
 
-def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str, ...], storage: str) -> int:
+def _report(
+    summary: FleetSummary, single: bool, model: str, outputs: tuple[str, ...], storage: str, copy_inputs: bool
+) -> int:
     if summary.interrupted:
         LOG.error(
             "interrupted: %d of %d bags were complete and stay; nothing partial is left",
@@ -98,8 +108,9 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             summary.backend,
         )
         LOG.info(
-            "copied %d input messages and wrote %d outputs (%s) to %s (%s)",
+            "copied %d input messages (%s) and wrote %d outputs (%s) to %s (%s)",
             bag.copied,
+            COPY_CHOICE[copy_inputs],
             bag.outputs_written,
             ",".join(outputs),
             bag.output,
@@ -111,7 +122,7 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
                 LOG.error("failed %s: %s", bag.input, bag.error)
         where = f"on Ray ({summary.ray})" if summary.ray else "in this process"
         LOG.info(
-            "processed %d frames of %d of %d bags in %.2f s: %.1f frames/s with %d worker%s %s; %d failed",
+            "processed %d frames of %d of %d bags in %.2f s: %.1f frames/s with %d worker%s %s; %d failed (%s)",
             summary.frames,
             summary.count(DONE),
             len(summary.bags),
@@ -121,6 +132,7 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             "" if summary.workers == 1 else "s",
             where,
             summary.count(FAILED),
+            COPY_CHOICE[copy_inputs],
         )
     for bag in summary.bags:
         for line in bag.health_lines():  # the segments of a drive whose masks cannot be trusted
@@ -159,6 +171,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--storage", choices=STORAGE_CHOICES, default=DEFAULT_STORAGE, help="output bag storage")
     p.add_argument("--force", action="store_true", help="replace existing output bags")
+    p.add_argument(
+        "--copy-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also copy the segmented camera images into the output bag (nearly all of its size); without it the "
+        "output holds the segmentation topics and every other recorded topic (camera_info, tf, ...), with the "
+        "input headers, so it plays beside the input bag",
+    )
     p.add_argument(
         "--backend",
         choices=("auto", "onnxruntime", "tensorrt"),

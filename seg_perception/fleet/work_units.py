@@ -39,6 +39,7 @@ class ProcessOptions:
     outputs: tuple[str, ...]
     topics: tuple[str, ...]
     storage: str
+    copy_inputs: bool = False  # also copy the segmented camera images into the output bag
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ class BagWorker:
                 progress=False,
                 time_range=unit.time_range,
                 on_frame=on_frame,
+                copy_inputs=self.options.copy_inputs,
             )
         except SegPerceptionError as exc:
             shutil.rmtree(attempt, ignore_errors=True)
