@@ -167,7 +167,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax1.set_ylabel("fraction of frames")
     ax1.set_title(f"Node over DDS, {report['settings'].get('summary_size', '1280x720')}")
     ax1.grid(alpha=0.3)
-    ax1.legend(loc="lower right")  # a CDF leaves its lower right empty
+    if ax1.lines:
+        ax1.legend(loc="lower right")  # a CDF leaves its lower right empty
+    else:  # --node-seconds 0: say so rather than show empty axes and an empty legend box
+        ax1.text(0.5, 0.5, "node phases not run (--node-seconds 0)", ha="center", va="center", transform=ax1.transAxes)
     rows = [m for m in report["measurements"] if m["name"].startswith("pipeline")]
     labels = [f"{m['name'].replace('pipeline', 'pipe')}\n{m['size']}" for m in rows]
     bottom = np.zeros(len(rows))
