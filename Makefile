@@ -28,7 +28,7 @@ $(STAMP): requirements.txt constraints.txt setup.py setup.cfg pyproject.toml .ci
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m seg_perception.demo --out demo_out
+	$(PY) -m seg_perception.demo --out demo_out --force
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check seg_perception test launch tools

@@ -8,12 +8,20 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from seg_perception.cli_args import SYNTHETIC_MAX_SIZE, number, parse_size, synthetic_size
+from seg_perception.cli_args import (
+    SYNTHETIC_MAX_SIZE,
+    DefaultsHelpFormatter,
+    RawDescriptionDefaultsHelpFormatter,
+    number,
+    parse_size,
+    synthetic_size,
+)
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
 from seg_perception.core.model_spec import ModelSpec
+from seg_perception.core.output_rule import check_output, staged_output_dir
 
 LOG = logging.getLogger("seg_perception")
 _positive = number(int, 1)
@@ -71,17 +79,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from seg_perception.core.image_files import make_output_dir, write_image
+    from seg_perception.core.image_files import write_image
     from seg_perception.pipeline import OutputSelection, Segmenter
 
+    check_output(args.out, "--out", args.force, inputs=[args.input])  # before the model is loaded
     spec = _load_spec(args.model)
     images = _list_images(args.input)
     if not images:
         raise SegPerceptionError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
-    make_output_dir(args.out)
     want = OutputSelection(drivable=True, overlay=True, masks=True)
     unreadable: list[Path] = []
-    with Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter:
+    with (
+        staged_output_dir(args.out, "--out", args.force, inputs=[args.input]) as out,
+        Segmenter(spec, args.backend, args.output_resolution, threads=args.threads) as segmenter,
+    ):
         for path in tqdm(images, unit="img", disable=len(images) < 2):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is None:
@@ -91,12 +102,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
             result = segmenter.segment(frame, channel_order="BGR", outputs=want)
             if result.drivable is None or result.overlay is None:
                 raise SegPerceptionError("the segmenter did not produce the requested outputs")
-            write_image(args.out / f"{path.stem}_labels.png", result.labels)
-            write_image(args.out / f"{path.stem}_drivable.png", result.drivable)
-            write_image(args.out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+            write_image(out / f"{path.stem}_labels.png", result.labels)
+            write_image(out / f"{path.stem}_drivable.png", result.drivable)
+            write_image(out / f"{path.stem}_overlay.png", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
             for name, mask in result.masks.items():  # per-head masks; drivable is <stem>_drivable.png
                 if name != "drivable":
-                    write_image(args.out / f"{path.stem}_{name}_mask.png", mask)
+                    write_image(out / f"{path.stem}_{name}_mask.png", mask)
         LOG.info(
             "segmented %d of %d images with %s on %s into %s (labels at %s resolution)",
             len(images) - len(unreadable),
@@ -143,7 +154,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return 0
     from seg_perception.synthetic.scenes import write_scenes
 
-    written = write_scenes(args.out, args.frames, width, height, args.seed, drive=args.drive)
+    with staged_output_dir(args.out, "--out", args.force) as out:
+        written = write_scenes(out, args.frames, width, height, args.seed, drive=args.drive)
     what = f"frames of one drive (seed {args.seed})" if args.drive else f"scenes (seeds {args.seed}..)"
     LOG.info("wrote %d %s %dx%d to %s", written, what, width, height, args.out)
     return 0
@@ -167,8 +179,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     return node_main(["seg_perception_node", *ros_args])
 
 
+BACKEND_HELP = "auto: TensorRT when it imports and a GPU exists, else ONNX Runtime; or name one"
+
+
+def package_version() -> str:
+    """The installed distribution's version (setup.py's, which package.xml repeats)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seg_perception")
+    except PackageNotFoundError:
+        return "unknown (not installed: run from a source tree without pip install -e)"
+
+
+def node_parameters_epilog() -> str:
+    """The node's parameters for `run --help`, from the table the node declares them with."""
+    import textwrap
+
+    from seg_perception.ros.parameters import PARAMETERS
+
+    def shown(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return '""' if value == "" else str(list(value) if isinstance(value, tuple) else value)
+
+    lines = [
+        "node parameters (pass them as `run --ros-args -p NAME:=VALUE ...` or in --params-file; the same",
+        "table with every range is docs/reference/parameters.md):",
+    ]
+    for p in PARAMETERS:
+        allowed = "|".join(p.choices)
+        if not allowed and (p.minimum is not None or p.maximum is not None):
+            low = "-inf" if p.minimum is None else f"{p.minimum:g}"
+            allowed = f"{low}..{'inf' if p.maximum is None else f'{p.maximum:g}'}"
+        lines.append(f"  {p.name} = {shown(p.default)}" + (f"  [{allowed}]" if allowed else ""))
+        lines += textwrap.wrap(p.description, 96, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2."""
+    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2; and
+    --help shows every option's default (DefaultsHelpFormatter) unless a command picks another formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -192,6 +247,9 @@ def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="seg-perception", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {package_version()}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="write the fused ONNX graph (uint8 camera frames in, uint8 labels out)")
@@ -202,7 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=_positive, default=None, help="fixed batch size (default: dynamic when the model allows)"
     )
     p.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB", help="camera channel order")
-    p.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
+    p.add_argument(
+        "--output-resolution",
+        choices=("input", "model"),
+        default="input",
+        help="labels at the camera's size (input) or at the model's input size (model)",
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser(
@@ -210,14 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_arg(p)
     p.add_argument("--input", type=Path, required=True, help="an image or a directory of images")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime")
+    p.add_argument("--out", type=Path, required=True, help="output directory (refused when not empty, see --force)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out whole (old files are deleted)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime", help=BACKEND_HELP)
     p.add_argument("--threads", type=_non_negative, default=0, help="inference threads (0: backend default)")
     p.add_argument(
         "--output-resolution",
         choices=("input", "model"),
         default="input",
-        help="labels at the image's size (default) or at the model's input size",
+        help="labels at the image's size (input) or at the model's input size (model)",
     )
     p.set_defaults(func=cmd_infer)
 
@@ -245,12 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compressed", action="store_true", help="--bag: JPEG CompressedImage on <topic>/compressed")
     p.add_argument("--rate", type=_positive_rate, default=15.0, help="--bag: frames per second (default 15)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="--bag: storage (default mcap)")
-    p.add_argument("--force", action="store_true", help="--bag: replace an existing bag")
+    p.add_argument("--force", action="store_true", help="replace an existing --bag, or a non-empty --out, whole")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
         "run",
         help="run the node without the launch package: `run --ros-args ...` as with ros2 run (`run -- --ros-args` too)",
+        description="Run the segmentation node in this process, as `ros2 run seg_perception seg_perception_node`.",
+        epilog=node_parameters_epilog(),
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     p.add_argument(
         "--params-file", type=Path, default=None, help="ROS 2 parameters YAML (e.g. config/seg_perception.yaml)"

@@ -64,3 +64,35 @@ def synthetic_size(text: str) -> tuple[int, int]:
             f"size {text!r} is larger than the generated-scene limit of {max_w}x{max_h} (8K UHD)"
         )
     return w, h
+
+
+def shown_default(value: object) -> str:
+    """A default as a user types it: (1280, 720) -> 1280x720, a list of sizes comma-separated, 15.0 -> 15."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}x{value[1]}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(shown_default(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def has_shown_default(action: argparse.Action) -> bool:
+    """Whether --help should show the option's default: a value, not an absent one (None, off, empty)."""
+    default = action.default
+    return not (default is None or default is False or default == argparse.SUPPRESS or default in ("", [], ()))
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """argparse's ArgumentDefaultsHelpFormatter, but only for real defaults (no `default: None` or `False`),
+    written as the user types them, and left alone where the help text already says its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if has_shown_default(action) and "default" not in text.lower():
+            text += f" (default: {shown_default(action.default)})".replace("%", "%%")
+        return text
+
+
+class RawDescriptionDefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
+    """DefaultsHelpFormatter with the description and epilog kept as written (tables, paragraphs)."""

@@ -19,10 +19,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.cli_args import parse_size
+from seg_perception.cli_args import DefaultsHelpFormatter, parse_size
 from seg_perception.core.atomic_files import atomic_path, write_text_atomic
+from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.image_files import write_image
 from seg_perception.core.model_spec import default_spec_path
+from seg_perception.core.output_rule import fresh_output_dir
 from seg_perception.core.spec_loader import load_model_spec
 from seg_perception.core.video_file import VideoCodec, open_mp4_writer
 from seg_perception.ros.domain_ids import reserve_domain_id
@@ -63,7 +65,7 @@ def write_overlay_video(path: Path, frames_rgb: Sequence[np.ndarray], fps: float
     """The overlay frames as an MP4 of `size` (H.264 where OpenCV can, see core.video_file), renamed into
     place when complete; returns the codec written."""
     with atomic_path(path) as partial:  # keeps the suffix, which picks the container
-        writer, codec = open_mp4_writer(partial, fps, size)
+        writer, codec = open_mp4_writer(partial, fps, size, final_path=path)
         try:
             for frame in frames_rgb:
                 if (frame.shape[1], frame.shape[0]) != size:
@@ -80,7 +82,7 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     from seg_perception.ros.drive_player import DrivePlayer
     from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
 
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # main() applies the output rule (core.output_rule) first
     spec = load_model_spec(default_spec_path())
     t0 = time.monotonic()
     drive = [
@@ -146,18 +148,37 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     return summary
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's options (`make demo` passes --force: it regenerates demo_out)."""
+    parser = argparse.ArgumentParser(
+        prog="seg-perception demo", description=__doc__, formatter_class=DefaultsHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out whole")
+    parser.add_argument("--frames", type=int, default=300, help="frames the camera sends")
+    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="camera WIDTHxHEIGHT")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic drive")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        help="auto: TensorRT when it imports and a GPU exists, else ONNX Runtime; or name one",
+    )
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seg-perception demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--size", type=parse_size, default=(1280, 720))
-    parser.add_argument("--rate", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     width, height = args.size
     start = time.monotonic()
+    try:
+        fresh_output_dir(args.out, "--out", args.force)
+    except SegPerceptionError as exc:
+        LOG.error("error: %s", exc)
+        return 2
     s = run_demo(args.out, args.frames, width, height, args.rate, args.seed, args.backend)
     lat = s["latency_ms"]
     LOG.info(

@@ -107,11 +107,16 @@ def _graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model spec YAML (default: the bundled demo model)")
     parser.add_argument("--input-size", type=parse_size, default=None, help="camera WIDTHxHEIGHT (default: model size)")
     parser.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB", help="camera channel order")
-    parser.add_argument("--output-resolution", choices=("input", "model"), default="input", help="label resolution")
+    parser.add_argument(
+        "--output-resolution",
+        choices=("input", "model"),
+        default="input",
+        help="labels at the camera's size (input) or at the model's input size (model)",
+    )
     parser.add_argument(
         "--cache-dir",
         default=DEFAULT_CACHE_DIR,
-        help=f"engine cache (the node's engine_cache_dir; {DEFAULT_CACHE_DIR})",
+        help="engine cache (the node's engine_cache_dir)",
     )
 
 
@@ -123,7 +128,13 @@ def register(subparsers: Any) -> None:
     )
     _graph_args(p)
     p.add_argument("--max-batch", type=_positive, default=1, help="largest batch of the optimization profile")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp16",
+        help="engine precision; int8 calibrates (--calib) or uses the QDQ graph `quantize` cached, behind an "
+        "accuracy gate against fp32",
+    )
     p.add_argument(
         "--calib",
         default=None,

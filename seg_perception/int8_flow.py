@@ -205,10 +205,10 @@ def add_int8_args(parser: argparse.ArgumentParser, frames_default: int) -> None:
         "--method", choices=CALIBRATION_METHODS, default="percentile", help="calibration method (default percentile)"
     )
     parser.add_argument(
-        "--min-agreement", type=percent, default=98.0, metavar="PCT", help="gate: INT8/fp32 label agreement (98)"
+        "--min-agreement", type=percent, default=98.0, metavar="PCT", help="gate: INT8/fp32 label agreement"
     )
     parser.add_argument(
-        "--min-class-iou", type=percent, default=90.0, metavar="PCT", help="gate: lowest class IoU vs fp32 (90)"
+        "--min-class-iou", type=percent, default=90.0, metavar="PCT", help="gate: lowest class IoU vs fp32"
     )
     parser.add_argument(
         "--accept-accuracy-loss", action="store_true", help="cache the INT8 graph even when it fails the gate"

@@ -105,7 +105,8 @@ def test_process_adds_one_output_per_frame_with_the_input_header(
     in_bag, out_bag = tmp_path / "in", tmp_path / "out"
     args = ["--frames", "4", "--size", f"{W}x{H}", "--rate", "10", "--storage", in_storage]
     assert cli.main(["synth", "--bag", str(in_bag), *args]) == 0
-    assert _process(spec_path, in_bag, out_bag, "--outputs", ALL, "--storage", out_storage) == 0
+    copy = "--copy-inputs"  # the camera images too (the default writes every other topic and the outputs)
+    assert _process(spec_path, in_bag, out_bag, "--outputs", ALL, "--storage", out_storage, copy) == 0
 
     for bag, storage in ((in_bag, in_storage), (out_bag, out_storage)):
         meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
@@ -121,17 +122,37 @@ def test_process_adds_one_output_per_frame_with_the_input_header(
     }
 
 
+def test_process_leaves_the_camera_images_out_unless_asked(
+    tmp_path: Path, spec_path: Path, segmenter: Segmenter, caplog: pytest.LogCaptureFixture
+) -> None:
+    in_bag = tmp_path / "in"
+    assert cli.main(["synth", "--bag", str(in_bag), "--frames", "3", "--size", f"{W}x{H}", "--rate", "10"]) == 0
+    with caplog.at_level(logging.INFO, logger="seg_perception"):
+        assert _process(spec_path, in_bag, tmp_path / "out", "--outputs", "labels") == 0
+    assert "(camera images left out: they stay in the input bag; --copy-inputs copies them)" in caplog.text
+    source, result = _read(in_bag), _read(tmp_path / "out")
+    assert FRONT not in result  # the images stay in the input bag
+    assert set(result) == (set(source) - {FRONT}) | {
+        "/camera/front/segmentation/labels",
+        "/camera/front/segmentation/camera_info",
+    }
+    assert result["/camera/front/camera_info"] == source["/camera/front/camera_info"]
+    assert [t for t, _, _ in result["/camera/front/segmentation/labels"]] == [t for t, _, _ in source[FRONT]]
+    assert _process(spec_path, in_bag, tmp_path / "copied", "--outputs", "labels", "--copy-inputs") == 0
+    assert _read(tmp_path / "copied")[FRONT] == source[FRONT]
+
+
 def test_compressed_inputs_and_several_cameras(tmp_path: Path, spec_path: Path, segmenter: Segmenter) -> None:
     in_bag = tmp_path / "in"
     left = SyntheticCamera("/camera/left/image_raw", compressed=True)
     write_synthetic_drive(in_bag, 3, [SyntheticCamera(FRONT), left], W, H, rate_hz=10, storage="mcap")
-    assert _process(spec_path, in_bag, tmp_path / "both", "--outputs", "labels,overlay") == 0
+    assert _process(spec_path, in_bag, tmp_path / "both", "--outputs", "labels,overlay", "--copy-inputs") == 0
     both = _read(tmp_path / "both")
     _check_outputs(both, FRONT, ("labels", "overlay"), segmenter)
     _check_outputs(both, left.image_topic, ("labels", "overlay"), segmenter)
 
     # --topics picks cameras; everything else is still copied.
-    assert _process(spec_path, in_bag, tmp_path / "left", "--topics", left.image_topic) == 0
+    assert _process(spec_path, in_bag, tmp_path / "left", "--topics", left.image_topic, "--copy-inputs") == 0
     only_left = _read(tmp_path / "left")
     assert not any(t.startswith("/camera/front/segmentation") for t in only_left)
     assert only_left[FRONT] == both[FRONT]

@@ -91,6 +91,9 @@ def test_demo_summary_names_the_codec_in_its_video(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
+    # The log names the file the user finds, never the temporary one it was written under.
+    assert "partial" not in proc.stderr
+    assert f"wrote {out / 'overlay.mp4'}: " in proc.stderr
     written = mp4_sample_fourcc(out / summary["video"])
     assert summary["video_codec"]["fourcc"] == written
     assert written in ("avc1", "vp09") and summary["video_codec"]["plays_in_browsers"] is True

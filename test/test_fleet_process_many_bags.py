@@ -176,14 +176,23 @@ def test_chunks_merged_in_order_equal_the_whole_bag(tmp_path: Path, segmenter: S
     bag = write_synthetic_drive(tmp_path / "in", 7, cams, W, H, rate_hz=10, storage=storage).path
     outputs = ("labels", "drivable_mask", "labels/compressed")
     whole = tmp_path / "whole"
-    process_bag(bag, whole, segmenter, outputs=outputs, storage=storage, progress=False)
+    process_bag(bag, whole, segmenter, outputs=outputs, storage=storage, progress=False, copy_inputs=True)
     info = inspect_bag(bag, ())
     ranges = chunk_ranges(info, 3)
     assert len(ranges) == 3 and ranges[0][0] is None and ranges[-1][1] is None
     parts = []
     for i, time_range in enumerate(ranges):
         part = tmp_path / "chunks" / f"chunk-{i}"
-        process_bag(bag, part, segmenter, outputs=outputs, storage=storage, progress=False, time_range=time_range)
+        process_bag(
+            bag,
+            part,
+            segmenter,
+            outputs=outputs,
+            storage=storage,
+            progress=False,
+            time_range=time_range,
+            copy_inputs=True,
+        )
         parts.append(part)
     # Thirds of [first camera_info, after the last frame] end 0.7 us before frames 2 and 4, so the
     # camera_info of each (recorded 1 us before its frame) lies in the chunk before the frame's own.

@@ -14,7 +14,7 @@ from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.bench.memory_figures import VERDICTS
 from seg_perception.bench.process_stats import ProcessSample, thread_names
-from seg_perception.bench.soak import MAX_NOTED_CHANGES, note_count_change, run_soak
+from seg_perception.bench.soak import MAX_NOTED_CHANGES, note_count_change, run_soak, soak_summary
 
 
 def test_soak_smoke(tmp_path: Path) -> None:
@@ -28,6 +28,11 @@ def test_soak_smoke(tmp_path: Path) -> None:
     assert result["answered"] == 150, result  # answers to the 150 measured frames, warm-up excluded
     assert result["unanswered_within_timeout"] == 0
     assert result["node_alive_at_end"] is True and result["exit_code"] == 0
+    summary = soak_summary(result)  # what `soak` prints on stdout (--json gets the figures)
+    assert summary.startswith("soak: 150 of 150 frames answered (160x96, 20 warm-up frames before)")
+    assert f"RSS {result['start']['rss_mb']:.1f} -> {result['end']['rss_mb']:.1f} MB" in summary
+    assert "node alive at the end, exit code 0" in summary and "{" not in summary
+    assert len(summary.splitlines()) == 4
     for when in ("start", "end"):
         figures = result[when]
         assert set(figures) == {"rss_mb", "threads", "open_fds", "cpu_s"}

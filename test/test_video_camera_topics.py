@@ -131,7 +131,8 @@ def test_process_segments_every_picture_of_a_video_topic_with_its_message_header
     assert sorted(shown) == STAMPS
     record_time = {s: t for (t, _, _), s in zip(source, shown, strict=True)}
 
-    assert process(spec_path, str(in_bag), str(out_bag), "--outputs", "labels,labels/compressed") == 0
+    outputs = ("--outputs", "labels,labels/compressed")
+    assert process(spec_path, str(in_bag), str(out_bag), *outputs, "--copy-inputs") == 0  # the video, copied too
     reference = _reference_pictures(in_bag, topic)
     labels = _labels(out_bag)
     assert sorted(_stamp(m.header) for _, m in labels) == STAMPS

@@ -237,8 +237,9 @@ def _decode(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
 class _Run:
     """One pass over the input bag, writing as it goes."""
 
-    def __init__(self, writer: Writer, segmenter: Segmenter, outputs: Sequence[str]) -> None:
+    def __init__(self, writer: Writer, segmenter: Segmenter, outputs: Sequence[str], copy_inputs: bool) -> None:
         self.writer = writer
+        self.copy_inputs = copy_inputs
         self.segmenter = segmenter
         self.outputs = tuple(outputs)
         self.want = output_selection(outputs, segmenter.spec)
@@ -249,7 +250,11 @@ class _Run:
         info_topics = {c.topic for c in connections if c.msgtype == CAMERA_INFO}
         regenerated = {f"{cam.namespace}/segmentation/{name}" for cam in cameras for name in self.outputs}
         regenerated |= {f"{cam.namespace}/segmentation/camera_info" for cam in cameras if cam.info_topic in info_topics}
+        segmented = {(cam.topic, cam.msgtype) for cam in cameras}
         for conn in connections:
+            if (conn.topic, conn.msgtype) in segmented and not self.copy_inputs:
+                self.copies[conn.id] = None  # the camera images: the bulk of a bag, copied only when asked
+                continue
             if conn.topic in regenerated:
                 LOG.warning("not copying the recorded %s: this run writes it afresh", conn.topic)
                 self.copies[conn.id] = None
@@ -402,6 +407,7 @@ def process_bag(
     compression: str = "",
     time_range: TimeRange = (None, None),
     on_frame: Callable[[], None] | None = None,
+    copy_inputs: bool = False,
 ) -> ProcessSummary:
     """Segment every frame of the camera topics of `in_bag` into a new bag at `out_bag` (all or nothing).
 
@@ -410,6 +416,9 @@ def process_bag(
     recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
     `compression` "file" or "message" writes `out_bag` zstd-compressed in that rosbag2 mode.
     `on_frame` is called after each segmented frame (a fleet's progress bar; the fleet turns `progress` off).
+    Every recorded topic is copied (camera_info, tf, ...) except the segmented camera images themselves,
+    which only `copy_inputs` copies: they are nearly all of a bag's bytes, and the outputs carry the input
+    headers, so the input bag and the output bag play together (`replay` each, or `ros2 bag play` both).
     """
     from tqdm import tqdm
 
@@ -430,7 +439,7 @@ def process_bag(
             bag_writer(out_bag, storage, force, compression) as writer,
             tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
         ):
-            run = _Run(writer, segmenter, outputs)
+            run = _Run(writer, segmenter, outputs, copy_inputs)
             run.prepare(connections, cameras)
             info_connections = [c for c in connections if c.msgtype == CAMERA_INFO and c.topic in info_for]
             if range_start is not None and info_connections:  # a chunk: the camera_info in force at its start

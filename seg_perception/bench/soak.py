@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,11 +196,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=number(int, 0), default=500, help="frames before the start sample")
     p.add_argument("--size", type=synthetic_size, default=(320, 180), help="camera WIDTHxHEIGHT")
     p.add_argument("--model", default=None, help="model spec (default: the bundled demo model)")
-    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--json", type=Path, default=None, help="write every figure and the trace here as JSON (stdout gets a summary)"
+    )
     p.add_argument(
         "--answer-timeout", type=float, default=1.0, help="seconds each frame waits for its answer (closed loop)"
     )
     p.set_defaults(func=_cmd)
+
+
+def soak_summary(result: dict[str, Any]) -> str:
+    """The soak's figures for a reader (stdout); --json has every figure and the trace."""
+    lat, rss, targets = result["latency_ms"], result["rss"], result["targets"]
+    width, height = result["frame_size"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    threads, fds = result["threads"], result["open_fds"]
+    return (
+        f"soak: {result['answered']} of {result['frames']} frames answered ({width}x{height}, "
+        f"{result['warmup_frames']} warm-up frames before), {result['frames_per_s']:.1f} frames/s, "
+        f"latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms\n"
+        f"  RSS {result['start']['rss_mb']:.1f} -> {result['end']['rss_mb']:.1f} MB: steady growth "
+        f"{result['rss_growth_mb']:.2f} MB (target < 5 MB: {met(targets['rss_growth_lt_5mb'])}), one-time "
+        f"{result['rss_one_time_mb']:.2f} MB, verdict {rss['verdict']}\n"
+        f"  threads {threads['start']} -> {threads['end']} (min {threads['min']}, max {threads['max']}; flat: "
+        f"{met(targets['threads_flat'])}), open fds {fds['start']} -> {fds['end']} (min {fds['min']}, max "
+        f"{fds['max']}; flat: {met(targets['open_fds_flat'])})\n"
+        f"  node {'alive' if result['node_alive_at_end'] else 'DEAD'} at the end, exit code {result['exit_code']} "
+        f"after {result['shutdown_s']:.2f} s of shutdown\n"
+    )
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -207,6 +234,7 @@ def _cmd(args: argparse.Namespace) -> int:
     result = run_soak(args.frames, width, height, args.warmup, args.model, args.answer_timeout)
     if args.json:
         write_command_output(args.json, json.dumps(result, indent=2) + "\n", "--json")
-    LOG.info("%s", json.dumps({k: v for k, v in result.items() if k != "trace"}, indent=2))
+        LOG.info("wrote %s (every figure and the RSS/thread/fd trace)", args.json)
+    sys.stdout.write(soak_summary(result))  # the command's answer; logs stay on stderr
     ok = result["node_alive_at_end"] and result["exit_code"] == 0
     return 0 if ok else 1

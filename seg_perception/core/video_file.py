@@ -54,10 +54,16 @@ def _quiet_ffmpeg() -> Iterator[None]:
 
 
 def open_mp4_writer(
-    path: Path, fps: float, size: tuple[int, int], codecs: tuple[VideoCodec, ...] = CODECS
+    path: Path,
+    fps: float,
+    size: tuple[int, int],
+    codecs: tuple[VideoCodec, ...] = CODECS,
+    final_path: Path | None = None,
 ) -> tuple[cv2.VideoWriter, VideoCodec]:
     """An open cv2.VideoWriter for `path` (BGR frames of `size` = (width, height)) with the first codec
-    in `codecs` this OpenCV build can encode; raises OSError when none can."""
+    in `codecs` this OpenCV build can encode; raises OSError when none can. Messages name `final_path`
+    (the name a temporary `path` is renamed to), so the log shows the file the user will find."""
+    shown = final_path or path
     for codec in codecs:
         with _quiet_ffmpeg():
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec.fourcc), fps, size)
@@ -65,12 +71,12 @@ def open_mp4_writer(
             if not codec.plays_in_browsers:
                 LOG.warning(
                     "this OpenCV build encodes neither H.264 nor VP9: %s is %s (%s), which browsers do not play",
-                    path,
+                    shown,
                     codec.name,
                     codec.fourcc,
                 )
             elif codec is not codecs[0]:
-                LOG.info("%s: %s (%s); this OpenCV build has no H.264 encoder", path, codec.name, codec.fourcc)
+                LOG.info("%s: %s (%s); this OpenCV build has no H.264 encoder", shown, codec.name, codec.fourcc)
             return writer, codec
         writer.release()
-    raise OSError(f"OpenCV cannot write {path} with any of {', '.join(c.fourcc for c in codecs)}")
+    raise OSError(f"OpenCV cannot write {shown} with any of {', '.join(c.fourcc for c in codecs)}")

@@ -152,6 +152,30 @@ def _hex(color: Color) -> str:
     return "#{:02x}{:02x}{:02x}".format(*color)
 
 
+BAR_TRACK = (0xEE, 0xF1, 0xF4)  # the light track every IoU bar lies on (svg .track)
+BAR_INK = (0x1D, 0x23, 0x27)  # the page's text colour
+MIN_BAR_CONTRAST = 3.0  # WCAG 2.1's minimum contrast for graphical objects (success criterion 1.4.11)
+
+
+def relative_luminance(color: Color) -> float:
+    """WCAG 2.1 relative luminance of an sRGB colour (0 black .. 1 white)."""
+    channels = [c / 255.0 for c in color]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(a: Color, b: Color) -> float:
+    """WCAG 2.1 contrast ratio, 1 (same) .. 21 (black on white)."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def bar_outline(color: Color) -> Color:
+    """The outline of a bar in `color`: the colour itself where it stands out from the track, else the ink
+    (a white lane_marking bar on the near-white track would otherwise vanish)."""
+    return tuple(color) if contrast_ratio(color, BAR_TRACK) >= MIN_BAR_CONTRAST else BAR_INK  # type: ignore[return-value]
+
+
 def iou_bars_svg(names: Sequence[str], iou: np.ndarray, colors: Sequence[Color]) -> str:
     """Horizontal bars, one per class, in the class's colour; classes absent from the data say so."""
     label_w, bar_w, row_h = 170, 420, 24
@@ -166,7 +190,8 @@ def iou_bars_svg(names: Sequence[str], iou: np.ndarray, colors: Sequence[Color])
         if np.isfinite(value):
             rows.append(
                 f'<rect x="{label_w}" y="{y + 3}" width="{value * bar_w:.1f}" height="{row_h - 6}" '
-                f'fill="{_hex(colors[i])}" class="bar"><title>{html.escape(name)}: {value * 100:.2f}%</title></rect>'
+                f'fill="{_hex(colors[i])}" stroke="{_hex(bar_outline(colors[i]))}" class="bar">'
+                f"<title>{html.escape(name)}: {value * 100:.2f}%</title></rect>"
                 f'<text x="{label_w + bar_w + 8}" y="{y + 16}">{value * 100:.1f}%</text>'
             )
         else:
@@ -242,7 +267,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .row{display:flex;flex-wrap:wrap;gap:32px;align-items:flex-start}
 svg.chart{font-size:12px;font-family:inherit}svg .track{fill:#eef1f4}svg .grid{stroke:#dde;stroke-width:1}
 svg .muted{fill:#889}svg .small{font-size:10px}svg .axis{fill:#556;font-weight:600}
-svg .bar{stroke:#0003;stroke-width:1}svg .cell{stroke:#fff;stroke-width:1}
+svg .bar{stroke-width:1.5}svg .cell{stroke:#fff;stroke-width:1}
 table{border-collapse:collapse;font-size:13px}td,th{padding:4px 10px;text-align:left;vertical-align:top}
 table.settings td:first-child{color:#556}table.settings tr:nth-child(odd){background:#f7f9fb}
 table.frames{table-layout:fixed;width:100%}table.frames col.caption{width:150px}

@@ -71,6 +71,7 @@ def _ray_options(args: argparse.Namespace, variant: Any) -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     from seg_perception.evaluation.runners import evaluate_in_process, parse_variant, plan_eval
 
+    _check_report(args)
     spec = _load(args)
     variant = parse_variant(args.backend)  # before any frame: a missing TensorRT fails here
     on_ray = _ray_options(args, variant)
@@ -119,6 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from seg_perception.evaluation.runners import parse_variant, run_compare
 
+    _check_report(args)
     spec = _load(args)
     a, b = parse_variant(args.a), parse_variant(args.b)
     if a == b:
@@ -148,10 +150,21 @@ def _finish(args: argparse.Namespace, result: Any, data: dict[str, Any], page: C
         LOG.info("note: %s", note)
     _write_json(args.json, data)
     if args.report:
+        from seg_perception.core.output_rule import staged_output_dir
         from seg_perception.evaluation.report import write_report
 
-        LOG.info("wrote the report %s", write_report(args.report, page(result)))
+        with staged_output_dir(args.report, "--report", args.force, inputs=[args.images]) as out:
+            write_report(out, page(result))
+        LOG.info("wrote the report %s", args.report / "index.html")
     return 0
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    """--report follows the output rule (core.output_rule), checked before any frame is scored."""
+    if args.report is not None:
+        from seg_perception.core.output_rule import check_output
+
+        check_output(args.report, "--report", args.force, inputs=[args.images])
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +192,9 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the results as JSON")
     parser.add_argument(
         "--report", type=Path, default=None, metavar="OUT_DIR", help="write a static HTML report (OUT_DIR/index.html)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a non-empty --report directory whole (--json is always replaced)"
     )
 
 

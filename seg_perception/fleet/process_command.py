@@ -13,6 +13,7 @@ from typing import Any
 from seg_perception.bag.bag_io import COMPRESSION_FORMATS, COMPRESSION_MODES, DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
+from seg_perception.cli_args import RawDescriptionDefaultsHelpFormatter
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
 from seg_perception.fleet.ray_runtime import add_actor_pool_arguments, add_ray_argument
@@ -38,6 +39,12 @@ stops every worker and leaves no partial output (exit 130).
 """
 
 
+COPY_CHOICE = {
+    False: "camera images left out: they stay in the input bag; --copy-inputs copies them",
+    True: "camera images included: --copy-inputs",
+}
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from seg_perception.bag.offline_processing import default_outputs, output_selection
     from seg_perception.core.model_spec import default_spec_path
@@ -61,7 +68,14 @@ def cmd_process(args: argparse.Namespace) -> int:
         raise SegPerceptionError("--compression-mode needs --compression zstd")
     compression = "" if args.compression == "none" else (args.compression_mode or "file")
     options = ProcessOptions(
-        args.model, args.backend, threads, outputs, tuple(args.topics or ()), args.storage, compression
+        args.model,
+        args.backend,
+        threads,
+        outputs,
+        tuple(args.topics or ()),
+        args.storage,
+        compression=compression,
+        copy_inputs=args.copy_inputs,
     )
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
@@ -75,10 +89,12 @@ def cmd_process(args: argparse.Namespace) -> int:
         from seg_perception.fleet.fleet_summary import write_summary
 
         write_summary(args.summary, summary)
-    return _report(summary, plan.single, spec.name, outputs, args.storage)
+    return _report(summary, plan.single, spec.name, outputs, args.storage, args.copy_inputs)
 
 
-def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str, ...], storage: str) -> int:
+def _report(
+    summary: FleetSummary, single: bool, model: str, outputs: tuple[str, ...], storage: str, copy_inputs: bool
+) -> int:
     if summary.interrupted:
         LOG.error(
             "interrupted: %d of %d bags were complete and stay; nothing partial is left",
@@ -104,8 +120,9 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             summary.backend,
         )
         LOG.info(
-            "copied %d input messages and wrote %d outputs (%s) to %s (%s)",
+            "copied %d input messages (%s) and wrote %d outputs (%s) to %s (%s)",
             bag.copied,
+            COPY_CHOICE[copy_inputs],
             bag.outputs_written,
             ",".join(outputs),
             bag.output,
@@ -117,7 +134,7 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
                 LOG.error("failed %s: %s", bag.input, bag.error)
         where = f"on Ray ({summary.ray})" if summary.ray else "in this process"
         LOG.info(
-            "processed %d frames of %d of %d bags in %.2f s: %.1f frames/s with %d worker%s %s; %d failed",
+            "processed %d frames of %d of %d bags in %.2f s: %.1f frames/s with %d worker%s %s; %d failed (%s)",
             summary.frames,
             summary.count(DONE),
             len(summary.bags),
@@ -127,6 +144,7 @@ def _report(summary: FleetSummary, single: bool, model: str, outputs: tuple[str,
             "" if summary.workers == 1 else "s",
             where,
             summary.count(FAILED),
+            COPY_CHOICE[copy_inputs],
         )
     for bag in summary.bags:
         for line in bag.health_lines():  # the segments of a drive whose masks cannot be trusted
@@ -143,7 +161,7 @@ def register(subparsers: Any) -> None:
         help="segment bags offline (no DDS) into new bags with the node's output topics; many bags, or on Ray",
         description="Segment every camera frame of one bag or many into new bags with the node's output topics.",
         epilog=RULE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -177,7 +195,20 @@ def register(subparsers: Any) -> None:
         help="with --compression zstd: compress each storage file whole, or each message (default file)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output bags")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument(
+        "--copy-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also copy the segmented camera images into the output bag (nearly all of its size); without it the "
+        "output holds the segmentation topics and every other recorded topic (camera_info, tf, ...), with the "
+        "input headers, so it plays beside the input bag",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="auto: TensorRT when it imports and a GPU exists, else ONNX Runtime; or name one",
+    )
     p.add_argument(
         "--threads",
         type=int,

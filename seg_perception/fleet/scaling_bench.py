@@ -131,10 +131,15 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", type=Path, default=None, help="write the report here (it is printed too)")
     p.add_argument("--model", type=Path, default=None, help="model spec (default: the bundled demo model)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="onnxruntime")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        default="onnxruntime",
+        help="auto: TensorRT when it imports and a GPU exists, else ONNX Runtime; or name one",
+    )
     p.add_argument("--bags", type=number(int, 2), default=4, help="synthetic drives (default 4)")
     p.add_argument("--frames", type=number(int, 1), default=40, help="frames per drive (default 40)")
     p.add_argument("--size", type=synthetic_size, default=(640, 360), help="camera WxH (default 640x360)")
-    p.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap")
+    p.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="storage of the drives and outputs")
     add_ray_argument(p, "measure")
     p.set_defaults(func=cmd_bench_fleet)

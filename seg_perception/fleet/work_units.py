@@ -40,6 +40,7 @@ class ProcessOptions:
     topics: tuple[str, ...]
     storage: str
     compression: str = ""  # "", or the rosbag2 zstd compression mode: "file" or "message"
+    copy_inputs: bool = False  # also copy the segmented camera images into the output bag
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class BagWorker:
                 progress=False,
                 time_range=unit.time_range,
                 on_frame=on_frame,
+                copy_inputs=self.options.copy_inputs,
             )
         except SegPerceptionError as exc:
             shutil.rmtree(attempt, ignore_errors=True)
