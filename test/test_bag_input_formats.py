@@ -146,7 +146,8 @@ def test_bag_as_the_recorder_writes_it_keeps_its_qos_and_hashes(
     cams = [SyntheticCamera(FRONT), SyntheticCamera(LEFT, compressed=True)]
     drive = write_synthetic_drive(tmp_path / "drive", 5, cams, W, H, rate_hz=RATE_HZ).path
     bag = as_recorder_writes_it(drive, tmp_path / "rec")
-    assert process(spec_path, str(bag), str(tmp_path / "out"), "--outputs", OUTPUTS) == 0
+    # --copy-inputs: the camera topics themselves are copied, so their recorded QoS and hashes are visible
+    assert process(spec_path, str(bag), str(tmp_path / "out"), "--outputs", OUTPUTS, "--copy-inputs") == 0
     assert read_bag(tmp_path / "out") == expected
     assert _warnings(caplog) == []
     info = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
