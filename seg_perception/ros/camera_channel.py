@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
