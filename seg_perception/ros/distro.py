@@ -8,8 +8,9 @@ releases per distribution (rclpy_major) are those of ros/rosdistro's distributio
 sources could not be read, so Lyrical is handled on what Kilted's and Jazzy's show, never executed.
 - `rclpy.subscription.MessageInfo` (a TypedDict) and `rclpy.subscription.RCLError` exist in Kilted's rclpy only;
   Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid`, so frame loss is counted
-  from sequence numbers only while a topic has one publisher (ros/camera_channel.py). So the type is ours, and RCLError comes from the
-  implementation singleton every distribution has (`rclpy.impl.implementation_singleton`).
+  from sequence numbers only while a topic has one publisher (ros/camera_channel.py). So the type is ours,
+  and RCLError comes from the implementation singleton every distribution has
+  (`rclpy.impl.implementation_singleton`).
 - Humble's rclpy calls subscription callbacks with the message alone (no message info) and has `rclpy.qos_event`
   instead of `rclpy.event_handler`: the node refuses to start there (`refusal`).
 """
