@@ -71,15 +71,19 @@ test-oldest: $(STAMP_OLDEST)
 	$(VENV_OLDEST)/bin/python -c 'import sys, numpy, cv2, onnx, onnxruntime; print("test-oldest: Python", sys.version.split()[0], "numpy", numpy.__version__, "opencv", cv2.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'
 	$(VENV_OLDEST)/bin/python -m pytest -q $(CORE_TESTS)
 
-# ROS 2 Jazzy (LTS, Fast DDS 2.x) beside the Kilted default: the node, replay, diagnostics, health, lifecycle and
-# loopback tests over real DDS on the Jazzy wheels (requirements-jazzy.txt, constraints-jazzy.txt). About 4 minutes
-# once the venv exists. test_hostile_input_over_dds.py is left out: on Jazzy a reliable 1,000-frame burst loses
-# most frames before the node (an open difference, see the README's platforms table).
+# ROS 2 Jazzy (LTS, Fast DDS 2.x) beside the Kilted default, on the Jazzy wheels (requirements-jazzy.txt,
+# constraints-jazzy.txt): the node, replay, diagnostics, health, lifecycle, loopback and hostile-input tests over
+# real DDS, the bag commands, the fleet in one process and on one local Ray, and the bench smoke tests.
 VENV_JAZZY := .venv-jazzy
 STAMP_JAZZY := $(VENV_JAZZY)/.installed-stamp
 JAZZY_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/test_traffic_stays_on_loopback.py \
 	test/test_node_diagnostics_over_dds.py test/test_health_over_dds.py test/test_bag_replay_into_node.py \
-	test/test_lifecycle_and_multicamera.py
+	test/test_lifecycle_and_multicamera.py test/test_hostile_input_over_dds.py test/test_camera_channel_keeps_newest_frame.py \
+	test/test_bag_process.py test/test_video_camera_topics.py test/test_fleet_process_many_bags.py \
+	test/test_fleet_completion_order_and_retries.py test/test_fleet_eval_tally_merges.py \
+	test/test_fleet_process_bench_smoke.py \
+	test/test_fleet_process_on_ray.py::test_bags_on_ray_equal_the_sequential_run_and_a_corrupt_bag_fails_alone \
+	test/test_bench_smoke.py
 
 $(STAMP_JAZZY): requirements-jazzy.txt constraints-jazzy.txt setup.py setup.cfg pyproject.toml
 	test -x $(VENV_JAZZY)/bin/python || $(PYTHON) -m venv $(VENV_JAZZY)

@@ -99,3 +99,22 @@ def test_gaps_in_publication_sequence_numbers_are_counted_per_publisher() -> Non
     assert stats.dropped == 4
     channel.store(_frame(99), {}, cond)  # no sequence information (e.g. an intra-process message)
     assert channel.stats.snapshot().lost_in_transport == 4
+
+
+def test_without_publisher_ids_gaps_are_counted_while_the_topic_has_one_publisher() -> None:
+    """Jazzy's rclpy gives the sequence number without publisher_gid: one publisher's gaps still count, and
+    interleaved sequences of several publishers count nothing (they would be read as false gaps)."""
+    channel, cond = CameraChannel("camera", ""), threading.Condition()
+    publishers = 1
+    channel.publisher_count = lambda: publishers
+    for seq in (1, 2, 6, 7):  # 3, 4, 5 lost
+        channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
+    assert channel.stats.snapshot().lost_in_transport == 3
+    publishers = 2
+    for seq in (1, 8, 2, 9):  # a second publisher's sequence interleaves with the first's
+        channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
+    assert channel.stats.snapshot().lost_in_transport == 3
+    publishers = 1
+    for seq in (20, 23):  # the one left: nothing known before 20, then 21 and 22 lost
+        channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
+    assert channel.stats.snapshot().lost_in_transport == 5

@@ -150,6 +150,45 @@ def keep_local_ray_on_loopback(environ: MutableMapping[str, str] | None = None) 
     return {"_node_ip_address": LOOPBACK}
 
 
+# Ray's token authentication (on by default for clusters `ray.init()` starts since Ray 2.59): what a client reads.
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
+AUTH_TOKEN_VARIABLE = "RAY_AUTH_TOKEN"
+AUTH_TOKEN_PATH_VARIABLE = "RAY_AUTH_TOKEN_PATH"
+# What the GCS answers a client whose token is missing or wrong; Ray's ConnectionError keeps it in its cause.
+AUTH_REFUSED_MARKS = ("InvalidAuthToken", "Unauthenticated")
+
+
+def refused_authentication(exc: BaseException) -> bool:
+    """Whether `ray.init` failed on token authentication: Ray's AuthenticationError (auth on here, no token),
+    or a ConnectionError whose cause is the GCS refusing the token (a wrong one, or none sent)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is short; a bound guards against a cycle
+        if seen is None:
+            return False
+        if type(seen).__name__ == "AuthenticationError" or any(m in str(seen) for m in AUTH_REFUSED_MARKS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def auth_hint(environ: Mapping[str, str]) -> str:
+    """One line: the cluster refused this client's token, what the client sent, and Ray's settings to fix it."""
+    mode = environ.get(AUTH_MODE_VARIABLE, "")
+    if mode.lower() != "token":
+        sent = f"{AUTH_MODE_VARIABLE}={mode or 'unset'}, so no token was sent"
+    elif environ.get(AUTH_TOKEN_VARIABLE):
+        sent = f"the token in {AUTH_TOKEN_VARIABLE} was refused"
+    elif environ.get(AUTH_TOKEN_PATH_VARIABLE):
+        sent = f"the token in {AUTH_TOKEN_PATH_VARIABLE}={environ[AUTH_TOKEN_PATH_VARIABLE]} was refused or is missing"
+    else:
+        sent = "the token in ~/.ray/auth_token was refused or is missing"
+    return (
+        f"the Ray cluster requires token authentication and {sent}: set {AUTH_MODE_VARIABLE}=token and "
+        f"{AUTH_TOKEN_VARIABLE} (or {AUTH_TOKEN_PATH_VARIABLE}) to the cluster's token (`ray get-auth-token` "
+        "on its head node)"
+    )
+
+
 @contextlib.contextmanager
 def ray_session(address: str, num_cpus: int | None = None, **init_kwargs: Any) -> Iterator[ModuleType]:
     """Connect to (or start) Ray for the duration of the block; shut down only what we started.
@@ -168,6 +207,8 @@ def ray_session(address: str, num_cpus: int | None = None, **init_kwargs: Any) -
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:  # RayError: auth
+        if refused_authentication(exc):
+            raise RayUnavailableError(f"--ray {address}: {auth_hint(os.environ)}") from None
         raise RayUnavailableError(f"--ray {address}: could not start or reach Ray: {exc}") from None
     LOG.info("Ray %s: %s", ray.__version__, _describe_resources(ray))
     try:

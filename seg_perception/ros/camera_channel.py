@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ OUTPUT_TOPICS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence
 COMPRESSED_TOPICS = {"labels/compressed": "labels", "drivable_mask/compressed": "drivable"}
 LISTENERS_REFRESH_S = 0.1  # how stale a subscriber count may be (a new subscriber waits at most this)
 LIVE_FOR_S = 1.0  # a camera that sent nothing for this long is not waited for when batching
+# Key of the sequence numbers of a topic's only publisher where rclpy gives no publisher_gid (Jazzy's).
+SOLE_PUBLISHER = b""
 
 
 @dataclass
@@ -67,6 +70,9 @@ class CameraChannel:
         self.info_subscription: Any = None
         self.qos_timer: Any = None
         self._last_sequence: dict[bytes, int] = {}
+        # Publishers on the input topic now (set by the node); asked only where message info has no
+        # publisher_gid (Jazzy), to tell one publisher's sequence numbers from several interleaved ones.
+        self.publisher_count: Callable[[], int] | None = None
         self._listeners: dict[str, bool] = {}
         self._listeners_read = -math.inf
         self.computed = dict.fromkeys(OUTPUT_TOPICS, 0)  # frames for which each output was computed
@@ -78,11 +84,20 @@ class CameraChannel:
         return now - self.last_input < LIVE_FOR_S
 
     def lost_in_transport(self, info: MessageInfo) -> int:
-        """Frames a publisher sent that never reached the callback (DDS history overwrote them)."""
+        """Frames a publisher sent that never reached the callback (DDS history overwrote them).
+
+        Sequence numbers count per publisher: Kilted's rclpy names it (publisher_gid). Jazzy's gives the
+        sequence number alone, so gaps are counted only while the topic has exactly one publisher."""
         seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-        if not seq or not gid:
+        if not seq:
             return 0
-        key = bytes(gid.get("data", b""))
+        if gid:
+            key = bytes(gid.get("data", b""))
+        elif self.publisher_count is not None and self.publisher_count() == 1:
+            key = SOLE_PUBLISHER
+        else:  # several publishers without their ids: their sequence numbers interleave and tell nothing
+            self._last_sequence.pop(SOLE_PUBLISHER, None)
+            return 0
         last = self._last_sequence.get(key)
         self._last_sequence[key] = seq
         return max(0, seq - last - 1) if last is not None else 0

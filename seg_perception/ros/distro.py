@@ -1,10 +1,16 @@
 """The ROS 2 distributions this package meets, in one place: the rclpy names that differ between them, and
 pure decisions (which distribution is this, is it supported, which Fast DDS major it ships) tests can reach.
 
-Read from rclpy's own sources (ros2/rclpy branches humble, jazzy, rolling) and run on the Jazzy and Kilted wheels:
+Read from rclpy's own sources (ros2/rclpy branches humble, jazzy and rolling, whose newest snapshot here is of
+2024-12-20: no kilted or lyrical branch, newest tag 8.0.0) and run on the Jazzy and Kilted wheels. The rclpy
+releases per distribution (rclpy_major) are those of ros/rosdistro's distribution.yaml files at 8468e88
+(2026-08-22): humble 3.3.21, jazzy 7.1.11, kilted 9.1.6, lyrical 10.0.10, rolling 11.0.2. Lyrical's rclpy
+sources could not be read, so Lyrical is handled on what Kilted's and Jazzy's show, never executed.
 - `rclpy.subscription.MessageInfo` (a TypedDict) and `rclpy.subscription.RCLError` exist in Kilted's rclpy only;
-  Jazzy passes the same plain dict without `publisher_gid`. So the type is ours, and RCLError comes from the
-  implementation singleton every distribution has (`rclpy.impl.implementation_singleton`).
+  Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid`, so frame loss is counted
+  from sequence numbers only while a topic has one publisher (ros/camera_channel.py). So the type is ours,
+  and RCLError comes from the implementation singleton every distribution has
+  (`rclpy.impl.implementation_singleton`).
 - Humble's rclpy calls subscription callbacks with the message alone (no message info) and has `rclpy.qos_event`
   instead of `rclpy.event_handler`: the node refuses to start there (`refusal`).
 """
@@ -54,7 +60,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         Distribution("jazzy", date(2029, 5, 31), True, 2, 7),
         Distribution("kilted", date(2026, 12, 31), False, 3, 9),
         Distribution("lyrical", date(2031, 5, 31), True, 3, 10),
-        Distribution("rolling", None, False, 3, 10),
+        Distribution("rolling", None, False, 3, 11),
     )
 }
 SUPPORTED = ("jazzy", "kilted", "lyrical")  # the distributions the node runs on (Humble: see `refusal`)

@@ -374,6 +374,7 @@ class SegmentationNode(LifecycleNode):
             ),
             raw=True,  # serialized bytes: the worker views the pixels in place (core/image_cdr.py)
         )
+        ch.publisher_count = partial(self.count_publishers, ch.subscription.topic_name)
         self.get_logger().info(
             f"subscribed to {ch.subscription.topic_name} ({msg_type.__name__}, {reliability.name.lower()}, "
             f"depth {self.config.qos_depth})"
