@@ -27,7 +27,7 @@ def test_python_requires_is_the_python_ci_tests_on() -> None:
 
 
 def test_readme_states_the_proven_minimums() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "getting-started.md").read_text()
     (line,) = [p for p in readme.split("\n\n") if p.startswith("What was verified where")]
     text = " ".join(line.split())
     opencv = ".".join(OLDEST["opencv-python-headless"].split(".")[:2])
@@ -38,7 +38,7 @@ def test_readme_states_the_proven_minimums() -> None:
         f"onnx {OLDEST['onnx']}",
         f"onnxruntime {OLDEST['onnxruntime']}",
     ):
-        assert claim in text, f"README Supported platforms should declare {claim!r}: {text}"
+        assert claim in text, f"docs/getting-started.md Supported platforms should declare {claim!r}: {text}"
 
 
 def test_ros_install_requirements_do_not_go_below_the_proven_minimums() -> None:

@@ -310,7 +310,9 @@ def test_rviz_shows_only_topics_that_exist(namespace: str, image_topic: str) -> 
 
 
 def _readme_launch_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    """Every `ros2 launch seg_perception ...` line of the README and the docs pages."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = "\n".join(p.read_text() for p in pages).replace("\\\n", " ")
     return [line.strip() for line in text.splitlines() if line.strip().startswith("ros2 launch seg_perception")]
 
 

@@ -255,17 +255,22 @@ def _nested_items(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple
 
 
 def test_readme_nav2_snippet_is_the_shipped_params() -> None:
-    """The README's Nav2 YAML snippet shows keys and values of config/nav2_semantic_segmentation_layer.yaml."""
-    text = (ROOT / "README.md").read_text()
+    """The docs' Nav2 YAML snippet is config/nav2_semantic_segmentation_layer.yaml, whole: it works pasted alone."""
+    text = (ROOT / "docs" / "node.md").read_text()
     marker = "local_costmap:\n  local_costmap:\n"
     start = text.index(marker)
     snippet = yaml.safe_load(text[start : text.index("```", start)])
     shipped = dict(_nested_items(yaml.safe_load(LAYER_PARAMS.read_text())))
-    items = list(_nested_items(snippet))
+    items = dict(_nested_items(snippet))
     assert len(items) >= 10
-    for path, value in items:
-        assert path in shipped, f"README snippet key {'.'.join(path)} is not in {LAYER_PARAMS.name}"
-        assert shipped[path] == value, f"README snippet {'.'.join(path)}: {value!r} != {shipped[path]!r}"
+    for path, value in items.items():
+        assert path in shipped, f"docs snippet key {'.'.join(path)} is not in {LAYER_PARAMS.name}"
+        assert shipped[path] == value, f"docs snippet {'.'.join(path)}: {value!r} != {shipped[path]!r}"
+    missing = sorted(".".join(path) for path in set(shipped) - set(items))
+    assert not missing, f"the docs snippet leaves out {missing}"
+    source = snippet["local_costmap"]["local_costmap"]["ros__parameters"]["semantic_segmentation_layer"]["camera"]
+    undefined = [kind for kind in source["class_types"] if kind not in source]
+    assert not undefined, f"the docs snippet names class types it never defines: {undefined}"
 
 
 @pytest.mark.parametrize("name", ["labels_qos_reliability", "confidence_qos_reliability"])

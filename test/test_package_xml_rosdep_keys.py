@@ -52,7 +52,7 @@ def test_what_rosdep_cannot_install_has_the_documented_step(name: str) -> None:
     assert not {k for k in _dependency_keys() if name in k}, f"package.xml names a key for {name}"
     requirements = (ROOT / "requirements-ros.txt").read_text().splitlines()
     assert any(line.startswith(f"{name}>=") for line in requirements), f"requirements-ros.txt does not install {name}"
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "getting-started.md").read_text()
     assert "pip install -r src/seg_perception/requirements-ros.txt" in readme
 
 

@@ -1,7 +1,7 @@
 """Write the README's picture of each health condition: one generated frame, as it is and as each
 condition makes it, captioned with what the health checks measure on it and the reasons they flag.
 
-    PYTHONPATH=. .venv/bin/python tools/health_panel.py resource/readme/health_conditions.png
+    PYTHONPATH=. .venv/bin/python tools/health_panel.py docs/images/health_conditions.png
 """
 
 from __future__ import annotations
