@@ -9,9 +9,13 @@ TensorRT 10's ONNX parser), horizontally first and then vertically, in the libra
                   pixels, PyTorch interpolate(bilinear, align_corners=False)). Done by a Resize op.
   antialias       float triangle filter widened by the downscale factor: torchvision resize
                   antialias=True on float tensors, PIL's BILINEAR on float ("F") images.
+  antialias_uint8  torchvision resize(antialias=True) on a uint8 tensor: the float triangle filter, each
+                  output rounded half-to-even to uint8 once (what weights.transforms() does to a tensor
+                  and what Hugging Face's torchvision-backed image processors, the default in
+                  transformers 5, do to any image).
   pil_bilinear    PIL Image.resize(BILINEAR) on uint8 RGB, bit-exact: 22-bit fixed-point weights,
-                  rounding to uint8 after each pass (what torchvision's presets and Hugging Face image
-                  processors do to PIL images).
+                  rounding to uint8 after each pass (what torchvision's presets do to PIL images and
+                  transformers' SegformerImageProcessorPil does).
   cv2_linear_uint8  cv2.resize(uint8, INTER_LINEAR), bit-exact: 11-bit fixed-point weights
                   (INTER_RESIZE_COEF_BITS), the vertical pass rounded as OpenCV's SIMD kernel rounds.
 
@@ -28,7 +32,7 @@ from onnx import TensorProto
 
 from seg_perception.core.onnx_builder import GraphBuilder
 
-INTERPOLATIONS = ("bilinear", "antialias", "pil_bilinear", "cv2_linear_uint8")
+INTERPOLATIONS = ("bilinear", "antialias", "antialias_uint8", "pil_bilinear", "cv2_linear_uint8")
 PIL_PRECISION_BITS = 22  # Pillow's Resample.c: 32 - 8 (pixel) - 2 (headroom)
 CV2_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
@@ -96,7 +100,7 @@ def cv2_linear_taps(n_in: int, n_out: int) -> Taps:
 
 
 def _taps_for(interpolation: str, n_in: int, n_out: int) -> Taps:
-    if interpolation == "antialias":
+    if interpolation in ("antialias", "antialias_uint8"):
         return triangle_taps(n_in, n_out)
     if interpolation == "pil_bilinear":
         return pil_taps(n_in, n_out)
@@ -152,12 +156,15 @@ def resize_nhwc(
     """uint8 NHWC `image` resized to out_hw with `interpolation` (not bilinear: that one is a Resize op);
     returns float NHWC pixels on the 0-255 scale."""
     (h, w), (oh, ow) = in_hw, out_hw
-    if interpolation == "antialias":
+    if interpolation in ("antialias", "antialias_uint8"):
         x = b.op("Cast", [image], to=TensorProto.FLOAT)
         if ow != w:
             x = _weighted_sum(b, x, triangle_taps(w, ow), 2, np.float32)
         if oh != h:
             x = _weighted_sum(b, x, triangle_taps(h, oh), 1, np.float32)
+        if interpolation == "antialias_uint8":  # torch rounds once, after both passes, and saturates
+            lo, hi = b.const(np.array(0.0), "u8_lo", np.float32), b.const(np.array(255.0), "u8_hi", np.float32)
+            x = b.op("Clip", [b.op("Round", [x]), lo, hi])
         return x
     x = b.op("Cast", [image], to=TensorProto.INT32)
     if interpolation == "pil_bilinear":  # Pillow skips a pass whose size does not change
