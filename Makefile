@@ -96,7 +96,8 @@ test-jazzy: $(STAMP_JAZZY)
 	$(VENV_JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 # Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),
-# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name.
+# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name;
+# tools/mutation_scores.py then writes their scores (less tools/equivalent_mutants.txt) to tools/mutation_scores.json.
 VENV_MUT := .venv-mutation
 MUTANTS ?= 'seg_perception.core.metrics*' 'seg_perception.core.frame_stats*'
 
@@ -110,6 +111,7 @@ $(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
 mutation: $(VENV_MUT)/.installed-stamp
 	$(VENV_MUT)/bin/mutmut run $(MUTANTS)
 	$(VENV_MUT)/bin/mutmut results
+	$(VENV_MUT)/bin/python tools/mutation_scores.py $(MUTANTS) --command "make mutation MUTANTS=\"$(MUTANTS)\""
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:

@@ -1,0 +1,105 @@
+"""Per-module mutation scores from mutmut's results, with the mutants judged equivalent taken out.
+
+Run after `mutmut run` (``make mutation`` does) with the same patterns: it reads mutmut's per-file results
+(``mutants/**/*.py.meta``; statuses as mutmut itself names them), the list in tools/equivalent_mutants.txt,
+and updates the entries of the modules the patterns select in tools/mutation_scores.json (the others stay as
+measured before). Score = killed / (mutants - equivalent): a timeout or a mutant no test reaches is not a kill.
+Exit 1 when a listed equivalent mutant of the selected modules was killed (the list is stale) or some mutant
+was not checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import importlib.metadata
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
+SCORES = ROOT / "tools" / "mutation_scores.json"
+
+
+def module_of(mutant: str) -> str:
+    """seg_perception.core.metrics.x_label_space__mutmut_3 -> seg_perception.core.metrics."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
+
+
+def read_statuses(mutants_dir: Path) -> dict[str, str]:
+    statuses: dict[str, str] = {}
+    for meta in mutants_dir.glob("**/*.py.meta"):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            statuses[name] = status_by_exit_code[code]
+    return statuses
+
+
+def read_equivalent(path: Path) -> dict[str, str]:
+    """`<mutant name>  <reason>` per line; # comments and blank lines skipped; a reason is required."""
+    listed: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, reason = line.strip().partition(" ")
+        if not reason.strip():
+            raise SystemExit(f"{path}:{number}: {name} has no reason")
+        listed[name] = reason.strip()
+    return listed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("patterns", nargs="+", help="the mutant-name patterns given to mutmut run")
+    parser.add_argument("--command", default="", help="the command that measured them, for the record")
+    args = parser.parse_args()
+    statuses = read_statuses(ROOT / "mutants")
+    equivalent = read_equivalent(EQUIVALENT)
+    selected = {n: s for n, s in statuses.items() if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)}
+    problems = [
+        f"{n}: listed as equivalent but {selected[n]}" for n in equivalent if selected.get(n, "survived") != "survived"
+    ]
+    modules: dict[str, Counter[str]] = {}
+    for name, status in selected.items():
+        if status == "survived" and name in equivalent:
+            status = "equivalent"
+        modules.setdefault(module_of(name), Counter())[status] += 1
+    unmeasured = [m for m, c in modules.items() if c["not checked"]]
+    problems += [f"{m}: {modules[m]['not checked']} mutants not checked (run mutmut first)" for m in unmeasured]
+    data = json.loads(SCORES.read_text()) if SCORES.exists() else {"modules": {}}
+    data["definition"] = "score = killed / (mutants - equivalent); equivalent ones are in tools/equivalent_mutants.txt"
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    for module, counts in sorted(modules.items()):
+        total = sum(counts.values())
+        entry = {
+            "mutants": total,
+            "killed": counts["killed"],
+            "survived": counts["survived"],
+            "equivalent": counts["equivalent"],
+            "timeout": counts["timeout"],
+            "no_tests": counts["no tests"],
+            "other": total - sum(counts[k] for k in ("killed", "survived", "equivalent", "timeout", "no tests")),
+            "score_percent": round(100.0 * counts["killed"] / max(total - counts["equivalent"], 1), 1),
+            "date": today,
+            "mutmut": importlib.metadata.version("mutmut"),
+            "command": args.command or "mutmut run " + " ".join(repr(p) for p in args.patterns),
+        }
+        data["modules"][module] = entry
+        sys.stdout.write(
+            f"{module}: {entry['killed']} killed, {entry['survived']} survived, {entry['equivalent']} equivalent, "
+            f"{entry['timeout']} timeout, {entry['no_tests']} no tests: {entry['score_percent']} %\n"
+        )
+    data["modules"] = dict(sorted(data["modules"].items()))
+    SCORES.write_text(json.dumps(data, indent=2) + "\n")
+    for line in problems:
+        sys.stderr.write(f"mutation_scores: {line}\n")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
