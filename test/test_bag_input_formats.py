@@ -146,11 +146,12 @@ def test_bag_as_the_recorder_writes_it_keeps_its_qos_and_hashes(
     cams = [SyntheticCamera(FRONT), SyntheticCamera(LEFT, compressed=True)]
     drive = write_synthetic_drive(tmp_path / "drive", 5, cams, W, H, rate_hz=RATE_HZ).path
     bag = as_recorder_writes_it(drive, tmp_path / "rec")
-    # --copy-inputs: the camera topics themselves are copied, so their recorded QoS and hashes are visible
-    assert process(spec_path, str(bag), str(tmp_path / "out"), "--outputs", OUTPUTS, "--copy-inputs") == 0
+    assert process(spec_path, str(bag), str(tmp_path / "out"), "--outputs", OUTPUTS) == 0
     assert read_bag(tmp_path / "out") == expected
+    # --copy-inputs: the camera topics themselves are copied, so their recorded QoS and hashes are visible
+    assert process(spec_path, str(bag), str(tmp_path / "copied"), "--outputs", OUTPUTS, "--copy-inputs") == 0
     assert _warnings(caplog) == []
-    info = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    info = yaml.safe_load((tmp_path / "copied" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     topics = {t["topic_metadata"]["name"]: t["topic_metadata"] for t in info["topics_with_message_count"]}
     assert info["version"] == 9
     assert topics[FRONT]["offered_qos_profiles"] == [SENSOR_QOS]  # the camera's best-effort QoS, copied

@@ -119,7 +119,10 @@ def test_bags_on_ray_equal_the_sequential_run_and_a_corrupt_bag_fails_alone(
         ("failed", 0, 1, 0),
         ("done", 9, 1, 1),
     ]
-    assert report["bags"][0]["error"] == f"cannot read bag {bad}: database disk image is malformed"
+    assert (
+        report["bags"][0]["error"]
+        == f"cannot read bag {bad}: database disk image is malformed (the file is truncated or corrupt)"
+    )
     assert report["bags"][3]["error"].startswith(f"cannot read bag {garbage}: ")
     assert [b["output"] for b in report["bags"]] == [None, str(out / "a"), str(out / "b"), None, str(out / "c")]
     totals = report["totals"]

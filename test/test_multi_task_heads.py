@@ -105,7 +105,7 @@ def test_process_writes_every_head_mask_by_default(spec: ModelSpec, tmp_path: Pa
 
     write_synthetic_drive(tmp_path / "in", 2, [SyntheticCamera("/cam/image")], width=160, height=96)
     assert spec.spec_path is not None
-    args = ["process", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(spec.spec_path)]
+    args = ["process", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(spec.spec_path), "--copy-inputs"]
     assert main([*args, "--backend", "onnxruntime"]) == 0
     store, frames, masks = typestore(), [], []
     with Reader(tmp_path / "out") as reader:
