@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.output_rule import replace_output
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -130,7 +130,7 @@ def bag_writer(
             writer.close()
         except WriterError as exc:
             raise BagError(f"cannot finish bag {out}: {_one_line(exc)}") from None
-        _move_into_place(staged, out, force, staging)
+        _move_into_place(staged, out, force)
     except WriterError as exc:
         raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None
     finally:
@@ -149,26 +149,17 @@ def move_bag_into_place(staged: Path, out: Path, force: bool) -> None:
     """Rename a complete bag written elsewhere on the same file system to ``out`` (the --force rule holds)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        _move_into_place(Path(staged), out, force, aside)
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    _move_into_place(Path(staged), out, force)
 
 
-def _move_into_place(staged: Path, out: Path, force: bool, staging: Path) -> None:
-    replaced: Path | None = None
-    if out.exists() or out.is_symlink():
-        if not force:
-            raise BagError(f"output bag {out} appeared while writing; pass --force to replace it")
-        replaced = staging / f"{out.name}.replaced"
-        os.replace(out, replaced)
+def _move_into_place(staged: Path, out: Path, force: bool) -> None:
+    """The one output rule's rename (core/output_rule.py), its refusals as BagError."""
     try:
-        os.replace(staged, out)
-    except OSError as exc:
-        if replaced is not None:
-            os.replace(replaced, out)
-        raise BagError(f"cannot move the finished bag into {out}: {exc}") from None
+        replace_output(staged, out, "output bag", force)
+    except BagError:
+        raise
+    except SegPerceptionError as exc:
+        raise BagError(str(exc)) from None
 
 
 def _describe(conn: Connection) -> tuple[str, str] | None:
