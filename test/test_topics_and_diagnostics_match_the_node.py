@@ -1,7 +1,8 @@
 """The topic table (seg_perception/ros/topics.py) and the diagnostics key table (ros/diagnostics_keys.py), from
 which docs/reference/topics.md and diagnostics.md are generated, are what the running node exposes: seen over
 DDS by another participant, every topic's name, type, direction, reliability and durability, and every key
-of its /diagnostics statuses. (History depth is not carried by DDS discovery: the graph reports it as 0.)"""
+of its /diagnostics statuses. History depth is not carried by DDS discovery (the graph reports 0), so the
+depths are read from the node's own publishers and subscriptions in this process."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import rclpy
+from rclpy.context import Context
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
 from tiny_models import multi_task_spec, smooth_image
 
 from seg_perception.ros.diagnostics_keys import BAD_FRAME_REASONS, expected_keys
+from seg_perception.ros.messages import vision_msgs_import_error
+from seg_perception.ros.node_process import apply_to_this_process
 from seg_perception.ros.parameters import PARAMETERS
 from seg_perception.ros.topics import ExposedTopic, expected_topics
 
@@ -90,6 +96,41 @@ def test_the_node_exposes_exactly_the_tables_topics_and_diagnostics_keys(tmp_pat
         node.stop()
         probe.close()
     assert node.proc.returncode == 0, node.output
+
+
+def test_the_nodes_own_publishers_and_subscriptions_have_the_tables_depths(tmp_path: Path) -> None:
+    """The real node object in this process (rclpy's own endpoints, /rosout and ~/transition_event, are created
+    by rcl out of its reach and have no depth to read here)."""
+    spec_path = multi_task_spec(tmp_path)
+    params = {p.name: p.default for p in PARAMETERS} | OVERRIDES | {"model": str(spec_path)}
+    domain = unique_domain_id()
+    apply_to_this_process(domain)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    from seg_perception.ros.segmentation_node import SegmentationNode
+
+    overrides = {**OVERRIDES, "cameras": list(OVERRIDES["cameras"]), "model": str(spec_path), "backend": "onnxruntime"}
+    node = SegmentationNode(
+        context=context,
+        namespace=NAMESPACE,
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        actual = {("publishes", p.topic_name): p.qos_profile.depth for p in node.publishers}
+        actual |= {("subscribes", s.topic_name): s.qos_profile.depth for s in node.subscriptions}
+    finally:
+        node.trigger_deactivate()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    table = expected_topics(params, NAMESPACE, NODE, heads=("lane",), vision_msgs=vision_msgs_import_error() is None)
+    rcl_made = {("publishes", "/rosout"), ("publishes", f"{NAMESPACE}/{NODE}/transition_event")}
+    assert set(actual) == set(table) - rcl_made
+    assert actual == {k: t.depth for k, t in table.items() if k not in rcl_made}
+    assert (
+        actual[("subscribes", "/camera/front/image")] == 3 and actual[("subscribes", "/camera/left/camera_info")] == 1
+    )
 
 
 def _raised_reasons(path: Path) -> set[str]:
