@@ -127,7 +127,7 @@ class VariantRunner:
         cache = Path(ENGINE_CACHE_DIR).expanduser()
         if not self.calibration.requested:
             try:
-                from seg_perception.backends.engine_builder import describe_gate, load_cached_qdq, qdq_path
+                from seg_perception.backends.engine_artefacts import describe_gate, load_cached_qdq, qdq_path
 
                 qdq, gate = load_cached_qdq(fused, cache)
                 self._note(f"{width}x{height}: the cached QDQ graph {qdq_path(cache, fused)} ({describe_gate(gate)})")
