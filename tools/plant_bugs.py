@@ -146,7 +146,7 @@ CORE_BUGS = (
             ),
             (
                 Edit(
-                    "seg_perception/core/image_codec.py",
+                    "seg_perception/core/compressed_codec.py",
                     "    codec = _compressed_codec(format)\n",
                     "    codec = _compressed_codec(format)\n"
                     '    raise ImageCodecError("PLANTED: every CompressedImage is refused")\n',

@@ -39,7 +39,7 @@ from seg_perception.bag.bag_io import (
 )
 from seg_perception.bag.bag_reader import open_bag, read_messages
 from seg_perception.bag.video_topics import VideoUnit, video_unit
-from seg_perception.core import image_codec
+from seg_perception.core import compressed_codec, image_codec
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.health import HealthLog, HealthMonitor
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
@@ -230,7 +230,7 @@ def _restamped_info(info: Any, header: Any, width: int, height: int) -> Any:
 
 def _decode(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
     if msgtype == COMPRESSED_IMAGE:
-        return image_codec.compressed_to_inference_frame(msg.format, msg.data)
+        return compressed_codec.compressed_to_inference_frame(msg.format, msg.data)
     return image_codec.to_inference_frame(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from seg_perception.core.health import REASONS
 
-# ImageCodecError reasons of the node's decoders (core/image_codec.py, core/image_cdr.py); a test checks
+# ImageCodecError reasons of the node's decoders (core/image_codec.py, compressed_codec.py, image_cdr.py); a test checks
 # this list against their `raise`s.
 BAD_FRAME_REASONS = (
     "zero_size",

@@ -31,7 +31,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from seg_perception.core import image_codec
+from seg_perception.core import compressed_codec, image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.health import HealthMonitor, health_report
@@ -435,7 +435,7 @@ class SegmentationNode(LifecycleNode):
         limit = self.config.max_image_pixels
         if self.config.input_transport == "compressed":
             compressed = parse_compressed_image(pending.msg)  # type: ignore[arg-type]
-            frame, order = image_codec.compressed_to_inference_frame(
+            frame, order = compressed_codec.compressed_to_inference_frame(
                 compressed.format, compressed.data, max_pixels=limit
             )
             return frame, order, compressed.header
