@@ -46,7 +46,7 @@ docs: $(STAMP)
 
 test: lint typecheck pytest docs
 
-# The docs' pictures (docs/images/) from real runs: demo panel, eval report, health conditions, bird's-eye grid
+# The docs' pictures (docs/images/) from real runs: demo panel, eval report, health, bird's-eye grid, 3 cameras
 # (about a minute; needs chromium). The bench plot only from a given run: make pictures BENCH_JSON=bench.json
 pictures: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(PY) tools/make_pictures.py $(if $(BENCH_JSON),--bench-json $(BENCH_JSON))

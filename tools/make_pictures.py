@@ -11,6 +11,8 @@ Each picture comes from the command the docs show next to it, run in a scratch d
   health_conditions.png  tools/health_panel.py (each health condition on a generated frame)
   drivable_grid.jpg      a generated scene, its overlay, and the bird's-eye grid the node's projector makes of
                          its labels (the generator's camera as camera_info and mounting pose)
+  multi_camera.jpg       the node with `cameras: [front, left, right]` over DDS: a generated frame per camera
+                         in, each camera's segmentation/overlay back
   bench.png              only with --bench-json: the plot of that `seg-perception bench --json` run, so the
                          picture shows the run whose numbers docs/performance.md quotes (a bench takes minutes
                          and its figures belong with the page's table, not with whoever ran make pictures)
@@ -37,6 +39,7 @@ CLI = [sys.executable, "-m", "seg_perception.cli"]
 JPEG_QUALITY = 85
 PANEL_WIDTH = 1200
 GRID_SCENE_SEED = 27
+MULTI_CAMERA_SEEDS = (31, 44, 58)
 REPORT_WINDOW = (2000, 2714)  # the screenshot's window, halved for the picture (1000 x 1357)
 
 
@@ -128,6 +131,90 @@ def drivable_grid(work: Path, out: Path) -> None:
     _write_jpeg(cv2.hconcat(tiles), out / "drivable_grid.jpg")
 
 
+def multi_camera(work: Path, out: Path) -> None:
+    """The node with `cameras: [front, left, right]` over DDS: one generated frame per camera in, each camera's
+    overlay back (one batched inference), inputs above their overlays."""
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from seg_perception.ros.domain_ids import release_domain_id, reserve_domain_id
+    from seg_perception.ros.messages import image_message
+    from seg_perception.ros.node_process import NodeProcess, apply_to_this_process
+    from seg_perception.synthetic.scenes import generate_scene
+
+    cameras = ("front", "left", "right")
+    frames = {cam: generate_scene(seed, 640, 360).image for cam, seed in zip(cameras, MULTI_CAMERA_SEEDS, strict=True)}
+    domain = reserve_domain_id()
+    apply_to_this_process(domain)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    probe = Node("pictures", namespace="/camera", context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    overlays: dict[str, np.ndarray] = {}
+
+    def keep(cam: str, msg: Image) -> None:
+        overlays[cam] = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3]
+
+    pubs = {cam: probe.create_publisher(Image, f"{cam}/image", qos) for cam in cameras}
+    for cam in cameras:
+        probe.create_subscription(Image, f"{cam}/segmentation/overlay", lambda m, c=cam: keep(c, m), qos)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    node = NodeProcess(domain, {"backend": "onnxruntime", "cameras": "[front,left,right]", "batch_window_ms": 100.0})
+    try:
+        deadline = time.monotonic() + 60
+        while not all(p.get_subscription_count() for p in pubs.values()) or not all(
+            probe.count_publishers(f"/camera/{c}/segmentation/overlay") for c in cameras
+        ):
+            if time.monotonic() > deadline or node.proc.poll() is not None:
+                raise SystemExit(f"the node did not come up:\n{node.output[-3000:]}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the node's subscriber counts are re-read every 0.1 s
+        header = Header(frame_id="camera")
+        header.stamp.sec = 1
+        for cam in cameras:
+            pubs[cam].publish(image_message(header, frames[cam], "rgb8"))
+        while len(overlays) < len(cameras):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"overlays of {sorted(set(cameras) - set(overlays))} never came back")
+            time.sleep(0.05)
+    finally:
+        node.stop()
+        spinning.clear()
+        spinner.join(timeout=10)
+        executor.shutdown()
+        probe.destroy_node()
+        rclpy.try_shutdown(context=context)
+        release_domain_id(domain)
+    inputs = [cv2.cvtColor(frames[c], cv2.COLOR_RGB2BGR) for c in cameras]
+    for cam, tile in zip(cameras, inputs, strict=True):
+        cv2.putText(tile, f"{cam}/image", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)
+    rows = [cv2.hconcat(inputs)]
+    rows.append(cv2.hconcat([cv2.cvtColor(overlays[c].reshape(360, 640, 3), cv2.COLOR_RGB2BGR) for c in cameras]))
+    both = cv2.vconcat(rows)
+    _write_jpeg(
+        cv2.resize(both, (both.shape[1] * 5 // 8, both.shape[0] * 5 // 8), interpolation=cv2.INTER_AREA),
+        out / "multi_camera.jpg",
+    )
+
+
 def health_conditions(work: Path, out: Path) -> None:
     _run([sys.executable, str(REPO / "tools" / "health_panel.py"), str(out / "health_conditions.png")], REPO)
 
@@ -137,6 +224,7 @@ PICTURES: dict[str, Callable[[Path, Path], None]] = {
     "eval_report.jpg": eval_report,
     "health_conditions.png": health_conditions,
     "drivable_grid.jpg": drivable_grid,
+    "multi_camera.jpg": multi_camera,
 }
 
 
