@@ -82,13 +82,20 @@ def test_the_node_exposes_exactly_the_tables_topics_and_diagnostics_keys(tmp_pat
         differ = {k: (expected[k], exposed[k]) for k in expected if expected[k] != exposed[k]}
         assert not differ, differ
 
-        # One good frame and one the decoder refuses, on the front camera.
+        # A good frame on the front camera (sent again until one is answered: the node may not have matched the
+        # probe yet), then one the decoder refuses, sent alone so that it cannot replace the good one unseen.
         frame = smooth_image(48, 64, seed=3)
-        probe.image_pubs["front/"].publish(image_msg(frame, "rgb8", 1_000))
+        front_pub = probe.image_pubs["front/"]
+        probe.wait_for_subscribers(front_pub)
+        probe.wait_for_node_outputs()
+        for stamp in range(1_000, 1_050):
+            front_pub.publish(image_msg(frame, "rgb8", stamp))
+            if probe.poll_until(lambda: probe.counter("frames_processed") >= 1, 1.0):
+                break
         bad = image_msg(frame, "rgb8", 2_000)
         bad.encoding = "rgb9"
-        probe.image_pubs["front/"].publish(bad)
-        probe.wait_until(lambda: probe.counter("bad_frames") == 1 and probe.counter("frames_processed") == 1, 20)
+        front_pub.publish(bad)
+        probe.wait_until(lambda: probe.counter("bad_frames") == 1, 20, "the bad frame counted")
         front = list(probe.diagnostics(0))
         assert front == expected_keys(met=["unknown_encoding"])
         assert list(probe.diagnostics(1)) == expected_keys()  # the left camera refused nothing
