@@ -8,11 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 from seg_perception.cli_args import (
     SYNTHETIC_MAX_SIZE,
-    DefaultsHelpFormatter,
+    OneLineErrorParser,
     RawDescriptionDefaultsHelpFormatter,
     number,
     parse_size,
@@ -215,18 +214,6 @@ def node_parameters_epilog() -> str:
         lines.append(f"  {p.name} = {shown(p.default)}" + (f"  [{allowed}]" if allowed else ""))
         lines += textwrap.wrap(p.description, 96, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2; and
-    --help shows every option's default (DefaultsHelpFormatter) unless a command picks another formatter."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -28,7 +28,8 @@ it: a bag named on the command line goes to OUT/<its name>, a bag found in a tre
 inside the tree>, a glob match to OUT/<its path below the pattern's fixed prefix> (a bare .mcap / .db3 /
 .bag file's output drops the suffix).
 Bags named twice, two bags writing one output, an output over an input, an OUT root inside an input
-tree, and existing outputs without --force are refused (exit 2) before the model is loaded.
+tree, existing outputs without --force, and an OUT root holding anything this run does not write (even
+with --force: it replaces only this run's bags) are refused (exit 2) before the model is loaded.
 
 Without --ray the bags run one after the other in this process; with --ray they run on Ray actors,
 one Segmenter per actor. With fewer bags than workers, each bag is split into time-range chunks that
