@@ -114,7 +114,7 @@ def test_each_output_carries_the_header_of_the_message_whose_picture_it_is(
     node = NodeProcess(domain, params, base_env=env)
     publisher = None
     try:
-        node.wait_for_log("subscribed to /camera/image")
+        node.wait_for_log("subscribed to /camera/image", timeout=90)  # start-up on a loaded machine
         probe.wait_for_node_outputs()
         publisher = _publish(tmp_path, env, domain, kind, stream)
         node.wait_for_log(f"subscribed to /camera/image/video ({TYPES[kind][0]}, reliable, depth 64)")
@@ -170,7 +170,7 @@ def test_without_the_message_package_the_node_says_so_once_and_images_keep_runni
         f"importable ({HIDDEN}); install ros-<distro>-foxglove-msgs; the image inputs keep running"
     )
     try:
-        node.wait_for_log("subscribed to /camera/image")
+        node.wait_for_log("subscribed to /camera/image", timeout=90)  # start-up on a loaded machine
         probe.wait_for_subscribers(probe.image_pub)
         probe.wait_for_node_outputs()
         publisher = _publish(tmp_path, env, domain, "compressedvideo", _stream()[:8], repeat_s=30)
