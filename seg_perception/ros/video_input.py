@@ -104,6 +104,8 @@ class VideoCamera:
         self.dropped_backlog = 0
         self.max_pixels: int | None = None
         self.on_bad: Any = None  # (channel, reason, text) -> None: the node's rate-limited warning
+        self.publisher_count: Any = None  # () -> publishers on the video topic now (set by VideoInputs)
+        self._last_sequence: dict[bytes, int] = {}
         self._thread = threading.Thread(target=self._run, name=f"seg_perception_video_{channel.name}", daemon=True)
         self._thread.start()
 
@@ -115,7 +117,7 @@ class VideoCamera:
             callback_ns=time.time_ns(),
         )
         now = time.monotonic()
-        unit = _Unit(bytes(msg), now, times, self.channel.lost_in_transport(info))
+        unit = _Unit(bytes(msg), now, times, self._lost(info))
         with self._queue_cond:
             self.units += 1
             if len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
@@ -125,6 +127,23 @@ class VideoCamera:
             self._queue.append(unit)
             self._queue_cond.notify()
         self.channel.last_input = now
+
+    def _lost(self, info: MessageInfo) -> int:
+        """Units a publisher sent that never reached the callback, from its sequence numbers (as
+        CameraChannel counts frames, but apart: the camera's image topic has publishers of its own)."""
+        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+        if not seq:
+            return 0
+        if gid:
+            key = bytes(gid.get("data", b""))
+        elif self.publisher_count is not None and self.publisher_count() == 1:
+            key = b""  # Jazzy gives no publisher_gid: gaps are counted while the topic has one publisher
+        else:
+            self._last_sequence.clear()
+            return 0
+        last = self._last_sequence.get(key)
+        self._last_sequence[key] = seq
+        return max(0, seq - last - 1) if last is not None else 0
 
     def stop(self) -> None:
         with self._queue_cond:
@@ -287,6 +306,7 @@ class VideoInputs:
             ),
             raw=True,  # serialized bytes: deserialized and decoded by the camera's decoder thread
         )
+        camera.publisher_count = partial(node.count_publishers, topic)
         self._cameras[ch.name] = camera
         self._state[ch.name] = f"{type_name} on {topic}"
         node.get_logger().info(f"subscribed to {topic} ({type_name}, {reliability.name.lower()}, depth {depth})")
