@@ -45,14 +45,14 @@ def _env() -> dict[str, str]:
     return interface_env("foxglove_msgs", "ffmpeg_image_transport_msgs")
 
 
-def _stream() -> list[tuple[int, str, bytes, bool]]:
-    """(stamp, frame_id, access unit, keyframe) in decode order, from the third unit on, one unit garbage."""
+def _stream(first: int = FIRST_SENT, garbage: int | None = GARBAGE_AT) -> list[tuple[int, str, bytes, bool]]:
+    """(stamp, frame_id, access unit, keyframe) in decode order, from unit `first` on, unit `garbage` noise."""
     pictures = [scene.image for scene in generate_drive(FRAMES, W, H, 0, fps=10.0)]
     units = encode_frames(pictures, VideoSettings("libx264", gop=6, bframes=2), 10.0)
     noise = np.random.default_rng(0).integers(0, 256, 600, dtype=np.uint8).tobytes()
     out = []
-    for k, (shown, data) in enumerate(units[FIRST_SENT:], FIRST_SENT):
-        unit = noise if k == GARBAGE_AT else data
+    for k, (shown, data) in enumerate(units[first:], first):
+        unit = noise if k == garbage else data
         out.append((START + shown * PERIOD, f"cam_{shown}", unit, is_keyframe("h264", unit)))
     return out
 
@@ -183,6 +183,55 @@ def test_without_the_message_package_the_node_says_so_once_and_images_keep_runni
         assert probe.diagnostics()["video_input"] == line.split(" is ", 1)[1].rsplit("; the image", 1)[0]
         time.sleep(1.0)  # five subscription retry periods: the line is not repeated
         assert node.output.count("is off: foxglove_msgs") == 1
+        assert node.proc.poll() is None
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        node.stop()
+        probe.close()
+
+
+def test_deactivate_stops_the_video_input_and_activate_starts_it_again(tmp_path: Path, spec_path: Path) -> None:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    env = _env()
+    domain = unique_domain_id()
+    params = {"model": str(spec_path), "backend": "onnxruntime", "video_input": True, "diagnostics_period": 0.2}
+    probe = Probe(domain, outputs=("labels",))
+    node = NodeProcess(domain, params, base_env=env)
+    change = probe.node.create_client(ChangeState, "/camera/seg_perception/change_state")
+    publisher = None
+    stream = _stream(first=0, garbage=None)  # whole GOPs, played in a loop
+    frame_ids = {s: f for s, f, _, _ in stream}
+
+    def transition(kind: int) -> None:
+        request = ChangeState.Request()
+        request.transition.id = kind
+        future = change.call_async(request)
+        probe.wait_until(future.done, 10, "the lifecycle service")
+        assert future.result().success
+
+    def video_subscribers() -> int:
+        return probe.node.count_subscribers("/camera/image/video")
+
+    try:
+        node.wait_for_log("subscribed to /camera/image", timeout=90)  # start-up on a loaded machine
+        probe.wait_for_node_outputs()
+        publisher = _publish(tmp_path, env, domain, "compressedvideo", stream, repeat_s=60)
+        probe.wait_until(lambda: len(probe.messages("labels")) >= 3, 30, "labels of the video")
+        transition(Transition.TRANSITION_DEACTIVATE)
+        probe.wait_until(lambda: video_subscribers() == 0, 10, "the video subscription to go")
+        time.sleep(0.5)  # outputs already on the way
+        quiet = len(probe.messages("labels"))
+        time.sleep(1.0)
+        assert len(probe.messages("labels")) == quiet, "an inactive node published"
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_until(lambda: video_subscribers() == 1, 10, "the video subscription again")
+        probe.wait_until(lambda: len(probe.messages("labels")) >= quiet + 3, 30, "labels after re-activation")
+        assert node.output.count("subscribed to /camera/image/video") == 2
+        assert all(m.header.frame_id == frame_ids[stamp_ns(m)] for m in probe.messages("labels"))
         assert node.proc.poll() is None
     finally:
         if publisher is not None and publisher.poll() is None:
