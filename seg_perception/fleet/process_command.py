@@ -13,6 +13,7 @@ from typing import Any
 from seg_perception.bag.bag_io import COMPRESSION_FORMATS, COMPRESSION_MODES, DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
+from seg_perception.bag.split_bags import bag_split
 from seg_perception.cli_args import RawDescriptionDefaultsHelpFormatter
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
@@ -68,6 +69,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     if args.compression == "none" and args.compression_mode is not None:
         raise SegPerceptionError("--compression-mode needs --compression zstd")
     compression = "" if args.compression == "none" else (args.compression_mode or "file")
+    split = bag_split(args.split_size, args.split_duration)
     options = ProcessOptions(
         args.model,
         args.backend,
@@ -77,6 +79,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         args.storage,
         compression=compression,
         copy_inputs=args.copy_inputs,
+        split=split,
     )
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
@@ -194,6 +197,22 @@ def register(subparsers: Any) -> None:
         choices=COMPRESSION_MODES,
         default=None,
         help="with --compression zstd: compress each storage file whole, or each message (default file)",
+    )
+    p.add_argument(
+        "--split-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="write each output bag as several storage files of at most BYTES of messages each "
+        "(as `ros2 bag record --max-bag-size`)",
+    )
+    p.add_argument(
+        "--split-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="write each output bag as several storage files spanning at most SECONDS of record time each "
+        "(as `ros2 bag record --max-bag-duration`)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output bags")
     p.add_argument(
