@@ -164,3 +164,14 @@ def test_bad_frame_reasons_are_those_the_nodes_decoders_raise() -> None:
     raised = set().union(*(_raised_reasons(PACKAGE / name) for name in decoders))
     assert sorted(BAD_FRAME_REASONS) == sorted(raised)
     assert len(set(BAD_FRAME_REASONS)) == len(BAD_FRAME_REASONS)
+
+
+def test_video_bad_frame_reasons_are_those_the_video_input_counts() -> None:
+    from seg_perception.core import video_stream
+    from seg_perception.ros import video_input
+    from seg_perception.ros.diagnostics_keys import VIDEO_BAD_REASONS
+
+    counted = {video_stream.EMPTY, video_stream.UNDECODABLE, video_stream.CORRUPT, video_stream.NO_PICTURE}
+    counted.add(video_input.UNDESERIALIZABLE)  # BEFORE_KEYFRAME is counted apart, not as a bad frame
+    assert sorted(VIDEO_BAD_REASONS) == sorted(counted)
+    assert not set(VIDEO_BAD_REASONS) & set(BAD_FRAME_REASONS)

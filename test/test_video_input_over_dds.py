@@ -24,6 +24,7 @@ from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_i
 
 from seg_perception.core.video_stream import decoder_for, is_keyframe
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
+from seg_perception.ros.diagnostics_keys import expected_keys
 from seg_perception.ros.node_process import isolated_ros_environment
 from seg_perception.synthetic.scenes import generate_drive
 from seg_perception.synthetic.video_drive import VideoSettings, encode_frames
@@ -132,6 +133,8 @@ def test_each_output_carries_the_header_of_the_message_whose_picture_it_is(
         assert d["video_skipped_before_keyframe"] == str(skipped)
         assert d["bad_frames.undecodable_access_unit"] == "1"
         assert d["bad_frames"] == "1"
+        # the keys, in order, are those of the generated /diagnostics reference (ros/diagnostics_keys.py)
+        assert list(d) == expected_keys(met=["undecodable_access_unit"], enabled=["video_input"])
         assert d["video_pictures_decoded"] == d["frames_received"] == str(len(reference))
         assert len(labels) == int(d["frames_processed"]) >= (len(reference) - 3 if PACE[kind] else 1)
         frame_ids = {s: f for s, f, _, _ in stream}

@@ -109,7 +109,7 @@ def diagnostics_page() -> str:
         each = getattr(row, "each", ())
         name = f"`{row.key}`"  # type: ignore[attr-defined]
         if not each:
-            return name
+            return name + (f" (with `{row.requires}: true`)" if getattr(row, "requires", "") else "")  # type: ignore[attr-defined]
         return f"{name}, `<x>` each of " + ", ".join(f"`{x}`" for x in each)
 
     rows = [f"| {_cell(key(r))} | {_cell(r.meaning)} | {_cell(r.values)} |" for r in DIAGNOSTICS_KEYS]

@@ -32,6 +32,16 @@ BAD_FRAME_REASONS = (
     "bad_type",
     "bad_serialization",
 )
+# Reasons a video camera input (`video_input`) counts under bad_frames.<x>: core/video_stream.py and
+# ros/video_input.py.
+VIDEO_BAD_REASONS = (
+    "empty_access_unit",
+    "undecodable_access_unit",
+    "corrupt_picture",
+    "no_picture",
+    "undeserializable_message",
+)
+VIDEO_INPUT = "video_input"  # a condition: the parameter is true
 COMPUTED_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 BASELINES = ("low_confidence", "drivable_collapse")
 
@@ -46,6 +56,7 @@ class DiagnosticsKey:
     values: str
     each: tuple[str, ...] = ()
     once_met: bool = False
+    requires: str = ""  # a boolean parameter that must be true for the key to be published
 
 
 _COUNT = "integer, since start"
@@ -68,7 +79,7 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
         "bad_frames.<x>",
         "frames refused for this reason (`ImageCodecError.reason`); present once one was",
         _COUNT,
-        BAD_FRAME_REASONS,
+        BAD_FRAME_REASONS + VIDEO_BAD_REASONS,
         once_met=True,
     ),
     DiagnosticsKey("failed_frames", "frames whose inference failed", _COUNT),
@@ -105,15 +116,38 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
     DiagnosticsKey("grids_published", "bird's-eye grids published (computed only while subscribed)", _COUNT),
     DiagnosticsKey("batch", "the model's batch dimension", "`dynamic`, or `fixed K` (frames then run K at a time)"),
     DiagnosticsKey("label_info", "whether `segmentation/label_info` is published", "`published`, or `off: <why>`"),
+    DiagnosticsKey(
+        "video_input",
+        "the camera's video input (`image/video`)",
+        "`not active`, the message type subscribed, or `off: <why>`",
+        requires=VIDEO_INPUT,
+    ),
+    DiagnosticsKey("video_units_received", "video units (access units) received", _COUNT, requires=VIDEO_INPUT),
+    DiagnosticsKey("video_pictures_decoded", "pictures the decoder returned", _COUNT, requires=VIDEO_INPUT),
+    DiagnosticsKey(
+        "video_skipped_before_keyframe",
+        "units skipped until the first keyframe (a stream joined mid-GOP)",
+        _COUNT,
+        requires=VIDEO_INPUT,
+    ),
+    DiagnosticsKey(
+        "video_units_dropped_backlog",
+        "units dropped because decoding fell behind (decoding restarts at the next keyframe)",
+        _COUNT,
+        requires=VIDEO_INPUT,
+    ),
 )
 
 
-def expected_keys(met: Iterable[str] = ()) -> list[str]:
+def expected_keys(met: Iterable[str] = (), enabled: Iterable[str] = ()) -> list[str]:
     """The keys of one status, in order; `met` are the values of `once_met` rows that occurred (bad-frame
-    reasons seen)."""
+    reasons seen), `enabled` the boolean parameters that are true (rows with `requires`)."""
     seen = set(met)
+    on = set(enabled)
     keys: list[str] = []
     for row in DIAGNOSTICS_KEYS:
+        if row.requires and row.requires not in on:
+            continue
         if not row.each:
             keys.append(row.key)
             continue

@@ -53,6 +53,17 @@ TOPICS: tuple[Topic, ...] = (
         ("input_transport", "compressed"),
     ),
     Topic(
+        f"{CAMERA}image/video",
+        "foxglove_msgs/msg/CompressedVideo or ffmpeg_image_transport_msgs/msg/FFMPEGPacket",
+        "subscribes",
+        "qos_reliability",
+        "volatile",
+        64,  # ros/video_input.py VIDEO_QOS_DEPTH, or `qos_depth` where larger: a decoder needs every unit
+        "from activate, once a publisher appears (its type is read from the publisher); every unit is decoded, "
+        "the newest picture segmented",
+        ("video_input", True),
+    ),
+    Topic(
         f"{CAMERA}camera_info",
         "sensor_msgs/msg/CameraInfo",
         "subscribes",
