@@ -111,6 +111,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     """Calibrate, gate and (with --mixed-precision) repair the QDQ graph for `fused`."""
     from seg_perception.core.calibration import CALIBRATION_SETTINGS
     from seg_perception.core.int8_gate import AccuracyGateError, GateThresholds, check_accuracy, fp32_labels
+    from seg_perception.core.qdq_recipes import TARGET_DESCRIPTIONS
     from seg_perception.core.quantization import (
         calibrate_fused_graph,
         calibration_batches,
@@ -120,16 +121,18 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     )
 
     thresholds = GateThresholds(args.min_agreement / 100, args.min_class_iou / 100)
-    target = fused_graph_input(fused)
-    calibration, held_out, info = _split(args, target.width, target.height)
-    ranges = calibrate_fused_graph(fused, calibration, args.method)
-    qdq = qdq_from_ranges(fused, ranges, calibration_frames=len(calibration))
+    camera = fused_graph_input(fused)
+    calibration, held_out, info = _split(args, camera.width, camera.height)
+    target = args.target
+    LOG.info("INT8 target %s: %s", target, TARGET_DESCRIPTIONS[target])
+    ranges = calibrate_fused_graph(fused, calibration, args.method, target)
+    qdq = qdq_from_ranges(fused, ranges, calibration_frames=len(calibration), target=target)
     held_batches = calibration_batches(fused, held_out)
     held_ref = fp32_labels(fused, held_batches)
     names, drivable = list(spec.class_names), list(spec.drivable_ids)
     check = check_accuracy(qdq, held_batches, held_ref, names, drivable)
     LOG.info("INT8 (%s) vs fp32 on ONNX Runtime: %s", args.method, check.describe())
-    info.update(method=args.method, calibration_settings=CALIBRATION_SETTINGS[args.method].to_json())
+    info.update(target=target, method=args.method, calibration_settings=CALIBRATION_SETTINGS[args.method].to_json())
     info["full_int8"] = check.to_json(thresholds)
     fp32_nodes: tuple[str, ...] = ()
     if check.failures(thresholds) and args.mixed_precision:
@@ -145,6 +148,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
             drivable,
             thresholds,
             args.min_quantized / 100,
+            target,
         )
         qdq, check, fp32_nodes = found.qdq, found.check, found.fp32_nodes
         info["mixed_precision"] = found.to_json()
@@ -158,7 +162,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     failures = check.failures(thresholds)
     info["gate"] = check.to_json(thresholds, accepted_loss=args.accept_accuracy_loss)
     info["fp32_nodes"] = list(fp32_nodes)
-    info["weighted_nodes"] = len(weighted_nodes(fused))
+    info["weighted_nodes"] = len(weighted_nodes(fused, target))
     if failures and not args.accept_accuracy_loss:
         hint = "" if args.mixed_precision else "--mixed-precision, "
         raise AccuracyGateError(
@@ -173,13 +177,15 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
 def store_int8(fused: onnx.ModelProto, graph: Int8Graph, cache_dir: Path) -> Path | None:
     """Cache the graph for engine builds; a graph that failed its gate never replaces one that passed."""
     from seg_perception.backends.engine_builder import cached_qdq_gate, qdq_path, store_qdq
+    from seg_perception.core.qdq_recipes import graph_target
 
     if not graph.passed:
-        previous = cached_qdq_gate(fused, cache_dir)
+        target = graph_target(graph.qdq)
+        previous = cached_qdq_gate(fused, cache_dir, target)
         if previous is not None and previous.get("passed"):
             LOG.warning(
                 "not replacing %s: it passed its accuracy gate and this graph did not",
-                qdq_path(cache_dir, fused),
+                qdq_path(cache_dir, fused, target),
             )
             return None
     return store_qdq(fused, graph.qdq, cache_dir, graph.info)
