@@ -33,6 +33,7 @@ MIN_CALIBRATION_FRAMES = 4
 MIN_HELD_OUT_FRAMES = 2
 HELD_OUT_SHARE = 0.25
 CALIBRATION_SEED = 20_000  # generated calibration scenes; evaluation scenes use other seeds
+SPEED_RUNS = 5  # interleaved fp32/INT8 runs behind the CPU variant's speed figure
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
             ", ".join(fp32_nodes) or "none",
             check.describe(),
         )
+    if target == "onnxruntime":
+        info["cpu_speed"] = cpu_speed(fused, qdq, held_batches[0])
     failures = check.failures(thresholds)
     info["gate"] = check.to_json(thresholds, accepted_loss=args.accept_accuracy_loss)
     info["fp32_nodes"] = list(fp32_nodes)
@@ -172,6 +175,54 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     if failures:
         LOG.warning("INT8 failed its accuracy gate (%s); kept because of --accept-accuracy-loss", "; ".join(failures))
     return Int8Graph(qdq, info, passed=not failures)
+
+
+def cpu_speed(fused: onnx.ModelProto, qdq: onnx.ModelProto, batch: np.ndarray) -> dict[str, Any]:
+    """fp32 and INT8 milliseconds per frame on this CPU, interleaved (one frame each, in turn), with the load.
+
+    A figure for the sidecar and a warning, not a gate: on a loaded machine it is noisy, and the verdict
+    of record is `seg-perception compare` on a quiet one (both fps in one interleaved run)."""
+    import os
+    import time
+
+    import numpy as np
+
+    from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backends = {
+        "fp32": OnnxRuntimeBackend(fused, providers=["CPUExecutionProvider"]),
+        "int8": OnnxRuntimeBackend(qdq, providers=["CPUExecutionProvider"]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    try:
+        for backend in backends.values():
+            backend.infer(batch)  # first runs allocate: not throughput
+        for _ in range(SPEED_RUNS):
+            for name, backend in backends.items():
+                start = time.perf_counter()
+                backend.infer(batch)
+                times[name].append((time.perf_counter() - start) * 1000)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    fp32_ms, int8_ms = (float(np.median(times[n])) for n in ("fp32", "int8"))
+    speed = {
+        "fp32_ms": round(fp32_ms, 3),
+        "int8_ms": round(int8_ms, 3),
+        "speedup": round(fp32_ms / int8_ms, 3),
+        "runs": SPEED_RUNS,
+        "load_average": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    line = (
+        f"CPU speed: fp32 {fp32_ms:.1f} ms, INT8 {int8_ms:.1f} ms per frame ({speed['speedup']:.2f}x; medians of "
+        f"{SPEED_RUNS} interleaved runs, load {speed['load_average']} on {speed['cpus']} CPUs)"
+    )
+    if int8_ms >= fp32_ms:
+        LOG.warning("%s: INT8 is not faster than fp32 here; keep onnxruntime:fp32 on this CPU", line)
+    else:
+        LOG.info("%s", line)
+    return speed
 
 
 def store_int8(fused: onnx.ModelProto, graph: Int8Graph, cache_dir: Path) -> Path | None:

@@ -175,6 +175,10 @@ def test_gate_refuses_a_bad_cpu_variant_and_caches_a_good_one_in_its_own_slot(tm
     sidecar = json.loads(engine_cache.sidecar_path(qdq_path(cache, fused, "onnxruntime")).read_text())
     assert sidecar["info"]["target"] == "onnxruntime" and sidecar["info"]["gate"]["passed"] is True
     assert sidecar["key"]["target"] == "onnxruntime"
+    speed = sidecar["info"]["cpu_speed"]  # measured, interleaved, with the load it was measured under
+    assert speed["fp32_ms"] > 0 and speed["int8_ms"] > 0 and speed["runs"] == 5
+    assert speed["speedup"] == pytest.approx(speed["fp32_ms"] / speed["int8_ms"], rel=0.05)
+    assert "CPU speed: fp32" in passed.stderr and "load_average" in speed
     assert not qdq_path(cache, fused, "tensorrt").exists()  # the TensorRT slot is not written by a CPU quantize
 
 
