@@ -90,15 +90,40 @@ def test_cpu_variant_runs_integer_kernels_with_no_float_between_quantized_convs(
 ) -> None:
     cpu = _optimized(graphs["onnxruntime"], tmp_path / "cpu.onnx")
     ops = [n.op_type for n in _model_part(cpu)]
-    # stem reads the 3-channel image: kept fp32 (core.qdq_recipes.CPU_MIN_INPUT_CHANNELS); mix and classifier run
-    # as integer kernels, and the ReLU between them is gone into QLinearConv's uint8 output.
-    assert ops.count("QLinearConv") == len(weighted_nodes(fused, "onnxruntime")) == len(weighted_nodes(fused)) - 1 == 2
-    assert "Relu" not in ops
-    pairs, through_float = _float_between_integer_convs(cpu)
-    assert (pairs, through_float) == (1, [])
+    # stem reads the 3-channel image: fp32 (core.qdq_recipes.CPU_MIN_INPUT_CHANNELS); mix is an integer kernel
+    # whose uint8 output took in the ReLU; classifier hands its logits to argmax in fp32.
+    assert len(weighted_nodes(fused, "onnxruntime")) == len(weighted_nodes(fused)) - 1 == 2
+    assert ops.count("QLinearConv") == 1 and "Relu" not in ops
+    conv_inputs = {n.op_type: n.input[0] for n in _model_part(cpu) if n.op_type in ("QLinearConv", "Conv")}
+    producer = {o: n for n in cpu.graph.node for o in n.output}
+    assert producer[conv_inputs["Conv"]].op_type == "DequantizeLinear"  # the classifier, float out
     # TensorRT's graph on ONNX Runtime: every weighted layer reads a DequantizeLinear output (float kernels).
     trt = _optimized(graphs["tensorrt"], tmp_path / "trt.onnx")
     assert "QLinearConv" not in [n.op_type for n in _model_part(trt)]
+
+
+def test_demo_model_convs_pass_8_bit_tensors_to_each_other(tmp_path: Path) -> None:
+    fused = compile_fused_graph(load_model_spec(default_spec_path()), 160, 96, batch=None)
+    frames = [generate_scene(20_000 + i, 160, 96).image for i in range(2)]
+    qdq = quantize_fused_graph(fused, frames, "minmax", target="onnxruntime")
+    meta = {p.key: p.value for p in qdq.metadata_props}
+    assert sorted(meta["seg_perception.fp32_narrow_convs"].split(",")) == [
+        "model//pixels/Conv",
+        "model//stem/stem.0/Conv",
+    ]
+    cpu = _optimized(qdq, tmp_path / "demo.onnx")
+    ops = [n.op_type for n in _model_part(cpu)]
+    assert ops.count("QLinearConv") == len(weighted_nodes(fused, "onnxruntime")) == 19
+    assert ops.count("QLinearAdd") == 7 and "Relu" not in ops
+    # 15 conv-to-conv paths stay 8-bit; the 3 decoder convs after a bilinear Resize read one that ONNX Runtime
+    # runs in float between a DQ and a Q (its uint8 bilinear Resize measured 2x slower): the only float left.
+    pairs, through_float = _float_between_integer_convs(cpu)
+    assert pairs == 15
+    assert sorted(n.split("/Conv")[0] for n in through_float) == [
+        "model//dec0/dec0.0",
+        "model//dec1/dec1.0",
+        "model//dec2/dec2.0",
+    ]
 
 
 def test_tensorrt_graph_keeps_its_explicit_quantization_placement(graphs: dict[str, onnx.ModelProto]) -> None:
@@ -182,14 +207,15 @@ def test_gate_refuses_a_bad_cpu_variant_and_caches_a_good_one_in_its_own_slot(tm
     assert not qdq_path(cache, fused, "tensorrt").exists()  # the TensorRT slot is not written by a CPU quantize
 
 
-def test_demo_model_cpu_variant_keeps_only_the_image_reading_convs_in_fp32() -> None:
-    spec = load_model_spec(default_spec_path())
-    fused = compile_fused_graph(spec, 160, 96, batch=None)
-    cpu = quantize_fused_graph(
-        fused, [generate_scene(20_000 + i, 160, 96).image for i in range(2)], "minmax", target="onnxruntime"
-    )
-    meta = {p.key: p.value for p in cpu.metadata_props}
-    assert sorted(meta["seg_perception.fp32_narrow_convs"].split(",")) == [
-        "model//pixels/Conv",
-        "model//stem/stem.0/Conv",
-    ]
+def test_a_model_of_only_image_reading_convs_is_still_quantized(tmp_path: Path) -> None:
+    from tiny_models import conv_logits_model, spec_dict, write_spec
+
+    conv_logits_model(tmp_path / "m.onnx", 8, 48, 64, seed=0)  # one 1x1 conv on the 3-channel image
+    spec = load_model_spec(write_spec(tmp_path / "m.yaml", spec_dict("m.onnx", [f"c{i}" for i in range(8)])))
+    fused = compile_fused_graph(spec, W, H, batch=None)
+    frames = [generate_scene(20_000 + i, W, H).image for i in range(2)]
+    qdq = quantize_fused_graph(fused, frames, "minmax", target="onnxruntime")
+    assert {p.key: p.value for p in qdq.metadata_props}["seg_perception.fp32_narrow_convs"] == ""
+    conv = next(n for n in _model_part(qdq) if n.op_type == "Conv")
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    assert [producer[name].op_type for name in conv.input[:2]] == ["DequantizeLinear"] * 2  # int8 image, weights

@@ -18,7 +18,8 @@ two runtimes want different things:
   (``vpmaddubsw`` on AVX2, VNNI where the CPU has it). Convolutions that read fewer than
   ``CPU_MIN_INPUT_CHANNELS`` channels (the first layer on the 3-channel image) stay fp32: measured on the
   demo model, its 3-channel QLinearConv took 2.5x the fp32 kernel's time and pulled the normalisation
-  Mul/Add into a slow NHWC broadcast.
+  Mul/Add into a slow NHWC broadcast. The model's outputs (logits) reach argmax/softmax in fp32, as in
+  TensorRT's graph: the last layer runs float on its dequantized input.
 
 Each recipe has its own version (in the cache key, so a graph made for one is never served for the other)
 and its own cache file name suffix.
@@ -72,6 +73,7 @@ class QdqRecipe:
     extra_options: dict[str, Any] = field(default_factory=dict)
     min_input_channels: int = 0  # weighted layers reading fewer channels stay fp32
     file_suffix: str = "qdq"
+    float_into_post: bool = False  # the model's outputs reach argmax/softmax in fp32 (drop their Q/DQ pair)
 
     @property
     def precision(self) -> str:
@@ -109,6 +111,7 @@ CPU_RECIPE = QdqRecipe(
     },
     min_input_channels=CPU_MIN_INPUT_CHANNELS,
     file_suffix="qdq-cpu",
+    float_into_post=True,
 )
 RECIPES = {r.target: r for r in (TENSORRT_RECIPE, CPU_RECIPE)}
 TARGET_DESCRIPTIONS = {

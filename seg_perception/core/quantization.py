@@ -143,12 +143,49 @@ def weighted_nodes(fused: onnx.ModelProto, target: str = "tensorrt") -> list[str
     """Names of the model's nodes that INT8 quantizes for `target` (its Conv/MatMul/Gemm, never our
     pre/post-processing, and for the CPU variant not the narrow-input convs its recipe keeps in fp32)."""
     model = _named(fused)
-    narrow = set(narrow_input_convs(model, recipe_for(target).min_input_channels))
+    narrow = set(_fp32_narrow_convs(model, target))
     return [
         n.name
         for n in model.graph.node
         if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE) and n.name not in narrow
     ]
+
+
+def _fp32_narrow_convs(model: onnx.ModelProto, target: str) -> list[str]:
+    """The convs `target`'s recipe keeps in fp32 for speed (those reading the 3-channel image); none when
+    they are all the model has: INT8 was asked for, and there is no faster integer part to keep them from."""
+    narrow = [n for n in narrow_input_convs(model, recipe_for(target).min_input_channels) if not n.startswith(_OUTSIDE)]
+    weighted = [n.name for n in model.graph.node if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE)]
+    return [] if set(weighted) <= set(narrow) else narrow
+
+
+def _float_into_post(qdq: onnx.ModelProto) -> int:
+    """Drop the Q/DQ pairs on the tensors the model hands to post-processing (its logits), in place, so
+    argmax and softmax read them in fp32 as on TensorRT's graph: an 8-bit logit turns every near-tie
+    into a tie (a random 1x1-conv net lost 7 points of agreement). The last layer then runs float on
+    its dequantized input, a small cost. Returns how many pairs were dropped."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in qdq.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    drop: list[onnx.NodeProto] = []
+    for q in (n for n in qdq.graph.node if n.op_type == "QuantizeLinear" and not n.name.startswith(_OUTSIDE)):
+        dqs = consumers.get(q.output[0], [])
+        if len(dqs) != 1 or dqs[0].op_type != "DequantizeLinear":
+            continue
+        users = consumers.get(dqs[0].output[0], [])
+        if users and all(u.name.startswith(POST_PREFIX) for u in users):
+            for user in users:
+                user.input[:] = [q.input[0] if i == dqs[0].output[0] else i for i in user.input]
+            drop += [q, dqs[0]]
+    kept = [n for n in qdq.graph.node if all(n is not d for d in drop)]
+    del qdq.graph.node[:]
+    qdq.graph.node.extend(kept)
+    used = {name for node in kept for name in node.input}
+    unused = [i for i in qdq.graph.initializer if i.name not in used]  # the dropped pairs' scales/zero points
+    for init in unused:
+        qdq.graph.initializer.remove(init)
+    return len(drop) // 2
 
 
 def _named(fused: onnx.ModelProto) -> onnx.ModelProto:
@@ -213,7 +250,7 @@ def qdq_from_ranges(
         raise QuantizationError(INT8_QUANTIZER_NEEDS)
     recipe = recipe_for(target)
     model = _named(fused)
-    narrow = [n for n in narrow_input_convs(model, recipe.min_input_channels) if not n.startswith(_OUTSIDE)]
+    narrow = _fp32_narrow_convs(model, target)
     with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
         out = Path(tmp) / "qdq.onnx"
         cache = Path(tmp) / "ranges.json"
@@ -240,6 +277,8 @@ def qdq_from_ranges(
         finally:
             root.removeFilter(_preprocess_advice)
         qdq = onnx.load(str(out))
+    if recipe.float_into_post:
+        _float_into_post(qdq)
     _check_same_io(fused, qdq, "QDQ")
     q_nodes = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
     if q_nodes == 0 and set(weighted_nodes(fused, target)) - set(exclude):
