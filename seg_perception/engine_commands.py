@@ -46,7 +46,7 @@ def _quantize(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto)
     graph = int8_graph(args, spec, fused)
     path = store_int8(fused, graph, Path(args.cache_dir))
     if path is not None:
-        LOG.info("stored the QDQ graph for engine builds in %s", path)
+        LOG.info("stored the QDQ graph (target %s) in %s", args.target, path)
     return graph
 
 
@@ -100,7 +100,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         write_bytes_atomic(args.out, graph.qdq.SerializeToString())
     except OSError as exc:
         raise SegPerceptionError(f"cannot write --out {args.out}: {exc.strerror or exc}") from exc
-    LOG.info("wrote %s (QDQ INT8 fused graph for %s)", args.out, spec.name)
+    LOG.info("wrote %s (QDQ INT8 fused graph for %s, target %s)", args.out, spec.name, args.target)
     return 0
 
 
@@ -122,6 +122,7 @@ def _graph_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
+    from seg_perception.core.qdq_recipes import INT8_TARGETS
     from seg_perception.int8_flow import add_int8_args
 
     p = subparsers.add_parser(
@@ -147,7 +148,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="engine path (default: the cache slot the node loads)")
     p.add_argument("--force", action="store_true", help="rebuild even when the cached engine is valid")
     add_int8_args(p, frames_default=64)
-    p.set_defaults(func=cmd_build_engine)
+    p.set_defaults(func=cmd_build_engine, target="tensorrt")  # engines parse TensorRT's QDQ placement only
 
     p = subparsers.add_parser("quantize", help="write the INT8 QDQ fused graph (ONNX Runtime) and report agreement")
     _graph_args(p)
@@ -155,5 +156,12 @@ def register(subparsers: Any) -> None:
         "--calib", default=None, metavar="DIR_OR_BAG", help="calibration images or a bag (default: generated scenes)"
     )
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
+    p.add_argument(
+        "--target",
+        choices=INT8_TARGETS,
+        default="tensorrt",
+        help="tensorrt: TensorRT's Q/DQ placement, for int8 engines (default); onnxruntime: the CPU variant "
+        "that onnxruntime:int8-qdq runs (integer kernels from layer to layer); each is cached and gated apart",
+    )
     add_int8_args(p, frames_default=64)
     p.set_defaults(func=cmd_quantize)

@@ -33,6 +33,7 @@ MIN_CALIBRATION_FRAMES = 4
 MIN_HELD_OUT_FRAMES = 2
 HELD_OUT_SHARE = 0.25
 CALIBRATION_SEED = 20_000  # generated calibration scenes; evaluation scenes use other seeds
+SPEED_RUNS = 5  # interleaved fp32/INT8 runs behind the CPU variant's speed figure
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     """Calibrate, gate and (with --mixed-precision) repair the QDQ graph for `fused`."""
     from seg_perception.core.calibration import CALIBRATION_SETTINGS
     from seg_perception.core.int8_gate import AccuracyGateError, GateThresholds, check_accuracy, fp32_labels
+    from seg_perception.core.qdq_recipes import TARGET_DESCRIPTIONS
     from seg_perception.core.quantization import (
         calibrate_fused_graph,
         calibration_batches,
@@ -120,16 +122,18 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     )
 
     thresholds = GateThresholds(args.min_agreement / 100, args.min_class_iou / 100)
-    target = fused_graph_input(fused)
-    calibration, held_out, info = _split(args, target.width, target.height)
-    ranges = calibrate_fused_graph(fused, calibration, args.method)
-    qdq = qdq_from_ranges(fused, ranges, calibration_frames=len(calibration))
+    camera = fused_graph_input(fused)
+    calibration, held_out, info = _split(args, camera.width, camera.height)
+    target = args.target
+    LOG.info("INT8 target %s: %s", target, TARGET_DESCRIPTIONS[target])
+    ranges = calibrate_fused_graph(fused, calibration, args.method, target)
+    qdq = qdq_from_ranges(fused, ranges, calibration_frames=len(calibration), target=target)
     held_batches = calibration_batches(fused, held_out)
     held_ref = fp32_labels(fused, held_batches)
     names, drivable = list(spec.class_names), list(spec.drivable_ids)
     check = check_accuracy(qdq, held_batches, held_ref, names, drivable)
     LOG.info("INT8 (%s) vs fp32 on ONNX Runtime: %s", args.method, check.describe())
-    info.update(method=args.method, calibration_settings=CALIBRATION_SETTINGS[args.method].to_json())
+    info.update(target=target, method=args.method, calibration_settings=CALIBRATION_SETTINGS[args.method].to_json())
     info["full_int8"] = check.to_json(thresholds)
     fp32_nodes: tuple[str, ...] = ()
     if check.failures(thresholds) and args.mixed_precision:
@@ -145,6 +149,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
             drivable,
             thresholds,
             args.min_quantized / 100,
+            target,
         )
         qdq, check, fp32_nodes = found.qdq, found.check, found.fp32_nodes
         info["mixed_precision"] = found.to_json()
@@ -155,10 +160,12 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
             ", ".join(fp32_nodes) or "none",
             check.describe(),
         )
+    if target == "onnxruntime":
+        info["cpu_speed"] = cpu_speed(fused, qdq, held_batches[0])
     failures = check.failures(thresholds)
     info["gate"] = check.to_json(thresholds, accepted_loss=args.accept_accuracy_loss)
     info["fp32_nodes"] = list(fp32_nodes)
-    info["weighted_nodes"] = len(weighted_nodes(fused))
+    info["weighted_nodes"] = len(weighted_nodes(fused, target))
     if failures and not args.accept_accuracy_loss:
         hint = "" if args.mixed_precision else "--mixed-precision, "
         raise AccuracyGateError(
@@ -170,16 +177,66 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
     return Int8Graph(qdq, info, passed=not failures)
 
 
+def cpu_speed(fused: onnx.ModelProto, qdq: onnx.ModelProto, batch: np.ndarray) -> dict[str, Any]:
+    """fp32 and INT8 milliseconds per frame on this CPU, interleaved (one frame each, in turn), with the load.
+
+    A figure for the sidecar and a warning, not a gate: on a loaded machine it is noisy, and the verdict
+    of record is `seg-perception compare` on a quiet one (both fps in one interleaved run)."""
+    import os
+    import time
+
+    import numpy as np
+
+    from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backends = {
+        "fp32": OnnxRuntimeBackend(fused, providers=["CPUExecutionProvider"]),
+        "int8": OnnxRuntimeBackend(qdq, providers=["CPUExecutionProvider"]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    try:
+        for backend in backends.values():
+            backend.infer(batch)  # first runs allocate: not throughput
+        for _ in range(SPEED_RUNS):
+            for name, backend in backends.items():
+                start = time.perf_counter()
+                backend.infer(batch)
+                times[name].append((time.perf_counter() - start) * 1000)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    fp32_ms, int8_ms = (float(np.median(times[n])) for n in ("fp32", "int8"))
+    speed = {
+        "fp32_ms": round(fp32_ms, 3),
+        "int8_ms": round(int8_ms, 3),
+        "speedup": round(fp32_ms / int8_ms, 3),
+        "runs": SPEED_RUNS,
+        "load_average": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    line = (
+        f"CPU speed: fp32 {fp32_ms:.1f} ms, INT8 {int8_ms:.1f} ms per frame ({speed['speedup']:.2f}x; medians of "
+        f"{SPEED_RUNS} interleaved runs, load {speed['load_average']} on {speed['cpus']} CPUs)"
+    )
+    if int8_ms >= fp32_ms:
+        LOG.warning("%s: INT8 is not faster than fp32 here; keep onnxruntime:fp32 on this CPU", line)
+    else:
+        LOG.info("%s", line)
+    return speed
+
+
 def store_int8(fused: onnx.ModelProto, graph: Int8Graph, cache_dir: Path) -> Path | None:
     """Cache the graph for engine builds; a graph that failed its gate never replaces one that passed."""
     from seg_perception.backends.engine_artefacts import cached_qdq_gate, qdq_path, store_qdq
+    from seg_perception.core.qdq_recipes import graph_target
 
     if not graph.passed:
-        previous = cached_qdq_gate(fused, cache_dir)
+        target = graph_target(graph.qdq)
+        previous = cached_qdq_gate(fused, cache_dir, target)
         if previous is not None and previous.get("passed"):
             LOG.warning(
                 "not replacing %s: it passed its accuracy gate and this graph did not",
-                qdq_path(cache_dir, fused),
+                qdq_path(cache_dir, fused, target),
             )
             return None
     return store_qdq(fused, graph.qdq, cache_dir, graph.info)

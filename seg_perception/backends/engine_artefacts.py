@@ -104,14 +104,20 @@ def engine_path(cache_dir: Path, fused: onnx.ModelProto, options: BuildOptions) 
     return cache_dir.expanduser() / name
 
 
-def qdq_path(cache_dir: Path, fused: onnx.ModelProto) -> Path:
-    return cache_dir.expanduser() / f"{_model_name(fused)}-{graph_digest(fused)[:12]}-qdq.onnx"
+def qdq_path(cache_dir: Path, fused: onnx.ModelProto, target: str = "tensorrt") -> Path:
+    """The cache slot of `fused`'s QDQ graph for an INT8 target: one file each, never shared."""
+    from seg_perception.core.qdq_recipes import recipe_for
+
+    suffix = recipe_for(target).file_suffix
+    return cache_dir.expanduser() / f"{_model_name(fused)}-{graph_digest(fused)[:12]}-{suffix}.onnx"
 
 
-def qdq_key(fused: onnx.ModelProto) -> dict[str, str]:
-    from seg_perception.core.quantization import QUANTIZER_VERSION
+def qdq_key(fused: onnx.ModelProto, target: str = "tensorrt") -> dict[str, str]:
+    """The QDQ graph's cache key: its target and recipe version, so one target's graph never serves the other."""
+    from seg_perception.core.qdq_recipes import recipe_for
 
-    return {"format": QUANTIZER_VERSION, "graph_sha256": graph_digest(fused)}
+    recipe = recipe_for(target)
+    return {"format": recipe.version, "target": recipe.target, "graph_sha256": graph_digest(fused)}
 
 
 def timing_cache_path(cache_dir: Path, version: str, gpu: GpuIdentity) -> Path:
@@ -122,17 +128,21 @@ def timing_cache_path(cache_dir: Path, version: str, gpu: GpuIdentity) -> Path:
 
 
 def store_qdq(fused: onnx.ModelProto, qdq: onnx.ModelProto, cache_dir: Path, info: dict[str, Any]) -> Path:
-    """Put a QDQ graph where `ensure_engine` finds it, so int8 engines can be (re)built without calibrating."""
-    path = qdq_path(cache_dir, fused)
+    """Put a QDQ graph in its target's slot (the graph's metadata names it): `ensure_engine` finds the
+    TensorRT one, so int8 engines can be (re)built without calibrating; `compare`/`eval` the CPU one."""
+    from seg_perception.core.qdq_recipes import graph_target
+
+    target = graph_target(qdq)
+    path = qdq_path(cache_dir, fused, target)
     path.parent.mkdir(parents=True, exist_ok=True)
     with engine_cache.exclusive_lock(path):
-        engine_cache.write_artefact(path, qdq_key(fused), qdq.SerializeToString(), info)
+        engine_cache.write_artefact(path, qdq_key(fused, target), qdq.SerializeToString(), info)
     return path
 
 
-def cached_qdq_gate(fused: onnx.ModelProto, cache_dir: Path) -> dict[str, Any] | None:
-    """The accuracy-gate figures of the valid cached QDQ graph for `fused`, or None when there is none."""
-    found = engine_cache.validate(qdq_path(cache_dir, fused), qdq_key(fused))
+def cached_qdq_gate(fused: onnx.ModelProto, cache_dir: Path, target: str = "tensorrt") -> dict[str, Any] | None:
+    """The accuracy-gate figures of the valid cached QDQ graph for `fused` and `target`, or None."""
+    found = engine_cache.validate(qdq_path(cache_dir, fused, target), qdq_key(fused, target))
     gate = found.sidecar.get("info", {}).get("gate") if found.ok else None
     return gate if isinstance(gate, dict) else None
 
@@ -148,17 +158,26 @@ def describe_gate(gate: dict[str, Any]) -> str:
     )
 
 
-def load_cached_qdq(fused: onnx.ModelProto, cache_dir: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """The QDQ graph that `seg-perception quantize` / `build-engine --calib` stored, with its gate figures.
+def load_cached_qdq(
+    fused: onnx.ModelProto, cache_dir: Path, target: str = "tensorrt"
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The QDQ graph for `target` that `seg-perception quantize` / `build-engine --calib` stored, with its gate.
 
     A graph whose sidecar has no gate figures, or figures that failed without --accept-accuracy-loss, is
     refused: nothing runs INT8 that was not checked against fp32 on the user's frames."""
     how = (
         "calibrate first: seg-perception quantize --model SPEC.yaml --calib DIR "
         "(or build-engine --precision int8 --calib DIR) with the same camera size"
+        if target == "tensorrt"
+        else "calibrate first: seg-perception quantize --target onnxruntime --model SPEC.yaml --calib DIR "
+        "with the same camera size"
     )
     found = engine_cache.load_or_build(
-        qdq_path(cache_dir, fused), qdq_key(fused), build=lambda: b"", allow_build=False, how_to_build=how
+        qdq_path(cache_dir, fused, target),
+        qdq_key(fused, target),
+        build=lambda: b"",
+        allow_build=False,
+        how_to_build=how,
     )
     gate = found.sidecar.get("info", {}).get("gate")
     if not isinstance(gate, dict) or not (gate.get("passed") or gate.get("accepted_accuracy_loss")):

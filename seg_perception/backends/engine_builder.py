@@ -115,8 +115,15 @@ def graph_for_precision(
 ) -> onnx.ModelProto:
     """The graph TensorRT parses for a precision (see the module docstring's table)."""
     if precision == "int8":
+        from seg_perception.core.qdq_recipes import graph_target
+
         if qdq is None:
             raise EngineBuildError("int8 needs the QDQ graph (seg-perception quantize, or build-engine --calib DIR)")
+        if graph_target(qdq) != "tensorrt":  # the CPU variant's Q/DQ placement is not TensorRT's
+            raise EngineBuildError(
+                f"this QDQ graph was made for {graph_target(qdq)}, not TensorRT: "
+                "quantize with --target tensorrt (the default) for engine builds"
+            )
         return qdq
     if precision == "fp16" and major >= 11:
         from seg_perception.core.quantization import fp16_fused_graph

@@ -144,8 +144,14 @@ def _flatten_zero_spike(collector: Any) -> None:
         collector.histogram_dict[name] = (hist, *entry[1:])
 
 
-def calibrate(model: onnx.ModelProto, input_name: str, batches: Sequence[np.ndarray], method: str) -> Any:
-    """Activation ranges (onnxruntime ``TensorsData``) of the Conv/MatMul/Gemm tensors of `model`."""
+def calibrate(
+    model: onnx.ModelProto,
+    input_name: str,
+    batches: Sequence[np.ndarray],
+    method: str,
+    op_types: Sequence[str] = QUANTIZED_OP_TYPES,
+) -> Any:
+    """Activation ranges (onnxruntime ``TensorsData``) of the inputs and outputs of `model`'s `op_types` nodes."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from tqdm import tqdm
 
@@ -166,7 +172,7 @@ def calibrate(model: onnx.ModelProto, input_name: str, batches: Sequence[np.ndar
         try:
             minmax_calibrator = create_calibrator(
                 path,
-                list(QUANTIZED_OP_TYPES),
+                list(op_types),
                 augmented_model_path=str(Path(tmp) / "minmax.onnx"),
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"symmetric": False},
@@ -177,7 +183,7 @@ def calibrate(model: onnx.ModelProto, input_name: str, batches: Sequence[np.ndar
             if method != "minmax":
                 calibrator = create_calibrator(
                     path,
-                    list(QUANTIZED_OP_TYPES),
+                    list(op_types),
                     augmented_model_path=str(Path(tmp) / "histogram.onnx"),
                     calibrate_method={"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[
                         method

@@ -70,12 +70,13 @@ def layer_sensitivity(
     reference: Sequence[np.ndarray],
     class_names: Sequence[str],
     drivable_ids: Sequence[int],
+    target: str = "tensorrt",
 ) -> list[tuple[str, float]]:
     """(node, score) for every weighted node quantized alone, most harmful first."""
-    nodes = weighted_nodes(fused)
+    nodes = weighted_nodes(fused, target)
     scored = []
     for node in nodes:
-        alone = qdq_from_ranges(fused, ranges, exclude=[n for n in nodes if n != node])
+        alone = qdq_from_ranges(fused, ranges, exclude=[n for n in nodes if n != node], target=target)
         check = check_accuracy(alone, batches, reference, class_names, drivable_ids)
         scored.append((node, _score(check)))
         LOG.debug("sensitivity of %s: %.4f (agreement %.4f)", node, scored[-1][1], check.label_agreement)
@@ -92,11 +93,12 @@ def search_mixed_precision(
     drivable_ids: Sequence[int],
     thresholds: GateThresholds,
     min_quantized_fraction: float = 0.5,
+    target: str = "tensorrt",
 ) -> MixedPrecisionResult:
     """Exclude the most sensitive nodes one at a time until the gate passes (see the module docstring).
 
     `calibration` and `held_out` are (camera batches, fp32 labels) pairs."""
-    nodes = weighted_nodes(fused)
+    nodes = weighted_nodes(fused, target)
     calib_batches, calib_ref = calibration
     ranking = layer_sensitivity(
         fused,
@@ -105,12 +107,13 @@ def search_mixed_precision(
         calib_ref[:SENSITIVITY_FRAMES],
         class_names,
         drivable_ids,
+        target,
     )
     most = max(0, math.floor(len(nodes) * (1.0 - min_quantized_fraction) + 1e-9))
     best: MixedPrecisionResult | None = None
     for count in range(1, most + 1):
         keep = tuple(n for n, _ in ranking[:count])
-        qdq = qdq_from_ranges(fused, ranges, exclude=keep)
+        qdq = qdq_from_ranges(fused, ranges, exclude=keep, target=target)
         check = check_accuracy(qdq, held_out[0], held_out[1], class_names, drivable_ids)
         passed = not check.failures(thresholds)
         LOG.info(
@@ -127,7 +130,7 @@ def search_mixed_precision(
         if passed:
             return result
     if best is None:  # nothing may be excluded (one weighted node, or min_quantized_fraction 1)
-        qdq = qdq_from_ranges(fused, ranges)
+        qdq = qdq_from_ranges(fused, ranges, target=target)
         check = check_accuracy(qdq, held_out[0], held_out[1], class_names, drivable_ids)
         best = MixedPrecisionResult(qdq, (), len(nodes), check, not check.failures(thresholds), tuple(ranking))
     return best

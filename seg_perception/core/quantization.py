@@ -7,9 +7,10 @@
   any weighted nodes kept in fp32 (``exclude``). TensorRT builds Q/DQ graphs as INT8 on every supported
   version (8.6 and 10.x with the INT8 builder flag, 11.x natively, where implicit INT8 calibration is
   gone), and ONNX Runtime runs the very same graph here, so its accuracy is measured before any car sees
-  it (``core.int8_gate``). The TensorRT flavour of QDQ is used: symmetric int8 activations and weights
-  (zero point 0), weights per output channel, fp32 weights kept behind a Q/DQ pair and biases left in
-  fp32 (TensorRT folds them).
+  it (``core.int8_gate``). Two recipes (``core.qdq_recipes``), chosen by ``target``: ``tensorrt`` (the
+  explicit-quantization placement the engine builder parses: symmetric int8, Q/DQ on weighted layers'
+  inputs, fp32 biases) and ``onnxruntime`` (the CPU variant: the ops between weighted layers quantized
+  too, uint8 activations, int32 biases, so ONNX Runtime fuses its integer kernels). Each is gated on its own.
 * FP16 for strongly typed TensorRT (11.x removed ``BuilderFlag.FP16``): ``fp16_fused_graph`` converts the
   model part of the graph to float16 with ONNX Runtime's float16 converter, keeping our pre/post-processing
   in fp32 so the uint8 pixels in and the argmax/confidence out are computed exactly as before.
@@ -18,7 +19,7 @@ Measured figures (demo model and fixture nets, per method) are in the README's "
 
 The camera input (uint8, Cast, resize, normalisation) and the post-processing (softmax/argmax, head merge,
 uint8 casts) are never quantized: ``nodes_to_exclude`` names every ``seg_pre/`` and ``seg_post/`` node and
-only the op types in ``QUANTIZED_OP_TYPES`` are considered.
+only the op types of the target's recipe are considered.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from seg_perception.core.calibration import QUANTIZED_OP_TYPES, calibrate
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_compiler import CONFIDENCE_NAME, INPUT_NAME, LABELS_NAME
 from seg_perception.core.image_files import IMAGE_SUFFIXES, input_images
+from seg_perception.core.qdq_recipes import TARGET_METADATA, TENSORRT_RECIPE, narrow_input_convs, recipe_for
 
 LOG = logging.getLogger(__name__)
 PRE_PREFIX = "seg_pre/"
 POST_PREFIX = "seg_post/"
-QUANTIZER_VERSION = "qdq-trt/2"  # part of cache keys: bump when the recipe below changes
+QUANTIZER_VERSION = TENSORRT_RECIPE.version  # part of cache keys (core.qdq_recipes: one version per target)
+_OUTSIDE = (PRE_PREFIX, POST_PREFIX)
 
 
 class QuantizationError(SegPerceptionError):
@@ -136,13 +139,53 @@ def _set_metadata(model: onnx.ModelProto, **entries: str) -> None:
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
 
 
-def weighted_nodes(fused: onnx.ModelProto) -> list[str]:
-    """Names of the model's nodes that INT8 quantizes (its Conv/MatMul/Gemm, never our pre/post-processing)."""
+def weighted_nodes(fused: onnx.ModelProto, target: str = "tensorrt") -> list[str]:
+    """Names of the model's nodes that INT8 quantizes for `target` (its Conv/MatMul/Gemm, never our
+    pre/post-processing, and for the CPU variant not the narrow-input convs its recipe keeps in fp32)."""
+    model = _named(fused)
+    narrow = set(_fp32_narrow_convs(model, target))
     return [
         n.name
-        for n in _named(fused).graph.node
-        if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith((PRE_PREFIX, POST_PREFIX))
+        for n in model.graph.node
+        if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE) and n.name not in narrow
     ]
+
+
+def _fp32_narrow_convs(model: onnx.ModelProto, target: str) -> list[str]:
+    """The convs `target`'s recipe keeps in fp32 for speed (those reading the 3-channel image); none when
+    they are all the model has: INT8 was asked for, and there is no faster integer part to keep them from."""
+    narrow = [n for n in narrow_input_convs(model, recipe_for(target).min_input_channels) if not n.startswith(_OUTSIDE)]
+    weighted = [n.name for n in model.graph.node if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE)]
+    return [] if set(weighted) <= set(narrow) else narrow
+
+
+def _float_into_post(qdq: onnx.ModelProto) -> int:
+    """Drop the Q/DQ pairs on the tensors the model hands to post-processing (its logits), in place, so
+    argmax and softmax read them in fp32 as on TensorRT's graph: an 8-bit logit turns every near-tie
+    into a tie (a random 1x1-conv net lost 7 points of agreement). The last layer then runs float on
+    its dequantized input, a small cost. Returns how many pairs were dropped."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in qdq.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    drop: list[onnx.NodeProto] = []
+    for q in (n for n in qdq.graph.node if n.op_type == "QuantizeLinear" and not n.name.startswith(_OUTSIDE)):
+        dqs = consumers.get(q.output[0], [])
+        if len(dqs) != 1 or dqs[0].op_type != "DequantizeLinear":
+            continue
+        users = consumers.get(dqs[0].output[0], [])
+        if users and all(u.name.startswith(POST_PREFIX) for u in users):
+            for user in users:
+                user.input[:] = [q.input[0] if i == dqs[0].output[0] else i for i in user.input]
+            drop += [q, dqs[0]]
+    kept = [n for n in qdq.graph.node if all(n is not d for d in drop)]
+    del qdq.graph.node[:]
+    qdq.graph.node.extend(kept)
+    used = {name for node in kept for name in node.input}
+    unused = [i for i in qdq.graph.initializer if i.name not in used]  # the dropped pairs' scales/zero points
+    for init in unused:
+        qdq.graph.initializer.remove(init)
+    return len(drop) // 2
 
 
 def _named(fused: onnx.ModelProto) -> onnx.ModelProto:
@@ -160,12 +203,15 @@ def calibration_batches(fused: onnx.ModelProto, frames: Iterable[np.ndarray]) ->
     return [camera_frame(f, target) for f in frames]
 
 
-def calibrate_fused_graph(fused: onnx.ModelProto, frames: Iterable[np.ndarray], method: str = "percentile") -> Any:
-    """Activation ranges of the fused graph's model part on RGB `frames` (see ``core.calibration``)."""
+def calibrate_fused_graph(
+    fused: onnx.ModelProto, frames: Iterable[np.ndarray], method: str = "percentile", target: str = "tensorrt"
+) -> Any:
+    """Activation ranges of the fused graph's model part on RGB `frames` (see ``core.calibration``): the
+    tensors `target`'s recipe quantizes (the CPU variant also needs the ranges between weighted layers)."""
     batches = calibration_batches(fused, frames)
     if not batches:
         raise QuantizationError("no calibration frames")
-    return calibrate(_named(fused), INPUT_NAME, batches, method)
+    return calibrate(_named(fused), INPUT_NAME, batches, method, recipe_for(target).op_types)
 
 
 def _preprocess_advice(record: logging.LogRecord) -> bool:
@@ -194,13 +240,17 @@ def qdq_from_ranges(
     exclude: Sequence[str] = (),
     per_channel: bool = True,
     calibration_frames: int = 0,
+    target: str = "tensorrt",
 ) -> onnx.ModelProto:
-    """The QDQ graph for calibrated `ranges`, keeping the nodes named in `exclude` in fp32."""
+    """The QDQ graph for calibrated `ranges` and an INT8 `target` (``core.qdq_recipes``: tensorrt, or the
+    onnxruntime CPU variant), keeping the nodes named in `exclude` in fp32."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
 
     if not int8_quantizer_available():
         raise QuantizationError(INT8_QUANTIZER_NEEDS)
+    recipe = recipe_for(target)
     model = _named(fused)
+    narrow = _fp32_narrow_convs(model, target)
     with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
         out = Path(tmp) / "qdq.onnx"
         cache = Path(tmp) / "ranges.json"
@@ -213,46 +263,45 @@ def qdq_from_ranges(
                 out,
                 None,
                 quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-                nodes_to_exclude=[*_nodes_outside_model(model), *exclude],
+                op_types_to_quantize=list(recipe.op_types),
+                nodes_to_exclude=[*_nodes_outside_model(model), *exclude, *narrow],
                 per_channel=per_channel,
-                activation_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8 if recipe.activation_unsigned else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=ranges.calibration_method,
                 calibration_cache_path=cache,
-                extra_options={
-                    # TensorRT's INT8 is symmetric: zero points must be 0.
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    # fp32 weights -> Q -> DQ is the form every TensorRT ONNX parser accepts.
-                    "AddQDQPairToWeight": True,
-                    # TensorRT fuses fp32 biases into its INT8 convolutions; it cannot use int32 DQ biases.
-                    "QuantizeBias": False,
-                    # Q/DQ on the *inputs* of weighted layers only (TensorRT's recommended placement): the
-                    # next layer quantizes its own input, and the last layer's logits reach argmax in fp32.
-                    "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES),
-                },
+                extra_options=dict(recipe.extra_options),
             )
         except Exception as exc:
             raise QuantizationError(f"onnxruntime could not quantize the fused graph: {exc}") from exc
         finally:
             root.removeFilter(_preprocess_advice)
         qdq = onnx.load(str(out))
+    if recipe.float_into_post:
+        _float_into_post(qdq)
     _check_same_io(fused, qdq, "QDQ")
     q_nodes = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
-    if q_nodes == 0 and len(exclude) < len(weighted_nodes(fused)):
+    if q_nodes == 0 and set(weighted_nodes(fused, target)) - set(exclude):
         raise QuantizationError(
             f"nothing was quantized: the model has no {', '.join(QUANTIZED_OP_TYPES)} nodes outside pre/post-processing"
         )
     _set_metadata(
         qdq,
         **{
-            "seg_perception.precision": "int8-qdq",
+            "seg_perception.precision": recipe.precision,
+            TARGET_METADATA: recipe.target,
             "seg_perception.calibration_frames": str(calibration_frames),
             "seg_perception.fp32_nodes": ",".join(exclude),
+            "seg_perception.fp32_narrow_convs": ",".join(narrow),
         },
     )
-    LOG.debug("quantized %d tensors, %d weighted nodes kept in fp32", q_nodes, len(exclude))
+    LOG.debug(
+        "quantized %d tensors for %s, %d weighted nodes kept in fp32 (+%d narrow-input convs)",
+        q_nodes,
+        recipe.target,
+        len(exclude),
+        len(narrow),
+    )
     return qdq
 
 
@@ -262,14 +311,15 @@ def quantize_fused_graph(
     method: str = "percentile",
     per_channel: bool = True,
     exclude: Sequence[str] = (),
+    target: str = "tensorrt",
 ) -> onnx.ModelProto:
-    """A QDQ copy of the fused graph calibrated on RGB `frames` (any size: resized to the camera's)."""
+    """A QDQ copy of the fused graph for `target`, calibrated on RGB `frames` (any size: resized to the camera's)."""
     batches = calibration_batches(fused, frames)
     if not batches:
         raise QuantizationError("no calibration frames")
-    ranges = calibrate(_named(fused), INPUT_NAME, batches, method)
-    qdq = qdq_from_ranges(fused, ranges, exclude, per_channel, calibration_frames=len(batches))
-    LOG.info("quantized with %d calibration frames (%s)", len(batches), method)
+    ranges = calibrate(_named(fused), INPUT_NAME, batches, method, recipe_for(target).op_types)
+    qdq = qdq_from_ranges(fused, ranges, exclude, per_channel, calibration_frames=len(batches), target=target)
+    LOG.info("quantized for %s with %d calibration frames (%s)", target, len(batches), method)
     return qdq
 
 

@@ -48,6 +48,7 @@ DEFAULT_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}  # tensorrt: the
 ENGINE_CACHE_DIR = "~/.cache/seg_perception/engines"  # the node's engine_cache_dir default
 CALIBRATION_SEED = 20_000  # the generated scenes `seg-perception quantize` calibrates on by default
 CALIBRATION_FRAMES = 16
+INT8_CPU_TARGET = "onnxruntime"  # onnxruntime:int8-qdq runs the CPU variant (core.qdq_recipes), never TensorRT's
 
 
 # ------------------------------------------------------------------------------------------------
@@ -123,7 +124,9 @@ class VariantRunner:
         return self._qdq_graph(fused, width, height)
 
     def _qdq_graph(self, fused: onnx.ModelProto, width: int, height: int) -> onnx.ModelProto:
-        """The gated QDQ graph `seg-perception quantize` cached for this camera size, else one calibrated here."""
+        """The gated CPU-variant QDQ graph `seg-perception quantize --target onnxruntime` cached for this
+        camera size, else one calibrated here. Never TensorRT's graph: its Q/DQ placement runs slower
+        than fp32 on ONNX Runtime (``core.qdq_recipes``), and its cache slot and key are its own."""
         from seg_perception.core.quantization import frames_from_directory, quantize_fused_graph
 
         cache = Path(ENGINE_CACHE_DIR).expanduser()
@@ -131,8 +134,11 @@ class VariantRunner:
             try:
                 from seg_perception.backends.engine_artefacts import describe_gate, load_cached_qdq, qdq_path
 
-                qdq, gate = load_cached_qdq(fused, cache)
-                self._note(f"{width}x{height}: the cached QDQ graph {qdq_path(cache, fused)} ({describe_gate(gate)})")
+                qdq, gate = load_cached_qdq(fused, cache, INT8_CPU_TARGET)
+                self._note(
+                    f"{width}x{height}: the cached CPU-variant QDQ graph {qdq_path(cache, fused, INT8_CPU_TARGET)} "
+                    f"({describe_gate(gate)})"
+                )
                 return qdq
             except SegPerceptionError as exc:
                 LOG.debug("no cached QDQ graph: %s", exc)
@@ -146,10 +152,10 @@ class VariantRunner:
             frames = [generate_scene(CALIBRATION_SEED + i, width, height).image for i in range(CALIBRATION_FRAMES)]
             source = f"{CALIBRATION_FRAMES} generated scenes"
         self._note(
-            f"{width}x{height}: calibrated on {source} ({method}), not gated "
-            "(seg-perception quantize --calib DIR caches a graph checked against fp32 on your frames)"
+            f"{width}x{height}: the CPU-variant QDQ graph calibrated on {source} ({method}), not gated "
+            "(seg-perception quantize --target onnxruntime --calib DIR caches one checked against fp32 on your frames)"
         )
-        return quantize_fused_graph(fused, frames, method=method)
+        return quantize_fused_graph(fused, frames, method=method, target=INT8_CPU_TARGET)
 
     def _note(self, text: str) -> None:
         LOG.info("%s: %s", self.variant, text)

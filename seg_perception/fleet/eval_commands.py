@@ -20,8 +20,8 @@ from seg_perception.core.metrics import LABEL_FORMATS
 LOG = logging.getLogger(__name__)
 VARIANT_HELP = (
     "onnxruntime[:fp32|int8-qdq|fp16], tensorrt[:fp32|fp16|int8] or auto "
-    "(int8-qdq: the gated QDQ graph `seg-perception quantize` cached for this camera size, else calibrated "
-    "on --calib DIR or generated scenes)"
+    "(int8-qdq: the gated CPU-variant QDQ graph `seg-perception quantize --target onnxruntime` cached for this "
+    "camera size, else one calibrated on --calib DIR or generated scenes)"
 )
 
 
