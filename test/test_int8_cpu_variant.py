@@ -18,14 +18,8 @@ from int8_fixtures import multiclass_spec
 from int8_support import needs_int8_quantizer
 from test_int8_gate_and_mixed_precision import _cli, _errors, _write_frames
 
-from seg_perception.backends.engine_builder import (
-    EngineBuildError,
-    graph_for_precision,
-    load_cached_qdq,
-    qdq_key,
-    qdq_path,
-    store_qdq,
-)
+from seg_perception.backends.engine_artefacts import EngineBuildError, load_cached_qdq, qdq_key, qdq_path, store_qdq
+from seg_perception.backends.engine_builder import graph_for_precision
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path
