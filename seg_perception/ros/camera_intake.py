@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -33,11 +34,14 @@ JOIN_TIMEOUT_S = 2.0
 class CameraIntake:
     """A plain node holding only the camera subscriptions, and the thread that spins it."""
 
-    def __init__(self, name: str, namespace: str, on_error: Callable[[str], None]) -> None:
+    def __init__(
+        self, name: str, namespace: str, on_error: Callable[[str], None], context: Context | None = None
+    ) -> None:
         """`on_error` gets one line when a callback raised (the thread then stops taking frames)."""
         self.node = Node(
             name + INTAKE_SUFFIX,
             namespace=namespace,
+            context=context,
             use_global_arguments=False,
             enable_rosout=False,
             start_parameter_services=False,
