@@ -41,7 +41,8 @@ def main() -> None:
     rclpy.init(args=["--ros-args", "-r", "__ns:=/camera"])
     from seg_perception.ros.segmentation_node import SegmentationNode
 
-    node = SegmentationNode(parameter_overrides=[
+    node = SegmentationNode(
+        parameter_overrides=[
             Parameter("backend", value="onnxruntime"),
             Parameter("qos_reliability", value="reliable"),  # subscribed at once, so no retry timer takes over
             Parameter("camera_info_qos_reliability", value="reliable"),
@@ -59,8 +60,10 @@ def main() -> None:
     spinner.start()
     count = int(args.rounds * 2 * (args.seconds + 2) * 30) + 300
     camera = subprocess.Popen(
-        [sys.executable, "-m", "seg_perception.bench.frame_publisher", "--domain", str(domain)]
-        + ["--rate", "30", "--count", str(count), "--size", "1280x720"],
+        [
+            *(sys.executable, "-m", "seg_perception.bench.frame_publisher", "--domain", str(domain)),
+            *("--rate", "30", "--count", str(count), "--size", "1280x720"),
+        ],
         stdout=subprocess.DEVNULL,
     )
     samples: list[float] = []

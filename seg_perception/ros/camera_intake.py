@@ -35,7 +35,7 @@ class CameraIntake:
     """A plain node holding only the camera subscriptions, and the thread that spins it."""
 
     def __init__(
-        self, name: str, namespace: str, on_error: Callable[[str], None], context: Context | None = None
+        self, name: str, namespace: str, on_error: Callable[[str], object], context: Context | None = None
     ) -> None:
         """`on_error` gets one line when a callback raised (the thread then stops taking frames)."""
         self.node = Node(
