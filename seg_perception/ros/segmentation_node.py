@@ -264,6 +264,8 @@ class SegmentationNode(LifecycleNode):
             if not (image_ready and info_ready):
                 ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
         with self._cond:
+            for ch in self.channels:  # a frame the intake stored while deactivating is stale now
+                ch.pending = None
             self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
