@@ -61,7 +61,7 @@ def stages(rounds: int, repeats: int, width: int = 1280, height: int = 720) -> N
     from seg_perception.bench.bench import _pipeline_runner, _pure_runner
     from seg_perception.core import image_codec
     from seg_perception.core.spec_loader import load_model_spec
-    from seg_perception.pipeline import Segmenter, drivable_table
+    from seg_perception.pipeline import Segmenter, drivable_range, drivable_table
 
     spec = load_model_spec(default_spec_path())
     frame = generate_scene(1, width, height).image
@@ -77,6 +77,7 @@ def stages(rounds: int, repeats: int, width: int = 1280, height: int = 720) -> N
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     pre = ort.InferenceSession(pre_graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     lut, lut_out = drivable_table(spec), np.empty_like(labels)
+    first, last = drivable_range(spec) or (0, -1)
     small = cv2.resize(labels, (spec.input.width, spec.input.height), interpolation=cv2.INTER_NEAREST)
     up_out = np.empty_like(labels)
     frame_copy, labels_copy = np.empty_like(frame), np.empty_like(labels)
@@ -89,6 +90,9 @@ def stages(rounds: int, repeats: int, width: int = 1280, height: int = 720) -> N
             "rgb8", height, width, width * 3, 0, payload
         ),
         "drivable lookup (cv2.LUT, dst=)": lambda: cv2.LUT(labels, lut, dst=lut_out),
+        "drivable as one id range (cv2.inRange, dst=: the pipeline's)": lambda: cv2.inRange(
+            labels, first, last, dst=lut_out
+        ),
         "labels nearest upsampling in cv2 (dst=)": lambda: cv2.resize(
             small, (width, height), dst=up_out, interpolation=cv2.INTER_NEAREST
         ),
