@@ -12,7 +12,7 @@ FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.x
 FASTRTPS_DEFAULT_PROFILES_FILE ?= $(FASTDDS_DEFAULT_PROFILES_FILE)
 export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE FASTRTPS_DEFAULT_PROFILES_FILE
 
-.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs venv train-demo-model mutation clean
+.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs pictures venv train-demo-model mutation clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
 
 test: lint typecheck pytest docs
+
+# The docs' pictures (docs/images/) from real runs: demo panel, eval report, health, bird's-eye grid, 3 cameras
+# (about a minute; needs chromium). The bench plot only from a given run: make pictures BENCH_JSON=bench.json
+pictures: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) tools/make_pictures.py $(if $(BENCH_JSON),--bench-json $(BENCH_JSON))
 
 # The oldest Python and library versions we declare (constraints-oldest.txt), proven on the core tests: those
 # that need no ROS (the rclpy wheels exist for newer Pythons only). About a minute once the venv exists.

@@ -8,11 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 from seg_perception.cli_args import (
     SYNTHETIC_MAX_SIZE,
-    DefaultsHelpFormatter,
+    OneLineErrorParser,
     RawDescriptionDefaultsHelpFormatter,
     number,
     parse_size,
@@ -128,10 +127,49 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_video(args: argparse.Namespace, width: int, height: int) -> int:
+    from seg_perception.synthetic.video_drive import VIDEO_TOPIC, VideoSettings, write_video_drive
+
+    if args.compressed or len(args.topic or ()) > 1:
+        raise SegPerceptionError("--video writes one camera: give at most one --topic and no --compressed")
+    if not 0 <= args.bframes <= 8:
+        raise SegPerceptionError(f"--bframes must be between 0 and 8, got {args.bframes}")
+    topic = (args.topic or [VIDEO_TOPIC])[0]
+    settings = VideoSettings("libx264" if args.video == "h264" else "libx265", bframes=args.bframes)
+    summary = write_video_drive(
+        args.bag,
+        args.frames,
+        width,
+        height,
+        settings,
+        topic=topic,
+        rate_hz=args.rate,
+        seed=args.seed,
+        storage=args.storage,
+        force=args.force,
+    )
+    LOG.info(
+        "wrote a %d-frame drive (%dx%d at %g Hz, %s CompressedVideo with %d B-frames, %s, seed %d) on %s to %s",
+        summary.frames,
+        width,
+        height,
+        args.rate,
+        args.video,
+        args.bframes,
+        args.storage,
+        args.seed,
+        topic,
+        args.bag,
+    )
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     if (args.out is None) == (args.bag is None):
         raise SegPerceptionError("synth needs either --out DIR (PNG files) or --bag OUT_BAG (a rosbag2 bag)")
     width, height = args.size
+    if args.bag is not None and args.video is not None:
+        return _synth_video(args, width, height)
     if args.bag is not None:
         from seg_perception.synthetic.drive_bag import DEFAULT_TOPIC, SyntheticCamera, write_synthetic_drive
 
@@ -217,18 +255,6 @@ def node_parameters_epilog() -> str:
     return "\n".join(lines)
 
 
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2; and
-    --help shows every option's default (DefaultsHelpFormatter) unless a command picks another formatter."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """`run ... --ros-args X` -> (`run ...`, `--ros-args X`): argparse cannot take an unknown option as REMAINDER.
 
@@ -307,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", action="append", help="--bag: camera image topic, repeatable (default /camera/front/image_raw)"
     )
     p.add_argument("--compressed", action="store_true", help="--bag: JPEG CompressedImage on <topic>/compressed")
+    p.add_argument(
+        "--video",
+        choices=("h264", "h265"),
+        default=None,
+        help="--bag: the camera as foxglove_msgs/CompressedVideo (encoded with PyAV) on one --topic "
+        "(default /camera/front/video), a keyframe every 10 frames",
+    )
+    p.add_argument("--bframes", type=int, default=0, help="--video: B-frames between references (default 0)")
     p.add_argument("--rate", type=_positive_rate, default=15.0, help="--bag: frames per second (default 15)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="--bag: storage (default mcap)")
     p.add_argument("--force", action="store_true", help="replace an existing --bag, or a non-empty --out, whole")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -96,3 +97,15 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
 class RawDescriptionDefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
     """DefaultsHelpFormatter with the description and epilog kept as written (tables, paragraphs)."""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the value (and where the help is), then exit 2; and
+    --help shows every option's default (DefaultsHelpFormatter) unless a command picks another formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

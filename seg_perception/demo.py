@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.cli_args import DefaultsHelpFormatter, parse_size
+from seg_perception.cli_args import OneLineErrorParser, number, parse_size
 from seg_perception.core.atomic_files import atomic_path, write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.image_files import write_image
@@ -150,15 +150,13 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
 
 def build_parser() -> argparse.ArgumentParser:
     """The demo's options (`make demo` passes --force: it regenerates demo_out)."""
-    parser = argparse.ArgumentParser(
-        prog="seg-perception demo", description=__doc__, formatter_class=DefaultsHelpFormatter
-    )
+    parser = OneLineErrorParser(prog="python -m seg_perception.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out whole")
-    parser.add_argument("--frames", type=int, default=300, help="frames the camera sends")
+    parser.add_argument("--frames", type=number(int, 1), default=300, help="frames the camera sends")
     parser.add_argument("--size", type=parse_size, default=(1280, 720), help="camera WIDTHxHEIGHT")
-    parser.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic drive")
+    parser.add_argument("--rate", type=number(float, 0.1), default=30.0, help="camera frames per second")
+    parser.add_argument("--seed", type=number(int, 0), default=7, help="seed of the synthetic drive")
     parser.add_argument(
         "--backend",
         default="auto",

@@ -57,7 +57,8 @@ def _refused(exc: SegPerceptionError) -> int:
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
-    from seg_perception.backends.engine_builder import BuildOptions, ensure_engine, require_tensorrt
+    from seg_perception.backends.engine_artefacts import BuildOptions
+    from seg_perception.backends.engine_builder import ensure_engine, require_tensorrt
     from seg_perception.core.int8_gate import AccuracyGateError
 
     spec, fused = _fused_graph(args)  # the spec first: a wrong --model is named before TensorRT is looked for

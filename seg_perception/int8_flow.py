@@ -172,7 +172,7 @@ def int8_graph(args: argparse.Namespace, spec: ModelSpec, fused: onnx.ModelProto
 
 def store_int8(fused: onnx.ModelProto, graph: Int8Graph, cache_dir: Path) -> Path | None:
     """Cache the graph for engine builds; a graph that failed its gate never replaces one that passed."""
-    from seg_perception.backends.engine_builder import cached_qdq_gate, qdq_path, store_qdq
+    from seg_perception.backends.engine_artefacts import cached_qdq_gate, qdq_path, store_qdq
 
     if not graph.passed:
         previous = cached_qdq_gate(fused, cache_dir)

@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("bag", ("bag",), "rosbag2 reading, writing, offline processing and replay"),
     ("synthetic", ("synthetic",), "generated road scenes and drives (tests, demo, calibration)"),
     ("ros", ("ros",), "everything that imports rclpy and message types: the node, QoS, messages"),
-    ("evaluation", ("evaluation",), "accuracy metrics runners and the HTML report"),
+    ("evaluation", ("evaluation",), "ground-truth matching, accuracy runners and the HTML report"),
     ("fleet", ("fleet",), "many bags and evaluations on Ray, and the commands that can use it"),
     ("bench", ("bench",), "benchmarks, soak and the node bench"),
     (

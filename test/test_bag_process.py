@@ -17,7 +17,7 @@ import yaml
 from seg_perception import cli
 from seg_perception.bag.bag_io import SEGMENTATION_OUTPUTS, typestore
 from seg_perception.bag.offline_processing import OUTPUTS, output_namespace
-from seg_perception.core import image_codec
+from seg_perception.core import compressed_codec, image_codec
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 from seg_perception.synthetic.drive_bag import START_NS, SyntheticCamera, write_synthetic_drive
 
@@ -55,7 +55,7 @@ def _pixels(msg: Any) -> np.ndarray:
 
 def _decode(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
     if msgtype.endswith("CompressedImage"):
-        return image_codec.compressed_to_inference_frame(msg.format, msg.data)
+        return compressed_codec.compressed_to_inference_frame(msg.format, msg.data)
     return image_codec.to_inference_frame(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
 
 

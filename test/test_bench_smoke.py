@@ -14,6 +14,7 @@ import pytest
 from tiny_models import conv_logits_model, segformer_like_spec, spec_dict, two_head_model, write_spec
 
 from seg_perception.bench.bench_report import markdown, summarise
+from seg_perception.bench.camera_sizes import accepted_size, fixed_input
 from seg_perception.bench.memory_figures import VERDICTS
 from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, RSS_TOLERANCE_MB, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
@@ -317,32 +318,39 @@ def test_baseline_refuses_a_spec_option_it_does_not_implement(tmp_path: Path) ->
     check_supported(dataclasses.replace(spec, heads=(spec.heads[0], FutureHead(**dataclasses.asdict(spec.heads[1])))))
 
 
-# The library-exported families with `resize: native` / `shorter_side` have a fixed-size ONNX input that only
-# their own camera size fits; bench measures at its own camera sizes and refuses them (an open defect of bench,
-# noted in #24: it should bench such a spec at the camera size its graph accepts).
-FIXED_CAMERA_FAMILIES = {
-    "smp_deeplabv3plus",
-    "smp_unet_resnet18",
-    "tv_deeplabv3_mobilenet_v3",
-    "tv_lraspp_mobilenet_v3",
-}
-ZOO_SPECS = sorted(
-    p
-    for p in (Path(__file__).resolve().parent.parent / "models" / "zoo").glob("*/spec.yaml")
-    if p.parent.name not in FIXED_CAMERA_FAMILIES
-)
+ZOO_SPECS = sorted((Path(__file__).resolve().parent.parent / "models" / "zoo").glob("*/spec.yaml"))
 
 
 @pytest.mark.parametrize("spec", ZOO_SPECS, ids=[p.parent.name for p in ZOO_SPECS])
 def test_bench_completes_for_every_zoo_spec(tmp_path: Path, spec: Path) -> None:
     """`bench --model ANY_VALID_SPEC` writes its JSON with every figure; the baseline may only skip itself for
     a spec option it does not implement, and then says which."""
-    assert len(ZOO_SPECS) >= 6
-    proc, report = _bench(tmp_path, spec, *OFFLINE, "--node-seconds", "0")
+    assert len(ZOO_SPECS) >= 10
+    md = tmp_path / "perf.md"
+    proc, report = _bench(tmp_path, spec, *OFFLINE, "--node-seconds", "0", "--markdown", str(md))
     assert proc.returncode == 0 and report["failures"] == [], proc.stderr[-2000:]
     assert [m["cameras"] for m in report["multi_camera"]] == [1, 2, 4]
     names = {m["name"] for m in report["measurements"]}
     assert {"pure_inference", "pipeline", "pipeline_overlay"} <= names
+    # A graph fixed at one model input (native / shorter_side over a fixed ONNX input) is benched at the
+    # camera size it accepts, and the report, its markdown and the log say which size replaced which.
+    loaded = load_model_spec(spec)
+    fixed = fixed_input(loaded)
+    settings = report["settings"]
+    benched = [tuple(map(int, x.split("x"))) for x in settings["sizes"]]
+    assert all(fixed is None or accepted_size(loaded, fixed, *size) == size for size in benched), benched
+    assert {m["size"] for m in report["measurements"] if m["name"] == "pipeline"} == set(settings["sizes"])
+    swapped = {(x["requested"], x["benched"]) for x in settings["size_substitutions"]}
+    wanted = {"160x96", "96x64"}
+    assert {r for r, _ in swapped} == (set() if fixed is None else wanted - {settings["sizes"][0]}), swapped
+    for requested, got in swapped:
+        assert f"camera size {requested} benched as {got}" in proc.stderr
+        assert f"Camera size {requested} benched as {got}: resize: " in md.read_text()
+    if spec.parent.name.startswith("smp_"):  # native at 320x192: only the net's own size fits
+        assert swapped == {("160x96", "320x192"), ("96x64", "320x192")} and settings["sizes"] == ["320x192"]
+    if spec.parent.name.startswith("tv_"):  # shorter side 520 into 866x520: 160x96 fits as asked
+        assert swapped == {("96x64", "866x520")} and settings["sizes"] == ["160x96"]
+    assert settings["batching_size"] == dict(swapped).get("96x64", "96x64")
     try:
         check_supported(load_model_spec(spec))
     except BaselineUnsupportedError as exc:

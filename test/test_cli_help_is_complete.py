@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from seg_perception import demo
 from seg_perception.cli import build_parser
 from seg_perception.cli_args import has_shown_default, shown_default
 from seg_perception.ros.parameters import PARAMETERS
@@ -21,7 +22,7 @@ SKIPPED_ACTIONS = (argparse._HelpAction, argparse._VersionAction, argparse._SubP
 def _commands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {"seg-perception": parser, **sub.choices}
+    return {"seg-perception": parser, **sub.choices, "demo": demo.build_parser()}
 
 
 def _options() -> list[tuple[str, argparse.ArgumentParser, argparse.Action]]:
@@ -90,3 +91,19 @@ def test_version_is_the_package_version() -> None:
 def test_backend_and_precision_options_explain_their_choices(command: str) -> None:
     text = " ".join(_commands()[command].format_help().split())
     assert ("--precision" in text and "accuracy gate" in text) or "TensorRT when it imports" in text
+
+
+def test_the_demo_parser_shows_its_defaults_and_refuses_bad_values_in_one_line() -> None:
+    assert "demo" in _commands()  # walked by the tests above: every option has help, every default shown
+    text = " ".join(demo.build_parser().format_help().split())
+    for shown in ("(default: demo_out)", "(default: 300)", "(default: 1280x720)", "(default: 30)", "(default: 7)"):
+        assert shown in text
+    for bad, message in (("--frames=0", "'0' must be at least 1"), ("--rate=-1", "'-1' must be at least 0.1")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "seg_perception.demo", bad], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr == (
+            f"python -m seg_perception.demo: error: argument {bad.split('=')[0]}: {message} "
+            "(see python -m seg_perception.demo --help)\n"
+        ), proc.stderr

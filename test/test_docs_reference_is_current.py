@@ -1,5 +1,5 @@
-"""The generated reference pages (parameters, command line, errors, the architecture's layer table) match the
-code: a parameter, option or error message changed without regenerating them fails here."""
+"""The generated reference pages (parameters, topics, diagnostics keys, command line, errors, the architecture's
+layer table) match the code: a parameter, option or error message changed without regenerating them fails here."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ from fake_tensorrt import ENGINE_MAGIC, FakeTensorRT
 from tensorrt_fixtures import fake_gpu  # noqa: F401  (fixture)
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
-from seg_perception.backends.engine_builder import BuildOptions, ensure_engine
+from seg_perception.backends.engine_artefacts import BuildOptions
+from seg_perception.backends.engine_builder import ensure_engine
 from seg_perception.core.engine_cache import ArtefactCacheError, sidecar_path
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.spec_loader import load_model_spec

@@ -111,6 +111,38 @@ def test_existing_outputs_are_refused_without_force_and_replaced_with_it(
     assert len(read_bag(out / "city" / "b")["/camera/left/segmentation/labels"]) == 3
 
 
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+@pytest.mark.parametrize(
+    "foreign", ["notes.txt", "old_drive/metadata.yaml", "city/old.mcap"], ids=["file", "other_bag", "beside_a_bag"]
+)
+def test_an_output_root_holding_other_things_is_refused_before_anything_is_written(
+    drives: Path,
+    tmp_path: Path,
+    spec_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    foreign: str,
+    force: bool,
+) -> None:
+    """New outputs never mix with old ones: a root holding anything this run would not write (an older
+    run's other bags, a user's file) is one line and exit 2, --force or not (--force replaces this run's
+    bags, it never deletes the rest of a root), and nothing is written or loaded."""
+    out = tmp_path / "out"
+    (out / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (out / foreign).write_text("not this run's")
+    before = listing(out)
+    monkeypatch.setattr(Segmenter, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert process(spec_path, str(drives), str(out), *(["--force"] if force else [])) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    # the first foreign entry: the directory where it is not an output's parent, the file inside where it is
+    named = out / foreign if foreign.startswith("city/") else out / Path(foreign).parts[0]
+    assert errors == [
+        f"error: output root {out} holds {named}, which this run does not write: its outputs would mix with it "
+        "(--force replaces only this run's bags); choose a new or empty OUT"
+    ], errors
+    assert listing(out) == before
+
+
 def test_many_bags_equal_one_process_per_bag_and_the_summary_counts_them(
     drives: Path, tmp_path: Path, spec_path: Path
 ) -> None:

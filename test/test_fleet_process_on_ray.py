@@ -262,3 +262,34 @@ def _wait_for(condition: Any, proc: subprocess.Popen[bytes] | None, log: Path) -
             pytest.fail(f"the run ended ({proc.returncode}) before the workers were held: {log.read_text()}")
         tick.wait(0.05)
     pytest.fail(f"not within {DEADLINE_S} s: {log.read_text()}")
+
+
+def test_a_fleet_of_video_bags_on_ray_equals_the_sequential_run_chunks_included(
+    local_ray: LocalRay, spec_path: Path, tmp_path: Path
+) -> None:
+    """H.264 (B-frames, CompressedVideo) and H.265 (FFMPEGPacket) MCAPs on two workers; the H.264 bag alone is
+    cut into two chunks whose bound falls inside a GOP: a chunk decodes from the keyframe before its start
+    (no decoder state travels), and the merged bag equals the one-pass bag message for message."""
+    from seg_perception.bag.bag_io import COMPRESSED_VIDEO, FFMPEG_PACKET
+    from seg_perception.synthetic.video_drive import VideoSettings, write_video_drive
+
+    root, ref = tmp_path / "drives", tmp_path / "sequential"
+    h264 = VideoSettings("libx264", gop=4, bframes=2)
+    write_video_drive(root / "drive_h264", 11, W, H, h264, COMPRESSED_VIDEO, rate_hz=10, storage="mcap")
+    h265 = VideoSettings("libx265", gop=3, bframes=1)
+    ffmpeg = "/camera/front/image_raw/ffmpeg"
+    write_video_drive(root / "drive_h265", 7, W, H, h265, FFMPEG_PACKET, ffmpeg, rate_hz=10, seed=3, storage="mcap")
+    for rel in ("drive_h264", "drive_h265"):
+        assert process(spec_path, str(root / rel), str(ref / rel), "--outputs", "labels") == 0
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    words = ("--outputs", "labels", "--ray", "--workers", "2", "--summary", str(summary))
+    assert process(spec_path, str(root), str(out), *words) == 0
+    _same_bags(out, ref, {"drive_h264": "drive_h264", "drive_h265": "drive_h265"})
+    assert [(b["status"], b["frames"]) for b in _summary(summary)["bags"]] == [("done", 11), ("done", 7)]
+    chunked, summary = tmp_path / "drive_h264", tmp_path / "chunked.json"
+    words = ("--outputs", "labels", "--ray", "--workers", "2", "--summary", str(summary))
+    assert process(spec_path, str(root / "drive_h264"), str(chunked), *words) == 0
+    assert read_bag(chunked) == read_bag(ref / "drive_h264")
+    assert metadata_text(chunked) == metadata_text(ref / "drive_h264")
+    (bag,) = _summary(summary)["bags"]
+    assert (bag["chunks"], bag["frames"]) == (2, 11)

@@ -19,7 +19,7 @@ from ros_harness import NodeProcess, Probe, image_msg, node_with_probe, stamp_ns
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import smooth_image
 
-from seg_perception.core.image_codec import encode_compressed
+from seg_perception.core.compressed_codec import encode_compressed
 from seg_perception.ros.segmentation_node import WARN_PERIOD_S
 
 W, H = 96, 64

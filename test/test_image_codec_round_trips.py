@@ -12,12 +12,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from seg_perception.core.compressed_codec import compressed_to_inference_frame, encode_compressed
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.image_codec import (
     SUPPORTED_ENCODINGS,
     array_to_image_fields,
-    compressed_to_inference_frame,
-    encode_compressed,
     image_to_array,
     to_inference_frame,
 )

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from seg_perception.core.quantization import image_files
-from seg_perception.evaluation.runners import list_images
+from seg_perception.evaluation.ground_truth import list_images
 
 
 def test_outputs_written_beside_frames_are_not_frames(tmp_path: Path) -> None:

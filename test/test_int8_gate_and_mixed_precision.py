@@ -24,7 +24,7 @@ from int8_fixtures import multiclass_spec, narrow_range_spec, two_head_spec
 from int8_support import needs_int8_quantizer
 from tensorrt_fixtures import fake_gpu  # noqa: F401 - the TensorRT/pycuda fake, as a fixture
 
-from seg_perception.backends.engine_builder import load_cached_qdq, qdq_key, qdq_path
+from seg_perception.backends.engine_artefacts import load_cached_qdq, qdq_key, qdq_path
 from seg_perception.core import engine_cache
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.model_spec import default_spec_path

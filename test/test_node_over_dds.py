@@ -13,7 +13,7 @@ from ros_harness import NodeProcess, Probe, image_msg, msg_array, node_with_prob
 from sensor_msgs.msg import CameraInfo, CompressedImage
 from tiny_models import TINY_CLASSES, smooth_image
 
-from seg_perception.core.image_codec import encode_compressed
+from seg_perception.core.compressed_codec import encode_compressed
 from seg_perception.pipeline import ALL_OUTPUTS, Segmenter
 from seg_perception.ros.dds_profile import shipped_profile
 

@@ -14,7 +14,7 @@ import pytest
 from tiny_models import conv_logits_model, spec_dict, write_spec
 
 from seg_perception.core.spec_loader import load_model_spec
-from seg_perception.evaluation.report import page_for_compare, page_for_eval, write_report
+from seg_perception.evaluation.report import confusion_svg, page_for_compare, page_for_eval, write_report
 from seg_perception.evaluation.runners import WORST_FRAMES, parse_variant, run_compare, run_eval
 from seg_perception.synthetic.scenes import DEMO_CLASSES, write_scenes
 
@@ -105,3 +105,46 @@ def test_the_console_scan_notices_a_broken_page(reports: dict[str, Path]) -> Non
     broken.write_text(text.replace("</body>", '<img src="https://example.invalid/x.png"><img src="gone.png"></body>'))
     _, console = chromium(broken, reports["root"] / "profile_broken", "--dump-dom")
     assert len(console) >= 2, console
+
+
+def _ink_bands(image: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) rows of each run of rows holding any ink (a pixel darker than the white page)."""
+    inked = (image.min(axis=2) < 200).any(axis=1)
+    bands: list[tuple[int, int]] = []
+    for row in np.flatnonzero(inked):
+        if bands and row == bands[-1][1] + 1:
+            bands[-1] = (bands[-1][0], int(row))
+        else:
+            bands.append((int(row), int(row)))
+    return bands
+
+
+def test_the_confusion_matrix_title_sits_just_above_its_column_labels(tmp_path: Path) -> None:
+    """Drawn, not parsed: the axis title, then a small gap, then the turned class names (never overlapping
+    them, never 70 px above them as it once was), then the matrix."""
+    names = [c.name for c in DEMO_CLASSES]
+    confusion = np.eye(len(names), dtype=np.int64) * 100 + 1
+    page = tmp_path / "matrix.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><style>body{margin:0;font-family:system-ui,sans-serif;background:#fff}"
+        "svg.chart{font-size:12px}svg .axis{fill:#556;font-weight:600}svg .small{font-size:10px}</style></head>"
+        f"<body>{confusion_svg(names, confusion, ('ground truth', 'prediction'))}</body></html>"
+    )
+    shot = tmp_path / "matrix.png"
+    _, console = chromium(page, tmp_path / "profile", "--window-size=800,800", f"--screenshot={shot}")
+    assert console == []
+    image = cv2.imread(str(shot))
+    assert image is not None
+    title, labels = _ink_bands(image)[:2]
+    assert title[1] - title[0] < 20, title  # one line of text
+    assert 4 <= labels[0] - title[1] <= 30, (title, labels)
+
+
+def test_the_class_legend_keeps_each_swatch_with_its_name_above_the_frames(reports: dict[str, Path]) -> None:
+    text = reports["eval"].read_text()
+    assert text.index('id="class-legend"') < text.index('id="worst-frames"')
+    keys = re.findall(r'<span class="key"><span class="swatch" style="([^"]*)"></span>([^<]+)</span>', text)
+    assert [name for _, name in keys] == [c.name for c in DEMO_CLASSES]
+    assert ".key{white-space:nowrap" in text
+    white = next(style for style, name in keys if name == "lane_marking")
+    assert "border-color:#1d2327" in white  # outlined in the page's ink, as its IoU bar is

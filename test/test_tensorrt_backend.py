@@ -26,14 +26,14 @@ from onnx import TensorProto
 from tensorrt_fixtures import CAMERA, fused, spec_path  # noqa: F401 - fixtures
 
 from seg_perception.backends import create_backend, resolve_backend_name, tensorrt_usable
-from seg_perception.backends.engine_builder import (
+from seg_perception.backends.engine_artefacts import (
     BuildOptions,
     EngineBuildError,
     engine_path,
-    graph_for_precision,
     qdq_path,
     shape_profile,
 )
+from seg_perception.backends.engine_builder import graph_for_precision
 from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.core.errors import BackendError
 from seg_perception.core.graph_compiler import graph_digest
@@ -177,7 +177,8 @@ def test_tensorrt_labels_agree_with_onnxruntime(
 
 @needs_gpu
 def test_second_start_loads_the_cached_engine(fused: onnx.ModelProto, tmp_path: Path) -> None:
-    from seg_perception.backends.engine_builder import BuildOptions, ensure_engine
+    from seg_perception.backends.engine_artefacts import BuildOptions
+    from seg_perception.backends.engine_builder import ensure_engine
 
     options = BuildOptions("fp16", 1)
     first = ensure_engine(fused, options, tmp_path, allow_build=True)

@@ -20,7 +20,8 @@ from fake_tensorrt import NUMPY_TYPES, DataType, FakeContractError, FakeTensorRT
 from onnx import TensorProto, helper
 from tensorrt_fixtures import CAMERA, fake_gpu, fused, spec_path  # noqa: F401 - fixtures
 
-from seg_perception.backends.engine_builder import BuildOptions, EngineBuildError, build_engine_bytes
+from seg_perception.backends.engine_artefacts import BuildOptions, EngineBuildError
+from seg_perception.backends.engine_builder import build_engine_bytes
 from seg_perception.core.errors import BackendError
 from seg_perception.core.graph_compiler import compile_fused_graph
 from seg_perception.core.spec_loader import load_model_spec

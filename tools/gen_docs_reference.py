@@ -3,9 +3,10 @@
     .venv/bin/python tools/gen_docs_reference.py           # rewrite docs/reference/*.md and generated blocks
     .venv/bin/python tools/gen_docs_reference.py --check   # exit 1 naming every page that is out of date
 
-Generated: node parameters (seg_perception.ros.parameters.PARAMETERS), every CLI command's --help
-(seg_perception.cli.build_parser), every error message the package raises, and the layer table of
-docs/architecture.md (seg_perception.layers).
+Generated: node parameters (seg_perception.ros.parameters.PARAMETERS), the node's topics and their QoS
+(seg_perception.ros.topics.TOPICS), its /diagnostics keys (seg_perception.ros.diagnostics_keys), every CLI
+command's --help (seg_perception.cli.build_parser), every error message the package raises, and the layer
+table of docs/architecture.md (seg_perception.layers).
 """
 
 from __future__ import annotations
@@ -61,6 +62,66 @@ def parameters_page() -> str:
         "Every parameter is declared with a descriptor (its range or choices), read once at start and validated:\n"
         "a bad value stops the node with one line naming the parameter.\n\n"
         "| name | default | allowed | meaning |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def _qos_value(value: int | str) -> str:
+    from seg_perception.ros.parameters import PARAMETERS
+
+    defaults = {p.name: p.default for p in PARAMETERS}
+    if isinstance(value, str) and value in defaults:
+        return f"`{value}` (default {_value(defaults[value])})"
+    return str(value).replace("_", " ")
+
+
+def topics_page() -> str:
+    from seg_perception.ros.topics import TOPICS
+
+    def requires(t: object) -> str:
+        need = getattr(t, "requires", None)
+        if need is None:
+            return ""
+        key, value = need
+        return " Only where `vision_msgs` imports." if key == "vision_msgs" else f" Only with `{key}: {_value(value)}`."
+
+    rows = [
+        f"| `{t.name}` | `{t.type}` | {t.direction} | {_qos_value(t.reliability)}, {t.durability.replace('_', ' ')}, "
+        f"keep last {_qos_value(t.depth)} | {_cell(t.when)}.{requires(t)} |"
+        for t in TOPICS
+    ]
+    return (
+        "# Topics and QoS\n\n"
+        "Generated from `seg_perception/ros/topics.py` by `tools/gen_docs_reference.py`; do not edit by hand.\n"
+        "`test/test_topics_and_diagnostics_match_the_node.py` starts the node and checks over DDS that it exposes\n"
+        "exactly these topics, types, reliabilities and durabilities. Names are relative to the node's namespace\n"
+        "(`~/`: under the node's name); `<camera>/` is empty for one camera and `front/`... with `cameras: [front,\n"
+        "...]`; `<head>` is each mask of a multi-task spec besides the drivable one. A QoS naming a parameter\n"
+        "takes its value; `auto` matches the publishers found (reliable only when all of them offer it).\n"
+        "What each output holds and how Nav2 reads them: [the node](../node.md).\n\n"
+        "| topic | type | direction | QoS | when |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def diagnostics_page() -> str:
+    from seg_perception.ros.diagnostics_keys import DIAGNOSTICS_KEYS
+
+    def key(row: object) -> str:
+        each = getattr(row, "each", ())
+        name = f"`{row.key}`"  # type: ignore[attr-defined]
+        if not each:
+            return name
+        return f"{name}, `<x>` each of " + ", ".join(f"`{x}`" for x in each)
+
+    rows = [f"| {_cell(key(r))} | {_cell(r.meaning)} | {_cell(r.values)} |" for r in DIAGNOSTICS_KEYS]
+    return (
+        "# /diagnostics keys\n\n"
+        "Generated from `seg_perception/ros/diagnostics_keys.py` by `tools/gen_docs_reference.py`; do not edit by\n"
+        "hand. The node publishes one `diagnostic_msgs/DiagnosticStatus` per camera on `/diagnostics` every\n"
+        "`diagnostics_period` seconds, named `<node>: <camera>`, with these keys in this order;\n"
+        "`test/test_topics_and_diagnostics_match_the_node.py` checks over DDS that the node publishes exactly\n"
+        "them. Its level: ERROR when the camera's health failed, WARN when input is stale, frames failed or\n"
+        "health is degraded, else OK ([health](../node.md#health)).\n\n"
+        "| key | meaning | values |\n|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -143,6 +204,8 @@ PAGES: dict[str, Callable[[], str]] = {
     "reference/errors.md": errors_page,
     "reference/parameters.md": parameters_page,
     "reference/cli.md": cli_page,
+    "reference/topics.md": topics_page,
+    "reference/diagnostics.md": diagnostics_page,
 }
 BLOCKS: dict[str, Callable[[], str]] = {"layers": layers_block}
 

@@ -146,7 +146,7 @@ CORE_BUGS = (
             ),
             (
                 Edit(
-                    "seg_perception/core/image_codec.py",
+                    "seg_perception/core/compressed_codec.py",
                     "    codec = _compressed_codec(format)\n",
                     "    codec = _compressed_codec(format)\n"
                     '    raise ImageCodecError("PLANTED: every CompressedImage is refused")\n',
@@ -409,7 +409,7 @@ ROUND_TWO_BUGS = (
         "w",
         "engine cache key without the precision (an fp16 engine reused for an fp32 request)",
         single(
-            "seg_perception/backends/engine_builder.py",
+            "seg_perception/backends/engine_artefacts.py",
             '        "precision": options.precision,\n',
             "        # PLANTED: no precision in the key\n",
         ),

@@ -273,6 +273,33 @@ def hf_upernet() -> dict[str, np.ndarray]:
     return {"labels": np.stack(labels), "exporter": _versions(torch, transformers)}
 
 
+# (camera w, h) -> (model w, h) for the resize fixture: a downscale, an upscale, a vertical-only pass
+RESIZE_CASES = (((97, 53), (61, 37)), ((48, 36), (112, 63)), ((96, 54), (96, 25)))
+
+
+def torchvision_resizes() -> dict[str, np.ndarray]:
+    """torchvision's own antialiased resizes of uint8 tensors, for test_preprocessing_matches_libraries (no torch
+    there): v2 (PyTorch's uint8 kernel: interpolation antialias_uint8) and v1, what weights.transforms() runs
+    (float kernel, one rounding: antialias_rounded), on white noise and a smooth ramp image per case."""
+    import torchvision
+    import torchvision.transforms.functional as v1
+    import torchvision.transforms.v2.functional as v2
+
+    out: dict[str, np.ndarray] = {"exporter": _versions(torch, torchvision)}
+    for (cw, ch), (mw, mh) in RESIZE_CASES:
+        rng = np.random.default_rng(cw * ch)
+        yy, xx = np.mgrid[0:ch, 0:cw]
+        ramp = np.stack([xx * 255 // max(cw - 1, 1), yy * 255 // max(ch - 1, 1), (xx + yy) % 256], axis=2)
+        images = np.stack([rng.integers(0, 256, (ch, cw, 3), dtype=np.uint8), ramp.astype(np.uint8)])
+        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        key = f"{cw}x{ch}_{mw}x{mh}"
+        out[f"{key}_input"] = images
+        for name, module in (("antialias_uint8", v2), ("antialias_rounded", v1)):
+            resized = module.resize(tensor, [mh, mw], antialias=True)
+            out[f"{key}_{name}"] = resized.permute(0, 2, 3, 1).numpy()
+    return out
+
+
 FAMILIES: dict[str, Callable[[], dict[str, np.ndarray]]] = {
     "tv_lraspp_mobilenet_v3": tv_lraspp,
     "smp_unet_resnet18": smp_unet,
@@ -285,13 +312,18 @@ FAMILIES: dict[str, Callable[[], dict[str, np.ndarray]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("families", nargs="*", help=f"some of {', '.join(FAMILIES)} (default: all)")
+    parser.add_argument(
+        "families", nargs="*", help=f"some of {', '.join(FAMILIES)} (default: all, and torchvision_resize.npz)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     unknown = [n for n in args.families if n not in FAMILIES]
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     torch.set_num_threads(2)
+    if not args.families:
+        np.savez_compressed(ZOO / "torchvision_resize.npz", **torchvision_resizes())
+        LOG.info("torchvision_resize.npz: %s", ", ".join(f"{a}->{b}" for a, b in RESIZE_CASES))
     for name in args.families or FAMILIES:
         (ZOO / name).mkdir(exist_ok=True)
         reference = FAMILIES[name]()

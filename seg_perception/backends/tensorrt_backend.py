@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 
 from seg_perception.backends.base import Backend
+from seg_perception.backends.engine_artefacts import BuildOptions
 from seg_perception.backends.engine_builder import (
-    BuildOptions,
     ensure_engine,
     gpu_identity,
     require_tensorrt,

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from seg_perception.bag.split_bags import BagSplit, SplitWriter, join_parts
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.output_rule import replace_output
 
@@ -98,11 +99,16 @@ def _storage_plugin(storage: str) -> Any:
 
 @contextmanager
 def bag_writer(
-    out: Path, storage: str = DEFAULT_STORAGE, force: bool = False, compression: str = ""
+    out: Path,
+    storage: str = DEFAULT_STORAGE,
+    force: bool = False,
+    compression: str = "",
+    split: BagSplit | None = None,
 ) -> Iterator[Writer]:
     """A rosbag2 writer whose bag appears at ``out`` only when the block completes.
 
     ``compression`` "file" or "message" writes it zstd-compressed in that rosbag2 mode; "" uncompressed.
+    ``split`` writes it as several storage files (bag/split_bags.py), as ``ros2 bag record --max-bag-size``.
 
     The bag is written to ``.<name>.partial-*/<name>`` beside ``out`` (same file system, so the final
     rename is atomic); any exception, KeyboardInterrupt included, deletes the staging directory.
@@ -116,12 +122,21 @@ def bag_writer(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     # The storage file is named after the bag directory, so stage under the final name.
     staged = staging / out.name
-    try:
-        writer = Writer(staged, version=BAG_VERSION, storage_plugin=plugin)
+
+    def make(path: Path) -> Writer:
+        part = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
         if compression:
-            writer.set_compression(_compression_mode(compression), CompressionFormat.ZSTD)
+            part.set_compression(_compression_mode(compression), CompressionFormat.ZSTD)
+        part.open()
+        return part
+
+    try:
+        if split is not None and split.active:
+            (staging / ".parts").mkdir()
+            writer: Any = SplitWriter(staging / ".parts", out.name, split, make)
+        else:
+            writer = make(staged)
         try:
-            writer.open()
             yield writer
         except BaseException:
             writer.abort()
@@ -130,6 +145,8 @@ def bag_writer(
             writer.close()
         except WriterError as exc:
             raise BagError(f"cannot finish bag {out}: {_one_line(exc)}") from None
+        if isinstance(writer, SplitWriter):
+            join_parts(writer.parts, staged)
         _move_into_place(staged, out, force)
     except WriterError as exc:
         raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None

@@ -9,6 +9,7 @@ zstd or the file system raise on the way becomes one BagError naming the bag and
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,13 +119,35 @@ def read_messages(
     reader: Any, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
 ) -> Iterator[tuple[Connection, int, bytes]]:
     """The reader's (connection, timestamp ns, raw CDR) in time order, `start` <= t < `stop` where given;
-    storage errors become BagError."""
+    storage errors become BagError, and so does a whole read that found none of the messages the bag's
+    metadata lists for a topic (`check_all_read`)."""
     items = reader.messages(connections, start=start, stop=stop)
+    read: Counter[str] = Counter()
     while True:
         try:
             item = next(items)
         except StopIteration:
+            if start is None and stop is None:
+                check_all_read(reader, connections or reader.connections, read)
             return
         except Exception as exc:  # noqa: BLE001 - sqlite3, MCAP and zstd layers raise many types for one cause
             raise BagError(f"cannot read bag {reader.path}: {_one_line(exc)}{_hint(exc)}") from None
+        read[item[0].topic] += 1
         yield item
+
+
+def check_all_read(reader: Any, connections: Collection[Connection], read: Counter[str]) -> None:
+    """BagError naming the first topic whose metadata counts messages of which a whole read found none.
+
+    rosbags reads such a bag without complaint: its storage file names the topic or its type otherwise than
+    metadata.yaml (a bag edited or merged by hand, a storage file swapped), or holds no messages at all."""
+    listed: Counter[str] = Counter()
+    for conn in connections:
+        listed[conn.topic] += conn.msgcount
+    for topic, count in sorted(listed.items()):
+        if count and not read[topic]:
+            raise BagError(
+                f"read 0 of the {count} messages the metadata of {reader.path} lists for {topic}: its storage "
+                "file names that topic or its type otherwise, or holds no messages (`ros2 bag reindex` rewrites "
+                "the metadata from the storage files)"
+            )

@@ -38,8 +38,9 @@ from seg_perception.bag.bag_io import (
     typestore,
 )
 from seg_perception.bag.bag_reader import open_bag, read_messages
+from seg_perception.bag.split_bags import BagSplit
 from seg_perception.bag.video_topics import VideoUnit, video_unit
-from seg_perception.core import image_codec
+from seg_perception.core import compressed_codec, image_codec
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.health import HealthLog, HealthMonitor
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
@@ -230,7 +231,7 @@ def _restamped_info(info: Any, header: Any, width: int, height: int) -> Any:
 
 def _decode(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
     if msgtype == COMPRESSED_IMAGE:
-        return image_codec.compressed_to_inference_frame(msg.format, msg.data)
+        return compressed_codec.compressed_to_inference_frame(msg.format, msg.data)
     return image_codec.to_inference_frame(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
 
 
@@ -408,13 +409,15 @@ def process_bag(
     time_range: TimeRange = (None, None),
     on_frame: Callable[[], None] | None = None,
     copy_inputs: bool = False,
+    split: BagSplit | None = None,
 ) -> ProcessSummary:
     """Segment every frame of the camera topics of `in_bag` into a new bag at `out_bag` (all or nothing).
 
     `time_range` (start, stop) in bag time, ns, stop exclusive, None for open, limits the run to the
     messages recorded in it (a chunk of a long bag): each camera starts from the latest camera_info
     recorded before `start`, so chunks merged in time order equal the whole bag processed at once.
-    `compression` "file" or "message" writes `out_bag` zstd-compressed in that rosbag2 mode.
+    `compression` "file" or "message" writes `out_bag` zstd-compressed in that rosbag2 mode; `split` writes
+    it as several storage files (bag/split_bags.py).
     `on_frame` is called after each segmented frame (a fleet's progress bar; the fleet turns `progress` off).
     Every recorded topic is copied (camera_info, tf, ...) except the segmented camera images themselves,
     which only `copy_inputs` copies: they are nearly all of a bag's bytes, and the outputs carry the input
@@ -436,7 +439,7 @@ def process_bag(
         total = sum(c.msgcount for c in connections if (c.topic, c.msgtype) in by_key) if whole else None
         range_start, range_stop = time_range
         with (
-            bag_writer(out_bag, storage, force, compression) as writer,
+            bag_writer(out_bag, storage, force, compression, split) as writer,
             tqdm(total=total, unit="frame", desc="process", disable=not progress) as bar,
         ):
             run = _Run(writer, segmenter, outputs, copy_inputs)

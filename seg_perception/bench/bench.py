@@ -7,7 +7,11 @@ itself, with the reason under "skipped", for a spec option it does not implement
 
 Schema (schema_version 1):
   {"schema_version": 1, "machine": {...}, "model": str, "backend": str,
-   "settings": {"frames", "node_seconds", "threads", "sizes": ["WxH"], "summary_size": "WxH"},
+   "settings": {"frames", "node_seconds", "threads", "sizes": ["WxH"] (benched), "summary_size": "WxH",
+                "batching_size": "WxH", "sizes_requested": ["WxH"] (--sizes and --summary-size as asked),
+                "size_substitutions": [{"requested", "benched", "reason"}] (bench/camera_sizes.py: a spec
+                whose graph accepts only some camera sizes is benched at the accepted size nearest each
+                requested one; one it cannot place is listed under "skipped")},
    "label_agreement_straightforward": {"WxH": share of pixels where baseline labels == pipeline labels},
    "measurements": [{"name": str, "size": "WxH", "unit": "ms", "median": float, "p10": float,
                      "p90": float, "repeats": int, "stages_ms": {stage: median}?, ...}],
@@ -401,13 +405,29 @@ def run_bench(
     batching_size: tuple[int, int] = BATCHING_SIZE,
 ) -> dict[str, Any]:
     """Every measurement; the ones that failed are listed under "failures", skipped ones under "skipped"."""
+    from seg_perception.bench.camera_sizes import plan_sizes
+    from seg_perception.core.errors import ModelSpecError
     from seg_perception.core.model_spec import default_spec_path
     from seg_perception.core.spec_loader import load_model_spec
 
     spec = load_model_spec(spec_path or default_spec_path())
+    phases = Phases()
+    requested = [*sizes, *([summary_size] if summary_size not in sizes else [])]
+    plan = plan_sizes(spec, sizes, summary_size, batching_size)
+    for change in plan.substitutions:
+        LOG.warning("bench: camera size %s benched as %s: %s", change["requested"], change["benched"], change["reason"])
+    for refusal in plan.refused:
+        LOG.warning("bench: camera size %s refused: %s", refusal["requested"], refusal["reason"])
+        phases.skipped.append({"phase": f"camera size {refusal['requested']}", "reason": refusal["reason"]})
+    sizes = plan.sizes
+    if plan.summary_size is None or plan.batching_size is None or not sizes:
+        raise ModelSpecError(
+            "no camera size the model's graph accepts: "
+            + "; ".join(f"{r['requested']}: {r['reason']}" for r in plan.refused)
+        )
+    summary_size, batching_size = plan.summary_size, plan.batching_size
     if summary_size not in sizes:
         sizes = [*sizes, summary_size]
-    phases = Phases()
     load = [os.getloadavg()[0]]
     measurements, agreement, interleaved = measure_offline(spec, sizes, frames, threads, phases, summary_size)
     load.append(os.getloadavg()[0])
@@ -434,6 +454,9 @@ def run_bench(
             "threads": threads,
             "sizes": [f"{w}x{h}" for w, h in sizes],
             "summary_size": f"{summary_size[0]}x{summary_size[1]}",
+            "batching_size": f"{batching_size[0]}x{batching_size[1]}",
+            "sizes_requested": [f"{w}x{h}" for w, h in requested],
+            "size_substitutions": plan.substitutions,
         },
         "label_agreement_straightforward": agreement,
         "measurements": measurements,

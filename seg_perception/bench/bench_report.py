@@ -259,6 +259,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['onnxruntime']}, model `{report['model']}`, {report['settings']['frames']} repeats per offline "
         f"measurement (medians; p10–p90 in brackets), node phases of {report['settings']['node_seconds']:.0f} s.",
         "",
+        *[
+            f"Camera size {x['requested']} benched as {x['benched']}: {x['reason']}.\n"
+            for x in report["settings"].get("size_substitutions", [])
+        ],
         "| camera size | pipeline (labels + drivable) | + overlay | straightforward | speed-up |",
         "|---|---|---|---|---|",
     ]

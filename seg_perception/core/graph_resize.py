@@ -9,10 +9,18 @@ TensorRT 10's ONNX parser), horizontally first and then vertically, in the libra
                   pixels, PyTorch interpolate(bilinear, align_corners=False)). Done by a Resize op.
   antialias       float triangle filter widened by the downscale factor: torchvision resize
                   antialias=True on float tensors, PIL's BILINEAR on float ("F") images.
-  antialias_uint8  torchvision resize(antialias=True) on a uint8 tensor: the float triangle filter, each
-                  output rounded half-to-even to uint8 once (what weights.transforms() does to a tensor
-                  and what Hugging Face's torchvision-backed image processors, the default in
-                  transformers 5, do to any image).
+  antialias_uint8  PyTorch's own uint8 antialias kernel, bit-exact: torch.nn.functional.interpolate(uint8,
+                  antialias=True) and torchvision.transforms.v2's resize of a uint8 tensor. The kernel
+                  (aten/src/ATen/native/cpu/UpSampleKernel.cpp and its AVX twin) holds the triangle
+                  weights as int16 fixed point, its precision the most bits that keep the largest weight
+                  below 2**15, and rounds to uint8 after each pass (horizontal, then vertical).
+  antialias_rounded  torchvision.transforms.functional (v1) resize(antialias=True) of a uint8 tensor, what
+                  the weights.transforms() presets run: v1 casts to float32, runs torch's float kernel
+                  and rounds half-to-even once. Weights are computed in float32 as torch computes them
+                  (_compute_indices_weights_aa), horizontal pass first, and torch's fused multiply-add
+                  accumulation (ONNX has no FMA) is reproduced exactly in float32 with error-free
+                  transformations (_fma_weighted_sum): equal to torchvision on upscales and moderate
+                  downscales; a 3x downscale differs on about 5 values in a million by one level.
   pil_bilinear    PIL Image.resize(BILINEAR) on uint8 RGB, bit-exact: 22-bit fixed-point weights,
                   rounding to uint8 after each pass (what torchvision's presets do to PIL images and
                   transformers' SegformerImageProcessorPil does).
@@ -32,7 +40,7 @@ from onnx import TensorProto
 
 from seg_perception.core.onnx_builder import GraphBuilder
 
-INTERPOLATIONS = ("bilinear", "antialias", "antialias_uint8", "pil_bilinear", "cv2_linear_uint8")
+INTERPOLATIONS = ("bilinear", "antialias", "antialias_uint8", "antialias_rounded", "pil_bilinear", "cv2_linear_uint8")
 PIL_PRECISION_BITS = 22  # Pillow's Resample.c: 32 - 8 (pixel) - 2 (headroom)
 CV2_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
@@ -82,6 +90,38 @@ def pil_taps(n_in: int, n_out: int) -> Taps:
     return Taps(t.index, np.trunc(scaled + np.where(scaled < 0, -0.5, 0.5)).astype(np.int64))
 
 
+def torch_float_taps(n_in: int, n_out: int) -> Taps:
+    """triangle_taps computed in float32 step by step as PyTorch's float antialias kernel computes them
+    (_compute_indices_weights_aa with scale = n_in / n_out in float32), so each weight has torch's bits."""
+    f32 = np.float32
+    scale = f32(n_in) / f32(n_out)
+    support, invscale = (scale, f32(1.0) / scale) if scale >= 1.0 else (f32(1.0), f32(1.0))
+    rows = []
+    for o in range(n_out):
+        centre = scale * f32(o + 0.5)
+        first = max(int(centre - support + f32(0.5)), 0)
+        last = min(int(centre + support + f32(0.5)), n_in)
+        ws = [max(f32(0.0), f32(1.0) - abs((f32(x) - centre + f32(0.5)) * invscale)) for x in range(first, last)]
+        total = f32(0.0)
+        for w in ws:
+            total = f32(total + w)
+        rows.append((list(range(first, last)), [f32(w / total) for w in ws] if total else ws))
+    return _packed(rows, n_in, np.float32)
+
+
+def torch_uint8_taps(n_in: int, n_out: int) -> tuple[Taps, int]:
+    """triangle_taps as PyTorch's uint8 antialias kernel holds them (_compute_index_ranges_int16_weights):
+    the precision is the largest p < 22 with round(max_weight * 2**(p + 1)) < 2**15, each weight rounded
+    half away from zero to p bits; returns the taps and p."""
+    t = triangle_taps(n_in, n_out)
+    largest = float(t.weight.max())
+    precision = 0
+    while precision < 22 and int(0.5 + largest * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    scaled = t.weight * (1 << precision)
+    return Taps(t.index, np.trunc(scaled + np.where(scaled < 0, -0.5, 0.5)).astype(np.int64)), precision
+
+
 def cv2_linear_taps(n_in: int, n_out: int) -> Taps:
     """OpenCV's INTER_LINEAR coefficients for uint8: the source coordinate (o + 0.5) * scale - 0.5 in
     float32 as OpenCV computes it, its floor and fraction, weights (1 - f, f) rounded to 11 bits; a
@@ -99,14 +139,6 @@ def cv2_linear_taps(n_in: int, n_out: int) -> Taps:
     return _packed(rows, n_in, np.int64)
 
 
-def _taps_for(interpolation: str, n_in: int, n_out: int) -> Taps:
-    if interpolation in ("antialias", "antialias_uint8"):
-        return triangle_taps(n_in, n_out)
-    if interpolation == "pil_bilinear":
-        return pil_taps(n_in, n_out)
-    return cv2_linear_taps(n_in, n_out)
-
-
 def _weighted_sum(b: GraphBuilder, x: str, taps: Taps, axis: int, dtype: type) -> str:
     """sum_k Gather(x, index[:, k], axis) * weight[:, k], the weights broadcast along `axis` of NHWC."""
     shape = [1, 1, 1, 1]
@@ -117,6 +149,50 @@ def _weighted_sum(b: GraphBuilder, x: str, taps: Taps, axis: int, dtype: type) -
         term = b.op("Mul", [picked, b.const(taps.weight[:, k].reshape(shape), "weights", dtype)])
         total = term if not total else b.op("Add", [total, term])
     return total
+
+
+def _split12(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 weights as hi + lo exactly, hi holding 12 significant bits (so hi and lo times a pixel of up
+    to 12 bits are exact float32 products)."""
+    mantissa, exponent = np.frexp(w.astype(np.float64))
+    hi = np.ldexp(np.trunc(np.ldexp(mantissa, 12)), exponent - 12).astype(np.float32)
+    return hi, (w.astype(np.float64) - hi).astype(np.float32)
+
+
+def _fma_weighted_sum(b: GraphBuilder, x: str, taps: Taps, axis: int, integer_pixels: bool) -> str:
+    """acc = x[i0] * w0, then acc = fma(x[ik], wk, acc) tap by tap, each fma rounded once as the hardware
+    instruction rounds it, from float32 Mul/Add/Sub alone: the product split into exact partial products
+    (weights split offline; pixels that are not integers split by Veltkamp's 4097 trick), acc plus the
+    leading part by Knuth's TwoSum, the small rest added to its error term, one final rounding."""
+    shape = [1, 1, 1, 1]
+    shape[axis] = taps.index.shape[0]
+    hi, lo = _split12(taps.weight)
+    parts = [x]
+    if not integer_pixels:  # x = xh + xl exactly, 12 significant bits each
+        c = b.op("Mul", [x, b.const(np.array(4097.0), "veltkamp", np.float32)])
+        xh = b.op("Sub", [c, b.op("Sub", [c, x])])
+        parts = [xh, b.op("Sub", [x, xh])]
+
+    def weight(w: np.ndarray, k: int) -> str:
+        return b.const(w[:, k].reshape(shape), "weights", np.float32)
+
+    first = b.op("Gather", [x, b.const(taps.index[:, 0], "taps")], axis=axis)
+    acc = b.op("Mul", [first, weight(taps.weight.astype(np.float32), 0)])
+    for k in range(1, taps.index.shape[1]):
+        index = b.const(taps.index[:, k], "taps")
+        picked = [b.op("Gather", [p, index], axis=axis) for p in parts]
+        lead = b.op("Mul", [picked[0], weight(hi, k)])
+        rest = [b.op("Mul", [picked[0], weight(lo, k)])]
+        if len(picked) == 2:
+            rest += [b.op("Mul", [picked[1], weight(hi, k)]), b.op("Mul", [picked[1], weight(lo, k)])]
+        total = b.op("Add", [acc, lead])  # TwoSum(acc, lead): total + error == acc + lead exactly
+        lead_part = b.op("Sub", [total, acc])
+        acc_part = b.op("Sub", [total, lead_part])
+        error = b.op("Add", [b.op("Sub", [acc, acc_part]), b.op("Sub", [lead, lead_part])])
+        for term in rest:
+            error = b.op("Add", [error, term])
+        acc = b.op("Add", [total, error])
+    return acc
 
 
 def _int_clip(b: GraphBuilder, x: str) -> str:
@@ -130,10 +206,12 @@ def _div(b: GraphBuilder, x: str, divisor: int) -> str:
     return b.op("Div", [x, b.const(np.array(divisor), "divisor", np.int32)])
 
 
-def _pil_pass(b: GraphBuilder, x: str, taps: Taps, axis: int) -> str:
+def _fixed_point_pass(b: GraphBuilder, x: str, taps: Taps, axis: int, precision: int) -> str:
+    """One pass as Pillow and PyTorch's uint8 kernels run it: sum of pixel * integer weight plus half,
+    shifted right by `precision`, clamped to uint8."""
     total = _weighted_sum(b, x, taps, axis, np.int32)
-    half = b.const(np.array(1 << (PIL_PRECISION_BITS - 1)), "half", np.int32)
-    return _int_clip(b, _div(b, b.op("Add", [total, half]), 1 << PIL_PRECISION_BITS))
+    half = b.const(np.array(1 << (precision - 1)), "half", np.int32)
+    return _int_clip(b, _div(b, b.op("Add", [total, half]), 1 << precision))
 
 
 def _cv2_vertical(b: GraphBuilder, s: str, taps: Taps) -> str:
@@ -156,22 +234,32 @@ def resize_nhwc(
     """uint8 NHWC `image` resized to out_hw with `interpolation` (not bilinear: that one is a Resize op);
     returns float NHWC pixels on the 0-255 scale."""
     (h, w), (oh, ow) = in_hw, out_hw
-    if interpolation in ("antialias", "antialias_uint8"):
+    if interpolation == "antialias":
         x = b.op("Cast", [image], to=TensorProto.FLOAT)
         if ow != w:
             x = _weighted_sum(b, x, triangle_taps(w, ow), 2, np.float32)
         if oh != h:
             x = _weighted_sum(b, x, triangle_taps(h, oh), 1, np.float32)
-        if interpolation == "antialias_uint8":  # torch rounds once, after both passes, and saturates
-            lo, hi = b.const(np.array(0.0), "u8_lo", np.float32), b.const(np.array(255.0), "u8_hi", np.float32)
-            x = b.op("Clip", [b.op("Round", [x]), lo, hi])
         return x
+    if interpolation == "antialias_rounded":  # torchvision v1: float kernel, one round, saturation
+        x = b.op("Cast", [image], to=TensorProto.FLOAT)
+        if ow != w:
+            x = _fma_weighted_sum(b, x, torch_float_taps(w, ow), 2, integer_pixels=True)
+        if oh != h:
+            x = _fma_weighted_sum(b, x, torch_float_taps(h, oh), 1, integer_pixels=ow == w)
+        lo, hi = b.const(np.array(0.0), "u8_lo", np.float32), b.const(np.array(255.0), "u8_hi", np.float32)
+        return b.op("Clip", [b.op("Round", [x]), lo, hi])
     x = b.op("Cast", [image], to=TensorProto.INT32)
     if interpolation == "pil_bilinear":  # Pillow skips a pass whose size does not change
         if ow != w:
-            x = _pil_pass(b, x, pil_taps(w, ow), 2)
+            x = _fixed_point_pass(b, x, pil_taps(w, ow), 2, PIL_PRECISION_BITS)
         if oh != h:
-            x = _pil_pass(b, x, pil_taps(h, oh), 1)
+            x = _fixed_point_pass(b, x, pil_taps(h, oh), 1, PIL_PRECISION_BITS)
+    elif interpolation == "antialias_uint8":  # PyTorch: horizontal, then vertical, each rounded to uint8
+        for axis, n_in, n_out in ((2, w, ow), (1, h, oh)):
+            if n_out != n_in:
+                taps, precision = torch_uint8_taps(n_in, n_out)
+                x = _fixed_point_pass(b, x, taps, axis, precision)
     elif (oh, ow) != (h, w):  # cv2 copies an image whose size does not change
         x = _weighted_sum(b, x, cv2_linear_taps(w, ow), 2, np.int32)
         x = _cv2_vertical(b, x, cv2_linear_taps(h, oh))

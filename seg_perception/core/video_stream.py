@@ -29,6 +29,7 @@ from typing import Any, Final, Generic, TypeVar
 import numpy as np
 
 from seg_perception.core.errors import ImageCodecError
+from seg_perception.core.image_cdr import FrameHeader
 
 T = TypeVar("T")
 
@@ -78,6 +79,14 @@ def is_keyframe(decoder: str, data: bytes, flag: bool | None = None) -> bool:
         shift = 3 if profile < 3 else 2
         return not (bits >> shift) & 1 and not (bits >> (shift - 1)) & 1
     return True  # AV1 without a flag: let the decoder find out
+
+
+@dataclass(frozen=True)
+class DecodedPicture:
+    """A picture decoded from a video topic, RGB, with the header of the message that carried it."""
+
+    frame: np.ndarray  # uint8 H x W x 3, RGB
+    header: FrameHeader
 
 
 @dataclass
@@ -169,6 +178,12 @@ class VideoStreamDecoder(Generic[T]):
                 continue
             out.append((token, frame.to_ndarray(format="rgb24")))
             self.counts.pictures += 1
+        return out
+
+    def resync(self) -> list[tuple[T, np.ndarray]]:
+        """Flush, then wait for the next keyframe again (units were lost: the reference chain is broken)."""
+        out = self.flush()
+        self._started = False
         return out
 
     def flush(self) -> list[tuple[T, np.ndarray]]:

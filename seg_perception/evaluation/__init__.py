@@ -1,2 +1,3 @@
-"""Scoring a model on labelled frames: variants and runners, mergeable tallies and results, the HTML report and
-the `eval`/`compare` commands. The metrics themselves are pure and live in core/metrics.py."""
+"""Scoring a model on labelled frames: ground-truth matching, variants and runners, mergeable tallies and results,
+and the HTML report (the `eval`/`compare` commands are in fleet/eval_commands.py, as they can run on Ray). The
+metrics themselves are pure and live in core/metrics.py."""

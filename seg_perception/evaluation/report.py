@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,14 +212,15 @@ def confusion_svg(names: Sequence[str], confusion: np.ndarray, axes: tuple[str, 
     """Row-normalised heatmap (each row: where that reference class went); counts in tooltips."""
     k = len(names)
     cell = max(14, min(40, 560 // max(k, 1)))
-    margin = 150
+    margin = 150  # the row labels' width
+    top = column_labels_height(names) + 30  # the rotated column labels, and the axis title above them
     size = margin + cell * k
     totals = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, totals, out=np.zeros(confusion.shape, np.float64), where=totals > 0)
     low, high = np.array([247, 251, 255], np.float64), np.array([8, 48, 107], np.float64)
     parts = []
     for r in range(k):
-        y = margin + r * cell
+        y = top + r * cell
         parts.append(f'<text x="{margin - 6}" y="{y + cell / 2 + 4}" text-anchor="end">{html.escape(names[r])}</text>')
         for c in range(k):
             x = margin + c * cell
@@ -239,18 +241,29 @@ def confusion_svg(names: Sequence[str], confusion: np.ndarray, axes: tuple[str, 
     for c in range(k):
         cx = margin + c * cell + cell // 2 + 4
         parts.append(
-            f'<text x="{cx}" y="{margin - 6}" transform="rotate(-50 {cx} {margin - 6})">{html.escape(names[c])}</text>'
+            f'<text x="{cx}" y="{top - 6}" transform="rotate(-{LABEL_ANGLE} {cx} {top - 6})" class="column">'
+            f"{html.escape(names[c])}</text>"
         )
     parts.append(
         f'<text x="{margin + cell * k / 2}" y="14" text-anchor="middle" class="axis">columns: '
         f"{html.escape(axes[1])}</text>"
-        f'<text x="14" y="{margin + cell * k / 2}" text-anchor="middle" class="axis" '
-        f'transform="rotate(-90 14 {margin + cell * k / 2})">rows: {html.escape(axes[0])}</text>'
+        f'<text x="14" y="{top + cell * k / 2}" text-anchor="middle" class="axis" '
+        f'transform="rotate(-90 14 {top + cell * k / 2})">rows: {html.escape(axes[0])}</text>'
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{size + 100}" height="{size + 10}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{size + 100}" height="{top + cell * k + 10}" '
         f'role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
     )
+
+
+LABEL_ANGLE = 50  # degrees the confusion matrix's column labels are turned
+CHAR_WIDTH = 7.0  # px per character at the charts' 12 px font: a generous average (system-ui, DejaVu Sans)
+
+
+def column_labels_height(names: Sequence[str]) -> int:
+    """How far the turned column labels reach above the matrix: the longest name, turned by LABEL_ANGLE."""
+    longest = max((len(n) for n in names), default=1)
+    return math.ceil(longest * CHAR_WIDTH * math.sin(math.radians(LABEL_ANGLE)) + 12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,14 +286,18 @@ table.settings td:first-child{color:#556}table.settings tr:nth-child(odd){backgr
 table.frames{table-layout:fixed;width:100%}table.frames col.caption{width:150px}
 .frames figure{margin:0}.frames img{display:block;width:100%;height:auto;border:1px solid #ccd;box-sizing:border-box}
 .frames td{padding:4px}.frames th{font-weight:600;color:#445}.caption{font-size:12px;color:#556}
-.legend{font-size:12px;color:#556}.swatch{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;
-border:1px solid #0003}
+.caption{overflow-wrap:anywhere}
+.legend{font-size:12px;color:#556;line-height:20px}.key{white-space:nowrap;margin-right:12px}
+.swatch{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px;border:1px solid}
 """
 
 
 def _legend(names: Sequence[str], colors: Sequence[Color]) -> str:
+    """One unbreakable key per class (a swatch never wraps away from its name), the swatch outlined as the
+    IoU bars are, so a white class stays visible on the white page."""
     return "".join(
-        f'<span class="swatch" style="background:{_hex(c)}"></span>{html.escape(n)}'
+        f'<span class="key"><span class="swatch" style="background:{_hex(c)};border-color:{_hex(bar_outline(c))}">'
+        f"</span>{html.escape(n)}</span>"
         for n, c in zip(names, colors, strict=True)
     )
 
@@ -303,10 +320,11 @@ def render(page: ReportPage) -> str:
         )
     heads = "".join(f"<th>{html.escape(t)}</th>" for t in page.panel_titles)
     worst = (
+        f'<p class="legend" id="class-legend">Classes: {_legend(s.class_names, page.colors)}</p>'
         f'<table class="frames" id="worst-frames"><colgroup><col class="caption"></colgroup>'
         f"<tr><th></th>{heads}</tr>{''.join(frames_rows)}</table>"
         f'<p class="legend">Error panel: the input dimmed, pixels labelled differently from the reference in red, '
-        f"void reference pixels black. Classes: {_legend(s.class_names, page.colors)}</p>"
+        f"void reference pixels black.</p>"
         if frames_rows
         else '<p id="worst-frames" class="sub">No frame could be ranked.</p>'
     )

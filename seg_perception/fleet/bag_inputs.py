@@ -9,7 +9,9 @@ The rule (also in `process --help` and the README):
   OUT/<its path below the pattern's fixed prefix>; a bare .mcap / .db3 / .bag file's output drops the suffix.
 
 Every refusal (nothing found, a bag named twice, two bags writing one output, an output over an input,
-an existing output without --force) is one BagInputError line, raised before any model is loaded.
+an existing output without --force, an output root holding anything this run does not write, even with
+--force, since the new outputs would mix with it) is one BagInputError line, raised before any model is
+loaded and before anything is written.
 """
 
 from __future__ import annotations
@@ -151,6 +153,26 @@ def _check_collisions(pairs: Sequence[tuple[Path, Path]]) -> None:
                 raise BagInputError(f"output bag {out_bag} would overwrite, or lie inside, the input bag {original}")
 
 
+def _foreign_entries(root: Path, outputs: Sequence[Path]) -> list[Path]:
+    """What the output root holds besides this run's output bags and the directories leading to them
+    (sorted; output bags are not descended into): anything found here would end up mixed with the new
+    outputs (core/output_rule.py: new outputs never mix with old ones)."""
+    if not root.is_dir():
+        return []
+    wanted = {o.resolve() for o in outputs}
+    leading = {parent for o in wanted for parent in o.parents}
+    foreign: list[Path] = []
+    for current, dirs, files in os.walk(root):
+        here = Path(current)
+        for name in sorted(dirs):
+            resolved = (here / name).resolve()
+            if resolved not in wanted and resolved not in leading:
+                foreign.append(here / name)
+        dirs[:] = sorted(d for d in dirs if (here / d).resolve() in leading)
+        foreign.extend(here / f for f in sorted(files) if (here / f).resolve() not in wanted)
+    return sorted(foreign)
+
+
 def plan_bags(inputs: Sequence[str], out: Path, force: bool) -> BagPlan:
     """Expand INPUT... into jobs by the rule of this module's docstring, refusing what cannot be honoured."""
     if not inputs:
@@ -175,4 +197,11 @@ def plan_bags(inputs: Sequence[str], out: Path, force: bool) -> BagPlan:
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise BagInputError(f"output bag {existing[0]} exists{more}; pass --force to replace it")
+    foreign = _foreign_entries(out, [o for _, o in pairs])
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise BagInputError(
+            f"output root {out} holds {foreign[0]}{more}, which this run does not write: its outputs would mix "
+            "with it (--force replaces only this run's bags); choose a new or empty OUT"
+        )
     return BagPlan(tuple(BagJob(i, o) for i, o in pairs), out, single=False)

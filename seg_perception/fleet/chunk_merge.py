@@ -13,15 +13,23 @@ from typing import TYPE_CHECKING
 
 from seg_perception.bag.bag_io import bag_writer, copy_connection
 from seg_perception.bag.bag_reader import open_bag, read_messages
+from seg_perception.bag.split_bags import BagSplit
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
 
 
-def merge_chunk_bags(chunks: Sequence[Path], out: Path, storage: str, force: bool, compression: str = "") -> int:
+def merge_chunk_bags(
+    chunks: Sequence[Path],
+    out: Path,
+    storage: str,
+    force: bool,
+    compression: str = "",
+    split: BagSplit | None = None,
+) -> int:
     """Write the messages of `chunks`, one after the other, to a new bag at `out`; the number written."""
     written = 0
-    with bag_writer(out, storage, force, compression) as writer:
+    with bag_writer(out, storage, force, compression, split) as writer:
         targets: dict[tuple[str, str], Connection | None] = {}
         for chunk in chunks:
             with open_bag(chunk) as reader:

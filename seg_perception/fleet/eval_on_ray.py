@@ -26,12 +26,12 @@ import numpy as np
 from seg_perception.core import metrics
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.model_spec import ModelSpec
+from seg_perception.evaluation.ground_truth import LabelledFrame
 from seg_perception.evaluation.results import EvalResult, EvalTally
 from seg_perception.evaluation.runners import (
     WORST_FRAMES,
     Calibration,
     EvalJob,
-    LabelledFrame,
     Variant,
     VariantRunner,
     finish_eval,

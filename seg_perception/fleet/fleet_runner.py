@@ -168,7 +168,9 @@ class _Run:
                 move_bag_into_place(paths[0], bag.output, self.request.force)
             else:
                 options = self.request.options
-                merge_chunk_bags(paths, bag.output, options.storage, self.request.force, options.compression)
+                merge_chunk_bags(
+                    paths, bag.output, options.storage, self.request.force, options.compression, options.split
+                )
         except SegPerceptionError as exc:
             bag.status, bag.error = FAILED, str(exc)
         else:

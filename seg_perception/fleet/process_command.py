@@ -13,6 +13,7 @@ from typing import Any
 from seg_perception.bag.bag_io import COMPRESSION_FORMATS, COMPRESSION_MODES, DEFAULT_STORAGE, STORAGE_CHOICES
 from seg_perception.bag.commands import OUTPUT_NAMES, output_list
 from seg_perception.bag.offline_processing import DEFAULT_OUTPUTS
+from seg_perception.bag.split_bags import bag_split
 from seg_perception.cli_args import RawDescriptionDefaultsHelpFormatter
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.fleet.fleet_summary import DONE, FAILED, FleetSummary
@@ -28,7 +29,8 @@ it: a bag named on the command line goes to OUT/<its name>, a bag found in a tre
 inside the tree>, a glob match to OUT/<its path below the pattern's fixed prefix> (a bare .mcap / .db3 /
 .bag file's output drops the suffix).
 Bags named twice, two bags writing one output, an output over an input, an OUT root inside an input
-tree, and existing outputs without --force are refused (exit 2) before the model is loaded.
+tree, existing outputs without --force, and an OUT root holding anything this run does not write (even
+with --force: it replaces only this run's bags) are refused (exit 2) before the model is loaded.
 
 Without --ray the bags run one after the other in this process; with --ray they run on Ray actors,
 one Segmenter per actor. With fewer bags than workers, each bag is split into time-range chunks that
@@ -67,6 +69,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     if args.compression == "none" and args.compression_mode is not None:
         raise SegPerceptionError("--compression-mode needs --compression zstd")
     compression = "" if args.compression == "none" else (args.compression_mode or "file")
+    split = bag_split(args.split_size, args.split_duration)
     options = ProcessOptions(
         args.model,
         args.backend,
@@ -76,6 +79,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         args.storage,
         compression=compression,
         copy_inputs=args.copy_inputs,
+        split=split,
     )
     if pool is None:
         request = FleetRequest(plan, options, workers=1, force=args.force)
@@ -193,6 +197,22 @@ def register(subparsers: Any) -> None:
         choices=COMPRESSION_MODES,
         default=None,
         help="with --compression zstd: compress each storage file whole, or each message (default file)",
+    )
+    p.add_argument(
+        "--split-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="write each output bag as several storage files of at most BYTES of messages each "
+        "(as `ros2 bag record --max-bag-size`)",
+    )
+    p.add_argument(
+        "--split-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="write each output bag as several storage files spanning at most SECONDS of record time each "
+        "(as `ros2 bag record --max-bag-duration`)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output bags")
     p.add_argument(

@@ -22,6 +22,7 @@ from typing import Any
 
 from seg_perception.bag.bag_reader import open_bag
 from seg_perception.bag.offline_processing import ProcessSummary, TimeRange, cameras_in, process_bag
+from seg_perception.bag.split_bags import BagSplit
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.pipeline import Segmenter
 
@@ -41,6 +42,7 @@ class ProcessOptions:
     storage: str
     compression: str = ""  # "", or the rosbag2 zstd compression mode: "file" or "message"
     copy_inputs: bool = False  # also copy the segmented camera images into the output bag
+    split: BagSplit | None = None  # write each output bag as several storage files (bag/split_bags.py)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ class BagWorker:
                 storage=self.options.storage,
                 # chunks stay uncompressed: the merge that joins them writes the compressed bag
                 compression=self.options.compression if unit.chunks == 1 else "",
+                split=self.options.split if unit.chunks == 1 else None,  # and whole: the merge splits
                 progress=False,
                 time_range=unit.time_range,
                 on_frame=on_frame,

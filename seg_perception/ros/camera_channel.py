@@ -17,6 +17,7 @@ from seg_perception.core.ground_grid import GridSpec, GroundProjector, MountPose
 from seg_perception.core.health import HealthMonitor, HealthThresholds
 from seg_perception.core.image_cdr import FrameHeader, compressed_image_cdr, image_cdr
 from seg_perception.core.label_png import PNG_MONO8_FORMAT, encode_label_png
+from seg_perception.core.video_stream import DecodedPicture
 from seg_perception.pipeline import OutputSelection, SegResult
 from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.messages import ros_header, scaled_camera_info
@@ -35,7 +36,7 @@ SOLE_PUBLISHER = b""
 class PendingFrame:
     """The newest unprocessed frame of a camera (serialized, or a message) and when it arrived."""
 
-    msg: bytes | Image | CompressedImage
+    msg: bytes | Image | CompressedImage | DecodedPicture  # DecodedPicture: from a video topic
     received: float  # time.monotonic()
     times: FrameTimes = field(default_factory=FrameTimes)
 

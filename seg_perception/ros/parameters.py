@@ -45,6 +45,12 @@ PARAMETERS: tuple[ParameterDef, ...] = (
         choices=("raw", "compressed"),
     ),
     ParameterDef(
+        "video_input",
+        False,
+        "Also subscribe to image/video: a foxglove_msgs/CompressedVideo or ffmpeg_image_transport_msgs/"
+        "FFMPEGPacket topic (type read from its publisher), decoded with PyAV and segmented like images.",
+    ),
+    ParameterDef(
         "output_resolution",
         "input",
         "Publish at the camera resolution (input) or the model's (model).",
@@ -246,6 +252,7 @@ class NodeConfig:
     model: str
     backend: str
     input_transport: str
+    video_input: bool
     output_resolution: str
     overlay_alpha: float
     publish_overlay: bool

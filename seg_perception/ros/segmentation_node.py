@@ -32,13 +32,14 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from seg_perception.core import image_codec
+from seg_perception.core import compressed_codec, image_codec
 from seg_perception.core.errors import ImageCodecError, SegPerceptionError
 from seg_perception.core.ground_grid import GridSpec, MountPose, fuse, occupancy_table
 from seg_perception.core.health import HealthMonitor, health_report
 from seg_perception.core.image_cdr import FrameHeader, parse_compressed_image, parse_image
 from seg_perception.core.model_spec import ModelSpec, default_spec_path
 from seg_perception.core.spec_loader import load_model_spec
+from seg_perception.core.video_stream import DecodedPicture
 from seg_perception.pipeline import Segmenter, drivable_table
 from seg_perception.ros.camera_channel import (
     COMPRESSED_TOPICS,
@@ -61,6 +62,7 @@ from seg_perception.ros.messages import (
 from seg_perception.ros.output_qos import RELIABILITY, latched_qos, matched_reliability, stream_qos
 from seg_perception.ros.parameters import PARAMETERS, NodeConfig, ParameterDef, pose_vector, validate_parameters
 from seg_perception.ros.stage_times import STAGE_TIMES_TOPIC, stage_times_message
+from seg_perception.ros.video_input import VideoInputs
 
 WARN_PERIOD_S = 5.0  # rate limit of per-frame warnings: one line per problem kind per period
 
@@ -105,7 +107,9 @@ class SegmentationNode(LifecycleNode):
         self._grid_listeners_read = -math.inf
         self._window_expired = 0
         self.intake: CameraIntake | None = None
+        self._video = VideoInputs(self, enabled=False)  # ros/video_input.py; on once the config says so
         self.config = self._read_config()
+        self._video.enabled = self.config.video_input
         self.grid_spec = GridSpec(
             self.config.grid_resolution,
             self.config.grid_width,
@@ -269,10 +273,12 @@ class SegmentationNode(LifecycleNode):
             self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
+        self._video.activate(self.channels, self._cond)
         self._diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._video.deactivate()
         self._stop_worker()
         for ch in self.channels:
             for attr in ("subscription", "info_subscription"):
@@ -292,6 +298,7 @@ class SegmentationNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._video.deactivate()
         self._stop_worker()
         self._release()
         return super().on_shutdown(state)
@@ -440,9 +447,11 @@ class SegmentationNode(LifecycleNode):
     def _decode(self, pending: PendingFrame) -> tuple[np.ndarray, str, FrameHeader]:
         """The serialized frame as an inference frame (a view on its bytes where the encoding allows)."""
         limit = self.config.max_image_pixels
+        if isinstance(pending.msg, DecodedPicture):  # decoded from a video topic (ros/video_input.py)
+            return pending.msg.frame, "RGB", pending.msg.header
         if self.config.input_transport == "compressed":
             compressed = parse_compressed_image(pending.msg)  # type: ignore[arg-type]
-            frame, order = image_codec.compressed_to_inference_frame(
+            frame, order = compressed_codec.compressed_to_inference_frame(
                 compressed.format, compressed.data, max_pixels=limit
             )
             return frame, order, compressed.header
@@ -554,6 +563,7 @@ class SegmentationNode(LifecycleNode):
                 "grids_published": str(self._grids_published),
                 "batch": self.segmenter.batch_mode,  # 'fixed 1': a static-batch export runs frame by frame
                 "label_info": self._label_info_state,
+                **self._video.diagnostics(ch),
             }
             msg = diagnostics_message(
                 self.get_clock().now().to_msg(),
@@ -575,6 +585,7 @@ class SegmentationNode(LifecycleNode):
         if getattr(self, "_destroyed", False):
             return
         self._destroyed = True
+        self._video.deactivate()
         self._stop_worker()
         if self.intake is not None:
             self.intake.close()  # before the lifecycle node: no callback may store into a released channel

@@ -20,7 +20,7 @@ from seg_perception.bag.bag_io import (
     bag_writer,
     typestore,
 )
-from seg_perception.core.image_codec import encode_compressed
+from seg_perception.core.compressed_codec import encode_compressed
 from seg_perception.synthetic.scenes import generate_drive
 
 LOG = logging.getLogger(__name__)

@@ -1,0 +1,166 @@
+"""The topic table (seg_perception/ros/topics.py) and the diagnostics key table (ros/diagnostics_keys.py), from
+which docs/reference/topics.md and diagnostics.md are generated, are what the running node exposes: seen over
+DDS by another participant, every topic's name, type, direction, reliability and durability, and every key
+of its /diagnostics statuses. History depth is not carried by DDS discovery (the graph reports 0), so the
+depths are read from the node's own publishers and subscriptions in this process."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
+from tiny_models import multi_task_spec, smooth_image
+
+from seg_perception.ros.diagnostics_keys import BAD_FRAME_REASONS, expected_keys
+from seg_perception.ros.messages import vision_msgs_import_error
+from seg_perception.ros.node_process import apply_to_this_process
+from seg_perception.ros.parameters import PARAMETERS
+from seg_perception.ros.topics import ExposedTopic, expected_topics
+
+PACKAGE = Path(__file__).resolve().parent.parent / "seg_perception"
+NAMESPACE, NODE = "/camera", "seg_perception"
+# Not the defaults, so that a row reading the wrong parameter (or none) shows.
+OVERRIDES: dict[str, Any] = {
+    "cameras": ("front", "left"),
+    "publish_overlay": False,
+    "publish_stage_times": True,
+    "qos_reliability": "best_effort",
+    "camera_info_qos_reliability": "reliable",
+    "labels_qos_reliability": "best_effort",
+    "qos_depth": 3,
+    "diagnostics_period": 0.2,
+}
+RELIABILITY = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}
+DURABILITY = {DurabilityPolicy.VOLATILE: "volatile", DurabilityPolicy.TRANSIENT_LOCAL: "transient_local"}
+
+
+def _exposed(probe: Probe) -> dict[tuple[str, str], ExposedTopic]:
+    """What the graph says the node publishes and subscribes to (depth 0: discovery does not carry it)."""
+    node = probe.node
+    out = {}
+    for direction, by_node, info in (
+        ("publishes", node.get_publisher_names_and_types_by_node, node.get_publishers_info_by_topic),
+        ("subscribes", node.get_subscriber_names_and_types_by_node, node.get_subscriptions_info_by_topic),
+    ):
+        for name, types in by_node(NODE, NAMESPACE):
+            for endpoint in info(name):
+                if (endpoint.node_name, endpoint.node_namespace) != (NODE, NAMESPACE):
+                    continue
+                q = endpoint.qos_profile
+                rel, dur = RELIABILITY.get(q.reliability, str(q.reliability)), DURABILITY.get(q.durability, "?")
+                out[(direction, name)] = ExposedTopic(name, ",".join(types), direction, rel, dur, 0)
+    return out
+
+
+def _without_depth(topics: dict[tuple[str, str], ExposedTopic]) -> dict[tuple[str, str], ExposedTopic]:
+    return {k: ExposedTopic(t.name, t.type, t.direction, t.reliability, t.durability, 0) for k, t in topics.items()}
+
+
+def test_the_node_exposes_exactly_the_tables_topics_and_diagnostics_keys(tmp_path: Path) -> None:
+    spec_path = multi_task_spec(tmp_path)  # heads drivable and lane: one <head>_mask topic (lane) per camera
+    params = {p.name: p.default for p in PARAMETERS} | OVERRIDES | {"model": str(spec_path)}
+    domain = unique_domain_id()
+    probe = Probe(domain, cameras=("front/", "left/"), outputs=("drivable_mask",))
+    node_params = {**OVERRIDES, "cameras": "[front,left]", "model": str(spec_path), "backend": "onnxruntime"}
+    node = NodeProcess(domain, node_params, namespace=NAMESPACE)
+    try:
+        probe.wait_until(lambda: bool(probe.diagnostics()), 30, "the node's diagnostics")
+        # label_info exists only where vision_msgs imports in the node's Python: the node says which.
+        vision_msgs = probe.diagnostics()["label_info"] == "published"
+        expected = _without_depth(expected_topics(params, NAMESPACE, NODE, heads=("lane",), vision_msgs=vision_msgs))
+        probe.poll_until(lambda: _exposed(probe) == expected, 10)
+        exposed = _exposed(probe)
+        missing = sorted(set(expected) - set(exposed))
+        extra = sorted(set(exposed) - set(expected))
+        assert not missing and not extra, f"in the table only: {missing}; on the node only: {extra}"
+        differ = {k: (expected[k], exposed[k]) for k in expected if expected[k] != exposed[k]}
+        assert not differ, differ
+
+        # A good frame on the front camera (sent again until one is answered: the node may not have matched the
+        # probe yet), then one the decoder refuses, sent alone so that it cannot replace the good one unseen.
+        frame = smooth_image(48, 64, seed=3)
+        front_pub = probe.image_pubs["front/"]
+        probe.wait_for_subscribers(front_pub)
+        probe.wait_for_node_outputs()
+        for stamp in range(1_000, 1_050):
+            front_pub.publish(image_msg(frame, "rgb8", stamp))
+            if probe.poll_until(lambda: probe.counter("frames_processed") >= 1, 1.0):
+                break
+        bad = image_msg(frame, "rgb8", 2_000)
+        bad.encoding = "rgb9"
+        front_pub.publish(bad)
+        probe.wait_until(lambda: probe.counter("bad_frames") == 1, 20, "the bad frame counted")
+        front = list(probe.diagnostics(0))
+        assert front == expected_keys(met=["unknown_encoding"])
+        assert list(probe.diagnostics(1)) == expected_keys()  # the left camera refused nothing
+    finally:
+        node.stop()
+        probe.close()
+    assert node.proc.returncode == 0, node.output
+
+
+def test_the_nodes_own_publishers_and_subscriptions_have_the_tables_depths(tmp_path: Path) -> None:
+    """The real node object in this process (rclpy's own endpoints, /rosout and ~/transition_event, are created
+    by rcl out of its reach and have no depth to read here)."""
+    spec_path = multi_task_spec(tmp_path)
+    params = {p.name: p.default for p in PARAMETERS} | OVERRIDES | {"model": str(spec_path)}
+    domain = unique_domain_id()
+    apply_to_this_process(domain)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    from seg_perception.ros.segmentation_node import SegmentationNode
+
+    overrides = {**OVERRIDES, "cameras": list(OVERRIDES["cameras"]), "model": str(spec_path), "backend": "onnxruntime"}
+    node = SegmentationNode(
+        context=context,
+        namespace=NAMESPACE,
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        actual = {("publishes", p.topic_name): p.qos_profile.depth for p in node.publishers}
+        actual |= {("subscribes", s.topic_name): s.qos_profile.depth for s in node.subscriptions}
+    finally:
+        node.trigger_deactivate()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    table = expected_topics(params, NAMESPACE, NODE, heads=("lane",), vision_msgs=vision_msgs_import_error() is None)
+    rcl_made = {("publishes", "/rosout"), ("publishes", f"{NAMESPACE}/{NODE}/transition_event")}
+    assert set(actual) == set(table) - rcl_made
+    assert actual == {k: t.depth for k, t in table.items() if k not in rcl_made}
+    assert (
+        actual[("subscribes", "/camera/front/image")] == 3 and actual[("subscribes", "/camera/left/camera_info")] == 1
+    )
+
+
+def _raised_reasons(path: Path) -> set[str]:
+    """The reasons `ImageCodecError(message, reason)` calls in `path` give (literals or module constants)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    found = set()
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ImageCodecError" and len(call.args) > 1:
+            arg = call.args[1]
+            found.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])  # type: ignore[attr-defined]
+    return found
+
+
+def test_bad_frame_reasons_are_those_the_nodes_decoders_raise() -> None:
+    # Calls without a reason are the encoders' (array -> message), which the node's input never meets.
+    decoders = ("core/image_codec.py", "core/compressed_codec.py", "core/image_cdr.py")
+    raised = set().union(*(_raised_reasons(PACKAGE / name) for name in decoders))
+    assert sorted(BAD_FRAME_REASONS) == sorted(raised)
+    assert len(set(BAD_FRAME_REASONS)) == len(BAD_FRAME_REASONS)
