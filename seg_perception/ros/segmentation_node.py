@@ -124,6 +124,7 @@ class SegmentationNode(LifecycleNode):
             for name in names
         ]
         self.intake = CameraIntake(self.get_name(), self.get_namespace(), self.get_logger().error)
+        self._video.intake = self.intake
 
     # ---------------------------------------------------------------- parameters
 
