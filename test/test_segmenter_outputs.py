@@ -69,3 +69,24 @@ def test_buffers_stay_bounded_when_the_frame_size_keeps_changing(segmenter: Segm
     for width in range(40, 40 + 2 * MAX_BUFFER_SETS):
         segmenter.segment(smooth_image(30, width, seed=width), "RGB", ALL_OUTPUTS)
     assert len(segmenter._buffers) <= MAX_BUFFER_SETS
+
+
+@pytest.mark.parametrize(
+    "drivable",
+    [(0, 1), (2,), (1, 2, 3), (0, 2), (0, 1, 3), ()],
+    ids=["first-two", "one-in-the-middle", "last-three", "gap", "run-and-one", "none"],
+)
+def test_drivable_mask_is_the_table_lookup_whichever_ids_are_drivable(
+    tmp_path: Path, drivable: tuple[int, ...]
+) -> None:
+    """A contiguous run of drivable ids takes cv2.inRange, any other set the lookup table: both must give
+    exactly 255 on drivable labels and 0 elsewhere."""
+    conv_logits_model(tmp_path / "m.onnx", len(CLASSES), 48, 64)
+    d = spec_dict("m.onnx", CLASSES)
+    for i, cls in enumerate(d["classes"]):
+        cls["drivable"] = i in drivable
+    seg = Segmenter(load_model_spec(write_spec(tmp_path / "m.yaml", d)), backend="onnxruntime")
+    r = seg.segment(smooth_image(90, 160, seed=4), "RGB", OutputSelection(drivable=True))
+    assert r.drivable is not None and r.drivable.dtype == np.uint8 and r.drivable.shape == r.labels.shape
+    assert len(np.unique(r.labels)) == len(CLASSES)  # every class occurs, so every id is checked
+    assert np.array_equal(r.drivable, np.where(np.isin(r.labels, drivable), 255, 0).astype(np.uint8))

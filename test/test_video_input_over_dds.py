@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from interface_packages import interface_env
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
 
 from seg_perception.core.video_stream import decoder_for, is_keyframe
@@ -98,6 +99,15 @@ def _publish(
     )
 
 
+def _intake_topics(probe: Probe) -> set[str]:
+    """Topics the node's camera intake subscribes to (ros/camera_intake.py), as the DDS graph shows them."""
+    try:
+        found = probe.node.get_subscriber_names_and_types_by_node("seg_perception_camera_intake", "/camera")
+    except _rclpy.NodeNameNonExistentError:  # not discovered yet
+        return set()
+    return {name for name, _ in found}
+
+
 @pytest.mark.parametrize("kind", sorted(TYPES))
 def test_each_output_carries_the_header_of_the_message_whose_picture_it_is(
     tmp_path: Path, spec_path: Path, segmenter: Segmenter, kind: str
@@ -119,6 +129,7 @@ def test_each_output_carries_the_header_of_the_message_whose_picture_it_is(
         probe.wait_for_node_outputs()
         publisher = _publish(tmp_path, env, domain, kind, stream)
         node.wait_for_log(f"subscribed to /camera/image/video ({TYPES[kind][0]}, reliable, depth 64)")
+        probe.wait_until(lambda: "/camera/image/video" in _intake_topics(probe), 20, "the intake's video subscription")
         assert publisher.wait(timeout=60) == 0, publisher.stdout.read() if publisher.stdout else ""
 
         def settled() -> bool:

@@ -1,7 +1,8 @@
 """The segmentation node (a managed lifecycle node).
 
-Subscription callbacks only store the newest frame per camera; one worker thread gathers the newest
-frame of every camera (waiting a short window for cameras that are live), runs one batched inference
+The camera subscriptions live on a lean node of their own with its own executor thread
+(ros/camera_intake.py); their callbacks only store the newest frame per camera. One worker thread gathers
+the newest frame of every camera (waiting a short window for cameras that are live), runs one batched inference
 per frame size, and publishes each camera's outputs with that camera's header.
 
 Lifecycle: configure loads the model and backend and creates publishers; activate subscribes and
@@ -47,6 +48,7 @@ from seg_perception.ros.camera_channel import (
     CameraChannel,
     PendingFrame,
 )
+from seg_perception.ros.camera_intake import CameraIntake
 from seg_perception.ros.messages import (
     diagnostics_message,
     image_message,
@@ -104,6 +106,7 @@ class SegmentationNode(LifecycleNode):
         self._grid_listened = False
         self._grid_listeners_read = -math.inf
         self._window_expired = 0
+        self.intake: CameraIntake | None = None
         self._video = VideoInputs(self, enabled=False)  # ros/video_input.py; on once the config says so
         self.config = self._read_config()
         self._video.enabled = self.config.video_input
@@ -120,6 +123,8 @@ class SegmentationNode(LifecycleNode):
             CameraChannel(name or "camera", f"{name}/" if name else "", self._mount_pose(name), self.config.health)
             for name in names
         ]
+        self.intake = CameraIntake(self.get_name(), self.get_namespace(), self.get_logger().error)
+        self._video.intake = self.intake
 
     # ---------------------------------------------------------------- parameters
 
@@ -264,6 +269,8 @@ class SegmentationNode(LifecycleNode):
             if not (image_ready and info_ready):
                 ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
         with self._cond:
+            for ch in self.channels:  # a frame the intake stored while deactivating is stale now
+                ch.pending = None
             self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
@@ -277,8 +284,8 @@ class SegmentationNode(LifecycleNode):
         for ch in self.channels:
             for attr in ("subscription", "info_subscription"):
                 sub = getattr(ch, attr)
-                if sub is not None:
-                    self.destroy_subscription(sub)
+                if sub is not None and self.intake is not None:
+                    self.intake.unsubscribe(sub)
                     setattr(ch, attr, None)
             self._cancel_qos_timer(ch)
             ch.pending = None
@@ -347,11 +354,11 @@ class SegmentationNode(LifecycleNode):
             return True
         topic = ch.topic("camera_info")
         reliability = self._reliability_for(self.config.camera_info_qos_reliability, topic)
-        if reliability is None:
+        if reliability is None or self.intake is None:
             return False
-        ch.info_subscription = self.create_subscription(
+        ch.info_subscription = self.intake.subscribe(
             CameraInfo,
-            topic,
+            self.resolve_topic_name(topic),
             lambda msg, c=ch: setattr(c, "camera_info", msg),
             QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability),
             event_callbacks=SubscriptionEventCallbacks(
@@ -367,13 +374,14 @@ class SegmentationNode(LifecycleNode):
         if ch.subscription is not None:
             return True
         reliability = self._reliability_for(self.config.qos_reliability, self._image_topic(ch))
-        if reliability is None:
+        if reliability is None or self.intake is None:
             return False
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability)
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
-        ch.subscription = self.create_subscription(
+        # On the intake node (its own executor thread): resolved here, so this node's remappings apply.
+        ch.subscription = self.intake.subscribe(
             msg_type,
-            self._image_topic(ch),
+            self.resolve_topic_name(self._image_topic(ch)),
             partial(ch.store, cond=self._cond),
             qos,
             event_callbacks=SubscriptionEventCallbacks(
@@ -580,5 +588,7 @@ class SegmentationNode(LifecycleNode):
         self._destroyed = True
         self._video.deactivate()
         self._stop_worker()
+        if self.intake is not None:
+            self.intake.close()  # before the lifecycle node: no callback may store into a released channel
         self._release()
         super().destroy_node()

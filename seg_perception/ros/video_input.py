@@ -236,6 +236,8 @@ class VideoInputs:
         self._warned_off = False
         self._cond: threading.Condition | None = None
         self._channels: list[CameraChannel] = []
+        # The node's camera intake (ros/camera_intake.py), set by the node: the subscriptions live there.
+        self.intake: Any = None
 
     def activate(self, channels: list[CameraChannel], cond: threading.Condition) -> None:
         if not self.enabled:
@@ -296,7 +298,8 @@ class VideoInputs:
         camera.max_pixels = node.config.max_image_pixels
         camera.on_bad = lambda c, reason, text: node._warn(f"video_{reason}", f"{c.name}: {text}")
         depth = max(node.config.qos_depth, VIDEO_QOS_DEPTH)
-        self._subscriptions[ch.name] = node.create_subscription(
+        create = self.intake.subscribe if self.intake is not None else node.create_subscription
+        self._subscriptions[ch.name] = create(
             msg_class,
             topic,
             camera.store,
@@ -319,7 +322,10 @@ class VideoInputs:
             self._node.destroy_timer(self._timer)
             self._timer = None
         for name, sub in list(self._subscriptions.items()):
-            self._node.destroy_subscription(sub)
+            if self.intake is not None:
+                self.intake.unsubscribe(sub)
+            else:
+                self._node.destroy_subscription(sub)
             del self._subscriptions[name]
         for camera in self._cameras.values():
             camera.stop()

@@ -1,0 +1,118 @@
+"""The camera subscriptions live on a lean node of their own (ros/camera_intake.py): over DDS the intake
+node subscribes to exactly the cameras' image and camera_info topics and offers no service, the lifecycle
+node subscribes to none of them, a `__node:=` rename and a topic remapping given to the process still
+resolve through the lifecycle node, and outputs keep the input header exactly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
+from sensor_msgs.msg import Image
+from tiny_models import smooth_image
+
+from seg_perception.ros.camera_intake import INTAKE_SUFFIX, CameraIntake
+
+NAMESPACE = "/camera"
+CAMERA_TOPICS = {f"{NAMESPACE}/{c}/{t}" for c in ("front", "left") for t in ("image_raw", "camera_info")}
+
+
+def _topics(names_and_types: list[tuple[str, list[str]]]) -> set[str]:
+    return {name for name, _ in names_and_types}
+
+
+def test_intake_node_holds_only_the_camera_subscriptions_and_outputs_keep_the_header(spec_path: Path) -> None:
+    domain_id = unique_domain_id(41)
+    probe = Probe(domain_id, cameras=("front/", "left/"), outputs=("labels",), record_camera_info=False)
+    params = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "cameras": "[front,left]",
+        "batch_window_ms": 0.0,
+        "qos_reliability": "reliable",  # subscribe at once, without waiting for publishers to match
+        "camera_info_qos_reliability": "reliable",
+    }
+    # Renamed and remapped as a launch file would: both must reach the subscriptions on the intake node.
+    remaps = ["-r", "__node:=segmenter", "-r", "front/image:=front/image_raw", "-r", "left/image:=left/image_raw"]
+    node = NodeProcess(domain_id, params, extra_ros_args=remaps)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    front = probe.node.create_publisher(Image, "front/image_raw", qos)
+    try:
+        probe.wait_for_subscribers(front, timeout=60)
+        intake = "segmenter" + INTAKE_SUFFIX
+        graph = probe.node
+
+        def subscribed(name: str) -> set[str]:
+            try:
+                return _topics(graph.get_subscriber_names_and_types_by_node(name, NAMESPACE))
+            except _rclpy.NodeNameNonExistentError:  # not discovered yet
+                return set()
+
+        probe.wait_until(lambda: subscribed(intake) == CAMERA_TOPICS, 30, f"{intake} subscribing to {CAMERA_TOPICS}")
+        assert graph.get_service_names_and_types_by_node(intake, NAMESPACE) == []
+        assert not subscribed("segmenter") & CAMERA_TOPICS  # the lifecycle node's executor waits on no frame
+        services = _topics(graph.get_service_names_and_types_by_node("segmenter", NAMESPACE))
+        assert f"{NAMESPACE}/segmenter/change_state" in services  # lifecycle stayed on the renamed node
+        names = graph.get_node_names_and_namespaces()
+        assert sorted(n for n, ns in names if ns == NAMESPACE and n != "probe") == ["segmenter", intake]
+
+        probe.wait_for_node_outputs(timeout=30)
+        stamp = 1_700_000_123_456_789_012
+        front.publish(image_msg(smooth_image(180, 320, 0), "rgb8", stamp, frame_id="front_optical"))
+        probe.wait_until(lambda: any(stamp_ns(m) == stamp for m in probe.messages("front/labels")), 20, "labels")
+        labels = next(m for m in probe.messages("front/labels") if stamp_ns(m) == stamp)
+        assert labels.header.frame_id == "front_optical"
+        assert (labels.header.stamp.sec, labels.header.stamp.nanosec) == divmod(stamp, 1_000_000_000)
+        assert (labels.height, labels.width) == (180, 320)
+    finally:
+        node.stop()
+        probe.close()
+
+
+def test_intake_callbacks_run_on_its_own_thread_and_close_stops_it() -> None:
+    """In one process with real rclpy: the intake node has no service, timer or client; a frame's callback
+    runs on the intake thread while the calling thread spins nothing; close() ends the thread."""
+    domain_id = unique_domain_id(42)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    intake = CameraIntake("unit", "/t", errors.append, context=context)
+    camera = Node("camera", namespace="/t", context=context)
+    try:
+        seen: list[tuple[str, int]] = []
+        arrived = threading.Event()
+
+        def store(msg: bytes) -> None:
+            seen.append((threading.current_thread().name, len(msg)))
+            arrived.set()
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        sub = intake.subscribe(Image, "/t/image", store, qos, raw=True)
+        pub = camera.create_publisher(Image, "/t/image", qos)
+        deadline = time.monotonic() + 20
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        msg = image_msg(np.zeros((4, 6, 3), np.uint8), "rgb8", 5)
+        pub.publish(msg)
+        assert arrived.wait(20), "the intake never called back"
+        assert seen[0][0] == intake.thread_name == "seg_perception_intake"
+        assert seen[0][1] > 4 * 6 * 3  # serialized bytes (raw=True), not a message
+        assert [s.topic_name for s in intake.node.subscriptions] == ["/t/image"]
+        assert not list(intake.node.services) and not list(intake.node.timers) and not list(intake.node.clients)
+        intake.unsubscribe(sub)
+        assert not list(intake.node.subscriptions)
+    finally:
+        intake.close()
+        intake.close()  # idempotent
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
+    assert errors == []
