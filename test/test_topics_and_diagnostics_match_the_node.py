@@ -21,7 +21,7 @@ from seg_perception.ros.diagnostics_keys import BAD_FRAME_REASONS, expected_keys
 from seg_perception.ros.messages import vision_msgs_import_error
 from seg_perception.ros.node_process import apply_to_this_process
 from seg_perception.ros.parameters import PARAMETERS
-from seg_perception.ros.topics import ExposedTopic, expected_topics
+from seg_perception.ros.topics import INTAKE_SUFFIX, ExposedTopic, expected_topics
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seg_perception"
 NAMESPACE, NODE = "/camera", "seg_perception"
@@ -40,26 +40,30 @@ RELIABILITY = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EF
 DURABILITY = {DurabilityPolicy.VOLATILE: "volatile", DurabilityPolicy.TRANSIENT_LOCAL: "transient_local"}
 
 
-def _exposed(probe: Probe) -> dict[tuple[str, str], ExposedTopic]:
-    """What the graph says the node publishes and subscribes to (depth 0: discovery does not carry it)."""
+def _exposed(probe: Probe) -> dict[tuple[str, str, str], ExposedTopic]:
+    """What the graph says the node and its camera intake publish and subscribe to (depth 0: discovery does
+    not carry it)."""
     node = probe.node
     out = {}
-    for direction, by_node, info in (
-        ("publishes", node.get_publisher_names_and_types_by_node, node.get_publishers_info_by_topic),
-        ("subscribes", node.get_subscriber_names_and_types_by_node, node.get_subscriptions_info_by_topic),
-    ):
-        for name, types in by_node(NODE, NAMESPACE):
-            for endpoint in info(name):
-                if (endpoint.node_name, endpoint.node_namespace) != (NODE, NAMESPACE):
-                    continue
-                q = endpoint.qos_profile
-                rel, dur = RELIABILITY.get(q.reliability, str(q.reliability)), DURABILITY.get(q.durability, "?")
-                out[(direction, name)] = ExposedTopic(name, ",".join(types), direction, rel, dur, 0)
+    for who in (NODE, NODE + INTAKE_SUFFIX):
+        for direction, by_node, info in (
+            ("publishes", node.get_publisher_names_and_types_by_node, node.get_publishers_info_by_topic),
+            ("subscribes", node.get_subscriber_names_and_types_by_node, node.get_subscriptions_info_by_topic),
+        ):
+            for name, types in by_node(who, NAMESPACE):
+                for endpoint in info(name):
+                    if (endpoint.node_name, endpoint.node_namespace) != (who, NAMESPACE):
+                        continue
+                    q = endpoint.qos_profile
+                    rel, dur = RELIABILITY.get(q.reliability, str(q.reliability)), DURABILITY.get(q.durability, "?")
+                    out[(direction, name, who)] = ExposedTopic(name, ",".join(types), direction, rel, dur, 0, who)
     return out
 
 
-def _without_depth(topics: dict[tuple[str, str], ExposedTopic]) -> dict[tuple[str, str], ExposedTopic]:
-    return {k: ExposedTopic(t.name, t.type, t.direction, t.reliability, t.durability, 0) for k, t in topics.items()}
+def _without_depth(topics: dict[tuple[str, str, str], ExposedTopic]) -> dict[tuple[str, str, str], ExposedTopic]:
+    return {
+        k: ExposedTopic(t.name, t.type, t.direction, t.reliability, t.durability, 0, t.node) for k, t in topics.items()
+    }
 
 
 def test_the_node_exposes_exactly_the_tables_topics_and_diagnostics_keys(tmp_path: Path) -> None:
@@ -125,18 +129,23 @@ def test_the_nodes_own_publishers_and_subscriptions_have_the_tables_depths(tmp_p
     try:
         node.trigger_configure()
         node.trigger_activate()
-        actual = {("publishes", p.topic_name): p.qos_profile.depth for p in node.publishers}
-        actual |= {("subscribes", s.topic_name): s.qos_profile.depth for s in node.subscriptions}
+        actual = {("publishes", p.topic_name, NODE): p.qos_profile.depth for p in node.publishers}
+        assert not list(node.subscriptions)  # the cameras' subscriptions are the intake's (ros/camera_intake.py)
+        assert node.intake is not None
+        intake = NODE + INTAKE_SUFFIX
+        actual |= {("publishes", p.topic_name, intake): p.qos_profile.depth for p in node.intake.node.publishers}
+        actual |= {("subscribes", s.topic_name, intake): s.qos_profile.depth for s in node.intake.node.subscriptions}
     finally:
         node.trigger_deactivate()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     table = expected_topics(params, NAMESPACE, NODE, heads=("lane",), vision_msgs=vision_msgs_import_error() is None)
-    rcl_made = {("publishes", "/rosout"), ("publishes", f"{NAMESPACE}/{NODE}/transition_event")}
+    rcl_made = {("publishes", "/rosout", NODE), ("publishes", f"{NAMESPACE}/{NODE}/transition_event", NODE)}
     assert set(actual) == set(table) - rcl_made
     assert actual == {k: t.depth for k, t in table.items() if k not in rcl_made}
     assert (
-        actual[("subscribes", "/camera/front/image")] == 3 and actual[("subscribes", "/camera/left/camera_info")] == 1
+        actual[("subscribes", "/camera/front/image", intake)] == 3
+        and actual[("subscribes", "/camera/left/camera_info", intake)] == 1
     )
 
 

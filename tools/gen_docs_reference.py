@@ -84,9 +84,12 @@ def topics_page() -> str:
         key, value = need
         return " Only where `vision_msgs` imports." if key == "vision_msgs" else f" Only with `{key}: {_value(value)}`."
 
+    def intake(t: object) -> str:
+        return " On the camera intake node `<node>_camera_intake`." if getattr(t, "intake", False) else ""
+
     rows = [
         f"| `{t.name}` | `{t.type}` | {t.direction} | {_qos_value(t.reliability)}, {t.durability.replace('_', ' ')}, "
-        f"keep last {_qos_value(t.depth)} | {_cell(t.when)}.{requires(t)} |"
+        f"keep last {_qos_value(t.depth)} | {_cell(t.when)}.{requires(t)}{intake(t)} |"
         for t in TOPICS
     ]
     return (

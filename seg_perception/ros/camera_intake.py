@@ -26,8 +26,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from seg_perception.ros.distro import RCLError
+from seg_perception.ros.topics import INTAKE_SUFFIX  # the intake is named <lifecycle node's name>_camera_intake
 
-INTAKE_SUFFIX = "_camera_intake"  # the intake node is named <lifecycle node's name>_camera_intake
 JOIN_TIMEOUT_S = 2.0
 
 

@@ -123,7 +123,7 @@ class SegmentationNode(LifecycleNode):
             CameraChannel(name or "camera", f"{name}/" if name else "", self._mount_pose(name), self.config.health)
             for name in names
         ]
-        self.intake = CameraIntake(self.get_name(), self.get_namespace(), self.get_logger().error)
+        self.intake = CameraIntake(self.get_name(), self.get_namespace(), self.get_logger().error, self.context)
         self._video.intake = self.intake
 
     # ---------------------------------------------------------------- parameters

@@ -14,6 +14,9 @@ from typing import Any
 CAMERA = "<camera>/"  # per camera: '' with one unnamed camera, `front/` with `cameras: [front, ...]`
 HEAD = "<head>"  # per mask of a multi-task spec besides the drivable one (spec key `masks`)
 VISION_MSGS = "vision_msgs"  # a condition: the node's Python can import vision_msgs
+# The camera subscriptions live on a lean node of their own (ros/camera_intake.py), named after the
+# lifecycle node with this suffix.
+INTAKE_SUFFIX = "_camera_intake"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Topic:
     depth: int | str  # keep last this many, or a parameter's name
     when: str  # when it is published (or subscribed)
     requires: tuple[str, Any] | None = None  # (parameter, value) it needs, or (VISION_MSGS, True)
+    intake: bool = False  # on the camera intake node (`<node>_camera_intake`), not the lifecycle node
 
 
 _STREAM = "every frame, while somebody subscribes to it"
@@ -41,6 +45,7 @@ TOPICS: tuple[Topic, ...] = (
         "qos_depth",
         "from activate; with `auto`, once a publisher appears",
         ("input_transport", "raw"),
+        intake=True,
     ),
     Topic(
         f"{CAMERA}image/compressed",
@@ -51,6 +56,7 @@ TOPICS: tuple[Topic, ...] = (
         "qos_depth",
         "from activate; with `auto`, once a publisher appears",
         ("input_transport", "compressed"),
+        intake=True,
     ),
     Topic(
         f"{CAMERA}image/video",
@@ -62,6 +68,7 @@ TOPICS: tuple[Topic, ...] = (
         "from activate, once a publisher appears (its type is read from the publisher); every unit is decoded, "
         "the newest picture segmented",
         ("video_input", True),
+        intake=True,
     ),
     Topic(
         f"{CAMERA}camera_info",
@@ -71,6 +78,7 @@ TOPICS: tuple[Topic, ...] = (
         "volatile",
         1,
         "from activate; with `auto`, once a publisher appears",
+        intake=True,
     ),
     Topic(
         f"{CAMERA}segmentation/labels",
@@ -230,6 +238,16 @@ TOPICS: tuple[Topic, ...] = (
         1000,
         "at start, as parameters are declared (every rclpy node)",
     ),
+    Topic(
+        "/parameter_events",
+        "rcl_interfaces/msg/ParameterEvent",
+        "publishes",
+        "reliable",
+        "volatile",
+        1000,
+        "never in practice: the camera intake declares no parameters, but every rclpy node has this publisher",
+        intake=True,
+    ),
 )
 
 
@@ -243,6 +261,7 @@ class ExposedTopic:
     reliability: str
     durability: str
     depth: int
+    node: str  # the node's name: the lifecycle node's, or its camera intake's
 
 
 def _resolved(value: int | str, params: Mapping[str, Any]) -> Any:
@@ -255,14 +274,15 @@ def expected_topics(
     node_name: str,
     heads: Iterable[str] = (),
     vision_msgs: bool = False,
-) -> dict[tuple[str, str], ExposedTopic]:
-    """What a node with these parameter values exposes, keyed by (direction, fully qualified name).
+) -> dict[tuple[str, str, str], ExposedTopic]:
+    """What a node with these parameter values exposes, keyed by (direction, fully qualified name, the
+    node's name: the lifecycle node's or its camera intake's).
 
     `params` holds every parameter a row names (a `qos_reliability` of `auto` stays `auto`: it follows the
     publishers found); `heads` are the spec's masks with a topic of their own."""
     ns = namespace.rstrip("/")
     cameras = [f"{c}/" for c in params.get("cameras", ())] or [""]
-    out: dict[tuple[str, str], ExposedTopic] = {}
+    out: dict[tuple[str, str, str], ExposedTopic] = {}
     for t in TOPICS:
         if t.requires is not None:
             key, wanted = t.requires
@@ -279,7 +299,13 @@ def expected_topics(
                 full = name if name.startswith("/") else f"{ns}/{name}"
             reliability = str(_resolved(t.reliability, params))
             exposed = ExposedTopic(
-                full, t.type, t.direction, reliability, t.durability, int(_resolved(t.depth, params))
+                full,
+                t.type,
+                t.direction,
+                reliability,
+                t.durability,
+                int(_resolved(t.depth, params)),
+                node_name + INTAKE_SUFFIX if t.intake else node_name,
             )
-            out[(t.direction, full)] = exposed
+            out[(t.direction, full, exposed.node)] = exposed
     return out
