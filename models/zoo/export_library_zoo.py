@@ -279,8 +279,9 @@ RESIZE_CASES = (((97, 53), (61, 37)), ((48, 36), (112, 63)), ((96, 54), (96, 25)
 
 def torchvision_resizes() -> dict[str, np.ndarray]:
     """torchvision's own antialiased resizes of uint8 tensors, for test_preprocessing_matches_libraries (no torch
-    there): v2 (PyTorch's uint8 kernel: interpolation antialias_uint8) and v1, what weights.transforms() runs
-    (float kernel, one rounding: antialias_rounded), on white noise and a smooth ramp image per case."""
+    there): key _v1, transforms.functional (v1), what weights.transforms() runs (float kernel, one rounding:
+    interpolation antialias_uint8), and key _v2, transforms.v2 (PyTorch's uint8 fixed-point kernel: interpolation
+    antialias_uint8_fixed_point), on white noise and a smooth ramp image per case."""
     import torchvision
     import torchvision.transforms.functional as v1
     import torchvision.transforms.v2.functional as v2
@@ -294,7 +295,7 @@ def torchvision_resizes() -> dict[str, np.ndarray]:
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         key = f"{cw}x{ch}_{mw}x{mh}"
         out[f"{key}_input"] = images
-        for name, module in (("antialias_uint8", v2), ("antialias_rounded", v1)):
+        for name, module in (("v1", v1), ("v2", v2)):
             resized = module.resize(tensor, [mh, mw], antialias=True)
             out[f"{key}_{name}"] = resized.permute(0, 2, 3, 1).numpy()
     return out
