@@ -139,9 +139,9 @@ CORE_BUGS = (
             (
                 Edit(
                     "seg_perception/core/image_codec.py",
-                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                    '    layout = _layout_for(encoding)\n    height = as_int("height", height)\n',
                     '    raise ImageCodecError("PLANTED: every Image is refused")\n'
-                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                    '    layout = _layout_for(encoding)\n    height = as_int("height", height)\n',
                 ),
             ),
             (
