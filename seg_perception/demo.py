@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.cli_args import OneLineErrorParser, number, parse_size
+from seg_perception.cli_args import OneLineErrorParser, number, synthetic_size
 from seg_perception.core.atomic_files import atomic_path, write_text_atomic
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.image_files import write_image
@@ -32,6 +32,10 @@ from seg_perception.synthetic.scenes import generate_drive
 
 LOG = logging.getLogger("seg_perception.demo")
 TOPICS = ("labels", "drivable_mask", "overlay")
+
+
+class NodeStartError(SegPerceptionError):
+    """The node process ended, or never answered, before the demo could play."""
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
@@ -96,8 +100,9 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     node = NodeProcess(domain_id, {"backend": backend, "qos_depth": 1})
     player = DrivePlayer(domain_id, "/camera", TOPICS, keep_pixels=("overlay", "drivable_mask"))
     try:
-        if not player.wait_for_node(timeout=60):
-            raise RuntimeError(f"the node did not come up:\n{node.output}")
+        if not player.wait_for_node(timeout=60, gave_up=node.exited):
+            LOG.debug("node output:\n%s", node.output)
+            raise NodeStartError(f"the node did not come up: {node.last_error()}")
         with tqdm(total=frames, desc=f"playing at {rate:.0f} Hz", unit="frame") as bar:
 
             def advance(_index: int) -> None:
@@ -154,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out whole")
     parser.add_argument("--frames", type=number(int, 1), default=300, help="frames the camera sends")
-    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="camera WIDTHxHEIGHT")
+    parser.add_argument("--size", type=synthetic_size, default=(1280, 720), help="camera WIDTHxHEIGHT")
     parser.add_argument("--rate", type=number(float, 0.1), default=30.0, help="camera frames per second")
     parser.add_argument("--seed", type=number(int, 0), default=7, help="seed of the synthetic drive")
     parser.add_argument(
@@ -177,7 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegPerceptionError as exc:
         LOG.error("error: %s", exc)
         return 2
-    s = run_demo(args.out, args.frames, width, height, args.rate, args.seed, args.backend)
+    try:
+        s = run_demo(args.out, args.frames, width, height, args.rate, args.seed, args.backend)
+    except NodeStartError as exc:  # exit 1, not 2: the command line was valid, the node failed (as with 0 answers)
+        LOG.error("error: %s", exc)
+        return 1
     lat = s["latency_ms"]
     LOG.info(
         "demo: %s on %s, %d frames %dx%d sent at %.0f Hz",

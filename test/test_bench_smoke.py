@@ -14,7 +14,7 @@ import pytest
 from tiny_models import conv_logits_model, segformer_like_spec, spec_dict, two_head_model, write_spec
 
 from seg_perception.bench.bench_report import markdown, summarise
-from seg_perception.bench.camera_sizes import accepted_size, fixed_input
+from seg_perception.bench.camera_sizes import accepted_size, fixed_input, plan_sizes
 from seg_perception.bench.memory_figures import VERDICTS
 from seg_perception.bench.node_bench import MAX_OVERLOAD_HZ, RSS_TOLERANCE_MB, _sustained_hz, overload_rate
 from seg_perception.bench.straightforward import BaselineUnsupportedError, check_supported
@@ -348,8 +348,8 @@ def test_bench_completes_for_every_zoo_spec(tmp_path: Path, spec: Path) -> None:
         assert f"Camera size {requested} benched as {got}: resize: " in md.read_text()
     if spec.parent.name.startswith("smp_"):  # native at 320x192: only the net's own size fits
         assert swapped == {("160x96", "320x192"), ("96x64", "320x192")} and settings["sizes"] == ["320x192"]
-    if spec.parent.name.startswith("tv_"):  # shorter side 520 into 866x520: 160x96 fits as asked
-        assert swapped == {("96x64", "866x520")} and settings["sizes"] == ["160x96"]
+    if spec.parent.name.startswith("tv_"):  # shorter side 520 into 866x520: 160x96 fits as asked, 96x64 does not
+        assert swapped == {("96x64", "100x60")} and settings["sizes"] == ["160x96"]
     assert settings["batching_size"] == dict(swapped).get("96x64", "96x64")
     try:
         check_supported(load_model_spec(spec))
@@ -359,3 +359,41 @@ def test_bench_completes_for_every_zoo_spec(tmp_path: Path, spec: Path) -> None:
     else:
         assert report["skipped"] == [] and "straightforward" in names
         assert report["label_agreement_straightforward"]["160x96"] >= 0.999
+
+
+TV_LRASPP = Path(__file__).resolve().parent.parent / "models" / "zoo" / "tv_lraspp_mobilenet_v3" / "spec.yaml"
+
+
+def test_a_substitute_camera_size_is_the_accepted_one_nearest_in_pixels() -> None:
+    """shorter side 520 into an input fixed at 866x520: a camera fits where int(520 * long / short) == 866."""
+    spec = load_model_spec(TV_LRASPP)
+    fixed = fixed_input(spec)
+    assert fixed is not None
+    assert accepted_size(spec, fixed, 160, 96) == (160, 96)
+    assert accepted_size(spec, fixed, 96, 64) == (100, 60)  # 6000 px against 6144; not 866x520
+    assert accepted_size(spec, fixed, 1280, 720) == (1240, 744)  # 960 px off; 1200x720 is 57600 off
+    plan = plan_sizes(spec, [(96, 160), (1280, 720)], (96, 160), (96, 64))
+    assert plan.sizes == [(160, 96), (1240, 744)] and plan.summary_size == (160, 96)
+    turned = {x["requested"]: x["reason"] for x in plan.substitutions}
+    assert turned["96x160"].endswith("; portrait 96x160 turned landscape"), turned
+    assert "turned" not in turned["1280x720"] and "turned" not in turned["96x64"]
+
+
+def test_a_refused_summary_or_batching_size_falls_back_to_the_first_benched_size(tmp_path: Path) -> None:
+    """shorter side 39 padded to 2 into 66x40: int(39 * long / short) must be 65 or 66, which no camera with
+    a shorter side of 1 or 2 gives, and the input's own size does not map to itself."""
+    conv_logits_model(tmp_path / "m.onnx", 3, 40, 66, batch=1)
+    raw = spec_dict("m.onnx", ["a", "b", "c"], width=66, height=40, resize="shorter_side", shorter_side=39)
+    raw["input"]["pad_to_multiple"] = 2
+    spec = load_model_spec(write_spec(tmp_path / "m.yaml", raw))
+    plan = plan_sizes(spec, [(1, 1), (160, 96)], (2, 1), (1, 2))
+    fixed = fixed_input(spec)
+    assert fixed is not None and accepted_size(spec, fixed, 160, 96) is not None
+    assert [r["requested"] for r in plan.refused] == ["1x1", "2x1", "1x2"]
+    benched = plan.sizes[0]
+    assert plan.sizes == [benched] and plan.summary_size == benched and plan.batching_size == benched
+    name = f"{benched[0]}x{benched[1]}"
+    assert plan.fallbacks == [
+        {"option": "--summary-size", "requested": "2x1", "benched": name},
+        {"option": "--batching-size", "requested": "1x2", "benched": name},
+    ]

@@ -111,9 +111,14 @@ def test_existing_outputs_are_refused_without_force_and_replaced_with_it(
     assert len(read_bag(out / "city" / "b")["/camera/left/segmentation/labels"]) == 3
 
 
+STALE_STAGING = ".process.partial-k3j9/city/b/metadata.yaml"  # what a killed multi-bag run leaves in OUT
+
+
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
 @pytest.mark.parametrize(
-    "foreign", ["notes.txt", "old_drive/metadata.yaml", "city/old.mcap"], ids=["file", "other_bag", "beside_a_bag"]
+    "foreign",
+    ["notes.txt", "old_drive/metadata.yaml", "city/old.mcap", STALE_STAGING, "summary.json"],
+    ids=["file", "other_bag", "beside_a_bag", "stale_staging", "own_summary"],
 )
 def test_an_output_root_holding_other_things_is_refused_before_anything_is_written(
     drives: Path,
@@ -126,14 +131,31 @@ def test_an_output_root_holding_other_things_is_refused_before_anything_is_writt
 ) -> None:
     """New outputs never mix with old ones: a root holding anything this run would not write (an older
     run's other bags, a user's file) is one line and exit 2, --force or not (--force replaces this run's
-    bags, it never deletes the rest of a root), and nothing is written or loaded."""
+    bags, it never deletes the rest of a root), and nothing is written or loaded. The command's own
+    leftovers are not foreign: a killed run's staging is refused without --force and removed with it,
+    and the file this command's --summary names is rewritten."""
     out = tmp_path / "out"
     (out / foreign).parent.mkdir(parents=True, exist_ok=True)
     (out / foreign).write_text("not this run's")
     before = listing(out)
+    args = [str(drives), str(out), "--summary", str(out / "summary.json"), *(["--force"] if force else [])]
+    if foreign == "summary.json" or (foreign == STALE_STAGING and force):
+        assert process(spec_path, *args) == 0
+        assert not [p for p in listing(out) if p.startswith(".process.partial-")]
+        assert json.loads((out / "summary.json").read_text())["totals"]["done"] == 3
+        assert len(read_bag(out / "city" / "b")["/camera/left/segmentation/labels"]) == 3
+        return
     monkeypatch.setattr(Segmenter, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
-    assert process(spec_path, str(drives), str(out), *(["--force"] if force else [])) == 2
+    assert process(spec_path, *args) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    if foreign == STALE_STAGING:
+        staging = out / ".process.partial-k3j9"
+        assert errors == [
+            f"error: output root {out} holds {staging}, the staging directory of an interrupted run; "
+            "pass --force to remove it"
+        ], errors
+        assert listing(out) == before
+        return
     # the first foreign entry: the directory where it is not an output's parent, the file inside where it is
     named = out / foreign if foreign.startswith("city/") else out / Path(foreign).parts[0]
     assert errors == [

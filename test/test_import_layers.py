@@ -171,3 +171,23 @@ def import_cycles() -> list[list[str]]:
 def test_no_module_imports_itself_through_others() -> None:
     cycles = import_cycles()
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def _private_imports(path: Path) -> list[str]:
+    """`module.name` for each underscored (not dunder) name `path` imports from another module of the package."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seg_perception"):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and a.name[1:2] != "_"]
+    return found
+
+
+def test_core_modules_share_only_public_names() -> None:
+    """core/ is the library other layers build on: what one core module uses of another is public API
+    (synthetic/ still shares private scene internals between its own files; not checked here)."""
+    private = {
+        f"{_place(path)}: {name}"
+        for path in sorted((PACKAGE / "core").rglob("*.py"))
+        for name in _private_imports(path)
+    }
+    assert private == set(), sorted(private)

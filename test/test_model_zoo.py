@@ -27,7 +27,7 @@ LIBRARY_FAMILIES = [  # exported by the library itself, reference = that library
     "tv_deeplabv3_mobilenet_v3",
     "tv_lraspp_mobilenet_v3",
 ]
-LIBRARY_MIN_AGREEMENT = 0.999  # every library family, the torchvision ones included (antialias_rounded)
+LIBRARY_MIN_AGREEMENT = 0.999  # every library family, the torchvision ones included (antialias_uint8)
 
 
 def _frames() -> list[np.ndarray]:
@@ -74,7 +74,7 @@ def test_zoo_family_agrees_with_its_library_reference(family: str) -> None:
 
 @pytest.mark.parametrize(
     ("family", "interpolation"),
-    [("hf_segformer", "pil_bilinear"), ("hf_upernet", "pil_bilinear"), ("tv_lraspp_mobilenet_v3", "antialias_rounded")],
+    [("hf_segformer", "pil_bilinear"), ("hf_upernet", "pil_bilinear"), ("tv_lraspp_mobilenet_v3", "antialias_uint8")],
 )
 def test_library_default_resize_is_what_the_spec_must_name(family: str, interpolation: str) -> None:
     """The library's default resize matters: the plain float bilinear of the README's first spec misses it."""
@@ -120,9 +120,9 @@ def test_static_and_dynamic_batch_exports_are_both_in_the_zoo() -> None:
 
 def test_torchvision_presets_run_the_float_kernel_not_the_uint8_one() -> None:
     """weights.transforms() resizes a uint8 tensor with transforms v1: float kernel, one rounding
-    (antialias_rounded), not PyTorch's uint8 fixed-point kernel that transforms.v2 runs (antialias_uint8)."""
+    (antialias_uint8), not PyTorch's uint8 fixed-point kernel that transforms.v2 runs (antialias_uint8_fixed_point)."""
     spec = load_model_spec(ZOO / "tv_lraspp_mobilenet_v3" / "spec.yaml")
     uint8 = _agreement(
-        dataclasses.replace(spec, input=dataclasses.replace(spec.input, interpolation="antialias_uint8"))
+        dataclasses.replace(spec, input=dataclasses.replace(spec.input, interpolation="antialias_uint8_fixed_point"))
     )
     assert max(uint8) < min(_agreement(spec)) - 0.005, f"the uint8 kernel agrees {uint8}"

@@ -140,6 +140,30 @@ def test_the_confusion_matrix_title_sits_just_above_its_column_labels(tmp_path: 
     assert 4 <= labels[0] - title[1] <= 30, (title, labels)
 
 
+def test_long_class_names_are_drawn_whole_in_the_confusion_matrix(tmp_path: Path) -> None:
+    """Drawn, not parsed: an SVG clips what lies outside it, so the matrix drawn as is and drawn with
+    overflow visible are the same picture only when every turned column label and row label fits."""
+    names = ["road", "sidewalk", "construction_vehicle_with_trailer_attached", "a_rather_long_vegetation_name"]
+    confusion = np.eye(len(names), dtype=np.int64) * 100 + 1
+    svg = confusion_svg(names, confusion, ("ground truth", "prediction"))
+    shots = []
+    for overflow in ("hidden", "visible"):
+        page = tmp_path / f"{overflow}.html"
+        page.write_text(
+            "<!DOCTYPE html><html><head><style>body{margin:0;padding:0 0 0 300px;font-family:system-ui,sans-serif;"
+            f"background:#fff}}svg.chart{{font-size:12px;overflow:{overflow}}}svg .axis{{fill:#556;font-weight:600}}"
+            f"svg .small{{font-size:10px}}</style></head><body>{svg}</body></html>"
+        )
+        shot = tmp_path / f"{overflow}.png"
+        _, console = chromium(page, tmp_path / f"profile-{overflow}", "--window-size=1400,900", f"--screenshot={shot}")
+        assert console == []
+        image = cv2.imread(str(shot))
+        assert image is not None
+        shots.append(image)
+    clipped = int((shots[0] != shots[1]).any(axis=2).sum())
+    assert clipped == 0, f"{clipped} pixels of label ink lie outside the SVG"
+
+
 def test_the_class_legend_keeps_each_swatch_with_its_name_above_the_frames(reports: dict[str, Path]) -> None:
     text = reports["eval"].read_text()
     assert text.index('id="class-legend"') < text.index('id="worst-frames"')

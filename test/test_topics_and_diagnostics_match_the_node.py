@@ -7,6 +7,7 @@ depths are read from the node's own publishers and subscriptions in this process
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
 from tiny_models import multi_task_spec, smooth_image
 
+from seg_perception.core.errors import ImageCodecError
 from seg_perception.ros.diagnostics_keys import BAD_FRAME_REASONS, expected_keys
 from seg_perception.ros.messages import vision_msgs_import_error
 from seg_perception.ros.node_process import apply_to_this_process
@@ -149,8 +151,15 @@ def test_the_nodes_own_publishers_and_subscriptions_have_the_tables_depths(tmp_p
     )
 
 
+# The encoders (array -> message), which the node's input never meets: their ImageCodecError calls may
+# leave the reason at its default. Anywhere else a call without a reason counts as that default.
+ENCODERS = {"array_to_image_fields", "encode_compressed"}
+DEFAULT_REASON = inspect.signature(ImageCodecError).parameters["reason"].default
+
+
 def _raised_reasons(path: Path) -> set[str]:
-    """The reasons `ImageCodecError(message, reason)` calls in `path` give (literals or module constants)."""
+    """The reasons `ImageCodecError(message, reason)` / `ImageCodecError(message, reason=...)` calls in `path`
+    give (literals or module constants); a call without one gives the default, outside ENCODERS."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     constants = {
         target.id: node.value.value
@@ -159,16 +168,27 @@ def _raised_reasons(path: Path) -> set[str]:
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
     }
+    in_encoder = {
+        id(call)
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef) and function.name in ENCODERS
+        for call in ast.walk(function)
+    }
     found = set()
     for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ImageCodecError" and len(call.args) > 1:
-            arg = call.args[1]
-            found.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])  # type: ignore[attr-defined]
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ImageCodecError"):
+            continue
+        given = [k.value for k in call.keywords if k.arg == "reason"] + call.args[1:2]
+        if not given:
+            if id(call) not in in_encoder:
+                found.add(DEFAULT_REASON)
+            continue
+        arg = given[0]
+        found.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])  # type: ignore[attr-defined]
     return found
 
 
 def test_bad_frame_reasons_are_those_the_nodes_decoders_raise() -> None:
-    # Calls without a reason are the encoders' (array -> message), which the node's input never meets.
     decoders = ("core/image_codec.py", "core/compressed_codec.py", "core/image_cdr.py")
     raised = set().union(*(_raised_reasons(PACKAGE / name) for name in decoders))
     assert sorted(BAD_FRAME_REASONS) == sorted(raised)
@@ -184,3 +204,19 @@ def test_video_bad_frame_reasons_are_those_the_video_input_counts() -> None:
     counted.add(video_input.UNDESERIALIZABLE)  # BEFORE_KEYFRAME is counted apart, not as a bad frame
     assert sorted(VIDEO_BAD_REASONS) == sorted(counted)
     assert not set(VIDEO_BAD_REASONS) & set(BAD_FRAME_REASONS)
+
+
+def test_the_reason_scan_sees_keyword_and_default_reasons(tmp_path: Path) -> None:
+    """The scan above is only as good as what it parses: a reason= keyword and a call without a reason
+    (outside an encoder) both count."""
+    source = tmp_path / "codec.py"
+    source.write_text(
+        "SLUG = 'from_constant'\n"
+        "def decode(x):\n"
+        "    raise ImageCodecError('a', reason='by_keyword')\n"
+        "    raise ImageCodecError('b', SLUG)\n"
+        "    raise ImageCodecError('c')\n"
+        "def encode_compressed(x):\n"
+        "    raise ImageCodecError('d')\n"
+    )
+    assert _raised_reasons(source) == {"by_keyword", "from_constant", "invalid"}

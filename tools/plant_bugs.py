@@ -139,9 +139,9 @@ CORE_BUGS = (
             (
                 Edit(
                     "seg_perception/core/image_codec.py",
-                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                    '    layout = _layout_for(encoding)\n    height = as_int("height", height)\n',
                     '    raise ImageCodecError("PLANTED: every Image is refused")\n'
-                    '    layout = _layout_for(encoding)\n    height = _as_int("height", height)\n',
+                    '    layout = _layout_for(encoding)\n    height = as_int("height", height)\n',
                 ),
             ),
             (
@@ -437,7 +437,54 @@ ROUND_TWO_BUGS = (
     ),
 )
 
-BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS
+# The guards the review of 27203b1 asked for (branch mend).
+ROUND_THREE_BUGS = (
+    Bug(
+        "z",
+        "process with several bags no longer refuses an output root holding foreign entries",
+        single(
+            "seg_perception/fleet/bag_inputs.py",
+            "    if foreign:\n",
+            "    if False and foreign:  # PLANTED: foreign entries accepted\n",
+        ),
+        (
+            "test/test_fleet_process_many_bags.py::"
+            "test_an_output_root_holding_other_things_is_refused_before_anything_is_written",
+        ),
+    ),
+    Bug(
+        "za",
+        "bench substitutes the first accepted camera size it scans, not the nearest",
+        single(
+            "seg_perception/bench/camera_sizes.py",
+            "    return min(fits, key=lambda c: (abs(c[0] * c[1] - width * height), abs(c[0] / c[1] - aspect), c))\n",
+            "    return fits[0]  # PLANTED: first scanned, not nearest\n",
+        ),
+        ("test/test_bench_smoke.py::test_a_substitute_camera_size_is_the_accepted_one_nearest_in_pixels",),
+    ),
+    Bug(
+        "zb",
+        "antialias_uint8_fixed_point shifts by one bit less than PyTorch's uint8 kernel (int16 weights at 2**14)",
+        single(
+            "seg_perception/core/graph_resize.py",
+            "    while precision < 22 and int(0.5 + largest * (1 << (precision + 1))) < (1 << 15):\n",
+            "    while precision < 22 and int(0.5 + largest * (1 << (precision + 1))) < (1 << 14):  # PLANTED\n",
+        ),
+        ("test/test_preprocessing_matches_libraries.py::test_torchvision_antialias_on_uint8_is_bit_exact",),
+    ),
+    Bug(
+        "zc",
+        "antialias_uint8's FMA emulation drops the rounding error of the running sum (TwoSum's acc part)",
+        single(
+            "seg_perception/core/graph_resize.py",
+            '        error = b.op("Add", [b.op("Sub", [acc, acc_part]), b.op("Sub", [lead, lead_part])])\n',
+            '        error = b.op("Sub", [lead, lead_part])  # PLANTED: acc - acc_part lost\n',
+        ),
+        ("test/test_preprocessing_matches_libraries.py::test_torchvision_antialias_on_uint8_is_bit_exact",),
+    ),
+)
+
+BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS + ROUND_THREE_BUGS
 
 
 def patched_texts(read: Callable[[str], str | None], bug: Bug) -> tuple[dict[str, str], list[str]]:

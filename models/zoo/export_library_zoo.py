@@ -275,12 +275,22 @@ def hf_upernet() -> dict[str, np.ndarray]:
 
 # (camera w, h) -> (model w, h) for the resize fixture: a downscale, an upscale, a vertical-only pass
 RESIZE_CASES = (((97, 53), (61, 37)), ((48, 36), (112, 63)), ((96, 54), (96, 25)))
+# Camera-size downscales (2.08x, 4.15x), kept small: a crop of a white-noise frame set in an otherwise black
+# frame of the full size, and torchvision's output only in a window around a value that antialias_uint8 (the
+# float kernel reproduced on ONNX Runtime) rounds one level off on the whole noise frame (docs/model.md):
+# (camera, model, (crop y0, x0, h, w), (output window y0, x0, y1, x1)); the crop covers the window's taps.
+CROPPED_RESIZE_CASES = (
+    ((1920, 1080), (924, 520), (144, 992, 40, 64), (72, 485, 84, 501)),
+    ((3840, 2160), (924, 520), (16, 2288, 64, 64), (6, 553, 15, 562)),
+)
 
 
 def torchvision_resizes() -> dict[str, np.ndarray]:
     """torchvision's own antialiased resizes of uint8 tensors, for test_preprocessing_matches_libraries (no torch
-    there): v2 (PyTorch's uint8 kernel: interpolation antialias_uint8) and v1, what weights.transforms() runs
-    (float kernel, one rounding: antialias_rounded), on white noise and a smooth ramp image per case."""
+    there): key _v1, transforms.functional (v1), what weights.transforms() runs (float kernel, one rounding:
+    interpolation antialias_uint8), and key _v2, transforms.v2 (PyTorch's uint8 fixed-point kernel: interpolation
+    antialias_uint8_fixed_point), on white noise and a smooth ramp image per case; the cropped cases hold
+    _crop (y0, x0, camera h, w) and _window (output y0, x0, y1, x1) and one noise frame."""
     import torchvision
     import torchvision.transforms.functional as v1
     import torchvision.transforms.v2.functional as v2
@@ -294,9 +304,22 @@ def torchvision_resizes() -> dict[str, np.ndarray]:
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         key = f"{cw}x{ch}_{mw}x{mh}"
         out[f"{key}_input"] = images
-        for name, module in (("antialias_uint8", v2), ("antialias_rounded", v1)):
+        for name, module in (("v1", v1), ("v2", v2)):
             resized = module.resize(tensor, [mh, mw], antialias=True)
             out[f"{key}_{name}"] = resized.permute(0, 2, 3, 1).numpy()
+    for (cw, ch), (mw, mh), (y0, x0, h, w), (oy0, ox0, oy1, ox1) in CROPPED_RESIZE_CASES:
+        noise = np.random.default_rng(cw).integers(0, 256, (ch, cw, 3), dtype=np.uint8)
+        crop = noise[np.newaxis, y0 : y0 + h, x0 : x0 + w]
+        frame = np.zeros((1, ch, cw, 3), np.uint8)
+        frame[:, y0 : y0 + h, x0 : x0 + w] = crop
+        tensor = torch.from_numpy(frame).permute(0, 3, 1, 2).contiguous()
+        key = f"{cw}x{ch}_{mw}x{mh}"
+        out[f"{key}_input"] = crop
+        out[f"{key}_crop"] = np.array([y0, x0, ch, cw])
+        out[f"{key}_window"] = np.array([oy0, ox0, oy1, ox1])
+        for name, module in (("v1", v1), ("v2", v2)):
+            resized = module.resize(tensor, [mh, mw], antialias=True).permute(0, 2, 3, 1).numpy()
+            out[f"{key}_{name}"] = resized[:, oy0:oy1, ox0:ox1]
     return out
 
 
@@ -313,18 +336,21 @@ FAMILIES: dict[str, Callable[[], dict[str, np.ndarray]]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "families", nargs="*", help=f"some of {', '.join(FAMILIES)} (default: all, and torchvision_resize.npz)"
+        "families",
+        nargs="*",
+        help=f"some of {', '.join(FAMILIES)}, or torchvision_resize (default: all, and torchvision_resize.npz)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    unknown = [n for n in args.families if n not in FAMILIES]
+    unknown = [n for n in args.families if n not in FAMILIES and n != "torchvision_resize"]
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     torch.set_num_threads(2)
-    if not args.families:
+    if not args.families or "torchvision_resize" in args.families:
         np.savez_compressed(ZOO / "torchvision_resize.npz", **torchvision_resizes())
-        LOG.info("torchvision_resize.npz: %s", ", ".join(f"{a}->{b}" for a, b in RESIZE_CASES))
-    for name in args.families or FAMILIES:
+        cases = [*RESIZE_CASES, *((c[0], c[1]) for c in CROPPED_RESIZE_CASES)]
+        LOG.info("torchvision_resize.npz: %s", ", ".join(f"{a}->{b}" for a, b in cases))
+    for name in [n for n in args.families if n != "torchvision_resize"] if args.families else FAMILIES:
         (ZOO / name).mkdir(exist_ok=True)
         reference = FAMILIES[name]()
         np.savez_compressed(ZOO / name / "reference.npz", **reference)

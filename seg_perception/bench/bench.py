@@ -419,6 +419,13 @@ def run_bench(
     for refusal in plan.refused:
         LOG.warning("bench: camera size %s refused: %s", refusal["requested"], refusal["reason"])
         phases.skipped.append({"phase": f"camera size {refusal['requested']}", "reason": refusal["reason"]})
+    for fallback in plan.fallbacks:
+        LOG.warning(
+            "bench: %s %s refused; using the first benched size %s",
+            fallback["option"],
+            fallback["requested"],
+            fallback["benched"],
+        )
     sizes = plan.sizes
     if plan.summary_size is None or plan.batching_size is None or not sizes:
         raise ModelSpecError(
@@ -457,6 +464,7 @@ def run_bench(
             "batching_size": f"{batching_size[0]}x{batching_size[1]}",
             "sizes_requested": [f"{w}x{h}" for w, h in requested],
             "size_substitutions": plan.substitutions,
+            "size_fallbacks": plan.fallbacks,
         },
         "label_agreement_straightforward": agreement,
         "measurements": measurements,

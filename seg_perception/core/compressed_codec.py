@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from seg_perception.core.errors import ImageCodecError
-from seg_perception.core.image_codec import ByteData, _as_int, _byte_view, _check_pixel_budget
+from seg_perception.core.image_codec import ByteData, as_int, byte_view, check_pixel_budget
 
 # image_transport "compressed" formats: "jpeg", "png", or "<encoding>; <jpeg|png> compressed [<encoding>]".
 _TRANSPORT_FORMAT: Final = re.compile(r"^(?:[\w]+\s*;\s*)?(jpeg|jpg|png)(?:\s+compressed(?:\s+\w+)?)?$")
@@ -83,7 +83,7 @@ def compressed_to_inference_frame(
 ) -> tuple[npt.NDArray[np.uint8], str]:
     """Decode a CompressedImage (JPEG or PNG) to a C-contiguous uint8 (H, W, 3) frame in "BGR" order."""
     codec = _compressed_codec(format)
-    flat = _byte_view(data)
+    flat = byte_view(data)
     if flat.size == 0:
         raise ImageCodecError(f"compressed {codec} data is empty", "data_empty")
     head = flat[:4096].tobytes()  # frame headers live near the start; avoid copying the whole image
@@ -111,14 +111,14 @@ def compressed_to_inference_frame(
         width, height = size
         if width <= 0 or height <= 0:
             raise ImageCodecError(f"{codec} header declares an empty image {width}x{height}", "zero_size")
-        _check_pixel_budget(width, height, max_pixels)
+        check_pixel_budget(width, height, max_pixels)
     try:
         frame = cv2.imdecode(flat, cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): {exc}", "undecodable") from None
     if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
         raise ImageCodecError(f"cannot decode {codec} data ({flat.size} bytes): corrupt or unsupported", "undecodable")
-    _check_pixel_budget(int(frame.shape[1]), int(frame.shape[0]), max_pixels)
+    check_pixel_budget(int(frame.shape[1]), int(frame.shape[0]), max_pixels)
     return np.ascontiguousarray(frame, dtype=np.uint8), "BGR"
 
 
@@ -144,12 +144,12 @@ def encode_compressed(
         raise ImageCodecError(f"cannot encode an empty frame of shape {tuple(frame.shape)}")
     bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if channel_order == "RGB" else frame
     if codec == "jpeg":
-        quality = _as_int("quality", quality)
+        quality = as_int("quality", quality)
         if not 1 <= quality <= 100:
             raise ImageCodecError(f"jpeg quality must be in 1..100, got {quality}")
         ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     else:
-        png_level = _as_int("png_level", png_level)
+        png_level = as_int("png_level", png_level)
         if not 0 <= png_level <= 9:
             raise ImageCodecError(f"png_level must be in 0..9, got {png_level}")
         ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, png_level])

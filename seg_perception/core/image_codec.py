@@ -87,7 +87,7 @@ class ImageFields:
     data: bytes
 
 
-def _as_int(name: str, value: object) -> int:
+def as_int(name: str, value: object) -> int:
     """Return ``value`` as a Python int, refusing floats, bools and other non-integers."""
     if isinstance(value, bool):
         raise ImageCodecError(f"{name} must be an integer, got bool {value}", "not_integer")
@@ -113,11 +113,11 @@ def _layout_for(encoding: object) -> _Layout:
     return layout
 
 
-def _check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
+def check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
     """Refuse an image larger than ``max_pixels`` before anything is allocated for it."""
     if max_pixels is None:
         return
-    limit = _as_int("max_pixels", max_pixels)
+    limit = as_int("max_pixels", max_pixels)
     if height * width > limit:
         raise ImageCodecError(
             f"image {width}x{height} = {height * width} pixels exceeds max_image_pixels {limit}", "too_many_pixels"
@@ -137,7 +137,7 @@ def _check_geometry(encoding: str, layout: _Layout, height: int, width: int) -> 
         )
 
 
-def _byte_view(data: object, what: str = "data") -> npt.NDArray[np.uint8]:
+def byte_view(data: object, what: str = "data") -> npt.NDArray[np.uint8]:
     """Return ``data`` as a flat uint8 array, sharing memory whenever the buffer allows."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
@@ -177,13 +177,13 @@ def _check_image(
 ) -> _CheckedImage:
     """Validate every Image field against the others and return the pixel rows without copying."""
     layout = _layout_for(encoding)
-    height = _as_int("height", height)
-    width = _as_int("width", width)
-    step = _as_int("step", step)
+    height = as_int("height", height)
+    width = as_int("width", width)
+    step = as_int("step", step)
     # The field is a uint8 (rclpy gives int, users pass bool); cv_bridge treats any non-zero as big-endian.
-    big_endian = is_bigendian if isinstance(is_bigendian, bool) else _as_int("is_bigendian", is_bigendian) != 0
+    big_endian = is_bigendian if isinstance(is_bigendian, bool) else as_int("is_bigendian", is_bigendian) != 0
     _check_geometry(encoding, layout, height, width)
-    _check_pixel_budget(width, height, max_pixels)
+    check_pixel_budget(width, height, max_pixels)
     row_bytes = width * layout.bytes_per_pixel
     if step < row_bytes:
         raise ImageCodecError(
@@ -191,7 +191,7 @@ def _check_image(
             f"for encoding {encoding}",
             "step_too_small",
         )
-    flat = _byte_view(data)
+    flat = byte_view(data)
     expected = step * height
     if flat.size < expected:
         raise ImageCodecError(

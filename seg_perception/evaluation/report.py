@@ -212,9 +212,11 @@ def confusion_svg(names: Sequence[str], confusion: np.ndarray, axes: tuple[str, 
     """Row-normalised heatmap (each row: where that reference class went); counts in tooltips."""
     k = len(names)
     cell = max(14, min(40, 560 // max(k, 1)))
-    margin = 150  # the row labels' width
+    margin = max(150, label_width(names) + 12)  # the row labels' width
     top = column_labels_height(names) + 30  # the rotated column labels, and the axis title above them
     size = margin + cell * k
+    # the last turned column label starts over the last column and reaches right by its width's cosine
+    width = max(size + 100, math.ceil(size - cell / 2 + 4 + column_labels_reach(names) + 10))
     totals = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, totals, out=np.zeros(confusion.shape, np.float64), where=totals > 0)
     low, high = np.array([247, 251, 255], np.float64), np.array([8, 48, 107], np.float64)
@@ -251,7 +253,7 @@ def confusion_svg(names: Sequence[str], confusion: np.ndarray, axes: tuple[str, 
         f'transform="rotate(-90 14 {top + cell * k / 2})">rows: {html.escape(axes[0])}</text>'
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{size + 100}" height="{top + cell * k + 10}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{top + cell * k + 10}" '
         f'role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
     )
 
@@ -260,10 +262,19 @@ LABEL_ANGLE = 50  # degrees the confusion matrix's column labels are turned
 CHAR_WIDTH = 7.0  # px per character at the charts' 12 px font: a generous average (system-ui, DejaVu Sans)
 
 
+def label_width(names: Sequence[str]) -> int:
+    """The longest name's width, unturned (px at CHAR_WIDTH)."""
+    return math.ceil(max((len(n) for n in names), default=1) * CHAR_WIDTH)
+
+
 def column_labels_height(names: Sequence[str]) -> int:
     """How far the turned column labels reach above the matrix: the longest name, turned by LABEL_ANGLE."""
-    longest = max((len(n) for n in names), default=1)
-    return math.ceil(longest * CHAR_WIDTH * math.sin(math.radians(LABEL_ANGLE)) + 12)
+    return math.ceil(label_width(names) * math.sin(math.radians(LABEL_ANGLE)) + 12)
+
+
+def column_labels_reach(names: Sequence[str]) -> int:
+    """How far right of its start a turned column label reaches: the longest name, turned by LABEL_ANGLE."""
+    return math.ceil(label_width(names) * math.cos(math.radians(LABEL_ANGLE)))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from seg_perception.core.errors import SegPerceptionError
 STORAGE_SUFFIXES = (".mcap", ".db3")  # rosbag2 storage files; a directory holding one is a recording
 BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")  # files that are bags by themselves (.bag: ROS 1)
 GLOB_MAGIC = frozenset("*?[")
+STAGING_PREFIX = ".process.partial-"  # a multi-bag run's staging directory in the output root (fleet_runner)
 
 
 class BagInputError(SegPerceptionError):
@@ -49,6 +50,7 @@ class BagPlan:
     jobs: tuple[BagJob, ...]
     out: Path
     single: bool  # OUT is the output bag of the one INPUT (the original `process IN_BAG OUT_BAG`)
+    stale: tuple[Path, ...] = ()  # a killed run's staging directories in the root, removed by --force
 
 
 def is_pattern(text: str) -> bool:
@@ -153,13 +155,14 @@ def _check_collisions(pairs: Sequence[tuple[Path, Path]]) -> None:
                 raise BagInputError(f"output bag {out_bag} would overwrite, or lie inside, the input bag {original}")
 
 
-def _foreign_entries(root: Path, outputs: Sequence[Path]) -> list[Path]:
-    """What the output root holds besides this run's output bags and the directories leading to them
-    (sorted; output bags are not descended into): anything found here would end up mixed with the new
-    outputs (core/output_rule.py: new outputs never mix with old ones)."""
+def _foreign_entries(root: Path, outputs: Sequence[Path], own_files: Sequence[Path] = ()) -> list[Path]:
+    """What the output root holds besides this run's output bags, the directories leading to them and the
+    command's own files (its --summary) (sorted; output bags are not descended into): anything found here
+    would end up mixed with the new outputs (core/output_rule.py: new outputs never mix with old ones)."""
     if not root.is_dir():
         return []
     wanted = {o.resolve() for o in outputs}
+    own = {f.resolve() for f in own_files}
     leading = {parent for o in wanted for parent in o.parents}
     foreign: list[Path] = []
     for current, dirs, files in os.walk(root):
@@ -169,12 +172,21 @@ def _foreign_entries(root: Path, outputs: Sequence[Path]) -> list[Path]:
             if resolved not in wanted and resolved not in leading:
                 foreign.append(here / name)
         dirs[:] = sorted(d for d in dirs if (here / d).resolve() in leading)
-        foreign.extend(here / f for f in sorted(files) if (here / f).resolve() not in wanted)
+        foreign.extend(here / f for f in sorted(files) if (here / f).resolve() not in wanted | own)
     return sorted(foreign)
 
 
-def plan_bags(inputs: Sequence[str], out: Path, force: bool) -> BagPlan:
-    """Expand INPUT... into jobs by the rule of this module's docstring, refusing what cannot be honoured."""
+def _stale_staging(root: Path) -> list[Path]:
+    """The staging directories a killed multi-bag run left in the root (fleet_runner makes them there)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir() and not p.is_symlink())
+
+
+def plan_bags(inputs: Sequence[str], out: Path, force: bool, summary: Path | None = None) -> BagPlan:
+    """Expand INPUT... into jobs by the rule of this module's docstring, refusing what cannot be honoured.
+    `summary` (the command's --summary file) may lie in the output root; a killed run's staging there is
+    refused without --force and listed in the plan for removal with it."""
     if not inputs:
         raise BagInputError("process needs INPUT... OUT: at least one input bag, directory or glob, then OUT")
     single = len(inputs) == 1 and not is_pattern(inputs[0]) and looks_like_bag(Path(inputs[0]))
@@ -197,11 +209,19 @@ def plan_bags(inputs: Sequence[str], out: Path, force: bool) -> BagPlan:
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise BagInputError(f"output bag {existing[0]} exists{more}; pass --force to replace it")
-    foreign = _foreign_entries(out, [o for _, o in pairs])
+    stale = _stale_staging(out)
+    if stale and not force:
+        more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+        raise BagInputError(
+            f"output root {out} holds {stale[0]}{more}, the staging directory of an interrupted run; "
+            "pass --force to remove it"
+        )
+    own = [summary] if summary is not None else []
+    foreign = [p for p in _foreign_entries(out, [o for _, o in pairs], own) if p not in stale]
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
         raise BagInputError(
             f"output root {out} holds {foreign[0]}{more}, which this run does not write: its outputs would mix "
             "with it (--force replaces only this run's bags); choose a new or empty OUT"
         )
-    return BagPlan(tuple(BagJob(i, o) for i, o in pairs), out, single=False)
+    return BagPlan(tuple(BagJob(i, o) for i, o in pairs), out, single=False, stale=tuple(stale))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seg_perception.bag.bag_io import move_bag_into_place
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.fleet.bag_inputs import BagPlan
+from seg_perception.fleet.bag_inputs import STAGING_PREFIX, BagPlan
 from seg_perception.fleet.chunk_merge import merge_chunk_bags
 from seg_perception.fleet.fleet_summary import (
     DONE,
@@ -61,7 +61,7 @@ def _staging_root(plan: BagPlan) -> tuple[Path, bool]:
     if plan.single:
         parent, prefix = plan.out.parent, f".{plan.out.name}.partial-"
     else:
-        parent, prefix = plan.out, ".process.partial-"
+        parent, prefix = plan.out, STAGING_PREFIX
     created = not parent.exists()
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent)), created
@@ -187,6 +187,8 @@ def run_fleet(request: FleetRequest, make_pool: Callable[[int, Callable[[], None
     summary with `interrupted` set and the unfinished bags marked so; bags committed before it stay.
     """
     plan = request.plan
+    for stale in plan.stale:  # an interrupted run's staging, refused by plan_bags without --force
+        shutil.rmtree(stale)
     summary = FleetSummary([BagOutcome(j.in_bag, j.out_bag) for j in plan.jobs], request.workers, request.ray)
     infos: dict[int, BagInfo] = {}
     for i, job in enumerate(plan.jobs):

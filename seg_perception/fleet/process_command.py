@@ -61,7 +61,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     if pool is not None:
         import_ray()  # a missing Ray is one line before anything else happens
     # Refuse bad INPUT... OUT before the model is loaded and compiled.
-    plan = plan_bags(args.inputs, args.out, args.force)
+    plan = plan_bags(args.inputs, args.out, args.force, args.summary)
     spec = load_model_spec(args.model or default_spec_path())
     outputs = tuple(args.outputs or default_outputs(spec))
     output_selection(outputs, spec)

@@ -121,11 +121,12 @@ class DrivePlayer:
         while self._spinning and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
 
-    def wait_for_node(self, timeout: float = 60.0) -> bool:
-        """True once the node subscribes to our frames and publishes every recorded topic."""
+    def wait_for_node(self, timeout: float = 60.0, gave_up: Callable[[], bool] = lambda: False) -> bool:
+        """True once the node subscribes to our frames and publishes every recorded topic; False after
+        `timeout` or as soon as `gave_up()` (e.g. the node process exited)."""
         deadline = time.monotonic() + timeout
         ns = self.node.get_namespace().rstrip("/")
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not gave_up():
             ready = self.publisher.get_subscription_count() > 0 and all(
                 self.node.count_publishers(f"{ns}/segmentation/{t}") > 0 for t in self.log.outputs
             )

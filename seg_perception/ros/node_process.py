@@ -77,6 +77,19 @@ class NodeProcess:
     def output(self) -> str:
         return "".join(self._lines)
 
+    def exited(self) -> bool:
+        """True once the node process has ended (its output then read to the end)."""
+        if self.proc.poll() is None:
+            return False
+        self._reader.join(timeout=1)
+        return True
+
+    def last_error(self) -> str:
+        """The node's last line that says 'error' (else its last line), for a one-line report."""
+        lines = [line.strip() for line in self._lines if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()]
+        return (errors or lines or ["no output"])[-1]
+
     def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
         """True once the node has logged `text`; False on timeout or exit."""
         deadline = time.monotonic() + timeout
