@@ -21,7 +21,7 @@ from test_int8_gate_and_mixed_precision import _cli, _errors, _write_frames
 from seg_perception.backends.engine_artefacts import EngineBuildError, load_cached_qdq, qdq_key, qdq_path, store_qdq
 from seg_perception.backends.engine_builder import graph_for_precision
 from seg_perception.core import engine_cache
-from seg_perception.core.graph_compiler import compile_fused_graph
+from seg_perception.core.graph_compiler import compile_fused_graph, graph_digest
 from seg_perception.core.model_spec import default_spec_path
 from seg_perception.core.qdq_recipes import WEIGHTED_OP_TYPES, graph_target
 from seg_perception.core.quantization import POST_PREFIX, PRE_PREFIX, quantize_fused_graph, weighted_nodes
@@ -167,6 +167,19 @@ def test_each_target_has_its_own_cache_slot_and_key_and_engines_refuse_the_cpu_g
     assert graph_for_precision(fused, "int8", 10, graphs["tensorrt"]) is graphs["tensorrt"]
 
 
+def test_a_tensorrt_qdq_graph_cached_before_the_cpu_recipe_still_loads(
+    graphs: dict[str, onnx.ModelProto], fused: onnx.ModelProto, tmp_path: Path
+) -> None:
+    """A car's cache holds TensorRT QDQ graphs keyed {format: qdq-trt/2, graph_sha256} (the key before the CPU
+    recipe existed); the next int8 engine rebuild must find them, not ask to calibrate again."""
+    gate = {"passed": True, "label_agreement": 1.0, "miou_vs_fp32": 1.0, "held_out_frames": 2}
+    slot = qdq_path(tmp_path, fused, "tensorrt")
+    old_key = {"format": "qdq-trt/2", "graph_sha256": graph_digest(fused)}
+    engine_cache.write_artefact(slot, old_key, graphs["tensorrt"].SerializeToString(), {"gate": gate})
+    loaded, loaded_gate = load_cached_qdq(fused, tmp_path, "tensorrt")
+    assert graph_target(loaded) == "tensorrt" and loaded_gate["passed"] is True
+
+
 def test_onnxruntime_int8_runs_the_cpu_variant(tmp_path: Path) -> None:
     spec = load_model_spec(multiclass_spec(tmp_path))
     frames = _write_frames(tmp_path / "calib", [generate_scene(20_000 + i, W, H).image for i in range(4)])
@@ -193,7 +206,7 @@ def test_gate_refuses_a_bad_cpu_variant_and_caches_a_good_one_in_its_own_slot(tm
     assert passed.returncode == 0, passed.stderr
     sidecar = json.loads(engine_cache.sidecar_path(qdq_path(cache, fused, "onnxruntime")).read_text())
     assert sidecar["info"]["target"] == "onnxruntime" and sidecar["info"]["gate"]["passed"] is True
-    assert sidecar["key"]["target"] == "onnxruntime"
+    assert sidecar["key"] == {"format": "qdq-ort-cpu/1", "graph_sha256": graph_digest(fused)}
     speed = sidecar["info"]["cpu_speed"]  # measured, interleaved, with the load it was measured under
     assert speed["fp32_ms"] > 0 and speed["int8_ms"] > 0 and speed["runs"] == 5
     assert speed["speedup"] == pytest.approx(speed["fp32_ms"] / speed["int8_ms"], rel=0.05)

@@ -113,11 +113,12 @@ def qdq_path(cache_dir: Path, fused: onnx.ModelProto, target: str = "tensorrt") 
 
 
 def qdq_key(fused: onnx.ModelProto, target: str = "tensorrt") -> dict[str, str]:
-    """The QDQ graph's cache key: its target and recipe version, so one target's graph never serves the other."""
+    """The QDQ graph's cache key: its recipe's version, which names the target (`qdq-trt/…`, `qdq-ort-cpu/…`),
+    so one target's graph never serves the other. TensorRT's key is what it was before the CPU recipe existed:
+    QDQ graphs already cached on a car stay valid."""
     from seg_perception.core.qdq_recipes import recipe_for
 
-    recipe = recipe_for(target)
-    return {"format": recipe.version, "target": recipe.target, "graph_sha256": graph_digest(fused)}
+    return {"format": recipe_for(target).version, "graph_sha256": graph_digest(fused)}
 
 
 def timing_cache_path(cache_dir: Path, version: str, gpu: GpuIdentity) -> Path:
