@@ -100,8 +100,9 @@ test-jazzy: $(STAMP_JAZZY)
 # tools/mutation_scores.py then writes their scores (less tools/equivalent_mutants.txt) to tools/mutation_scores.json.
 VENV_MUT := .venv-mutation
 MUTANTS ?= 'seg_perception.core.metrics*' 'seg_perception.core.frame_stats*'
+MUTATION_JOBS ?= 1
 
-$(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
+$(VENV_MUT)/.installed-stamp: requirements-mutation.txt | $(STAMP)
 	test -x $(VENV_MUT)/bin/python || $(PY) -m venv $(VENV_MUT)
 	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
 		"$$($(VENV_MUT)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_shared_venv.pth"
@@ -109,7 +110,7 @@ $(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
 	touch $@
 
 mutation: $(VENV_MUT)/.installed-stamp
-	$(VENV_MUT)/bin/mutmut run $(MUTANTS)
+	$(VENV_MUT)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	$(VENV_MUT)/bin/mutmut results
 	$(VENV_MUT)/bin/python tools/mutation_scores.py $(MUTANTS) --command "make mutation MUTANTS=\"$(MUTANTS)\""
 

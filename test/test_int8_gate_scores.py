@@ -1,0 +1,167 @@
+"""The INT8 accuracy gate's arithmetic on a graph whose labels are known exactly: it outputs the red channel
+of the camera image, so every agreement, IoU, share, worst frame and message below is worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.graph_postprocess import LABELS_NAME
+from seg_perception.core.graph_preprocess import INPUT_NAME
+from seg_perception.core.int8_gate import AccuracyCheck, GateThresholds, check_accuracy
+
+H, W = 20, 50  # 1,000 pixels a frame
+CLASSES = ["road", "car", "sky", "pole"]
+
+
+def red_channel_graph() -> onnx.ModelProto:
+    """[1, H, W, 3] uint8 image -> [1, H, W] float labels = the red channel."""
+    index = helper.make_tensor("zero", TensorProto.INT64, [], [0])
+    nodes = [
+        helper.make_node("Gather", [INPUT_NAME, "zero"], ["red"], axis=3),
+        helper.make_node("Cast", ["red"], [LABELS_NAME], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "red",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [1, H, W, 3])],
+        [helper.make_tensor_value_info(LABELS_NAME, TensorProto.FLOAT, [1, H, W])],
+        initializer=[index],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def batch_of(labels: np.ndarray) -> np.ndarray:
+    image = np.zeros((1, H, W, 3), np.uint8)
+    image[0, ..., 0] = labels
+    image[0, ..., 1] = 7  # only red counts
+    return image
+
+
+def _frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Four frames: fp32 reference labels and the labels the INT8 graph gives (its red channel)."""
+    refs, preds = [], []
+    for wrong in (10, 40, 0, 25):  # pixels where INT8 says car on fp32's road
+        ref = np.zeros((H, W), np.uint8)
+        ref[10:] = 1  # 500 car, 500 road
+        pred = ref.copy()
+        pred.ravel()[:wrong] = 1
+        ref[0, 49] = pred[0, 49] = 2  # sky: one pixel a frame in both graphs
+        refs.append(ref)
+        preds.append(pred)
+    # sky's share is (4 + 4) / (2 * 4000) = 0.1 %, exactly the gate's floor: it is gated.
+    preds[1][0, 48] = 3  # pole: one road pixel in INT8 only (share 1 / 8000, not gated)
+    return refs, preds
+
+
+def test_check_accuracy_scores_the_int8_labels_against_fp32() -> None:
+    refs, preds = _frames()
+    check = check_accuracy(
+        red_channel_graph(), [batch_of(p) for p in preds], refs, CLASSES, [0], ["a.png", "b.png", "c.png", "d.png"]
+    )
+    # Over all 4,000 pixels: road 2,000 - 4 (sky) in fp32, of which 75 + 1 (pole) went elsewhere in INT8.
+    assert (check.frames, check.pixels) == (4, 4000)
+    assert check.label_agreement == pytest.approx(1 - 76 / 4000)
+    road_iou = (1996 - 76) / 1996
+    car_iou = 2000 / (2000 + 75)
+    assert check.per_class_iou == pytest.approx({"road": road_iou, "car": car_iou, "sky": 1.0, "pole": 0.0})
+    assert check.miou_vs_fp32 == pytest.approx((road_iou + car_iou + 1.0 + 0.0) / 4)
+    assert check.gated_classes == ("road", "car", "sky")
+    # Drivable (road) vs not: the 75 road -> car pixels and the road -> pole pixel disagree; sky/car agree.
+    assert check.drivable_agreement == pytest.approx(1 - 76 / 4000)
+    assert [name for name, _ in check.worst_frames] == ["b.png", "d.png", "a.png"]  # three, worst first
+    assert [a for _, a in check.worst_frames] == pytest.approx([0.959, 0.975, 0.99])
+
+
+def test_unnamed_frames_are_numbered_and_a_missing_class_is_none() -> None:
+    ref = np.zeros((H, W), np.uint8)
+    ref[:, 25:] = 2
+    check = check_accuracy(red_channel_graph(), [batch_of(ref)], [ref], CLASSES, [0, 2])
+    assert check.worst_frames == (("frame 0", 1.0),)
+    assert check.per_class_iou == {"road": 1.0, "car": None, "sky": 1.0, "pole": None}
+    assert check.gated_classes == ("road", "sky")
+    assert (check.label_agreement, check.miou_vs_fp32, check.drivable_agreement) == (1.0, 1.0, 1.0)
+    assert isinstance(check.label_agreement, float) and isinstance(check.pixels, int)
+
+
+@pytest.mark.parametrize(("batches", "refs"), [(0, 0), (2, 1), (1, 2)])
+def test_the_check_needs_held_out_frames_one_reference_each(batches: int, refs: int) -> None:
+    ref = np.zeros((H, W), np.uint8)
+    with pytest.raises(SegPerceptionError) as err:
+        check_accuracy(red_channel_graph(), [batch_of(ref)] * batches, [ref] * refs, CLASSES, [0])
+    assert str(err.value) == f"the accuracy check needs held-out frames ({batches} given)"
+
+
+def _check(**overrides: object) -> AccuracyCheck:
+    fields: dict[str, object] = {
+        "frames": 6,
+        "pixels": 6000,
+        "label_agreement": 0.97654321,
+        "miou_vs_fp32": 0.9123456789,
+        "per_class_iou": {"road": 0.95, "car": 0.8912345, "sky": 0.5, "pole": None},
+        "gated_classes": ("road", "car", "pole"),
+        "drivable_agreement": 0.99512345,
+        "worst_frames": (("x.png", 0.9012345678), ("y.png", 0.95)),
+    }
+    fields.update(overrides)
+    return AccuracyCheck(**fields)  # type: ignore[arg-type]
+
+
+def test_failures_and_description_in_words() -> None:
+    check = _check()
+    assert check.failures(GateThresholds()) == [
+        "label agreement 97.65% < 98.0%",
+        "class IoU vs fp32 under 90.0%: car 89.1%",
+    ]
+    # sky is under every floor but too small to be gated; pole (None) is never a failure.
+    assert check.failures(GateThresholds(min_agreement=0.97654321, min_class_iou=0.96)) == [
+        "class IoU vs fp32 under 96.0%: road 95.0%, car 89.1%"
+    ]
+    assert check.failures(GateThresholds(min_agreement=0.9, min_class_iou=0.8912345)) == []
+    assert check.describe() == (
+        "label agreement 97.65% over 6 held-out frames, mIoU vs fp32 91.23%, lowest class IoU car 89.1%, "
+        "drivable agreement 99.51%"
+    )
+    none_gated = _check(gated_classes=("pole",))
+    assert none_gated.describe() == (
+        "label agreement 97.65% over 6 held-out frames, mIoU vs fp32 91.23%, drivable agreement 99.51%"
+    )
+
+
+def test_the_sidecar_record() -> None:
+    thresholds = GateThresholds(min_agreement=0.975, min_class_iou=0.85)
+    passing = _check().to_json(thresholds, accepted_loss=True)
+    assert passing == {
+        "passed": True,
+        "accepted_accuracy_loss": False,  # nothing was lost, so nothing was accepted
+        "failures": [],
+        "min_agreement": 0.975,
+        "min_class_iou": 0.85,
+        "held_out_frames": 6,
+        "label_agreement": 0.976543,
+        "miou_vs_fp32": 0.912346,
+        "drivable_agreement": 0.995123,
+        "per_class_iou_vs_fp32": {"road": 0.95, "car": 0.891235, "sky": 0.5, "pole": None},
+        "worst_frames": [{"frame": "x.png", "agreement": 0.901235}, {"frame": "y.png", "agreement": 0.95}],
+    }
+    failing = _check().to_json(GateThresholds())
+    assert (failing["passed"], failing["accepted_accuracy_loss"]) == (False, False)
+    assert failing["failures"] == ["label agreement 97.65% < 98.0%", "class IoU vs fp32 under 90.0%: car 89.1%"]
+    accepted = _check().to_json(GateThresholds(), accepted_loss=True)
+    assert (accepted["passed"], accepted["accepted_accuracy_loss"]) == (False, True)
+
+
+@pytest.mark.parametrize("name", ["min_agreement", "min_class_iou"])
+def test_thresholds_are_fractions(name: str) -> None:
+    for value in (0.0, 1.0):
+        assert getattr(GateThresholds(**{name: value}), name) == value
+    for value in (-0.001, 1.001, math.nan):
+        with pytest.raises(SegPerceptionError) as err:
+            GateThresholds(**{name: value})
+        assert str(err.value) == f"{name} {value} is outside 0..1"
+    assert GateThresholds() == GateThresholds(min_agreement=0.98, min_class_iou=0.90)
