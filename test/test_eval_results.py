@@ -214,3 +214,39 @@ def test_agreement_percent_keeps_four_decimals() -> None:
     result = CompareResult(SPEC, "a", "b", "", "", metrics.scores(confusion, ["p", "q"], [0]), 1, 1.0, 1.0, [], {})
     data = result.to_json()
     assert (data["label_agreement"], data["label_agreement_percent"]) == (0.666667, 66.6667)
+
+
+def test_tally_ranks_equal_scores_by_frame_index_not_by_arrival() -> None:
+    tally = EvalTally.empty(3, 2, keep_pixels=True)
+    for index in (9, 2, 5):  # frames arrive out of order (a worker's batch)
+        tally.add_frame(index, _view(str(index), 0.5, fill=index), CONFUSION, inference_s=0.1)
+    kept = tally.worst.frames()
+    assert [v.stem for v in kept] == ["5", "9"]  # of equal scores the later frames stay, in frame order
+    assert kept[0].image.tolist() == [[5] * 3] * 2  # keep_pixels: the report's pixels are kept
+    assert tally.first_index == 2
+
+
+def test_first_index_is_the_lowest_whatever_the_order() -> None:
+    tally = EvalTally.empty(3, 2, keep_pixels=False)
+    tally.add_frame(3, _view("3", 0.5), CONFUSION, 0.1)
+    tally.add_frame(8, _view("8", 0.5), CONFUSION, 0.1)
+    assert tally.first_index == 3
+    later = EvalTally.empty(3, 2, keep_pixels=False)
+    later.add_frame(6, _view("6", 0.5), CONFUSION, 0.1)
+    tally.merge(later)
+    assert tally.first_index == 3
+    fresh = EvalTally.empty(3, 2, keep_pixels=False)
+    fresh.merge(later)  # an empty tally takes the other's first index (no failure involved)
+    assert fresh.first_index == 6
+
+
+def test_of_two_failures_of_one_frame_the_first_message_stays() -> None:
+    tally = EvalTally.empty(3, 2, keep_pixels=False)
+    tally.fail(7, "first reason")
+    tally.fail(7, "second reason")
+    assert tally.failure == (7, "first reason")
+
+
+def test_compare_json_rounds_both_rates() -> None:
+    result = CompareResult(SPEC, "a", "b", "", "", metrics.scores(CONFUSION, NAMES, [0]), 1, 10.12345, 12.34567, [], {})
+    assert result.to_json()["fps"] == {"a": 10.123, "b": 12.346}

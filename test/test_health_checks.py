@@ -238,3 +238,64 @@ def test_log_lists_flagged_frames_and_their_spans() -> None:
             {"first_ns": 600, "last_ns": 600, "seconds": 0.0, "frames": 1},
         ]
     }
+
+
+def test_span_seconds_are_rounded_to_the_millisecond() -> None:
+    log = HealthLog()
+    dark = HealthReading({}, frozenset({"dark"}))
+    log.add(1 * SECOND, dark)
+    log.add(1 * SECOND + 1_234_567_000, dark)
+    assert log.to_json()["spans"]["dark"] == [
+        {"first_ns": SECOND, "last_ns": SECOND + 1_234_567_000, "seconds": 1.235, "frames": 2}
+    ]
+    # A span of 23 days keeps its milliseconds (nanoseconds / 1e9, exactly).
+    long = HealthLog()
+    long.add(0, dark)
+    long.add(2_000_000 * SECOND, dark)
+    assert long.to_json()["spans"]["dark"][0]["seconds"] == 2_000_000.0
+
+
+def test_a_later_chunk_keeps_its_span_lengths_and_its_open_span_goes_on() -> None:
+    dark = HealthReading({}, frozenset({"dark"}))
+    log, later = HealthLog(), HealthLog()
+    log.add(0, HealthReading({}, frozenset()))
+    for stamp in (100, 200, 300):
+        later.add(stamp, dark)
+    log.extend(later)
+    log.add(400, dark)  # the next frame after the later chunk: still the same span
+    log.add(500, HealthReading({}, frozenset()))
+    log.add(600, dark)
+    assert log.to_json()["spans"]["dark"] == [
+        {"first_ns": 100, "last_ns": 400, "seconds": 0.0, "frames": 4},
+        {"first_ns": 600, "last_ns": 600, "seconds": 0.0, "frames": 1},
+    ]
+    assert log.to_json()["flagged_frames"]["dark"] == 5 and log.frames == 7
+
+
+def test_frame_spans_by_name_for_frames_without_stamps() -> None:
+    from seg_perception.core.health import frame_spans
+
+    names = [f"img_{i:02d}.png" for i in range(8)]
+    flagged = {
+        1: frozenset({"dark"}),
+        2: frozenset({"dark", "blocked"}),
+        3: frozenset({"dark"}),
+        5: frozenset({"dark"}),
+        7: frozenset({"blocked"}),
+        6: frozenset(),
+    }
+    out = frame_spans(flagged, names)
+    assert out["frames"] == 8
+    assert out["flagged_frames"] == {r: {"dark": 4, "blocked": 2}.get(r, 0) for r in REASONS}
+    assert list(out["flagged_frames"]) == list(REASONS)
+    assert out["spans"] == {
+        "dark": [
+            {"first": "img_01.png", "last": "img_03.png", "frames": 3},
+            {"first": "img_05.png", "last": "img_05.png", "frames": 1},
+        ],
+        "blocked": [
+            {"first": "img_02.png", "last": "img_02.png", "frames": 1},
+            {"first": "img_07.png", "last": "img_07.png", "frames": 1},
+        ],
+    }
+    assert frame_spans({}, []) == {"frames": 0, "flagged_frames": dict.fromkeys(REASONS, 0), "spans": {}}

@@ -127,6 +127,9 @@ def test_failures_and_description_in_words() -> None:
         "label agreement 97.65% over 6 held-out frames, mIoU vs fp32 91.23%, lowest class IoU car 89.1%, "
         "drivable agreement 99.51%"
     )
+    # The lowest IoU, not the first name: road is below car here.
+    road_lowest = _check(per_class_iou={"car": 0.99, "road": 0.5, "sky": 0.1}, gated_classes=("car", "road"))
+    assert "lowest class IoU road 50.0%" in road_lowest.describe()
     none_gated = _check(gated_classes=("pole",))
     assert none_gated.describe() == (
         "label agreement 97.65% over 6 held-out frames, mIoU vs fp32 91.23%, drivable agreement 99.51%"
@@ -165,3 +168,13 @@ def test_thresholds_are_fractions(name: str) -> None:
             GateThresholds(**{name: value})
         assert str(err.value) == f"{name} {value} is outside 0..1"
     assert GateThresholds() == GateThresholds(min_agreement=0.98, min_class_iou=0.90)
+
+
+def test_fp32_labels_are_the_graphs_labels_per_batch() -> None:
+    from seg_perception.core.int8_gate import fp32_labels
+
+    first, second = np.zeros((H, W), np.uint8), np.full((H, W), 2, np.uint8)
+    first[3, 4] = 1
+    out = fp32_labels(red_channel_graph(), [batch_of(first), batch_of(second)])
+    assert len(out) == 2 and out[0].shape == (H, W)
+    assert np.array_equal(out[0], first) and np.array_equal(out[1], second)

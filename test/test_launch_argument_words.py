@@ -3,9 +3,12 @@ overrides it passes, the Fast DDS profile default and the rviz config it writes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from seg_perception.ros import launch_arguments
 from seg_perception.ros.launch_arguments import (
     FALSE_WORDS,
     PROFILE_VARIABLE,
@@ -88,3 +91,26 @@ def test_rviz_config_points_every_display_at_the_namespace_and_the_camera() -> N
     assert text.startswith("Panels: []\nVisualization Manager:\n")  # block style, keys in template order
     no_namespace = yaml.safe_load(rviz_config(TEMPLATE, "", "/image"))["Visualization Manager"]["Displays"]
     assert no_namespace[1]["Topic"] == {"Value": "/segmentation/overlay"}
+
+
+def test_overrides_carry_the_given_values_under_the_node_parameter_names() -> None:
+    assert parameter_overrides("/m/spec.yaml", "", "") == {"model": "/m/spec.yaml"}
+    assert parameter_overrides("", "tensorrt", "") == {"backend": "tensorrt"}
+    assert parameter_overrides("a.yaml", "onnxruntime", "0") == {
+        "model": "a.yaml",
+        "backend": "onnxruntime",
+        "use_sim_time": False,
+    }
+    with pytest.raises(ValueError) as err:
+        parameter_overrides("", "", "yes")
+    assert str(err.value) == "launch argument use_sim_time:='yes' must be true or false"
+
+
+def test_an_unreadable_params_file_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("{}\n")
+    # As root every file is readable: the check is os.access's answer, so ask it for a non-root user's.
+    monkeypatch.setattr(launch_arguments.os, "access", lambda p, mode: False)
+    with pytest.raises(ValueError) as err:
+        launch_arguments.checked_params_file(str(path))
+    assert str(err.value) == f"launch argument params_file:={str(path)!r}: not readable"
