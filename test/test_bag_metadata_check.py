@@ -152,3 +152,29 @@ def test_text_that_is_not_yaml_or_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(MetadataError) as err:
         check_metadata(path)
     assert str(err.value) == "not text (not UTF-8)"
+
+
+def test_a_yaml_error_without_a_position_is_one_line_too(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.yaml"
+    path.write_text("a: \x07b\n")  # a control character: yaml's reader refuses it, with no line mark
+    with pytest.raises(MetadataError) as err:
+        check_metadata(path)
+    assert str(err.value) == (
+        'not valid YAML: unacceptable character #x0007: special characters are not allowed in "<unicode string>", '
+        "position 3"
+    )
+
+
+def test_utf8_metadata_reads_under_an_ascii_locale(tmp_path: Path) -> None:
+    import locale
+
+    doc = copy.deepcopy(GOOD)
+    doc[INFO]["custom_data"] = {"driver": "Jürgen Straße"}
+    path = tmp_path / "metadata.yaml"
+    path.write_bytes(yaml.safe_dump(doc, allow_unicode=True).encode("utf-8"))
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        check_metadata(path)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)

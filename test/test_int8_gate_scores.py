@@ -19,19 +19,29 @@ H, W = 20, 50  # 1,000 pixels a frame
 CLASSES = ["road", "car", "sky", "pole"]
 
 
-def red_channel_graph() -> onnx.ModelProto:
-    """[1, H, W, 3] uint8 image -> [1, H, W] float labels = the red channel."""
+def red_channel_graph(confidence_first: bool = False, unused_weight: bool = False) -> onnx.ModelProto:
+    """[1, H, W, 3] uint8 image -> [1, H, W] float labels = the red channel (and, if asked, a green-channel
+    output listed before the labels, or an initializer no node uses: ONNX Runtime warns about that one)."""
     index = helper.make_tensor("zero", TensorProto.INT64, [], [0])
+    one = helper.make_tensor("one", TensorProto.INT64, [], [1])
     nodes = [
         helper.make_node("Gather", [INPUT_NAME, "zero"], ["red"], axis=3),
         helper.make_node("Cast", ["red"], [LABELS_NAME], to=TensorProto.FLOAT),
     ]
+    outputs = [helper.make_tensor_value_info(LABELS_NAME, TensorProto.FLOAT, [1, H, W])]
+    initializers = [index]
+    if confidence_first:
+        nodes.append(helper.make_node("Gather", [INPUT_NAME, "one"], ["green"], axis=3))
+        outputs.insert(0, helper.make_tensor_value_info("green", TensorProto.UINT8, [1, H, W]))
+        initializers.append(one)
+    if unused_weight:
+        initializers.append(helper.make_tensor("unused", TensorProto.FLOAT, [2], [1.0, 2.0]))
     graph = helper.make_graph(
         nodes,
         "red",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [1, H, W, 3])],
-        [helper.make_tensor_value_info(LABELS_NAME, TensorProto.FLOAT, [1, H, W])],
-        initializer=[index],
+        outputs,
+        initializer=initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -55,7 +65,8 @@ def _frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
         refs.append(ref)
         preds.append(pred)
     # sky's share is (4 + 4) / (2 * 4000) = 0.1 %, exactly the gate's floor: it is gated.
-    preds[1][0, 48] = 3  # pole: one road pixel in INT8 only (share 1 / 8000, not gated)
+    preds[1][0, 41:49] = 3  # pole: 8 road pixels in INT8 only (share 8 / 8000: gated too, IoU 0)
+    preds[2][10, 0] = 0  # one car pixel INT8 calls road: drivable disagrees there
     return refs, preds
 
 
@@ -64,18 +75,19 @@ def test_check_accuracy_scores_the_int8_labels_against_fp32() -> None:
     check = check_accuracy(
         red_channel_graph(), [batch_of(p) for p in preds], refs, CLASSES, [0], ["a.png", "b.png", "c.png", "d.png"]
     )
-    # Over all 4,000 pixels: road 2,000 - 4 (sky) in fp32, of which 75 + 1 (pole) went elsewhere in INT8.
+    # Over all 4,000 pixels: fp32 has road 2,000 - 4 (sky), car 2,000, sky 4; INT8 moves 75 road pixels to
+    # car, 8 to pole and 1 car pixel to road: 84 disagree.
     assert (check.frames, check.pixels) == (4, 4000)
-    assert check.label_agreement == pytest.approx(1 - 76 / 4000)
-    road_iou = (1996 - 76) / 1996
-    car_iou = 2000 / (2000 + 75)
+    assert check.label_agreement == pytest.approx(1 - 84 / 4000)
+    road_iou = 1913 / (1996 + 1914 - 1913)  # in both / (fp32 + INT8 - both)
+    car_iou = 1999 / (2000 + 2074 - 1999)
     assert check.per_class_iou == pytest.approx({"road": road_iou, "car": car_iou, "sky": 1.0, "pole": 0.0})
     assert check.miou_vs_fp32 == pytest.approx((road_iou + car_iou + 1.0 + 0.0) / 4)
-    assert check.gated_classes == ("road", "car", "sky")
-    # Drivable (road) vs not: the 75 road -> car pixels and the road -> pole pixel disagree; sky/car agree.
-    assert check.drivable_agreement == pytest.approx(1 - 76 / 4000)
+    assert check.gated_classes == ("road", "car", "sky", "pole")  # pole is in INT8's labels only
+    # Drivable (road) vs not: the 83 road pixels INT8 moved and the car pixel it made road disagree.
+    assert check.drivable_agreement == pytest.approx(1 - 84 / 4000)
     assert [name for name, _ in check.worst_frames] == ["b.png", "d.png", "a.png"]  # three, worst first
-    assert [a for _, a in check.worst_frames] == pytest.approx([0.959, 0.975, 0.99])
+    assert [a for _, a in check.worst_frames] == pytest.approx([0.952, 0.975, 0.99])
 
 
 def test_unnamed_frames_are_numbered_and_a_missing_class_is_none() -> None:
@@ -178,3 +190,32 @@ def test_fp32_labels_are_the_graphs_labels_per_batch() -> None:
     out = fp32_labels(red_channel_graph(), [batch_of(first), batch_of(second)])
     assert len(out) == 2 and out[0].shape == (H, W)
     assert np.array_equal(out[0], first) and np.array_equal(out[1], second)
+
+
+def test_the_labels_output_is_read_by_name_whatever_the_output_order() -> None:
+    ref = np.zeros((H, W), np.uint8)
+    ref[:, :10] = 1
+    check = check_accuracy(red_channel_graph(confidence_first=True), [batch_of(ref)], [ref], CLASSES, [0])
+    assert check.label_agreement == 1.0  # the green channel (all 7) would agree nowhere
+
+
+def test_frame_names_must_name_every_frame() -> None:
+    ref = np.zeros((H, W), np.uint8)
+    with pytest.raises(ValueError, match="zip"):
+        check_accuracy(red_channel_graph(), [batch_of(ref)] * 3, [ref] * 3, CLASSES, [0], ["a", "b"])
+
+
+def test_no_counted_pixel_gives_nan_drivable_agreement() -> None:
+    void = np.full((H, W), 255, np.uint8)  # every fp32 pixel is the ignore id: nothing is counted
+    check = check_accuracy(red_channel_graph(), [batch_of(np.zeros((H, W), np.uint8))], [void], CLASSES, [0])
+    assert check.pixels == 0 and math.isnan(check.drivable_agreement) and check.gated_classes == ()
+
+
+def test_the_gate_runs_onnx_runtime_quietly_on_the_cpu(capfd: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    ref = np.zeros((H, W), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unknown execution provider name is a Python warning
+        check_accuracy(red_channel_graph(unused_weight=True), [batch_of(ref)], [ref], CLASSES, [0])
+    assert capfd.readouterr().err == ""  # the unused-initializer warning is below the log level
