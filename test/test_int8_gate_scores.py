@@ -190,6 +190,8 @@ def test_fp32_labels_are_the_graphs_labels_per_batch() -> None:
     out = fp32_labels(red_channel_graph(), [batch_of(first), batch_of(second)])
     assert len(out) == 2 and out[0].shape == (H, W)
     assert np.array_equal(out[0], first) and np.array_equal(out[1], second)
+    (labels,) = fp32_labels(red_channel_graph(confidence_first=True), [batch_of(first)])  # read by name
+    assert np.array_equal(labels, first)
 
 
 def test_the_labels_output_is_read_by_name_whatever_the_output_order() -> None:

@@ -43,7 +43,14 @@ def test_anything_else_is_refused_naming_the_argument(word: str) -> None:
 
 @pytest.mark.parametrize(
     ("given", "resolved"),
-    [("", ""), ("/", ""), ("camera", "/camera"), ("/camera/front/", "/camera/front"), ("//a//", "/a")],
+    [
+        ("", ""),
+        ("/", ""),
+        ("camera", "/camera"),
+        ("/camera/front/", "/camera/front"),
+        ("//a//", "/a"),
+        ("XY/", "/XY"),
+    ],
 )
 def test_absolute_namespace(given: str, resolved: str) -> None:
     assert absolute_namespace(given) == resolved
@@ -57,7 +64,6 @@ def test_the_fastdds_profile_default_is_the_environment_then_the_shipped_file() 
 
 
 TEMPLATE = """\
-Panels: []
 Visualization Manager:
   Displays:
     - Name: Camera
@@ -69,9 +75,13 @@ Visualization Manager:
       Update Topic:
         Value: /old/segmentation/overlay/updates
     - Name: Grid
+      Offset: [0, 1]
     - Name: Legend
       Topic:
         Depth: 1
+      Update Topic:
+        Value: /old/segmentation/legend/segmentation/extra
+Panels: []
 """
 
 
@@ -85,10 +95,18 @@ def test_rviz_config_points_every_display_at_the_namespace_and_the_camera() -> N
             "Topic": {"Value": "/front/segmentation/overlay"},
             "Update Topic": {"Value": "/front/segmentation/overlay/updates"},
         },
-        {"Name": "Grid"},
-        {"Name": "Legend", "Topic": {"Depth": 1}},
+        {"Name": "Grid", "Offset": [0, 1]},
+        # A Topic without a Value is left alone, and the Update Topic after it is still moved (everything
+        # after the first /segmentation/ is the output's name).
+        {
+            "Name": "Legend",
+            "Topic": {"Depth": 1},
+            "Update Topic": {"Value": "/front/segmentation/legend/segmentation/extra"},
+        },
     ]
-    assert text.startswith("Panels: []\nVisualization Manager:\n")  # block style, keys in template order
+    # Block style throughout and the keys in the template's order, as the shipped config is written.
+    assert text.startswith("Visualization Manager:\n") and text.endswith("Panels: []\n")
+    assert "  Offset:\n    - 0\n    - 1\n" in text
     no_namespace = yaml.safe_load(rviz_config(TEMPLATE, "", "/image"))["Visualization Manager"]["Displays"]
     assert no_namespace[1]["Topic"] == {"Value": "/segmentation/overlay"}
 
