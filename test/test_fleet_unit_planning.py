@@ -1,5 +1,7 @@
-"""How a fleet `process` run cuts its bags into units, exactly: chunks per bag, the time ranges (open at both
-ends, covering the bag), the frame estimates that add up, the unit names and labels, and the progress tally."""
+"""How a fleet `process` run cuts its bags into units and joins the chunks again, exactly: chunks per bag, the
+time ranges (open at both ends, covering the bag), the frame estimates that add up, the unit names and labels,
+the progress tally; and merge_chunk_bags on small real bags (every message of every chunk, the connections of
+the first chunk first, one added for a topic only a later chunk has, the output rule, compression)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from rosbags.rosbag2 import Reader
 
+from seg_perception.bag.bag_io import bag_writer, typestore
+from seg_perception.core.errors import SegPerceptionError
 from seg_perception.fleet import work_units
+from seg_perception.fleet.chunk_merge import merge_chunk_bags
 from seg_perception.fleet.work_units import (
     BagInfo,
     FrameTally,
@@ -115,3 +122,61 @@ def test_worker_name_is_host_and_pid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(work_units.socket, "gethostname", lambda: "node7")
     monkeypatch.setattr(work_units.os, "getpid", lambda: 4242)
     assert worker_name() == "node7:4242"
+
+
+# --- merging the chunk bags ---------------------------------------------------------------------------------
+
+STRING = "std_msgs/msg/String"
+
+
+def _chunk(path: Path, messages: list[tuple[str, int, str]], topics: list[str]) -> Path:
+    store = typestore()
+    string = store.types[STRING]
+    with bag_writer(path, "mcap") as writer:
+        conns = {t: writer.add_connection(t, STRING, typestore=store) for t in topics}
+        for topic, stamp, text in messages:
+            writer.write(conns[topic], stamp, store.serialize_cdr(string(data=text), STRING))
+    return path
+
+
+def _read(path: Path) -> tuple[list[str], list[tuple[str, int, str]]]:
+    store = typestore()
+    with Reader(path) as reader:
+        topics = [c.topic for c in reader.connections]
+        out = [(c.topic, t, store.deserialize_cdr(raw, c.msgtype).data) for c, t, raw in reader.messages()]
+    return topics, sorted(out, key=lambda m: m[1])
+
+
+@pytest.fixture
+def chunks(tmp_path: Path) -> list[Path]:
+    first = _chunk(tmp_path / "c0", [("/a", 10, "a1"), ("/b", 20, "b1")], ["/a", "/b"])
+    second = _chunk(tmp_path / "c1", [("/b", 40, "b2"), ("/a", 30, "a2"), ("/c", 50, "c1")], ["/b", "/a", "/c"])
+    return [first, second]
+
+
+def test_every_message_of_every_chunk_under_the_first_chunks_connections(chunks: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    assert merge_chunk_bags(chunks, out, "mcap", force=False) == 5
+    topics, messages = _read(out)
+    assert topics == ["/a", "/b", "/c"]  # the first chunk's, in its order; /c from the chunk that has it
+    assert messages == [("/a", 10, "a1"), ("/b", 20, "b1"), ("/a", 30, "a2"), ("/b", 40, "b2"), ("/c", 50, "c1")]
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["storage_identifier"] == "mcap" and meta["message_count"] == 5
+    assert meta["compression_format"] == ""
+
+
+def test_the_merged_bag_follows_the_output_rule_and_compression(chunks: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    out.mkdir()
+    (out / "old").write_text("old")
+    with pytest.raises(SegPerceptionError, match="exists"):
+        merge_chunk_bags(chunks, out, "sqlite3", force=False)
+    assert (out / "old").read_text() == "old"
+    assert merge_chunk_bags(chunks[:1], out, "sqlite3", force=True, compression="file") == 2
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert (meta["storage_identifier"], meta["compression_format"], meta["compression_mode"]) == (
+        "sqlite3",
+        "zstd",
+        "file",
+    )
+    assert not (out / "old").exists()

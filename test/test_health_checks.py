@@ -440,3 +440,16 @@ def test_the_report_of_a_camera_that_is_live_again_is_not_stale() -> None:
     assert report.flagged == frozenset() and report.values["health"] == "ok"
     at_limit = health_report(monitor, since_input_s=3.0)  # exactly stale_s: not yet stale
     assert "stale" not in at_limit.flagged and at_limit.values["health.stale"] == "3.00"
+
+
+def test_blocked_counts_a_share_of_exactly_blocked_share() -> None:
+    # Dotted cells (mean |Laplacian| 2.0, as above) in the left half, flat cells in the right: 24 of 48 low.
+    grey = np.full((H, W), 100, np.uint8)
+    for cy in range(0, H, 15):
+        for cx in range(0, W // 2, 20):
+            for dx, dy in ((3, 3), (9, 3), (15, 3)):
+                grey[cy + dy, cx + dx] = 75
+    monitor = HealthMonitor(HealthThresholds(blocked_detail=1.0, blocked_share=0.5))
+    for i in range(FLAG):
+        reading = monitor.update(_grey_frame(grey), i * SECOND // 10)
+    assert reading.values["blocked"] == 0.5 and "blocked" in reading.flagged
