@@ -115,6 +115,8 @@ def main() -> int:
             f"{module}: {entry['killed']} killed, {entry['survived']} survived, {entry['equivalent']} equivalent, "
             f"{entry['timeout']} timeout, {entry['no_tests']} no tests: {entry['score_percent']} %\n"
         )
+    for name in sorted(n for n, s in selected.items() if s == "survived" and n not in equivalent):
+        sys.stdout.write(f"  survived: {name}  (.venv-mutation/bin/mutmut show {name})\n")
     data["modules"] = dict(sorted(data["modules"].items()))
     SCORES.write_text(json.dumps(data, indent=2) + "\n")
     for line in problems:
