@@ -100,13 +100,19 @@ test-jazzy: $(STAMP_JAZZY)
 	$(VENV_JAZZY)/bin/python -c 'import rclpy, importlib.metadata as m; print("test-jazzy: rclpy", m.version("rclpy"), "Fast DDS", m.version("ros-fastrtps"))'
 	$(VENV_JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
-# Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),
-# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name;
-# tools/mutation_scores.py then writes their scores (less tools/equivalent_mutants.txt) to tools/mutation_scores.json.
+# Dev-only, not part of `make test`: mutation testing of the pure modules with mutmut (setup.cfg [mutmut]),
+# in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name
+# (default: every module measured so far); tools/mutation_scores.py then writes their scores (less
+# tools/equivalent_mutants.txt) to tools/mutation_scores.json. docs/mutation-testing.md says more.
 VENV_MUT := .venv-mutation
-MUTANTS ?= 'seg_perception.core.metrics*' 'seg_perception.core.frame_stats*'
+MUTANTS ?= $(foreach m,core.metrics core.frame_stats core.health core.int8_gate core.spec_loader core.label_png \
+	core.output_rule core.ground_grid evaluation.results fleet.work_units fleet.chunk_merge bag.bag_metadata \
+	ros.launch_arguments,'seg_perception.$(m)*')
+MUTATION_JOBS ?= 1
 
-$(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
+# Not a prerequisite on $(STAMP): a setup.cfg edit (the [mutmut] section) must not reinstall .venv.
+$(VENV_MUT)/.installed-stamp: requirements-mutation.txt
+	@test -f $(STAMP) || { echo "mutation: .venv is missing; run: make venv"; exit 1; }
 	test -x $(VENV_MUT)/bin/python || $(PY) -m venv $(VENV_MUT)
 	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
 		"$$($(VENV_MUT)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_shared_venv.pth"
@@ -114,8 +120,7 @@ $(VENV_MUT)/.installed-stamp: requirements-mutation.txt $(STAMP)
 	touch $@
 
 mutation: $(VENV_MUT)/.installed-stamp
-	$(VENV_MUT)/bin/mutmut run $(MUTANTS)
-	$(VENV_MUT)/bin/mutmut results
+	$(VENV_MUT)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	$(VENV_MUT)/bin/python tools/mutation_scores.py $(MUTANTS) --command "make mutation MUTANTS=\"$(MUTANTS)\""
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).

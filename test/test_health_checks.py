@@ -238,3 +238,218 @@ def test_log_lists_flagged_frames_and_their_spans() -> None:
             {"first_ns": 600, "last_ns": 600, "seconds": 0.0, "frames": 1},
         ]
     }
+
+
+def test_span_seconds_are_rounded_to_the_millisecond() -> None:
+    log = HealthLog()
+    dark = HealthReading({}, frozenset({"dark"}))
+    log.add(1 * SECOND, dark)
+    log.add(1 * SECOND + 1_234_567_000, dark)
+    assert log.to_json()["spans"]["dark"] == [
+        {"first_ns": SECOND, "last_ns": SECOND + 1_234_567_000, "seconds": 1.235, "frames": 2}
+    ]
+    # A span of 23 days keeps its milliseconds (nanoseconds / 1e9, exactly).
+    long = HealthLog()
+    long.add(0, dark)
+    long.add(2_000_000 * SECOND, dark)
+    assert long.to_json()["spans"]["dark"][0]["seconds"] == 2_000_000.0
+
+
+def test_a_later_chunk_keeps_its_span_lengths_and_its_open_span_goes_on() -> None:
+    dark = HealthReading({}, frozenset({"dark"}))
+    log, later = HealthLog(), HealthLog()
+    log.add(0, HealthReading({}, frozenset()))
+    for stamp in (100, 200, 300):
+        later.add(stamp, dark)
+    log.extend(later)
+    log.add(400, dark)  # the next frame after the later chunk: still the same span
+    log.add(500, HealthReading({}, frozenset()))
+    log.add(600, dark)
+    assert log.to_json()["spans"]["dark"] == [
+        {"first_ns": 100, "last_ns": 400, "seconds": 0.0, "frames": 4},
+        {"first_ns": 600, "last_ns": 600, "seconds": 0.0, "frames": 1},
+    ]
+    assert log.to_json()["flagged_frames"]["dark"] == 5 and log.frames == 7
+
+
+def test_frame_spans_by_name_for_frames_without_stamps() -> None:
+    from seg_perception.core.health import frame_spans
+
+    names = [f"img_{i:02d}.png" for i in range(8)]
+    flagged = {
+        1: frozenset({"dark"}),
+        2: frozenset({"dark", "blocked"}),
+        3: frozenset({"dark"}),
+        5: frozenset({"dark"}),
+        7: frozenset({"blocked"}),
+        6: frozenset(),
+    }
+    out = frame_spans(flagged, names)
+    assert out["frames"] == 8
+    assert out["flagged_frames"] == {r: {"dark": 4, "blocked": 2}.get(r, 0) for r in REASONS}
+    assert list(out["flagged_frames"]) == list(REASONS)
+    assert out["spans"] == {
+        "dark": [
+            {"first": "img_01.png", "last": "img_03.png", "frames": 3},
+            {"first": "img_05.png", "last": "img_05.png", "frames": 1},
+        ],
+        "blocked": [
+            {"first": "img_02.png", "last": "img_02.png", "frames": 1},
+            {"first": "img_07.png", "last": "img_07.png", "frames": 1},
+        ],
+    }
+    assert frame_spans({}, []) == {"frames": 0, "flagged_frames": dict.fromkeys(REASONS, 0), "spans": {}}
+
+
+# --- exact values and boundaries (each check on both sides of its threshold) ---------------------------------
+
+
+def _grey_frame(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=2)  # R = G = B: the grey value is the level itself
+
+
+def test_a_new_hysteresis_is_unflagged_and_none_changes_nothing() -> None:
+    h = Hysteresis(3, 5)
+    assert h.update(None) is False and h.flagged is False
+
+
+def test_low_detail_share_is_the_mean_absolute_laplacian_per_cell() -> None:
+    # Three dark points (75 on 100) in each 20 x 15 cell: |Laplacian| 100 at each point and 25 at its four
+    # neighbours, so every cell's mean is (3 * 200) / 300 = 2.0 exactly.
+    grey = np.full((H, W), 100, np.uint8)
+    for cy in range(0, H, 15):
+        for cx in range(0, W, 20):
+            for dx, dy in ((3, 3), (9, 3), (15, 3)):
+                grey[cy + dy, cx + dx] = 75
+    assert low_detail_share(grey, 2.0) == 0.0  # not below 2.0
+    assert low_detail_share(grey, 2.0001) == 1.0
+    grey[0:15, 0:20] = 100  # one flat cell of 48
+    assert low_detail_share(grey, 1.0) == 1 / 48
+
+
+def test_baselines_are_the_mean_of_the_first_frames_then_a_running_mean() -> None:
+    monitor = HealthMonitor(HealthThresholds(baseline_frames=2))
+    lower = np.zeros((H, W), np.uint8)
+    for i, (share, conf) in enumerate(((0.4, 102), (0.6, 153), (0.9, 51))):
+        lower[:] = 0
+        lower[H // 2 :].ravel()[: int(share * (H - H // 2) * W)] = 1
+        monitor.update(textured(i), i * SECOND // 10, np.full((H, W), conf, np.uint8), lower)
+        if i == 0:
+            assert all(math.isnan(v) for v in monitor.baselines.values())
+        if i == 1:
+            assert monitor.baselines == pytest.approx({"low_confidence": 0.5, "drivable_collapse": 0.5})
+    # drivable: 0.5 + (0.9 - 0.5) / 2; confidence: learned once, not a running mean
+    assert monitor.baselines == pytest.approx({"low_confidence": 0.5, "drivable_collapse": 0.7})
+
+
+def test_first_frame_and_stamp_values() -> None:
+    monitor = HealthMonitor()
+    first = monitor.update(np.zeros((H, W, 3), np.uint8), 10 * SECOND)
+    assert (first.values["stale"], first.values["frozen"]) == (0.0, 0.0)
+    assert monitor.update(textured(1), 10 * SECOND + SECOND // 10).values["stale"] == pytest.approx(0.1)
+    monitor.update(textured(2), 5 * SECOND)  # a stamp going backwards
+    assert monitor.update(textured(3), 6 * SECOND).values["stale"] == 0.0  # still behind the newest stamp
+
+
+def test_a_gap_of_exactly_stale_s_is_not_stale() -> None:
+    monitor = HealthMonitor()
+    monitor.update(textured(0), 0)
+    assert "stale" not in monitor.update(textured(1), 3 * SECOND).flagged
+    assert "stale" in monitor.update(textured(2), 6 * SECOND + 1).flagged
+
+
+def test_saturated_counts_the_saturated_level_itself() -> None:
+    monitor = HealthMonitor()
+    assert monitor.update(np.full((H, W, 3), 250, np.uint8), 0).values["saturated"] == 1.0
+    assert monitor.update(np.full((H, W, 3), 249, np.uint8), SECOND // 10).values["saturated"] == 0.0
+
+
+def test_low_visibility_is_the_2nd_to_98th_percentile_range() -> None:
+    rng = np.random.default_rng(5)
+    levels = np.array([0] * 144 + [100] * 7128 + [200] * 7128, np.uint8)  # 1 % black
+    monitor = HealthMonitor()
+    reading = monitor.update(_grey_frame(rng.permutation(levels).reshape(H, W)), 0)
+    assert reading.values["low_visibility"] == 100.0  # the black 1 % is below the 2nd percentile
+    exact = HealthMonitor()
+    levels64 = np.array([100] * 7200 + [164] * 7200, np.uint8)  # a range of exactly 64: not low
+    for i in range(FLAG + 1):
+        reading = exact.update(_grey_frame(rng.permutation(levels64).reshape(H, W)), i * SECOND // 10)
+    assert reading.values["low_visibility"] == 64.0 and "low_visibility" not in reading.flagged
+
+
+def test_no_baseline_is_learned_while_a_failure_is_still_flagged() -> None:
+    monitor = HealthMonitor(HealthThresholds(baseline_frames=1))
+    black = np.zeros((H, W, 3), np.uint8)
+    conf = np.full((H, W), 200, np.uint8)
+    for i in range(FLAG):
+        monitor.update(black + i % 2, i * SECOND // 10, conf)
+    assert "dark" in monitor.flagged
+    reading = monitor.update(textured(9), FLAG * SECOND // 10, conf)  # a good frame, dark still flagged
+    assert "dark" in reading.flagged and math.isnan(monitor.baselines["low_confidence"])
+
+
+def test_low_confidence_and_drivable_collapse_at_their_thresholds() -> None:
+    t = HealthThresholds(baseline_frames=1, confidence_ratio=0.5, drivable_ratio=0.25)
+    half = np.zeros((H, W), np.uint8)
+    half.ravel()[::2] = 1
+    conf_at = np.where(half == 1, 127, 128).astype(np.uint8)  # mean 127.5 / 255 = 0.5 exactly
+    lower = H - H // 2
+    drive_at = np.zeros((H, W), np.uint8)
+    drive_at[H // 2 :].ravel()[: lower * W // 4] = 1  # a quarter of the lower half exactly
+    for conf, drive, flagged in ((conf_at, drive_at, False), (conf_at - 1, drive_at * 0, True)):
+        monitor = HealthMonitor(t)
+        monitor.update(textured(0), 0, np.full((H, W), 255, np.uint8), np.ones((H, W), np.uint8))
+        for i in range(1, FLAG + 1):
+            reading = monitor.update(textured(i), i * SECOND // 10, conf, drive)
+        assert ("low_confidence" in reading.flagged) is flagged
+        assert ("drivable_collapse" in reading.flagged) is flagged
+
+
+def test_drivable_collapse_is_not_measured_when_off_or_without_a_mask() -> None:
+    table = np.zeros(256, np.uint8)
+    table[1] = 1
+    labels = np.ones((H, W), np.uint8)
+    reading = HealthMonitor(drivable_table=table).update(textured(0), 0)  # neither mask nor labels
+    assert math.isnan(reading.values["drivable_collapse"])
+    off = HealthMonitor(HealthThresholds(drivable_ratio=0.0), drivable_table=table)
+    assert math.isnan(off.update(textured(1), 0, drivable=labels).values["drivable_collapse"])
+    assert math.isnan(off.update(textured(2), 1, labels=labels).values["drivable_collapse"])
+    on = HealthMonitor(drivable_table=table)
+    assert on.update(textured(3), 0, labels=labels).values["drivable_collapse"] == 1.0
+
+
+def test_large_masks_are_read_at_their_nearest_pixels() -> None:
+    # 1280 x 720 is 8 x the sample: nearest reads columns 0, 8, 16, ...; any blend would read the others.
+    big = np.random.default_rng(3).integers(30, 220, (720, 1280, 3), dtype=np.uint8)
+    every_8th = np.zeros((720, 1280), np.uint8)
+    every_8th[:, ::8] = 1
+    table = np.zeros(256, np.uint8)
+    table[1] = 1
+    monitor = HealthMonitor(drivable_table=table)
+    reading = monitor.update(big, 0, confidence=every_8th * 255, drivable=(1 - every_8th) * 255)
+    assert reading.values["low_confidence"] == 1.0 and reading.values["drivable_collapse"] == 0.0
+    assert monitor.update(big[::-1], 1, labels=every_8th).values["drivable_collapse"] == 1.0
+
+
+def test_the_report_of_a_camera_that_is_live_again_is_not_stale() -> None:
+    monitor = HealthMonitor()
+    monitor.update(textured(0), 0)
+    monitor.update(textured(1), 10 * SECOND)  # a 10 s gap: stale on this frame
+    assert "stale" in monitor.flagged
+    report = health_report(monitor, since_input_s=0.1)
+    assert report.flagged == frozenset() and report.values["health"] == "ok"
+    at_limit = health_report(monitor, since_input_s=3.0)  # exactly stale_s: not yet stale
+    assert "stale" not in at_limit.flagged and at_limit.values["health.stale"] == "3.00"
+
+
+def test_blocked_counts_a_share_of_exactly_blocked_share() -> None:
+    # Dotted cells (mean |Laplacian| 2.0, as above) in the left half, flat cells in the right: 24 of 48 low.
+    grey = np.full((H, W), 100, np.uint8)
+    for cy in range(0, H, 15):
+        for cx in range(0, W // 2, 20):
+            for dx, dy in ((3, 3), (9, 3), (15, 3)):
+                grey[cy + dy, cx + dx] = 75
+    monitor = HealthMonitor(HealthThresholds(blocked_detail=1.0, blocked_share=0.5))
+    for i in range(FLAG):
+        reading = monitor.update(_grey_frame(grey), i * SECOND // 10)
+    assert reading.values["blocked"] == 0.5 and "blocked" in reading.flagged

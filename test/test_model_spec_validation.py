@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import locale
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import pytest
+import yaml
 from onnx import version_converter
 from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
 
@@ -190,3 +192,34 @@ def test_fixed_batch_conflicts_with_requested_batch(tmp_path: Path) -> None:
         compile_fused_graph(spec, 128, 96, batch=4)
     dims = compile_fused_graph(spec, 128, 96).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 96, 128, 3]
+
+
+def test_the_loaded_spec_knows_its_own_file_resolved(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_spec(model_dir / "spec.yaml", spec_dict("m.onnx", CLASSES))
+    monkeypatch.chdir(model_dir)
+    spec = load_model_spec("spec.yaml")
+    assert spec.spec_path == model_dir.resolve() / "spec.yaml"
+    assert spec.onnx_path == model_dir.resolve() / "m.onnx"
+
+
+def test_a_missing_spec_is_one_line_with_the_reason(model_dir: Path) -> None:
+    with pytest.raises(ModelSpecError) as err:
+        load_model_spec(model_dir / "nope.yaml")
+    assert str(err.value) == f"cannot read model spec {model_dir / 'nope.yaml'}: No such file or directory"
+
+
+def test_spec_mistakes_are_prefixed_with_the_spec_file(model_dir: Path) -> None:
+    # A UTF-8 spec (a class name with ß) reads the same whatever the locale.
+    text = yaml.safe_dump(spec_dict("m.onnx", ["road", "Straße", "car"]), sort_keys=False, allow_unicode=True)
+    (model_dir / "spec.yaml").write_bytes(text.encode("utf-8"))
+    assert "Straße".encode() in (model_dir / "spec.yaml").read_bytes()
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale (a container without locales)
+    try:
+        assert load_model_spec(model_dir / "spec.yaml").class_names[1] == "Straße"
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
+    (model_dir / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ModelSpecError) as err:
+        load_model_spec(model_dir / "list.yaml")
+    assert str(err.value).startswith(f"{model_dir / 'list.yaml'}: ")

@@ -53,11 +53,32 @@ def read_equivalent(path: Path) -> dict[str, str]:
     return listed
 
 
+def markdown_table(data: dict) -> str:
+    """The per-module table of docs/mutation-testing.md, from tools/mutation_scores.json."""
+    lines = [
+        "| module | mutants | killed | equivalent | survived | no test / timeout | score | date |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for module, e in data["modules"].items():
+        path = module.removeprefix("seg_perception.").replace(".", "/") + ".py"
+        lines.append(
+            f"| `{path}` | {e['mutants']} | {e['killed']} | {e['equivalent']} | {e['survived']} | "
+            f"{e['no_tests']} / {e['timeout']} | {e['score_percent']} % | {e['date']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("patterns", nargs="+", help="the mutant-name patterns given to mutmut run")
+    parser.add_argument("patterns", nargs="*", help="the mutant-name patterns given to mutmut run")
     parser.add_argument("--command", default="", help="the command that measured them, for the record")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of the scores file and stop")
     args = parser.parse_args()
+    if args.table:
+        sys.stdout.write(markdown_table(json.loads(SCORES.read_text())))
+        return 0
+    if not args.patterns:
+        parser.error("give the mutant-name patterns given to mutmut run")
     statuses = read_statuses(ROOT / "mutants")
     equivalent = read_equivalent(EQUIVALENT)
     selected = {n: s for n, s in statuses.items() if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)}
@@ -94,6 +115,8 @@ def main() -> int:
             f"{module}: {entry['killed']} killed, {entry['survived']} survived, {entry['equivalent']} equivalent, "
             f"{entry['timeout']} timeout, {entry['no_tests']} no tests: {entry['score_percent']} %\n"
         )
+    for name in sorted(n for n, s in selected.items() if s == "survived" and n not in equivalent):
+        sys.stdout.write(f"  survived: {name}  (.venv-mutation/bin/mutmut show {name})\n")
     data["modules"] = dict(sorted(data["modules"].items()))
     SCORES.write_text(json.dumps(data, indent=2) + "\n")
     for line in problems:
