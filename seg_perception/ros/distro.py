@@ -21,25 +21,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 RCLError: type[Exception] = _rclpy.RCLError
 
 
-if TYPE_CHECKING:  # type-checked against Kilted's rclpy, which declares it
-    from rclpy.subscription import MessageInfo
-else:
+class MessageInfo(TypedDict, total=False):
+    """What rclpy hands a subscription callback beside the message (Jazzy: no `publisher_gid`). Ours on every
+    distribution, so mypy passes on Jazzy's rclpy and Kilted's alike; callbacks that take it are handed to
+    rclpy as partials (Jazzy's create_subscription is annotated for one-argument callbacks only, though its
+    Subscription calls a two-argument one with the message info)."""
 
-    class MessageInfo(TypedDict, total=False):
-        """What rclpy hands a subscription callback beside the message (Jazzy: no `publisher_gid`)."""
-
-        source_timestamp: int
-        received_timestamp: int
-        publication_sequence_number: int | None
-        reception_sequence_number: int | None
-        publisher_gid: dict[str, bytes]
+    source_timestamp: int
+    received_timestamp: int
+    publication_sequence_number: int | None
+    reception_sequence_number: int | None
+    publisher_gid: dict[str, bytes]
 
 
 @dataclass(frozen=True)
