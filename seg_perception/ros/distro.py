@@ -7,8 +7,10 @@ releases per distribution (rclpy_major) are those of ros/rosdistro's distributio
 (2026-08-22): humble 3.3.21, jazzy 7.1.11, kilted 9.1.6, lyrical 10.0.10, rolling 11.0.2. Lyrical's rclpy
 sources could not be read, so Lyrical is handled on what Kilted's and Jazzy's show, never executed.
 - `rclpy.subscription.MessageInfo` (a TypedDict) and `rclpy.subscription.RCLError` exist in Kilted's rclpy only;
-  Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid`, so frame loss is counted
-  from sequence numbers only while a topic has one publisher (ros/camera_channel.py). So the type is ours,
+  Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid` (rclpy/src/rclpy/
+  subscription.cpp builds it from rmw's message info, leaving the gid out), so frame loss is counted from
+  sequence numbers only while a topic has one publisher, else "not counted" (ros/camera_channel.py,
+  ros/messages.py). So the type is ours,
   and RCLError comes from the implementation singleton every distribution has
   (`rclpy.impl.implementation_singleton`).
 - Humble's rclpy calls subscription callbacks with the message alone (no message info) and has `rclpy.qos_event`
