@@ -119,7 +119,7 @@ test-jazzy test-kilted:
 	env -u FASTRTPS_DEFAULT_PROFILES_FILE $(MAKE) distro-subset ROS_DISTRO=$(@:test-%=%) VENV=.venv-$(@:test-%=%)
 
 distro-subset: $(STAMP)
-	$(PY) -c 'import importlib.metadata as m; print("$(ROS_DISTRO): rclpy", m.version("rclpy"), "Fast DDS", m.version("ros-fastrtps"))'
+	$(PY) -c 'import importlib.metadata as m, seg_perception.ros.dds_profile as d; print("$(ROS_DISTRO): rclpy", m.version("rclpy"), "Fast DDS major", d.installed_fastdds_major())'
 	$(PY) -m pytest -q $(DISTRO_TESTS)
 
 # Dev-only, not part of `make test`: mutation testing of seg_perception/core/ with mutmut (setup.cfg [mutmut]),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from importlib.metadata import distributions, version
 
 from seg_perception.ros.dds_profile import (
+    FASTDDS_WHEELS,
     LEGACY_PROFILE_VARIABLE,
     PROFILE_VARIABLE,
     apply_default_profile,
@@ -81,6 +83,9 @@ def test_the_fast_dds_major_comes_from_the_wheel_else_from_the_distribution() ->
     # This venv's wheels agree with the table of its distribution (Jazzy's 2.x, Kilted's 3.x).
     installed = DISTRIBUTIONS[distro_name({}, installed_rclpy_version())]
     assert installed_fastdds_major({}) == installed.fastdds_major
+    # ... read from the Fast DDS wheel itself (ros-fastdds on Kilted, ros-fastrtps on Jazzy), not a fallback
+    wheels = [version(w) for w in FASTDDS_WHEELS if w in {d.metadata["Name"] for d in distributions()}]
+    assert len(wheels) == 1 and int(wheels[0].split(".")[0]) == installed.fastdds_major, wheels
 
 
 def test_a_node_started_by_the_harness_gets_the_old_variable_only_on_fast_dds_2() -> None:

@@ -14,6 +14,8 @@ PROFILE_NAME = "fastdds_large_data.xml"
 # The same profile with UDP on 127.0.0.1 only: chosen when discovery is limited to this machine.
 LOCALHOST_PROFILE_NAME = "fastdds_large_data_localhost.xml"
 DISCOVERY_RANGE_VARIABLE = "ROS_AUTOMATIC_DISCOVERY_RANGE"
+# The registry's Fast DDS wheel: `ros-fastdds` from 3.x (Kilted), `ros-fastrtps` up to 2.x (Jazzy).
+FASTDDS_WHEELS = ("ros-fastdds", "ros-fastrtps")
 # Source tree (an editable install or `python -m`): <repo>/config next to the package.
 REPO_CONFIG = Path(__file__).resolve().parent.parent.parent / "config"
 
@@ -41,7 +43,7 @@ def shipped_profile(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def installed_fastdds_major(environ: Mapping[str, str] | None = None, fastdds_version: str | None = None) -> int:
-    """The Fast DDS major version this process's rmw_fastrtps uses: the installed `ros-fastrtps` wheel's
+    """The Fast DDS major version this process's rmw_fastrtps uses: the installed Fast DDS wheel's
     (`fastdds_version`, read from the installed packages when None); else the one the distribution ships
     (ROS_DISTRO, or the installed rclpy's version: an apt install); 3 when nothing tells."""
     from importlib.metadata import PackageNotFoundError, version
@@ -49,10 +51,13 @@ def installed_fastdds_major(environ: Mapping[str, str] | None = None, fastdds_ve
     from seg_perception.ros.distro import distro_name, fastdds_major, installed_rclpy_version
 
     if fastdds_version is None:
-        try:
-            fastdds_version = version("ros-fastrtps")
-        except PackageNotFoundError:
-            fastdds_version = ""
+        fastdds_version = ""
+        for wheel in FASTDDS_WHEELS:
+            try:
+                fastdds_version = version(wheel)
+                break
+            except PackageNotFoundError:
+                continue
     major = fastdds_version.split(".")[0]
     if major.isdigit():
         return int(major)
