@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from importlib.metadata import distributions, version
+from pathlib import Path
 
 from seg_perception.ros.dds_profile import (
     FASTDDS_WHEELS,
     LEGACY_PROFILE_VARIABLE,
     PROFILE_VARIABLE,
     apply_default_profile,
+    describe_profile,
     installed_fastdds_major,
     profile_variables,
 )
@@ -94,3 +96,14 @@ def test_a_node_started_by_the_harness_gets_the_old_variable_only_on_fast_dds_2(
         assert env[LEGACY_PROFILE_VARIABLE] == env[PROFILE_VARIABLE]
     else:
         assert LEGACY_PROFILE_VARIABLE not in env and env[PROFILE_VARIABLE].endswith(".xml")
+
+
+def test_the_profile_in_force_is_read_from_the_variable_this_fast_dds_reads(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<profiles/>")
+    env = {PROFILE_VARIABLE: str(mine)}
+    assert describe_profile(env, fastdds_major=3) == (True, f"Fast DDS profile: {mine} ({PROFILE_VARIABLE})")
+    in_force, line = describe_profile(env, fastdds_major=2)  # Fast DDS 2.x never reads FASTDDS_...
+    assert not in_force and line.startswith(f"Fast DDS profile: none ({LEGACY_PROFILE_VARIABLE} unset)")
+    env[LEGACY_PROFILE_VARIABLE] = str(mine)
+    assert describe_profile(env, fastdds_major=2) == (True, f"Fast DDS profile: {mine} ({LEGACY_PROFILE_VARIABLE})")

@@ -84,20 +84,25 @@ def apply_default_profile(environ: MutableMapping[str, str] | None = None, fastd
         env.setdefault(name, env[PROFILE_VARIABLE])
 
 
-def describe_profile(environ: MutableMapping[str, str] | None = None) -> tuple[bool, str]:
-    """(in force, one log line): the profile this process's DDS participant reads, or why there is none."""
+def describe_profile(
+    environ: MutableMapping[str, str] | None = None, fastdds_major: int | None = None
+) -> tuple[bool, str]:
+    """(in force, one log line): the profile this process's DDS participant reads, or why there is none. Fast
+    DDS 2.x reads FASTRTPS_DEFAULT_PROFILES_FILE only, so that is the variable looked at there."""
     env = os.environ if environ is None else environ
     rmw = env.get("RMW_IMPLEMENTATION", "")
     if rmw and not rmw.startswith("rmw_fastrtps"):
         return False, f"RMW_IMPLEMENTATION={rmw}: Fast DDS profiles do not apply"
-    value = env.get(PROFILE_VARIABLE, "")
+    major = installed_fastdds_major(env) if fastdds_major is None else fastdds_major
+    variable = profile_variables(major)[-1]
+    value = env.get(variable, "")
     shipped = shipped_profile(env)
     hint = f"; the shipped large-data profile is {shipped}" if shipped is not None else ""
     if not value:
         return False, (
-            f"Fast DDS profile: none ({PROFILE_VARIABLE} unset), Fast DDS defaults: large best-effort frames "
+            f"Fast DDS profile: none ({variable} unset), Fast DDS defaults: large best-effort frames "
             f"may not arrive{hint}"
         )
     if not Path(value).is_file():
-        return False, f"Fast DDS profile: {PROFILE_VARIABLE}={value} does not exist, Fast DDS defaults in force{hint}"
-    return True, f"Fast DDS profile: {value} ({PROFILE_VARIABLE})"
+        return False, f"Fast DDS profile: {variable}={value} does not exist, Fast DDS defaults in force{hint}"
+    return True, f"Fast DDS profile: {value} ({variable})"
