@@ -1,30 +1,58 @@
 # Two jobs on a fresh machine: `make demo` (the node on the bundled demo) and `make test`.
-# Both create or refresh .venv from pinned requirements first.
+# Both create or refresh .venv from pinned requirements first, for one ROS 2 distribution: ROS_DISTRO=jazzy
+# (LTS, to 2029-05-31; the default) or ROS_DISTRO=kilted (to 2026-12-31), e.g. `make test ROS_DISTRO=kilted`.
+# The venv records the distribution it was built for (.venv/ros-distro); asking for the other one rebuilds it.
 PYTHON ?= python3
+ROS_DISTROS := jazzy kilted
+ROS_DISTRO ?= jazzy
+ifeq ($(filter $(ROS_DISTRO),$(ROS_DISTROS)),)
+$(error ROS_DISTRO=$(ROS_DISTRO): make demo and make test run on jazzy (the default) or kilted, e.g. make test ROS_DISTRO=kilted)
+endif
+OTHER_DISTRO := $(filter-out $(ROS_DISTRO),$(ROS_DISTROS))
+# Everything but the ROS wheels is in requirements.txt; the ROS wheels in requirements-<distro>.txt. The full
+# transitive pins: constraints-jazzy.txt, and constraints.txt for Kilted.
+CONSTRAINTS_jazzy := constraints-jazzy.txt
+CONSTRAINTS_kilted := constraints.txt
+CONSTRAINTS := $(CONSTRAINTS_$(ROS_DISTRO))
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+STAMP := $(VENV)/.installed-$(ROS_DISTRO)
 # `make demo` and `make test` stay on this machine: DDS discovers localhost only, and the shipped large-data
 # profile's loopback variant binds and advertises 127.0.0.1 only (unless the caller set either).
 ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_data_localhost.xml
-# Fast DDS 2.x (Jazzy) reads the same file under its old variable name.
+export ROS_DISTRO ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE
+# Fast DDS 2.x (Jazzy) reads the same file under its old variable name only; 3.x (Kilted) warns when it is set
+# (seg_perception/ros/dds_profile.py: profile_variables decides the same for a node started without make).
+ifeq ($(ROS_DISTRO),jazzy)
 FASTRTPS_DEFAULT_PROFILES_FILE ?= $(FASTDDS_DEFAULT_PROFILES_FILE)
-export ROS_AUTOMATIC_DISCOVERY_RANGE FASTDDS_DEFAULT_PROFILES_FILE FASTRTPS_DEFAULT_PROFILES_FILE
+export FASTRTPS_DEFAULT_PROFILES_FILE
+endif
 
-.PHONY: demo test test-oldest test-jazzy lint typecheck pytest docs pictures venv train-demo-model mutation clean
+.PHONY: demo test test-oldest test-other-distro test-jazzy test-kilted distro-subset lint typecheck pytest docs \
+	pictures venv train-demo-model mutation clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py setup.cfg pyproject.toml .ci/patch_tensorrt_stubs.py
+# A venv built for another distribution (or by an older Makefile that recorded none: Kilted) is removed first:
+# both distributions' wheels install the same modules (rclpy, rcl, ...), so they cannot share one.
+$(STAMP): requirements.txt requirements-$(ROS_DISTRO).txt $(CONSTRAINTS) setup.py setup.cfg pyproject.toml \
+		.ci/patch_tensorrt_stubs.py
+	@built="$$(cat $(VENV)/ros-distro 2>/dev/null || { test -e $(VENV)/.installed-stamp && echo kilted; })"; \
+	if [ -n "$$built" ] && [ "$$built" != "$(ROS_DISTRO)" ]; then \
+		echo "$(VENV) was built for ROS 2 $$built: rebuilding it for $(ROS_DISTRO)"; rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-$(ROS_DISTRO).txt \
+		-c $(CONSTRAINTS)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	# TensorRT type stubs for mypy: --no-deps (they depend on the TensorRT wheels, which cannot install here),
-	# version from constraints.txt, then a patched copy that parses (see the script) in .venv/tensorrt-stubs.
+	# version from the constraints, then a patched copy that parses (see the script) in .venv/tensorrt-stubs.
 	rm -rf $(VENV)/tensorrt-stubs-wheel
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --target $(VENV)/tensorrt-stubs-wheel -c constraints.txt tensorrt-stubs
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --target $(VENV)/tensorrt-stubs-wheel \
+		-c $(CONSTRAINTS) tensorrt-stubs
 	$(PY) .ci/patch_tensorrt_stubs.py $(VENV)/tensorrt-stubs-wheel $(VENV)/tensorrt-stubs
+	echo $(ROS_DISTRO) > $(VENV)/ros-distro
+	rm -f $(VENV)/.installed-stamp $(VENV)/.installed-$(OTHER_DISTRO)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -76,12 +104,10 @@ test-oldest: $(STAMP_OLDEST)
 	$(VENV_OLDEST)/bin/python -c 'import sys, numpy, cv2, onnx, onnxruntime; print("test-oldest: Python", sys.version.split()[0], "numpy", numpy.__version__, "opencv", cv2.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'
 	$(VENV_OLDEST)/bin/python -m pytest -q $(CORE_TESTS)
 
-# ROS 2 Jazzy (LTS, Fast DDS 2.x) beside the Kilted default, on the Jazzy wheels (requirements-jazzy.txt,
-# constraints-jazzy.txt): the node, replay, diagnostics, health, lifecycle, loopback and hostile-input tests over
-# real DDS, the bag commands, the fleet in one process and on one local Ray, and the bench smoke tests.
-VENV_JAZZY := .venv-jazzy
-STAMP_JAZZY := $(VENV_JAZZY)/.installed-stamp
-JAZZY_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/test_traffic_stays_on_loopback.py \
+# The other distribution beside the one `make test` ran on (CI: Kilted beside the Jazzy default), in its own
+# .venv-<distro>: the node, replay, diagnostics, health, lifecycle, loopback and hostile-input tests over real
+# DDS, the bag commands, the fleet in one process and on one local Ray, and the bench smoke tests.
+DISTRO_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/test_traffic_stays_on_loopback.py \
 	test/test_node_diagnostics_over_dds.py test/test_health_over_dds.py test/test_bag_replay_into_node.py \
 	test/test_lifecycle_and_multicamera.py test/test_hostile_input_over_dds.py test/test_camera_channel_keeps_newest_frame.py \
 	test/test_bag_process.py test/test_video_camera_topics.py test/test_fleet_process_many_bags.py \
@@ -90,15 +116,16 @@ JAZZY_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/te
 	test/test_fleet_process_on_ray.py::test_bags_on_ray_equal_the_sequential_run_and_a_corrupt_bag_fails_alone \
 	test/test_bench_smoke.py
 
-$(STAMP_JAZZY): requirements-jazzy.txt constraints-jazzy.txt setup.py setup.cfg pyproject.toml
-	test -x $(VENV_JAZZY)/bin/python || $(PYTHON) -m venv $(VENV_JAZZY)
-	$(VENV_JAZZY)/bin/python -m pip install -q --disable-pip-version-check -r requirements-jazzy.txt -c constraints-jazzy.txt
-	$(VENV_JAZZY)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP_JAZZY)
+# (FASTRTPS_DEFAULT_PROFILES_FILE, exported above for Jazzy, is left for the sub-make to decide.)
+test-other-distro:
+	env -u FASTRTPS_DEFAULT_PROFILES_FILE $(MAKE) distro-subset ROS_DISTRO=$(OTHER_DISTRO) VENV=.venv-$(OTHER_DISTRO)
 
-test-jazzy: $(STAMP_JAZZY)
-	$(VENV_JAZZY)/bin/python -c 'import rclpy, importlib.metadata as m; print("test-jazzy: rclpy", m.version("rclpy"), "Fast DDS", m.version("ros-fastrtps"))'
-	$(VENV_JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
+test-jazzy test-kilted:
+	env -u FASTRTPS_DEFAULT_PROFILES_FILE $(MAKE) distro-subset ROS_DISTRO=$(@:test-%=%) VENV=.venv-$(@:test-%=%)
+
+distro-subset: $(STAMP)
+	$(PY) -c 'import importlib.metadata as m, seg_perception.ros.dds_profile as d; print("$(ROS_DISTRO): rclpy", m.version("rclpy"), "Fast DDS major", d.installed_fastdds_major())'
+	$(PY) -m pytest -q $(DISTRO_TESTS)
 
 # Dev-only, not part of `make test`: mutation testing of the pure modules with mutmut (setup.cfg [mutmut]),
 # in .venv-mutation, which sees the packages of .venv through a .pth file. MUTANTS picks modules by mutant name
@@ -126,7 +153,7 @@ mutation: $(VENV_MUT)/.installed-stamp
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:
 	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
-	.venv-train/bin/pip install -q torch==2.13.0 -r requirements.txt -c constraints.txt
+	.venv-train/bin/pip install -q torch==2.13.0 -r requirements.txt -r requirements-$(ROS_DISTRO).txt -c $(CONSTRAINTS)
 	PYTHONPATH=$(CURDIR) .venv-train/bin/python -m seg_perception.train_demo_model --out models/
 
 clean:

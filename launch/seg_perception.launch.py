@@ -20,7 +20,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from seg_perception.ros.dds_profile import profile_name
+from seg_perception.ros.dds_profile import installed_fastdds_major, profile_name, profile_variables
 from seg_perception.ros.launch_arguments import (
     checked_params_file,
     default_fastdds_profile,
@@ -153,8 +153,9 @@ def generate_launch_description() -> LaunchDescription:
     ]
 
     # Must precede the Node: the process reads the variable when its DDS participant is created.
-    fastdds_env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", fastdds_profile)
-    # Fast DDS 2.x (Jazzy) reads only the old name of the same variable.
-    fastrtps_env = SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", fastdds_profile)
+    # Fast DDS 2.x (Jazzy) reads only the old name of the same variable; 3.x warns when that is set.
+    profile_env = [
+        SetEnvironmentVariable(name, fastdds_profile) for name in profile_variables(installed_fastdds_major(os.environ))
+    ]
 
-    return LaunchDescription([*arguments, fastdds_env, fastrtps_env, OpaqueFunction(function=_node_and_rviz)])
+    return LaunchDescription([*arguments, *profile_env, OpaqueFunction(function=_node_and_rviz)])

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
 from seg_perception.ros.camera_channel import CameraChannel
+from seg_perception.ros.messages import diagnostics_message
 
 WAIT_S = 10.0  # generous deadline for a thread handshake; the tests never wait on time otherwise
 
@@ -103,18 +105,44 @@ def test_gaps_in_publication_sequence_numbers_are_counted_per_publisher() -> Non
 
 def test_without_publisher_ids_gaps_are_counted_while_the_topic_has_one_publisher() -> None:
     """Jazzy's rclpy gives the sequence number without publisher_gid: one publisher's gaps still count, and
-    interleaved sequences of several publishers count nothing (they would be read as false gaps)."""
+    frames of several publishers (interleaved sequences, which would read as false gaps) are "not counted" in
+    /diagnostics, never a silent 0."""
     channel, cond = CameraChannel("camera", ""), threading.Condition()
     publishers = 1
     channel.publisher_count = lambda: publishers
     for seq in (1, 2, 6, 7):  # 3, 4, 5 lost
         channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
     assert channel.stats.snapshot().lost_in_transport == 3
+    assert _diagnostics(channel)["frames_lost_in_transport"] == "3"
+    assert "frames_lost_in_transport.not_counted_frames" not in _diagnostics(channel)
     publishers = 2
     for seq in (1, 8, 2, 9):  # a second publisher's sequence interleaves with the first's
         channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
-    assert channel.stats.snapshot().lost_in_transport == 3
+    snap = channel.stats.snapshot()
+    assert (snap.lost_in_transport, snap.loss_not_counted, snap.received) == (3, 4, 8)
+    assert snap.dropped == snap.replaced + 3  # (nothing took the frames: each replaced the one before)
+    values = _diagnostics(channel)
+    assert values["frames_lost_in_transport"] == "not counted"
+    assert values["frames_lost_in_transport.counted"] == "3"
+    assert values["frames_lost_in_transport.not_counted_frames"] == "4"
     publishers = 1
     for seq in (20, 23):  # the one left: nothing known before 20, then 21 and 22 lost
         channel.store(_frame(seq), {"publication_sequence_number": seq}, cond)
     assert channel.stats.snapshot().lost_in_transport == 5
+    values = _diagnostics(channel)  # the frames of the two-publisher stretch stay uncounted in the totals
+    assert (values["frames_lost_in_transport"], values["frames_lost_in_transport.counted"]) == ("not counted", "5")
+
+
+def test_with_publisher_ids_several_publishers_are_counted() -> None:
+    """Kilted's rclpy names each frame's publisher: two publishers' losses count, and nothing is "not counted"."""
+    channel, cond = CameraChannel("camera", ""), threading.Condition()
+    channel.publisher_count = lambda: 2
+    for seq, gid in ((1, b"a"), (1, b"b"), (3, b"a"), (2, b"b")):
+        channel.store(_frame(seq), _info(seq, gid), cond)
+    assert channel.stats.snapshot().loss_not_counted == 0
+    assert _diagnostics(channel)["frames_lost_in_transport"] == "1"
+
+
+def _diagnostics(channel: CameraChannel) -> dict[str, str]:
+    out = diagnostics_message(Time(), "seg", "camera", channel.stats.snapshot(), {}, stale=False)
+    return {kv.key: kv.value for kv in out.status[0].values}

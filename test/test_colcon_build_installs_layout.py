@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "seg_perception"
 BUILD_TIMEOUT_S = 300
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
 DEMO_MODEL_SPEC = "models/demo_road_seg.yaml"
 
 
@@ -120,6 +121,7 @@ def _installed_environment(prefix: Path) -> dict[str, str]:
     )
     env = dict(entry.split("=", 1) for entry in result.stdout.decode().split("\0") if "=" in entry)
     env.pop(PROFILE_VARIABLE, None)  # the node must find the installed profile on its own only via `run`
+    env.pop(LEGACY_PROFILE_VARIABLE, None)  # (the name Fast DDS 2.x reads; `make test` sets it on Jazzy)
     return env
 
 

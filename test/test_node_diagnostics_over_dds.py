@@ -1,16 +1,20 @@
 """What the node says about itself, over real DDS: the backend `auto` chose and why (log and
-/diagnostics), incompatible input QoS, and outputs and the grid left uncomputed while nobody subscribes."""
+/diagnostics), incompatible input QoS, frames of several publishers, and outputs and the grid left
+uncomputed while nobody subscribes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from nav_msgs.msg import OccupancyGrid
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
 from sensor_msgs.msg import CameraInfo, Image
 from tiny_models import smooth_image
 
 from seg_perception.backends import resolve_backend_name
+from seg_perception.ros.diagnostics_keys import LOSS_NOT_COUNTED, expected_keys
+from seg_perception.ros.distro import distro_name, installed_rclpy_version
 
 W, H = 160, 96
 OPTIONAL_OUTPUTS = ("drivable_mask", "overlay", "color_mask", "confidence")
@@ -92,3 +96,36 @@ def test_outputs_and_grid_nobody_subscribes_to_are_not_computed(spec_path: Path)
     finally:
         node.stop()
         probe.close()
+
+
+def test_frames_of_two_publishers_are_counted_or_said_not_counted(spec_path: Path) -> None:
+    """Two cameras' drivers publishing on one input topic. Kilted's rclpy names each frame's publisher, so
+    losses are counted (none here: each frame is answered before the next is sent); Jazzy's names none, so
+    /diagnostics says "not counted" for those frames instead of a 0 that would mean "nothing was lost"."""
+    domain = unique_domain_id(33)
+    probe = Probe(domain, outputs=("labels",))
+    second = probe.node.create_publisher(Image, "image", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2})
+    frame = smooth_image(H, W, seed=43)
+    try:
+        probe.wait_for_subscribers(probe.image_pub)
+        probe.wait_for_subscribers(second)
+        probe.wait_for_node_outputs()
+        for k in range(6):
+            stamp = 9_000 + k
+            (probe.image_pub if k % 2 else second).publish(image_msg(frame, "rgb8", stamp))
+            probe.wait_until(lambda s=stamp: any(stamp_ns(m) == s for m in probe.messages("labels")), 10, f"{stamp}")
+        probe.wait_until(lambda: probe.diagnostics().get("frames_received") == "6", 10, "diagnostics of 6 frames")
+        values = probe.diagnostics()
+    finally:
+        node.stop()
+        probe.close()
+    if distro_name({}, installed_rclpy_version()) == "jazzy":
+        assert values["frames_lost_in_transport"] == "not counted", values
+        assert values["frames_lost_in_transport.not_counted_frames"] == "6", values
+        assert values["frames_lost_in_transport.counted"] == "0", values
+        assert list(values) == expected_keys(enabled=[LOSS_NOT_COUNTED])  # the generated reference's keys
+    else:
+        assert values["frames_lost_in_transport"] == "0", values
+        assert "frames_lost_in_transport.not_counted_frames" not in values, values
+        assert list(values) == expected_keys()

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from datetime import date
+from importlib.metadata import distributions, version
+from pathlib import Path
 
-from seg_perception.ros.distro import DISTRIBUTIONS, distro_name, fastdds_major, refusal, support_notice
+from seg_perception.ros.dds_profile import (
+    FASTDDS_WHEELS,
+    LEGACY_PROFILE_VARIABLE,
+    PROFILE_VARIABLE,
+    apply_default_profile,
+    describe_profile,
+    installed_fastdds_major,
+    profile_variables,
+)
+from seg_perception.ros.distro import (
+    DISTRIBUTIONS,
+    distro_name,
+    fastdds_major,
+    installed_rclpy_version,
+    refusal,
+    support_notice,
+)
+from seg_perception.ros.node_process import isolated_ros_environment
 
 TODAY = date(2026, 12, 7)
 
@@ -41,3 +60,50 @@ def test_end_of_life_is_said_once_with_its_date() -> None:
 def test_lts_lines_and_fast_dds_majors() -> None:
     assert {n for n, d in DISTRIBUTIONS.items() if d.lts} == {"humble", "jazzy", "lyrical"}
     assert (fastdds_major("jazzy"), fastdds_major("kilted"), fastdds_major("some-future")) == (2, 3, 3)
+
+
+def test_the_old_profile_variable_is_set_for_fast_dds_2_only() -> None:
+    """Fast DDS 2.x (Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE; 3.x (Kilted) reads FASTDDS_... and warns
+    on every start where the old one is set too."""
+    assert profile_variables(2) == (PROFILE_VARIABLE, LEGACY_PROFILE_VARIABLE)
+    assert profile_variables(3) == (PROFILE_VARIABLE,)
+    env: dict[str, str] = {}
+    apply_default_profile(env, fastdds_major=3)
+    assert list(env) == [PROFILE_VARIABLE] and env[PROFILE_VARIABLE].endswith(".xml")
+    env = {}
+    apply_default_profile(env, fastdds_major=2)
+    assert env[LEGACY_PROFILE_VARIABLE] == env[PROFILE_VARIABLE]
+    env = {PROFILE_VARIABLE: "/etc/mine.xml", LEGACY_PROFILE_VARIABLE: "/etc/old.xml"}  # the user's stay
+    apply_default_profile(env, fastdds_major=2)
+    assert env == {PROFILE_VARIABLE: "/etc/mine.xml", LEGACY_PROFILE_VARIABLE: "/etc/old.xml"}
+
+
+def test_the_fast_dds_major_comes_from_the_wheel_else_from_the_distribution() -> None:
+    assert installed_fastdds_major({}, "2.14.5") == 2 and installed_fastdds_major({}, "3.2.2") == 3
+    assert installed_fastdds_major({"ROS_DISTRO": "jazzy"}, "") == 2  # an apt install: no ros-fastrtps wheel
+    assert installed_fastdds_major({"ROS_DISTRO": "kilted"}, "") == 3
+    # This venv's wheels agree with the table of its distribution (Jazzy's 2.x, Kilted's 3.x).
+    installed = DISTRIBUTIONS[distro_name({}, installed_rclpy_version())]
+    assert installed_fastdds_major({}) == installed.fastdds_major
+    # ... read from the Fast DDS wheel itself (ros-fastdds on Kilted, ros-fastrtps on Jazzy), not a fallback
+    wheels = [version(w) for w in FASTDDS_WHEELS if w in {d.metadata["Name"] for d in distributions()}]
+    assert len(wheels) == 1 and int(wheels[0].split(".")[0]) == installed.fastdds_major, wheels
+
+
+def test_a_node_started_by_the_harness_gets_the_old_variable_only_on_fast_dds_2() -> None:
+    env = isolated_ros_environment(7, base={LEGACY_PROFILE_VARIABLE: "/etc/stale.xml"})
+    if installed_fastdds_major({}) < 3:
+        assert env[LEGACY_PROFILE_VARIABLE] == env[PROFILE_VARIABLE]
+    else:
+        assert LEGACY_PROFILE_VARIABLE not in env and env[PROFILE_VARIABLE].endswith(".xml")
+
+
+def test_the_profile_in_force_is_read_from_the_variable_this_fast_dds_reads(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<profiles/>")
+    env = {PROFILE_VARIABLE: str(mine)}
+    assert describe_profile(env, fastdds_major=3) == (True, f"Fast DDS profile: {mine} ({PROFILE_VARIABLE})")
+    in_force, line = describe_profile(env, fastdds_major=2)  # Fast DDS 2.x never reads FASTDDS_...
+    assert not in_force and line.startswith(f"Fast DDS profile: none ({LEGACY_PROFILE_VARIABLE} unset)")
+    env[LEGACY_PROFILE_VARIABLE] = str(mine)
+    assert describe_profile(env, fastdds_major=2) == (True, f"Fast DDS profile: {mine} ({LEGACY_PROFILE_VARIABLE})")

@@ -13,7 +13,12 @@ import pytest
 from ros_harness import unique_domain_id
 
 from seg_perception.cli import split_ros_args
-from seg_perception.ros.dds_profile import PROFILE_VARIABLE
+from seg_perception.ros.dds_profile import (
+    LEGACY_PROFILE_VARIABLE,
+    PROFILE_VARIABLE,
+    installed_fastdds_major,
+    profile_variables,
+)
 from seg_perception.ros.node_process import isolated_ros_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +76,17 @@ class _Running:
 
 
 def _environment(profile: str | None) -> dict[str, str]:
+    """The user's environment: the profile (if any) under the variable our docs name, the old name unset."""
     env = isolated_ros_environment(unique_domain_id())
     env.pop(PROFILE_VARIABLE, None)
+    env.pop(LEGACY_PROFILE_VARIABLE, None)
     if profile is not None:
         env[PROFILE_VARIABLE] = profile
     return env
+
+
+# The variable this Fast DDS reads, which the node's log line names: FASTRTPS_... on Jazzy's 2.x.
+IN_FORCE = profile_variables(installed_fastdds_major())[-1]
 
 
 NODE_ARGS = ["-r", "__ns:=/run_test", "-p", "backend:=onnxruntime", "-p", "qos_reliability:=reliable"]
@@ -92,7 +103,7 @@ def test_run_takes_ros_args_and_uses_the_shipped_profile_by_default(form: list[s
         running.wait_for("subscribed to /run_test/image (Image, reliable, depth 1)")
     finally:
         code = running.stop()
-    assert f"Fast DDS profile: {SHIPPED_PROFILE} ({PROFILE_VARIABLE})" in running.output
+    assert f"Fast DDS profile: {SHIPPED_PROFILE} ({IN_FORCE})" in running.output
     assert "backend onnxruntime: requested explicitly" in running.output  # the -p reached the node
     assert code == 0, running.output
 
@@ -107,7 +118,7 @@ def test_run_keeps_a_profile_the_user_set(tmp_path: Path) -> None:
         running.wait_for("subscribed to /run_test/image")
     finally:
         running.stop()
-    assert f"Fast DDS profile: {mine} ({PROFILE_VARIABLE})" in running.output
+    assert f"Fast DDS profile: {mine} ({IN_FORCE})" in running.output
 
 
 def test_node_without_a_profile_says_so() -> None:
@@ -118,7 +129,7 @@ def test_node_without_a_profile_says_so() -> None:
         running.wait_for("subscribed to /run_test/image")
     finally:
         running.stop()
-    assert f"Fast DDS profile: none ({PROFILE_VARIABLE} unset)" in running.output
+    assert f"Fast DDS profile: none ({IN_FORCE} unset)" in running.output
     assert f"the shipped large-data profile is {SHIPPED_PROFILE}" in running.output
 
 

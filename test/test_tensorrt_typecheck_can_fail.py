@@ -54,7 +54,7 @@ def run(context: trt.IExecutionContext, stream_handle: int) -> bool:
 
 
 def test_mypy_rejects_a_tensorrt_call_that_does_not_exist_and_accepts_real_ones(tmp_path: Path) -> None:
-    assert STUBS.is_dir(), f"{STUBS} is missing: run `rm .venv/.installed-stamp && make venv`"
+    assert STUBS.is_dir(), f"{STUBS} is missing: run `rm .venv/.installed-* && make venv`"
     good, bad = tmp_path / "real_calls.py", tmp_path / "misspelt_call.py"
     good.write_text(REAL_CALLS)
     bad.write_text(MISSPELT_CALL)

@@ -105,6 +105,14 @@ def topics_page() -> str:
     )
 
 
+def _condition(requires: str) -> str:
+    if not requires:
+        return ""
+    if requires == "loss_not_counted":
+        return " (once losses are not counted)"
+    return f" (with `{requires}: true`)"
+
+
 def diagnostics_page() -> str:
     from seg_perception.ros.diagnostics_keys import DIAGNOSTICS_KEYS
 
@@ -112,7 +120,7 @@ def diagnostics_page() -> str:
         each = getattr(row, "each", ())
         name = f"`{row.key}`"  # type: ignore[attr-defined]
         if not each:
-            return name + (f" (with `{row.requires}: true`)" if getattr(row, "requires", "") else "")  # type: ignore[attr-defined]
+            return name + _condition(getattr(row, "requires", ""))
         return f"{name}, `<x>` each of " + ", ".join(f"`{x}`" for x in each)
 
     rows = [f"| {_cell(key(r))} | {_cell(r.meaning)} | {_cell(r.values)} |" for r in DIAGNOSTICS_KEYS]

@@ -25,7 +25,7 @@ VENV="$SCRATCH/venv"
 test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 # The same pinned Kilted wheels, ONNX Runtime etc. as the project's own venv (and colcon for the builds below).
-test -f "$VENV/.requirements-done" || { "${PIP[@]}" -r "$HERE/requirements.txt" -c "$HERE/constraints.txt" && touch "$VENV/.requirements-done"; }
+test -f "$VENV/.requirements-done" || { "${PIP[@]}" -r "$HERE/requirements.txt" -r "$HERE/requirements-kilted.txt" -c "$HERE/constraints.txt" && touch "$VENV/.requirements-done"; }
 # What launch, launch_ros and ros2cli import (their package.xml exec_depends), from PyPI; lark comes with
 # the rosidl wheels (lark-parser).
 "${PIP[@]}" osrf-pycommon==2.0.2 argcomplete==3.7.2 psutil==7.2.2 importlib-metadata==10.2.0

@@ -99,8 +99,8 @@ class _Player:
     def __init__(self, node: Node, options: ReplayOptions) -> None:
         self.node = node
         self.options = options
-        self.publishers: dict[tuple[str, str], Publisher[Any]] = {}
-        self.clock_pub: Publisher[Any] | None = None
+        self.publishers: dict[tuple[str, str], Publisher] = {}
+        self.clock_pub: Publisher | None = None
         self._unconfirmed: set[int] = set()  # reliable publishers whose first message waits for its acks
         self.summary = ReplaySummary()
         self._bag0 = 0  # bag time (ns) that plays at wall time _wall0

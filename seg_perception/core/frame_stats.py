@@ -26,6 +26,8 @@ class StatsSnapshot:
     replaced: int = 0  # a newer frame replaced this one while it waited in the one-slot buffer
     lost_in_transport: int = 0  # gaps in the publishers' sequence numbers: DDS history overwrote them
     bad_by_reason: dict[str, int] = field(default_factory=dict)  # ImageCodecError.reason -> count
+    # frames whose losses before them could not be counted (several publishers, and rclpy names none: Jazzy)
+    loss_not_counted: int = 0
 
 
 class FrameStats:
@@ -36,16 +38,20 @@ class FrameStats:
         self._latencies = np.zeros(window, np.float64)
         self._count = 0
         self.received = self.processed = self.dropped = self.bad_frames = self.failed = 0
-        self.replaced = self.lost_in_transport = 0
+        self.replaced = self.lost_in_transport = self.loss_not_counted = 0
         self.bad_by_reason: dict[str, int] = {}
         self._last_time = time.monotonic()
         self._last_received = self._last_processed = 0
 
-    def on_received(self, replaced_waiting: bool, lost_before: int = 0) -> None:
-        """A frame arrived; it replaced an unprocessed one, and `lost_before` frames never reached us."""
+    def on_received(self, replaced_waiting: bool, lost_before: int | None = 0) -> None:
+        """A frame arrived; it replaced an unprocessed one, and `lost_before` frames never reached us
+        (None: how many is unknown)."""
         with self._lock:
             self.received += 1
             self.replaced += int(replaced_waiting)
+            if lost_before is None:
+                self.loss_not_counted += 1
+                lost_before = 0
             self.lost_in_transport += lost_before
             self.dropped += int(replaced_waiting) + lost_before
 
@@ -91,4 +97,5 @@ class FrameStats:
                 self.replaced,
                 self.lost_in_transport,
                 dict(self.bad_by_reason),
+                self.loss_not_counted,
             )

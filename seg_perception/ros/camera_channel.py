@@ -84,11 +84,13 @@ class CameraChannel:
     def is_live(self, now: float) -> bool:
         return now - self.last_input < LIVE_FOR_S
 
-    def lost_in_transport(self, info: MessageInfo) -> int:
-        """Frames a publisher sent that never reached the callback (DDS history overwrote them).
+    def lost_in_transport(self, info: MessageInfo) -> int | None:
+        """Frames a publisher sent that never reached the callback (DDS history overwrote them); None when
+        that cannot be told.
 
         Sequence numbers count per publisher: Kilted's rclpy names it (publisher_gid). Jazzy's gives the
-        sequence number alone, so gaps are counted only while the topic has exactly one publisher."""
+        sequence number alone (its rmw message info has the publisher's gid, but rclpy 7.1 does not pass it
+        on), so gaps are counted only while the topic has exactly one publisher; with several, None."""
         seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
         if not seq:
             return 0
@@ -98,7 +100,7 @@ class CameraChannel:
             key = SOLE_PUBLISHER
         else:  # several publishers without their ids: their sequence numbers interleave and tell nothing
             self._last_sequence.pop(SOLE_PUBLISHER, None)
-            return 0
+            return None
         last = self._last_sequence.get(key)
         self._last_sequence[key] = seq
         return max(0, seq - last - 1) if last is not None else 0

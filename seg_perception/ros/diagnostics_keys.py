@@ -42,6 +42,7 @@ VIDEO_BAD_REASONS = (
     "undeserializable_message",
 )
 VIDEO_INPUT = "video_input"  # a condition: the parameter is true
+LOSS_NOT_COUNTED = "loss_not_counted"  # a condition: frames came from several publishers on ROS 2 Jazzy
 COMPUTED_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 BASELINES = ("low_confidence", "drivable_collapse")
 
@@ -56,7 +57,7 @@ class DiagnosticsKey:
     values: str
     each: tuple[str, ...] = ()
     once_met: bool = False
-    requires: str = ""  # a boolean parameter that must be true for the key to be published
+    requires: str = ""  # a condition (a boolean parameter, or LOSS_NOT_COUNTED) for the key to be published
 
 
 _COUNT = "integer, since start"
@@ -72,8 +73,21 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
     DiagnosticsKey(
         "frames_lost_in_transport",
         "gaps in the publisher's sequence numbers: DDS history overwrote them before the callback",
-        _COUNT,
+        _COUNT + ", or `not counted` (ROS 2 Jazzy, once frames came from several publishers)",
     ),
+    DiagnosticsKey(
+        "frames_lost_in_transport.counted",
+        "the losses counted on the frames whose publisher was known",
+        _COUNT,
+        requires=LOSS_NOT_COUNTED,
+    ),
+    DiagnosticsKey(
+        "frames_lost_in_transport.not_counted_frames",
+        "frames whose losses could not be counted (several publishers; Jazzy's rclpy names none)",
+        _COUNT,
+        requires=LOSS_NOT_COUNTED,
+    ),
+    DiagnosticsKey("frames_lost_in_transport.why", "why losses are not counted", "text", requires=LOSS_NOT_COUNTED),
     DiagnosticsKey("bad_frames", "frames the decoder refused (each also logged, rate-limited)", _COUNT),
     DiagnosticsKey(
         "bad_frames.<x>",

@@ -7,8 +7,10 @@ releases per distribution (rclpy_major) are those of ros/rosdistro's distributio
 (2026-08-22): humble 3.3.21, jazzy 7.1.11, kilted 9.1.6, lyrical 10.0.10, rolling 11.0.2. Lyrical's rclpy
 sources could not be read, so Lyrical is handled on what Kilted's and Jazzy's show, never executed.
 - `rclpy.subscription.MessageInfo` (a TypedDict) and `rclpy.subscription.RCLError` exist in Kilted's rclpy only;
-  Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid`, so frame loss is counted
-  from sequence numbers only while a topic has one publisher (ros/camera_channel.py). So the type is ours,
+  Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid` (rclpy/src/rclpy/
+  subscription.cpp builds it from rmw's message info, leaving the gid out), so frame loss is counted from
+  sequence numbers only while a topic has one publisher, else "not counted" (ros/camera_channel.py,
+  ros/messages.py). So the type is ours,
   and RCLError comes from the implementation singleton every distribution has
   (`rclpy.impl.implementation_singleton`).
 - Humble's rclpy calls subscription callbacks with the message alone (no message info) and has `rclpy.qos_event`
@@ -21,25 +23,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 RCLError: type[Exception] = _rclpy.RCLError
 
 
-if TYPE_CHECKING:  # type-checked against Kilted's rclpy, which declares it
-    from rclpy.subscription import MessageInfo
-else:
+class MessageInfo(TypedDict, total=False):
+    """What rclpy hands a subscription callback beside the message (Jazzy: no `publisher_gid`). Ours on every
+    distribution, so mypy passes on Jazzy's rclpy and Kilted's alike; callbacks that take it are handed to
+    rclpy as partials (Jazzy's create_subscription is annotated for one-argument callbacks only, though its
+    Subscription calls a two-argument one with the message info)."""
 
-    class MessageInfo(TypedDict, total=False):
-        """What rclpy hands a subscription callback beside the message (Jazzy: no `publisher_gid`)."""
-
-        source_timestamp: int
-        received_timestamp: int
-        publication_sequence_number: int | None
-        reception_sequence_number: int | None
-        publisher_gid: dict[str, bytes]
+    source_timestamp: int
+    received_timestamp: int
+    publication_sequence_number: int | None
+    reception_sequence_number: int | None
+    publisher_gid: dict[str, bytes]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,9 @@ class DrivePlayer:
             self.log.outputs[topic] = []
             # Without pixels to keep, outputs are taken serialized: the recorder reads the stamp, and the
             # latency it measures holds no Python deserialisation of the recorder's own.
-            recorder = self._recorder(topic, topic in keep)
+            # (a partial: rclpy calls it with the message info as it would a two-argument function, and Jazzy's
+            # annotations name one-argument callbacks only)
+            recorder = partial(self._record, topic, topic in keep)
             self.node.create_subscription(Image, f"segmentation/{topic}", recorder, out_qos, raw=topic not in keep)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -104,18 +107,15 @@ class DrivePlayer:
         self._spinning = True
         self._spin_thread.start()
 
-    def _recorder(self, topic: str, keep: bool) -> Callable[[Any, MessageInfo], None]:
-        def record(msg: Any, info: MessageInfo) -> None:
-            arrived = time.time_ns()
-            if keep:
-                item = Received(_stamp_ns(msg.header), arrived, _pixels(msg))
-            else:
-                item = Received(parse_image(msg).header.stamp_ns, arrived)
-            item.dds_received_ns = info.get("received_timestamp", 0)
-            with self._lock:
-                self.log.outputs[topic].append(item)
-
-        return record
+    def _record(self, topic: str, keep: bool, msg: Any, info: MessageInfo) -> None:
+        arrived = time.time_ns()
+        if keep:
+            item = Received(_stamp_ns(msg.header), arrived, _pixels(msg))
+        else:
+            item = Received(parse_image(msg).header.stamp_ns, arrived)
+        item.dds_received_ns = info.get("received_timestamp", 0)
+        with self._lock:
+            self.log.outputs[topic].append(item)
 
     def _spin(self) -> None:
         while self._spinning and self.context.ok():

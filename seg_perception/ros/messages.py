@@ -133,6 +133,23 @@ def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.
     return img
 
 
+LOSS_NOT_COUNTED = "not counted"
+
+
+def lost_in_transport_values(stats: StatsSnapshot) -> dict[str, str]:
+    """The frames-lost diagnostics: the count, or "not counted" (never a silent 0) once frames arrived whose
+    losses could not be told: several publishers on the input and an rclpy that does not say which sent a
+    frame (ROS 2 Jazzy). Then the losses counted on the other frames, and how many frames were not counted."""
+    if not stats.loss_not_counted:
+        return {"frames_lost_in_transport": str(stats.lost_in_transport)}
+    return {
+        "frames_lost_in_transport": LOSS_NOT_COUNTED,
+        "frames_lost_in_transport.counted": str(stats.lost_in_transport),
+        "frames_lost_in_transport.not_counted_frames": str(stats.loss_not_counted),
+        "frames_lost_in_transport.why": "several publishers on the input; this rclpy does not name a frame's publisher",
+    }
+
+
 def diagnostics_message(
     stamp: Time,
     name: str,
@@ -165,7 +182,7 @@ def diagnostics_message(
         "frames_processed": str(stats.processed),
         "frames_dropped": str(stats.dropped),
         "frames_replaced": str(stats.replaced),
-        "frames_lost_in_transport": str(stats.lost_in_transport),
+        **lost_in_transport_values(stats),
         "bad_frames": str(stats.bad_frames),
         **{f"bad_frames.{reason}": str(n) for reason, n in sorted(stats.bad_by_reason.items())},
         "failed_frames": str(stats.failed),

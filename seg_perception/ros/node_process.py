@@ -11,7 +11,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seg_perception.ros.dds_profile import shipped_profile
+from seg_perception.ros.dds_profile import (
+    LEGACY_PROFILE_VARIABLE,
+    PROFILE_VARIABLE,
+    installed_fastdds_major,
+    profile_variables,
+    shipped_profile,
+)
 
 
 def isolated_ros_environment(
@@ -22,7 +28,8 @@ def isolated_ros_environment(
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     profile = shipped_profile(env) if large_data_profile else None
     if profile is not None:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)  # 3.x, 2.x
+        env.pop(LEGACY_PROFILE_VARIABLE, None)  # set again below for Fast DDS 2.x only (3.x warns when it is set)
+        env.update(dict.fromkeys(profile_variables(installed_fastdds_major(env)), str(profile)))
     return env
 
 
@@ -32,7 +39,7 @@ def apply_to_this_process(domain_id: int) -> None:
         {
             k: v
             for k, v in isolated_ros_environment(domain_id).items()
-            if k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+            if k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", PROFILE_VARIABLE, LEGACY_PROFILE_VARIABLE)
         }
     )
 

@@ -359,7 +359,7 @@ class SegmentationNode(LifecycleNode):
         ch.info_subscription = self.intake.subscribe(
             CameraInfo,
             self.resolve_topic_name(topic),
-            lambda msg, c=ch: setattr(c, "camera_info", msg),
+            partial(setattr, ch, "camera_info"),
             QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability),
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=partial(self._on_incompatible, topic, "camera_info_qos_reliability")
