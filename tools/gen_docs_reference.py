@@ -211,12 +211,35 @@ def errors_page() -> str:
     )
 
 
+def spec_page() -> str:
+    from seg_perception.core.spec_keys import SPEC_KEYS
+
+    groups = dict.fromkeys(k.group for k in SPEC_KEYS)
+    sections = []
+    for group in groups:
+        rows = "\n".join(
+            f"| `{k.key}` | {'yes' if k.required else 'no'} | {_cell(k.values)} | {_cell(k.meaning)} |"
+            for k in SPEC_KEYS
+            if k.group == group
+        )
+        title = "top level" if not group else f"`{group}`"
+        sections.append(f"\n## {title}\n\n| key | required | values | meaning |\n|---|---|---|---|\n{rows}\n")
+    return (
+        "# Model spec keys\n\n"
+        "Generated from `seg_perception/core/spec_keys.py` by `tools/gen_docs_reference.py`; do not edit by hand.\n"
+        "`test/test_spec_keys_are_the_parsers.py` checks that the spec parser (`core/model_spec.py`) allows and\n"
+        "requires exactly these keys. Any other key is refused with one line naming it. How to write a spec for\n"
+        "your model, with examples: [your own model](../model.md).\n" + "".join(sections)
+    )
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "reference/errors.md": errors_page,
     "reference/parameters.md": parameters_page,
     "reference/cli.md": cli_page,
     "reference/topics.md": topics_page,
     "reference/diagnostics.md": diagnostics_page,
+    "reference/model-spec.md": spec_page,
 }
 BLOCKS: dict[str, Callable[[], str]] = {"layers": layers_block}
 
