@@ -204,7 +204,10 @@ class Checks:
         from ament_index_python.packages import get_package_share_directory
 
         self.share = Path(get_package_share_directory("seg_perception"))
-        self.profile = str(self.share / "config" / "fastdds_large_data.xml")
+        from seg_perception.ros.dds_profile import profile_name
+
+        # The launch file's default follows ROS_AUTOMATIC_DISCOVERY_RANGE (LOCALHOST here: the loopback variant).
+        self.profile = str(self.share / "config" / profile_name(self.env))
         # This process's own participant (the fake camera) uses the same shipped profile as the node.
         os.environ.update(
             ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
