@@ -240,6 +240,25 @@ def test_start_offset_skips_the_start_of_the_bag(drive: Path, listener: tuple[in
     assert f"published {FRAMES} messages on 2 topics" in done.stderr
 
 
+def test_a_ros1_bag_replays_the_messages_of_the_same_drive_in_rosbag2(
+    drive: Path, tmp_path: Path, listener: tuple[int, Probe, _RawRecorder]
+) -> None:
+    """A ROS 1 .bag of the drive (ROS 1 serialization, headers with seq) is published as the rosbag2 bag's
+    own CDR messages, every one, in order; its topic of a type ROS 2 has not is skipped with a warning."""
+    from bag_formats import write_ros1
+
+    ros1 = write_ros1(drive, tmp_path / "drive.bag")
+    domain, probe, wire = listener
+    done = _replay(ros1, domain, "--rate", "4", "--wait-for-subscribers", "20")
+    assert done.returncode == 0, done.stderr
+    recorded = _recorded(drive)
+    for topic in (IMAGE_TOPIC, INFO_TOPIC):
+        _wait_for_last(probe, wire, topic, recorded[topic][-1][1])
+        _missed_at_start(wire.get(topic), [data for _, data in recorded[topic]])
+    assert f"published {2 * FRAMES} messages on 2 topics" in done.stderr
+    assert "/radar" in done.stderr
+
+
 def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tuple[int, Probe, _RawRecorder]) -> None:
     domain, probe, wire = listener
     frames = 5
