@@ -116,3 +116,39 @@ def test_intake_callbacks_run_on_its_own_thread_and_close_stops_it() -> None:
         rclpy.try_shutdown(context=context)
     assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
     assert errors == []
+
+
+def test_closing_the_intake_while_frames_flood_it_reports_no_error() -> None:
+    """close() stops the spin thread before the executor and node are destroyed: opened and closed many times
+    while a publisher floods the subscription, no 'camera intake stopped' line reaches on_error and no intake
+    thread is left (rclpy's executor.shutdown(timeout_sec) does not wait for a spinning thread)."""
+    domain_id = unique_domain_id(43)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    camera = Node("camera", namespace="/t", context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pub = camera.create_publisher(Image, "/t/image", qos)
+    msg = image_msg(np.zeros((720, 1280, 3), np.uint8), "rgb8", 5)  # taking it takes a while: close() meets it
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            pub.publish(msg)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        for _ in range(200):
+            intake = CameraIntake("unit", "/t", errors.append, context=context)
+            got = threading.Event()
+            intake.subscribe(Image, "/t/image", lambda _m, got=got: got.set(), qos)
+            got.wait(5)
+            intake.close()
+            assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
+    finally:
+        stop.set()
+        flooder.join(5)
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert errors == []
