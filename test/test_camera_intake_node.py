@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
@@ -19,7 +21,9 @@ from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_i
 from sensor_msgs.msg import Image
 from tiny_models import smooth_image
 
-from seg_perception.ros.camera_intake import INTAKE_SUFFIX, CameraIntake
+from seg_perception.core.frame_stats import FrameStats
+from seg_perception.ros.camera_intake import INTAKE_SUFFIX, RUNNING, CameraIntake
+from seg_perception.ros.messages import diagnostics_message
 
 NAMESPACE = "/camera"
 CAMERA_TOPICS = {f"{NAMESPACE}/{c}/{t}" for c in ("front", "left") for t in ("image_raw", "camera_info")}
@@ -152,3 +156,40 @@ def test_closing_the_intake_while_frames_flood_it_reports_no_error() -> None:
         camera.destroy_node()
         rclpy.try_shutdown(context=context)
     assert errors == []
+
+
+def test_a_dead_intake_thread_is_reported_in_diagnostics_at_error() -> None:
+    """A callback that raises ends the intake thread: on_error gets one line, `state` says why, and the status
+    built from it is ERROR with `camera_intake: stopped: <why>` (the node would otherwise look healthy)."""
+    domain_id = unique_domain_id(44)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    intake = CameraIntake("unit", "/t", errors.append, context=context)
+    camera = Node("camera", namespace="/t", context=context)
+    try:
+        assert intake.state == RUNNING
+
+        def broken(_msg: bytes) -> None:
+            raise RuntimeError("boom")
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        intake.subscribe(Image, "/t/image", broken, qos, raw=True)
+        pub = camera.create_publisher(Image, "/t/image", qos)
+        deadline = time.monotonic() + 20
+        while not errors and time.monotonic() < deadline:
+            pub.publish(image_msg(np.zeros((4, 6, 3), np.uint8), "rgb8", 5))
+            time.sleep(0.05)
+        assert errors == ["camera intake stopped: RuntimeError: boom"]
+        assert intake.state == "stopped: RuntimeError: boom"
+        msg = diagnostics_message(
+            Time(sec=1), "n", "hw", FrameStats().snapshot(), {"camera_intake": intake.state}, False, None, intake.state
+        )
+        status = msg.status[0]
+        assert status.level == DiagnosticStatus.ERROR
+        assert status.message == "camera intake stopped: RuntimeError: boom"
+        assert {kv.key: kv.value for kv in status.values}["camera_intake"] == "stopped: RuntimeError: boom"
+    finally:
+        intake.close()
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)

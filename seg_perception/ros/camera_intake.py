@@ -29,6 +29,7 @@ from seg_perception.ros.distro import RCLError
 from seg_perception.ros.topics import INTAKE_SUFFIX  # the intake is named <lifecycle node's name>_camera_intake
 
 JOIN_TIMEOUT_S = 2.0
+RUNNING = "running"
 SPIN_TIMEOUT_S = 0.1  # how long the intake thread waits before it looks at its stop flag again
 
 
@@ -55,6 +56,7 @@ class CameraIntake:
         # Our own stop flag: rclpy's executor.shutdown(timeout_sec) does not wait for a spinning thread (Jazzy,
         # Kilted 9.1.2: it sets _is_shutdown before checking it) and destroys the guard condition under it.
         self._stop = threading.Event()
+        self.state = RUNNING  # /diagnostics `camera_intake`: `running`, or `stopped: <why>` once the thread died
         self._thread = threading.Thread(target=self._spin, name="seg_perception_intake", daemon=True)
         self._thread.start()
         self._closed = False
@@ -67,9 +69,14 @@ class CameraIntake:
             pass
         except RCLError as exc:  # a callback that ran as a signal shut the context down is a clean stop
             if rclpy.ok(context=self.node.context):
-                self._on_error(f"camera intake stopped: {type(exc).__name__}: {exc}")
+                self._stopped(exc)
         except Exception as exc:  # noqa: BLE001 - reported on the lifecycle node's logger, not lost in a thread
-            self._on_error(f"camera intake stopped: {type(exc).__name__}: {exc}")
+            self._stopped(exc)
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The thread died: no camera frame arrives any more. One log line, and /diagnostics says so (ERROR)."""
+        self.state = f"stopped: {type(exc).__name__}: {exc}"
+        self._on_error(f"camera intake {self.state}")
 
     @property
     def thread_name(self) -> str:
