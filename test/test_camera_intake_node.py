@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -16,6 +17,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
 from sensor_msgs.msg import Image
@@ -191,5 +193,66 @@ def test_a_dead_intake_thread_is_reported_in_diagnostics_at_error() -> None:
         assert {kv.key: kv.value for kv in status.values}["camera_intake"] == "stopped: RuntimeError: boom"
     finally:
         intake.close()
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_frame_stored_as_soon_as_activate_subscribes_is_segmented(spec_path: Path) -> None:
+    """on_activate clears a stale pending frame before it subscribes: a frame the intake stores right after
+    the subscription exists (here: before subscribe even returns) is segmented, not thrown away."""
+    from seg_perception.ros.node_process import apply_to_this_process
+    from seg_perception.ros.segmentation_node import SegmentationNode
+
+    domain = unique_domain_id(45)
+    apply_to_this_process(domain)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    overrides = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "cameras": ["front"],
+        "batch_window_ms": 0.0,
+        "qos_reliability": "reliable",
+        "camera_info_qos_reliability": "reliable",
+    }
+    node = SegmentationNode(
+        context=context, namespace=NAMESPACE, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+    camera = Node("camera", namespace=NAMESPACE, context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = camera.create_publisher(Image, f"{NAMESPACE}/front/image", qos)
+    camera.create_subscription(
+        Image, f"{NAMESPACE}/front/segmentation/labels", lambda _m: None, qos
+    )  # else no work is done
+    try:
+        node.trigger_configure()
+        assert node.intake is not None
+        ch = node.channels[0]
+        deadline = time.monotonic() + 20
+        while not ch.anyone_listening() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        real_subscribe = node.intake.subscribe
+
+        def subscribe_and_receive_one(msg_type: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+            sub = real_subscribe(msg_type, topic, *args, **kwargs)
+            if msg_type is Image:  # one frame, stored by the intake thread before on_activate goes on
+                deadline = time.monotonic() + 20
+                while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                pub.publish(image_msg(smooth_image(180, 320, 0), "rgb8", 77))
+                while ch.pending is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert ch.pending is not None, "the intake never stored the frame"
+            return sub
+
+        node.intake.subscribe = subscribe_and_receive_one  # type: ignore[method-assign]
+        node.trigger_activate()
+        deadline = time.monotonic() + 20
+        while ch.stats.snapshot().processed == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ch.stats.snapshot().processed == 1
+    finally:
+        node.trigger_deactivate()
+        node.destroy_node()
         camera.destroy_node()
         rclpy.try_shutdown(context=context)

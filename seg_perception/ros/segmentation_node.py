@@ -257,6 +257,9 @@ class SegmentationNode(LifecycleNode):
         self._grid_listeners_read = -math.inf
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._cond:  # before subscribing: a frame stored once the subscription exists is kept
+            for ch in self.channels:  # one the intake stored while deactivating is stale now
+                ch.pending = None
         for ch in self.channels:
             image_ready = self._try_subscribe(ch)
             info_ready = self._try_subscribe_camera_info(ch)
@@ -269,8 +272,6 @@ class SegmentationNode(LifecycleNode):
             if not (image_ready and info_ready):
                 ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
         with self._cond:
-            for ch in self.channels:  # a frame the intake stored while deactivating is stale now
-                ch.pending = None
             self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
