@@ -128,20 +128,16 @@ def test_a_split_bag_whose_parts_cannot_be_joined_is_one_bag_error(tmp_path: Pat
     BagError naming the bag, not a traceback, and nothing appears at OUT."""
     store = get_typestore(Stores.ROS2_KILTED)
     out = tmp_path / "split"
-    with pytest.raises(BagError) as caught:
-        with bag_writer(out, "mcap", split=BagSplit(max_bytes=10)) as writer:
-            chatter = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
-            for i in range(3):
-                writer.write(
-                    chatter,
-                    START_NS + i,
-                    store.serialize_cdr(store.types["std_msgs/msg/String"](data=f"hello {i}"), "std_msgs/msg/String"),
-                )
-            first = writer.parts[0]
-            if broken == "directory":  # where the joined bag is staged: join_parts' mkdir meets it
-                (first.parent.parent / out.name).mkdir()
-            else:  # a part whose metadata.yaml is not YAML (written at close, so replaced by a directory)
-                writer.close = lambda: (writer._writer.close(), (first / "metadata.yaml").write_text("a: [b"))  # type: ignore[method-assign]
+    string = "std_msgs/msg/String"
+    with pytest.raises(BagError) as caught, bag_writer(out, "mcap", split=BagSplit(max_bytes=10)) as writer:
+        chatter = writer.add_connection("/chatter", string, typestore=store)
+        for i in range(3):
+            writer.write(chatter, START_NS + i, store.serialize_cdr(store.types[string](data=f"hello {i}"), string))
+        first = writer.parts[0]
+        if broken == "directory":  # where the joined bag is staged: join_parts' mkdir meets it
+            (first.parent.parent / out.name).mkdir()
+        else:  # the first part (closed when the second began: 10 bytes each) gets a metadata.yaml that is not YAML
+            (first / "metadata.yaml").write_text("a: [b")
     text = str(caught.value)
     assert text.startswith(f"cannot join the split parts of bag {out}: ") and "\n" not in text, text
     assert not out.exists()
