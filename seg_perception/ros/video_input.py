@@ -73,12 +73,14 @@ def video_off_reason(type_name: str, import_error: str) -> str:
 
 @dataclass(frozen=True)
 class _Unit:
-    """One queued access unit: its serialized message, when it arrived, and units lost just before it."""
+    """One queued access unit: its serialized message, when it arrived, units lost just before it, and
+    whether units queued before it were dropped (decoding fell behind): either way the decoder resyncs."""
 
     raw: bytes
     received: float
     times: FrameTimes
     lost_before: int
+    after_drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class VideoCamera:
             if len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
                 self.dropped_backlog += len(self._queue)
                 self._queue.clear()
-                unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before + MAX_BACKLOG)
+                unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before, after_drop=True)
             self._queue.append(unit)
             self._queue_cond.notify()
         self.channel.last_input = now
@@ -166,10 +168,10 @@ class VideoCamera:
                 self._bad("unexpected", f"unexpected {type(exc).__name__} while decoding video: {exc}")
 
     def _decode(self, unit: _Unit) -> None:
-        lost = unit.lost_before
-        if lost:  # a lost unit breaks the reference chain: what the decoder holds is shown, then resync
-            self._offer(self.decoder.resync(), lost)
-            lost = 0
+        if unit.lost_before:  # counted once here, whether or not the resync below returns a picture
+            self.channel.stats.on_lost(unit.lost_before)
+        if unit.lost_before or unit.after_drop:  # the reference chain broke: what the decoder holds is shown
+            self._offer(self.decoder.resync())
         try:
             msg = deserialize_message(unit.raw, self._msg_class)
         except Exception as exc:  # noqa: BLE001 - rclpy raises its own error types for bad CDR
@@ -189,9 +191,9 @@ class VideoCamera:
         for _, reason in self.decoder.take_rejected():
             if reason != BEFORE_KEYFRAME:  # skipped, not bad: counted apart
                 self._bad(reason, f"a video unit was dropped ({reason}): {self.decoder.last_error}")
-        self._offer(pictures, lost)
+        self._offer(pictures)
 
-    def _offer(self, pictures: list[tuple[_Token, Any]], lost: int) -> None:
+    def _offer(self, pictures: list[tuple[_Token, Any]]) -> None:
         """Each decoded picture into the one-slot buffer; a picture not yet taken is replaced (stale)."""
         for token, rgb in pictures:
             h, w = rgb.shape[:2]
@@ -204,8 +206,7 @@ class VideoCamera:
                 replaced = self.channel.pending is not None
                 self.channel.pending = pending
                 self._cond.notify()
-            self.channel.stats.on_received(replaced, lost)
-            lost = 0
+            self.channel.stats.on_received(replaced)
 
     def _bad(self, reason: str, text: str) -> None:
         self.channel.stats.on_bad_frame(reason)
