@@ -14,8 +14,9 @@ it if the segmentation worker has not taken it yet: every unit is decoded, only 
 segmented. Each picture carries the stamp and frame_id of the message that carried it.
 
 Units lost on the way (publication sequence numbers) or dropped because decoding fell behind
-(`MAX_BACKLOG`) break the reference chain: the decoder waits for the next keyframe, and the units skipped
-meanwhile are counted under `video_skipped_before_keyframe`.
+(`MAX_BACKLOG` units queued, or the oldest queued longer than `MAX_QUEUE_AGE_S`) break the reference
+chain: the decoder waits for the next keyframe, and the units skipped meanwhile are counted under
+`video_skipped_before_keyframe`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ VIDEO_TYPES: Final = {
 # Keep-last depth of the video subscription: units must not be overwritten while the callback is late.
 VIDEO_QOS_DEPTH: Final = 64
 MAX_BACKLOG: Final = 120  # units queued for decoding; beyond it the queue is dropped and decoding resyncs
+# Seconds the oldest queued unit may wait for the decoder; beyond it the queue is dropped and decoding
+# resyncs (a slow decoder would otherwise feed pictures seconds stale).
+MAX_QUEUE_AGE_S: Final = 0.5
 UNDESERIALIZABLE: Final = "undeserializable_message"
 TOO_LARGE: Final = "too_many_pixels"
 
@@ -122,7 +126,8 @@ class VideoCamera:
         unit = _Unit(bytes(msg), now, times, self._lost(info))
         with self._queue_cond:
             self.units += 1
-            if len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
+            stale = bool(self._queue) and now - self._queue[0].received > MAX_QUEUE_AGE_S
+            if stale or len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
                 self.dropped_backlog += len(self._queue)
                 self._queue.clear()
                 unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before, after_drop=True)
