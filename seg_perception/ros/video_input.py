@@ -305,16 +305,22 @@ class VideoInputs:
         camera.on_bad = lambda c, reason, text: node._warn(f"video_{reason}", f"{c.name}: {text}")
         depth = max(node.config.qos_depth, VIDEO_QOS_DEPTH)
         create = self.intake.subscribe if self.intake is not None else node.create_subscription
-        self._subscriptions[ch.name] = create(
-            msg_class,
-            topic,
-            camera.store,
-            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability),
-            event_callbacks=SubscriptionEventCallbacks(
-                incompatible_qos=partial(node._on_incompatible, topic, "qos_reliability")
-            ),
-            raw=True,  # serialized bytes: deserialized and decoded by the camera's decoder thread
-        )
+        try:
+            self._subscriptions[ch.name] = create(
+                msg_class,
+                topic,
+                camera.store,
+                QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability),
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=partial(node._on_incompatible, topic, "qos_reliability")
+                ),
+                raw=True,  # serialized bytes: deserialized and decoded by the camera's decoder thread
+            )
+        except Exception as exc:  # noqa: BLE001 - rclpy/rmw raise their own types; never into the executor
+            camera.stop()  # its decoder thread is already running: it must not outlive the failed subscription
+            self._state[ch.name] = f"off: cannot subscribe to {topic}: {type(exc).__name__}: {exc}"
+            node.get_logger().error(f"video input {self._state[ch.name]}; the image inputs keep running")
+            return True
         camera.publisher_count = partial(node.count_publishers, topic)
         self._cameras[ch.name] = camera
         self._state[ch.name] = f"{type_name} on {topic}"
