@@ -8,18 +8,24 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
 from sensor_msgs.msg import Image
 from tiny_models import smooth_image
 
-from seg_perception.ros.camera_intake import INTAKE_SUFFIX, CameraIntake
+from seg_perception.core.frame_stats import FrameStats
+from seg_perception.ros.camera_intake import INTAKE_SUFFIX, RUNNING, CameraIntake
+from seg_perception.ros.messages import diagnostics_message
 
 NAMESPACE = "/camera"
 CAMERA_TOPICS = {f"{NAMESPACE}/{c}/{t}" for c in ("front", "left") for t in ("image_raw", "camera_info")}
@@ -116,3 +122,137 @@ def test_intake_callbacks_run_on_its_own_thread_and_close_stops_it() -> None:
         rclpy.try_shutdown(context=context)
     assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
     assert errors == []
+
+
+def test_closing_the_intake_while_frames_flood_it_reports_no_error() -> None:
+    """close() stops the spin thread before the executor and node are destroyed: opened and closed many times
+    while a publisher floods the subscription, no 'camera intake stopped' line reaches on_error and no intake
+    thread is left (rclpy's executor.shutdown(timeout_sec) does not wait for a spinning thread)."""
+    domain_id = unique_domain_id(43)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    camera = Node("camera", namespace="/t", context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pub = camera.create_publisher(Image, "/t/image", qos)
+    msg = image_msg(np.zeros((720, 1280, 3), np.uint8), "rgb8", 5)  # taking it takes a while: close() meets it
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            pub.publish(msg)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        for _ in range(200):
+            intake = CameraIntake("unit", "/t", errors.append, context=context)
+            got = threading.Event()
+            intake.subscribe(Image, "/t/image", lambda _m, got=got: got.set(), qos)
+            got.wait(5)
+            intake.close()
+            assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
+    finally:
+        stop.set()
+        flooder.join(5)
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert errors == []
+
+
+def test_a_dead_intake_thread_is_reported_in_diagnostics_at_error() -> None:
+    """A callback that raises ends the intake thread: on_error gets one line, `state` says why, and the status
+    built from it is ERROR with `camera_intake: stopped: <why>` (the node would otherwise look healthy)."""
+    domain_id = unique_domain_id(44)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    intake = CameraIntake("unit", "/t", errors.append, context=context)
+    camera = Node("camera", namespace="/t", context=context)
+    try:
+        assert intake.state == RUNNING
+
+        def broken(_msg: bytes) -> None:
+            raise RuntimeError("boom")
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        intake.subscribe(Image, "/t/image", broken, qos, raw=True)
+        pub = camera.create_publisher(Image, "/t/image", qos)
+        deadline = time.monotonic() + 20
+        while not errors and time.monotonic() < deadline:
+            pub.publish(image_msg(np.zeros((4, 6, 3), np.uint8), "rgb8", 5))
+            time.sleep(0.05)
+        assert errors == ["camera intake stopped: RuntimeError: boom"]
+        assert intake.state == "stopped: RuntimeError: boom"
+        msg = diagnostics_message(
+            Time(sec=1), "n", "hw", FrameStats().snapshot(), {"camera_intake": intake.state}, False, None, intake.state
+        )
+        status = msg.status[0]
+        assert status.level == DiagnosticStatus.ERROR
+        assert status.message == "camera intake stopped: RuntimeError: boom"
+        assert {kv.key: kv.value for kv in status.values}["camera_intake"] == "stopped: RuntimeError: boom"
+    finally:
+        intake.close()
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_frame_stored_as_soon_as_activate_subscribes_is_segmented(spec_path: Path) -> None:
+    """on_activate clears a stale pending frame before it subscribes: a frame the intake stores right after
+    the subscription exists (here: before subscribe even returns) is segmented, not thrown away."""
+    from seg_perception.ros.node_process import apply_to_this_process
+    from seg_perception.ros.segmentation_node import SegmentationNode
+
+    domain = unique_domain_id(45)
+    apply_to_this_process(domain)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    overrides = {
+        "model": str(spec_path),
+        "backend": "onnxruntime",
+        "cameras": ["front"],
+        "batch_window_ms": 0.0,
+        "qos_reliability": "reliable",
+        "camera_info_qos_reliability": "reliable",
+    }
+    node = SegmentationNode(
+        context=context, namespace=NAMESPACE, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+    camera = Node("camera", namespace=NAMESPACE, context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = camera.create_publisher(Image, f"{NAMESPACE}/front/image", qos)
+    camera.create_subscription(
+        Image, f"{NAMESPACE}/front/segmentation/labels", lambda _m: None, qos
+    )  # else no work is done
+    try:
+        node.trigger_configure()
+        assert node.intake is not None
+        ch = node.channels[0]
+        deadline = time.monotonic() + 20
+        while not ch.anyone_listening() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        real_subscribe = node.intake.subscribe
+
+        def subscribe_and_receive_one(msg_type: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+            sub = real_subscribe(msg_type, topic, *args, **kwargs)
+            if msg_type is Image:  # one frame, stored by the intake thread before on_activate goes on
+                deadline = time.monotonic() + 20
+                while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                pub.publish(image_msg(smooth_image(180, 320, 0), "rgb8", 77))
+                while ch.pending is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert ch.pending is not None, "the intake never stored the frame"
+            return sub
+
+        node.intake.subscribe = subscribe_and_receive_one  # type: ignore[method-assign]
+        node.trigger_activate()
+        deadline = time.monotonic() + 20
+        while ch.stats.snapshot().processed == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ch.stats.snapshot().processed == 1
+    finally:
+        node.trigger_deactivate()
+        node.destroy_node()
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import pytest
 from fleet_bags import listing, metadata_text, process, read_bag, topics_metadata
 
 from seg_perception.bag.offline_processing import process_bag
-from seg_perception.fleet.bag_inputs import plan_bags
+from seg_perception.fleet.bag_inputs import STAGING_LOCK, plan_bags
 from seg_perception.fleet.chunk_merge import merge_chunk_bags
 from seg_perception.fleet.work_units import chunk_ranges, inspect_bag
 from seg_perception.pipeline import Segmenter
@@ -308,3 +309,25 @@ def test_ctrl_c_keeps_the_bags_already_complete_and_nothing_partial(
     report = json.loads(summary.read_text())
     assert [b["status"] for b in report["bags"]] == ["done", "interrupted", "interrupted"]
     assert report["totals"]["interrupted"] == 2
+
+
+def test_force_keeps_the_staging_of_a_process_running_now(
+    drives: Path, tmp_path: Path, spec_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run holds an exclusive lock on its staging directory's lock file for its whole life: `--force`
+    removes a killed run's staging but skips (and names, one line) one whose lock is held right now."""
+    out = tmp_path / "out"
+    live = out / ".process.partial-live"
+    (live / "city" / "b").mkdir(parents=True)
+    (live / "city" / "b" / "metadata.yaml").write_text("the other run's")
+    dead = out / ".process.partial-dead"
+    dead.mkdir()
+    (dead / STAGING_LOCK).write_text("")  # nobody holds it: a killed run's
+    with open(live / STAGING_LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the running process holds it
+        assert process(spec_path, str(drives), str(out), "--force") == 0
+        assert (live / "city" / "b" / "metadata.yaml").read_text() == "the other run's"
+    assert not dead.exists()
+    lines = [r.getMessage() for r in caplog.records if str(live) in r.getMessage()]
+    assert lines == [f"skipping {live}: the staging directory of a process running now"], lines
+    assert len(read_bag(out / "city" / "b")["/camera/left/segmentation/labels"]) == 3

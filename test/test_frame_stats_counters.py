@@ -41,6 +41,15 @@ def test_counters_add_up_exactly() -> None:
     assert stats.snapshot().bad_by_reason == {"encoding": 3, "invalid": 1}
 
 
+def test_lost_units_count_as_lost_and_dropped_without_a_frame_received() -> None:
+    stats = FrameStats()
+    stats.on_received(True)
+    stats.on_lost(4)  # a video stream's units lost before a resync that returned no picture
+    stats.on_lost(1)
+    snap = stats.snapshot()
+    assert (snap.received, snap.replaced, snap.lost_in_transport, snap.dropped) == (1, 1, 5, 6)
+
+
 def test_a_fresh_monitor_reports_zeros() -> None:
     snap = FrameStats().snapshot()
     assert snap == StatsSnapshot(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, {})

@@ -120,9 +120,7 @@ def test_cityscapes_space_of_exactly_255_classes_is_refused() -> None:
     # "road" plus 236 others, and the 18 train classes the spec lacks appended: 255 classes, one too many.
     ok = metrics.label_space("cityscapes-ids", ["road", *(f"c{i}" for i in range(235))], [0])
     assert ok.num_classes == 254
-    with _refused(
-        "cityscapes-ids: 237 spec classes and the 18 train classes the spec lacks exceed 254 classes"
-    ):
+    with _refused("cityscapes-ids: 237 spec classes and the 18 train classes the spec lacks exceed 254 classes"):
         metrics.label_space("cityscapes-ids", ["road", *(f"c{i}" for i in range(236))], [0])
 
 

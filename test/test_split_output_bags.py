@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fleet_bags import process, read_bag, topics_metadata
+from rosbags.typesys import Stores, get_typestore
 
+from seg_perception.bag.bag_io import BagError, bag_writer
 from seg_perception.bag.bag_metadata import check_metadata
 from seg_perception.bag.bag_reader import open_bag, read_messages
 from seg_perception.bag.offline_processing import process_bag
@@ -118,3 +120,24 @@ def test_chunks_of_a_fleet_run_merge_into_a_split_bag(
     merge_chunk_bags(chunks, out, "mcap", False, split=BagSplit(max_ns=400_000_000))
     assert _info(out)["relative_file_paths"] == ["merged_0.mcap", "merged_1.mcap", "merged_2.mcap"]
     assert read_bag(out) == read_bag(unsplit)
+
+
+@pytest.mark.parametrize("broken", ["directory", "metadata"])
+def test_a_split_bag_whose_parts_cannot_be_joined_is_one_bag_error(tmp_path: Path, broken: str) -> None:
+    """Joining the parts (bag/split_bags.join_parts) fails with a file-system or YAML error: one-line
+    BagError naming the bag, not a traceback, and nothing appears at OUT."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    out = tmp_path / "split"
+    string = "std_msgs/msg/String"
+    with pytest.raises(BagError) as caught, bag_writer(out, "mcap", split=BagSplit(max_bytes=10)) as writer:
+        chatter = writer.add_connection("/chatter", string, typestore=store)
+        for i in range(3):
+            writer.write(chatter, START_NS + i, store.serialize_cdr(store.types[string](data=f"hello {i}"), string))
+        first = writer.parts[0]
+        if broken == "directory":  # where the joined bag is staged: join_parts' mkdir meets it
+            (first.parent.parent / out.name).mkdir()
+        else:  # the first part (closed when the second began: 10 bytes each) gets a metadata.yaml that is not YAML
+            (first / "metadata.yaml").write_text("a: [b")
+    text = str(caught.value)
+    assert text.startswith(f"cannot join the split parts of bag {out}: ") and "\n" not in text, text
+    assert not out.exists()

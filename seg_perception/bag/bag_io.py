@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import yaml
+
 from seg_perception.bag.split_bags import BagSplit, SplitWriter, join_parts
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.output_rule import replace_output
@@ -146,7 +148,10 @@ def bag_writer(
         except WriterError as exc:
             raise BagError(f"cannot finish bag {out}: {_one_line(exc)}") from None
         if isinstance(writer, SplitWriter):
-            join_parts(writer.parts, staged)
+            try:
+                join_parts(writer.parts, staged)
+            except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:  # a part's files or metadata.yaml
+                raise BagError(f"cannot join the split parts of bag {out}: {_one_line(exc)}") from None
         _move_into_place(staged, out, force)
     except WriterError as exc:
         raise BagError(f"cannot write bag {out}: {_one_line(exc)}") from None

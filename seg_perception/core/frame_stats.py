@@ -55,6 +55,12 @@ class FrameStats:
             self.lost_in_transport += lost_before
             self.dropped += int(replaced_waiting) + lost_before
 
+    def on_lost(self, lost: int) -> None:
+        """`lost` frames (or video units) never reached us: gaps in the publisher's sequence numbers."""
+        with self._lock:
+            self.lost_in_transport += lost
+            self.dropped += lost
+
     def on_processed(self, latency_ms: float) -> None:
         with self._lock:
             self.processed += 1

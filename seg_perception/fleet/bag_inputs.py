@@ -16,6 +16,7 @@ loaded and before anything is written.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ STORAGE_SUFFIXES = (".mcap", ".db3")  # rosbag2 storage files; a directory holdi
 BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")  # files that are bags by themselves (.bag: ROS 1)
 GLOB_MAGIC = frozenset("*?[")
 STAGING_PREFIX = ".process.partial-"  # a multi-bag run's staging directory in the output root (fleet_runner)
+# Inside a staging directory: the file its run holds an exclusive flock on for the run's life (fleet_runner).
+STAGING_LOCK = ".lock"
 
 
 class BagInputError(SegPerceptionError):
@@ -51,6 +54,22 @@ class BagPlan:
     out: Path
     single: bool  # OUT is the output bag of the one INPUT (the original `process IN_BAG OUT_BAG`)
     stale: tuple[Path, ...] = ()  # a killed run's staging directories in the root, removed by --force
+    busy: tuple[Path, ...] = ()  # staging of a process running now (its lock held): never removed
+
+
+def staging_locked(staging: Path) -> bool:
+    """Whether a running process holds the lock of this staging directory (a killed run's lock is free)."""
+    try:
+        fd = os.open(staging / STAGING_LOCK, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: a killed run's staging
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock this probe may have taken
+    return False
 
 
 def is_pattern(text: str) -> bool:
@@ -209,7 +228,9 @@ def plan_bags(inputs: Sequence[str], out: Path, force: bool, summary: Path | Non
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise BagInputError(f"output bag {existing[0]} exists{more}; pass --force to replace it")
-    stale = _stale_staging(out)
+    staging = _stale_staging(out)
+    busy = [p for p in staging if staging_locked(p)]
+    stale = [p for p in staging if p not in busy]
     if stale and not force:
         more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
         raise BagInputError(
@@ -217,11 +238,11 @@ def plan_bags(inputs: Sequence[str], out: Path, force: bool, summary: Path | Non
             "pass --force to remove it"
         )
     own = [summary] if summary is not None else []
-    foreign = [p for p in _foreign_entries(out, [o for _, o in pairs], own) if p not in stale]
+    foreign = [p for p in _foreign_entries(out, [o for _, o in pairs], own) if p not in staging]
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
         raise BagInputError(
             f"output root {out} holds {foreign[0]}{more}, which this run does not write: its outputs would mix "
             "with it (--force replaces only this run's bags); choose a new or empty OUT"
         )
-    return BagPlan(tuple(BagJob(i, o) for i, o in pairs), out, single=False, stale=tuple(stale))
+    return BagPlan(tuple(BagJob(i, o) for i, o in pairs), out, single=False, stale=tuple(stale), busy=tuple(busy))

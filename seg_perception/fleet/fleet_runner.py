@@ -7,7 +7,9 @@ leftovers of killed workers) lives in one hidden staging directory that is remov
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from seg_perception.bag.bag_io import move_bag_into_place
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.fleet.bag_inputs import STAGING_PREFIX, BagPlan
+from seg_perception.fleet.bag_inputs import STAGING_LOCK, STAGING_PREFIX, BagPlan, staging_locked
 from seg_perception.fleet.chunk_merge import merge_chunk_bags
 from seg_perception.fleet.fleet_summary import (
     DONE,
@@ -55,16 +57,20 @@ class FleetRequest:
     ray: str | None = None
 
 
-def _staging_root(plan: BagPlan) -> tuple[Path, bool]:
-    """The run's hidden staging directory (beside OUT_BAG, or inside the output root) and whether the
-    output root had to be created for it."""
+def _staging_root(plan: BagPlan) -> tuple[Path, bool, int]:
+    """The run's hidden staging directory (beside OUT_BAG, or inside the output root), whether the
+    output root had to be created for it, and the descriptor of its lock file, held (flock) until the run
+    closes it: another run's --force skips a staging whose lock is held."""
     if plan.single:
         parent, prefix = plan.out.parent, f".{plan.out.name}.partial-"
     else:
         parent, prefix = plan.out, STAGING_PREFIX
     created = not parent.exists()
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent)), created
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = os.open(staging / STAGING_LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return staging, created, lock
 
 
 class _Run:
@@ -187,8 +193,13 @@ def run_fleet(request: FleetRequest, make_pool: Callable[[int, Callable[[], None
     summary with `interrupted` set and the unfinished bags marked so; bags committed before it stay.
     """
     plan = request.plan
+    for busy in plan.busy:
+        LOG.warning("skipping %s: the staging directory of a process running now", busy)
     for stale in plan.stale:  # an interrupted run's staging, refused by plan_bags without --force
-        shutil.rmtree(stale)
+        if staging_locked(stale):  # a run that started since the plan was made
+            LOG.warning("skipping %s: the staging directory of a process running now", stale)
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
     summary = FleetSummary([BagOutcome(j.in_bag, j.out_bag) for j in plan.jobs], request.workers, request.ray)
     infos: dict[int, BagInfo] = {}
     for i, job in enumerate(plan.jobs):
@@ -199,12 +210,13 @@ def run_fleet(request: FleetRequest, make_pool: Callable[[int, Callable[[], None
     if not infos:
         return summary
     chunks = chunks_per_bag(len(infos), request.workers)
-    staging, created_root = _staging_root(plan)
+    staging, created_root, lock = _staging_root(plan)
     try:
         units = _plan_units(plan, infos, chunks, staging, summary)
         _drive(request, summary, units, make_pool)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)  # the lock goes with it
         if created_root and not any(staging.parent.iterdir()):
             staging.parent.rmdir()
     return summary

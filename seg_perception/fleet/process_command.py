@@ -203,8 +203,8 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="BYTES",
-        help="write each output bag as several storage files of at most BYTES of messages each "
-        "(as `ros2 bag record --max-bag-size`)",
+        help="write each output bag as several storage files of at most BYTES of message data each, counted "
+        "uncompressed (`ros2 bag record --max-bag-size` counts the file's size)",
     )
     p.add_argument(
         "--split-duration",

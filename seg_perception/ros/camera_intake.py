@@ -29,6 +29,8 @@ from seg_perception.ros.distro import RCLError
 from seg_perception.ros.topics import INTAKE_SUFFIX  # the intake is named <lifecycle node's name>_camera_intake
 
 JOIN_TIMEOUT_S = 2.0
+RUNNING = "running"
+SPIN_TIMEOUT_S = 0.1  # how long the intake thread waits before it looks at its stop flag again
 
 
 class CameraIntake:
@@ -51,20 +53,30 @@ class CameraIntake:
         self.executor = SingleThreadedExecutor(context=self.node.context)
         self.executor.add_node(self.node)
         self._on_error = on_error
+        # Our own stop flag: rclpy's executor.shutdown(timeout_sec) does not wait for a spinning thread (Jazzy,
+        # Kilted 9.1.2: it sets _is_shutdown before checking it) and destroys the guard condition under it.
+        self._stop = threading.Event()
+        self.state = RUNNING  # /diagnostics `camera_intake`: `running`, or `stopped: <why>` once the thread died
         self._thread = threading.Thread(target=self._spin, name="seg_perception_intake", daemon=True)
         self._thread.start()
         self._closed = False
 
     def _spin(self) -> None:
         try:
-            self.executor.spin()
+            while not self._stop.is_set():
+                self.executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
         except (ExternalShutdownException, KeyboardInterrupt):
             pass
         except RCLError as exc:  # a callback that ran as a signal shut the context down is a clean stop
             if rclpy.ok(context=self.node.context):
-                self._on_error(f"camera intake stopped: {type(exc).__name__}: {exc}")
+                self._stopped(exc)
         except Exception as exc:  # noqa: BLE001 - reported on the lifecycle node's logger, not lost in a thread
-            self._on_error(f"camera intake stopped: {type(exc).__name__}: {exc}")
+            self._stopped(exc)
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The thread died: no camera frame arrives any more. One log line, and /diagnostics says so (ERROR)."""
+        self.state = f"stopped: {type(exc).__name__}: {exc}"
+        self._on_error(f"camera intake {self.state}")
 
     @property
     def thread_name(self) -> str:
@@ -85,7 +97,12 @@ class CameraIntake:
         if self._closed:
             return
         self._closed = True
-        self.executor.shutdown(timeout_sec=JOIN_TIMEOUT_S)
+        self._stop.set()
+        wake = getattr(self.executor, "wake", None)  # wakes spin_once at once (rclpy with Executor.wake)
+        if wake is not None:
+            wake()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=JOIN_TIMEOUT_S)
+        # Only now, with the thread gone, may the executor's guard condition and the node's handles go.
+        self.executor.shutdown()
         self.node.destroy_node()

@@ -119,6 +119,11 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
     DiagnosticsKey("backend_requested", "parameter `backend`", "`auto`, `onnxruntime`, `tensorrt`"),
     DiagnosticsKey("backend_reason", "why this backend (what `auto` found); also in the start-up log", "text"),
     DiagnosticsKey("input_topic", "the camera's subscribed image topic", "topic, or `(waiting)` for a publisher"),
+    DiagnosticsKey(
+        "camera_intake",
+        "the thread taking the cameras' frames (status ERROR once it stopped: no frame arrives any more)",
+        "`running`, or `stopped: <why>`",
+    ),
     DiagnosticsKey("mean_batch_size", "frames per inference call since the previous status", "float, 0 when idle"),
     DiagnosticsKey("batch_window_expired", "gathers where a live camera missed `batch_window_ms`", _COUNT),
     DiagnosticsKey(

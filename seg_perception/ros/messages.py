@@ -158,14 +158,18 @@ def diagnostics_message(
     extra: dict[str, str],
     stale: bool,
     health: HealthReport | None = None,
+    intake_stopped: str = "",
 ) -> DiagnosticArray:
     """One DiagnosticStatus: ERROR when the camera's health failed (its masks say nothing about the scene),
     WARN when input is stale, frames failed in inference or health is degraded, else OK; the message
-    names the health reasons flagged."""
+    names the health reasons flagged. ERROR too, before all else, when the camera intake's thread stopped
+    (`intake_stopped` says why): no frame reaches the node any more."""
     status = DiagnosticStatus()
     status.name = name
     status.hardware_id = hardware_id
-    if health is not None and health.health == FAILED:
+    if intake_stopped:
+        status.level, status.message = DiagnosticStatus.ERROR, f"camera intake {intake_stopped}"
+    elif health is not None and health.health == FAILED:
         status.level, status.message = DiagnosticStatus.ERROR, health.message
     elif stale:
         status.level, status.message = DiagnosticStatus.WARN, "no input frames"

@@ -48,7 +48,7 @@ from seg_perception.ros.camera_channel import (
     CameraChannel,
     PendingFrame,
 )
-from seg_perception.ros.camera_intake import CameraIntake
+from seg_perception.ros.camera_intake import RUNNING, CameraIntake
 from seg_perception.ros.messages import (
     diagnostics_message,
     image_message,
@@ -257,6 +257,9 @@ class SegmentationNode(LifecycleNode):
         self._grid_listeners_read = -math.inf
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._cond:  # before subscribing: a frame stored once the subscription exists is kept
+            for ch in self.channels:  # one the intake stored while deactivating is stale now
+                ch.pending = None
         for ch in self.channels:
             image_ready = self._try_subscribe(ch)
             info_ready = self._try_subscribe_camera_info(ch)
@@ -269,8 +272,6 @@ class SegmentationNode(LifecycleNode):
             if not (image_ready and info_ready):
                 ch.qos_timer = self.create_timer(0.2, partial(self._retry_subscribe, ch))
         with self._cond:
-            for ch in self.channels:  # a frame the intake stored while deactivating is stale now
-                ch.pending = None
             self._running = True
         self._worker = threading.Thread(target=self._work, name="seg_perception_worker", daemon=True)
         self._worker.start()
@@ -549,6 +550,7 @@ class SegmentationNode(LifecycleNode):
         sizes, self._batch_sizes = self._batch_sizes, []
         mean_batch = sum(sizes) / len(sizes) if sizes else 0.0
         now = time.monotonic()
+        intake_state = self.intake.state if self.intake is not None else "stopped: not created"
         statuses = []
         for ch in self.channels:
             extra = {
@@ -558,6 +560,7 @@ class SegmentationNode(LifecycleNode):
                 "backend_requested": self.config.backend,
                 "backend_reason": self.segmenter.backend_reason,
                 "input_topic": ch.subscription.topic_name if ch.subscription is not None else "(waiting)",
+                "camera_intake": intake_state,
                 "mean_batch_size": f"{mean_batch:.2f}",
                 "batch_window_expired": str(self._window_expired),
                 **{f"computed.{topic}": str(n) for topic, n in ch.computed.items()},
@@ -574,6 +577,7 @@ class SegmentationNode(LifecycleNode):
                 extra,
                 now - ch.last_input > self.config.health_stale_s,
                 health_report(ch.health, now - ch.last_input),
+                "" if intake_state == RUNNING else intake_state,
             )
             statuses.extend(msg.status)
         out = DiagnosticArray()

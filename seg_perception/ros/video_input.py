@@ -14,8 +14,9 @@ it if the segmentation worker has not taken it yet: every unit is decoded, only 
 segmented. Each picture carries the stamp and frame_id of the message that carried it.
 
 Units lost on the way (publication sequence numbers) or dropped because decoding fell behind
-(`MAX_BACKLOG`) break the reference chain: the decoder waits for the next keyframe, and the units skipped
-meanwhile are counted under `video_skipped_before_keyframe`.
+(`MAX_BACKLOG` units queued, or the oldest queued longer than `MAX_QUEUE_AGE_S`) break the reference
+chain: the decoder waits for the next keyframe, and the units skipped meanwhile are counted under
+`video_skipped_before_keyframe`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ VIDEO_TYPES: Final = {
 # Keep-last depth of the video subscription: units must not be overwritten while the callback is late.
 VIDEO_QOS_DEPTH: Final = 64
 MAX_BACKLOG: Final = 120  # units queued for decoding; beyond it the queue is dropped and decoding resyncs
+# Seconds the oldest queued unit may wait for the decoder; beyond it the queue is dropped and decoding
+# resyncs (a slow decoder would otherwise feed pictures seconds stale).
+MAX_QUEUE_AGE_S: Final = 0.5
 UNDESERIALIZABLE: Final = "undeserializable_message"
 TOO_LARGE: Final = "too_many_pixels"
 
@@ -73,12 +77,14 @@ def video_off_reason(type_name: str, import_error: str) -> str:
 
 @dataclass(frozen=True)
 class _Unit:
-    """One queued access unit: its serialized message, when it arrived, and units lost just before it."""
+    """One queued access unit: its serialized message, when it arrived, units lost just before it, and
+    whether units queued before it were dropped (decoding fell behind): either way the decoder resyncs."""
 
     raw: bytes
     received: float
     times: FrameTimes
     lost_before: int
+    after_drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,10 +126,11 @@ class VideoCamera:
         unit = _Unit(bytes(msg), now, times, self._lost(info))
         with self._queue_cond:
             self.units += 1
-            if len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
+            stale = bool(self._queue) and now - self._queue[0].received > MAX_QUEUE_AGE_S
+            if stale or len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
                 self.dropped_backlog += len(self._queue)
                 self._queue.clear()
-                unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before + MAX_BACKLOG)
+                unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before, after_drop=True)
             self._queue.append(unit)
             self._queue_cond.notify()
         self.channel.last_input = now
@@ -166,10 +173,10 @@ class VideoCamera:
                 self._bad("unexpected", f"unexpected {type(exc).__name__} while decoding video: {exc}")
 
     def _decode(self, unit: _Unit) -> None:
-        lost = unit.lost_before
-        if lost:  # a lost unit breaks the reference chain: what the decoder holds is shown, then resync
-            self._offer(self.decoder.resync(), lost)
-            lost = 0
+        if unit.lost_before:  # counted once here, whether or not the resync below returns a picture
+            self.channel.stats.on_lost(unit.lost_before)
+        if unit.lost_before or unit.after_drop:  # the reference chain broke: what the decoder holds is shown
+            self._offer(self.decoder.resync())
         try:
             msg = deserialize_message(unit.raw, self._msg_class)
         except Exception as exc:  # noqa: BLE001 - rclpy raises its own error types for bad CDR
@@ -189,9 +196,9 @@ class VideoCamera:
         for _, reason in self.decoder.take_rejected():
             if reason != BEFORE_KEYFRAME:  # skipped, not bad: counted apart
                 self._bad(reason, f"a video unit was dropped ({reason}): {self.decoder.last_error}")
-        self._offer(pictures, lost)
+        self._offer(pictures)
 
-    def _offer(self, pictures: list[tuple[_Token, Any]], lost: int) -> None:
+    def _offer(self, pictures: list[tuple[_Token, Any]]) -> None:
         """Each decoded picture into the one-slot buffer; a picture not yet taken is replaced (stale)."""
         for token, rgb in pictures:
             h, w = rgb.shape[:2]
@@ -204,8 +211,7 @@ class VideoCamera:
                 replaced = self.channel.pending is not None
                 self.channel.pending = pending
                 self._cond.notify()
-            self.channel.stats.on_received(replaced, lost)
-            lost = 0
+            self.channel.stats.on_received(replaced)
 
     def _bad(self, reason: str, text: str) -> None:
         self.channel.stats.on_bad_frame(reason)
@@ -299,16 +305,22 @@ class VideoInputs:
         camera.on_bad = lambda c, reason, text: node._warn(f"video_{reason}", f"{c.name}: {text}")
         depth = max(node.config.qos_depth, VIDEO_QOS_DEPTH)
         create = self.intake.subscribe if self.intake is not None else node.create_subscription
-        self._subscriptions[ch.name] = create(
-            msg_class,
-            topic,
-            camera.store,
-            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability),
-            event_callbacks=SubscriptionEventCallbacks(
-                incompatible_qos=partial(node._on_incompatible, topic, "qos_reliability")
-            ),
-            raw=True,  # serialized bytes: deserialized and decoded by the camera's decoder thread
-        )
+        try:
+            self._subscriptions[ch.name] = create(
+                msg_class,
+                topic,
+                camera.store,
+                QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability),
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=partial(node._on_incompatible, topic, "qos_reliability")
+                ),
+                raw=True,  # serialized bytes: deserialized and decoded by the camera's decoder thread
+            )
+        except Exception as exc:  # noqa: BLE001 - rclpy/rmw raise their own types; never into the executor
+            camera.stop()  # its decoder thread is already running: it must not outlive the failed subscription
+            self._state[ch.name] = f"off: cannot subscribe to {topic}: {type(exc).__name__}: {exc}"
+            node.get_logger().error(f"video input {self._state[ch.name]}; the image inputs keep running")
+            return True
         camera.publisher_count = partial(node.count_publishers, topic)
         self._cameras[ch.name] = camera
         self._state[ch.name] = f"{type_name} on {topic}"
