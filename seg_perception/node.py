@@ -6,6 +6,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -15,6 +16,9 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.ros.dds_profile import describe_profile
 from seg_perception.ros.distro import RCLError, distro_name, installed_rclpy_version, refusal, support_notice
+
+if TYPE_CHECKING:
+    from seg_perception.ros.segmentation_node import SegmentationNode
 
 
 def _spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
@@ -44,6 +48,23 @@ def main(args: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _start(node: SegmentationNode) -> bool:
+    """Configure and activate; False when a SIGINT/SIGTERM during a transition shut the context down (rclpy's
+    handler does), which makes the transition's own publish fail with RCLError: that is an interrupted start,
+    not a failure, so it ends quietly with exit 0 like a signal while spinning."""
+    try:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            if not rclpy.ok(context=node.context):
+                return False
+            raise SegPerceptionError(node.configure_error or "configure failed")
+        node.trigger_activate()
+    except RCLError:
+        if rclpy.ok(context=node.context):
+            raise
+        return False
+    return rclpy.ok(context=node.context)
+
+
 def _run(args: Sequence[str] | None) -> int:
     # rclpy's default signal handlers turn SIGINT and SIGTERM into a context shutdown, which ends spin().
     rclpy.init(args=list(args) if args is not None else None)
@@ -66,10 +87,8 @@ def _run(args: Sequence[str] | None) -> int:
             node.get_logger().info(profile_line)
         else:
             node.get_logger().warning(profile_line)
-        if node.config.autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise SegPerceptionError(node.configure_error or "configure failed")
-            node.trigger_activate()
+        if node.config.autostart and not _start(node):
+            return 0  # a signal arrived while the node configured or activated: a clean stop, as after spinning
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         _spin_until_shutdown(executor)
