@@ -55,6 +55,11 @@ class FrameStats:
             self.lost_in_transport += lost_before
             self.dropped += int(replaced_waiting) + lost_before
 
+    def on_loss_not_counted(self) -> None:
+        """A frame (or video unit) arrived whose losses cannot be told (several publishers, none named)."""
+        with self._lock:
+            self.loss_not_counted += 1
+
     def on_lost(self, lost: int) -> None:
         """`lost` frames (or video units) never reached us: gaps in the publisher's sequence numbers."""
         with self._lock:

@@ -103,6 +103,9 @@ class CameraIntake:
             wake()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=JOIN_TIMEOUT_S)
+        if self._thread.is_alive():  # a callback outlived the join: destroying its handles now would race it
+            self._on_error(f"camera intake thread still running after {JOIN_TIMEOUT_S:.0f} s; its node is left")
+            return
         # Only now, with the thread gone, may the executor's guard condition and the node's handles go.
-        self.executor.shutdown()
+        self.executor.shutdown(timeout_sec=JOIN_TIMEOUT_S)
         self.node.destroy_node()

@@ -83,7 +83,7 @@ class _Unit:
     raw: bytes
     received: float
     times: FrameTimes
-    lost_before: int
+    lost_before: int | None  # None: not countable (several publishers, and this rclpy names none)
     after_drop: bool = False
 
 
@@ -135,7 +135,7 @@ class VideoCamera:
             self._queue_cond.notify()
         self.channel.last_input = now
 
-    def _lost(self, info: MessageInfo) -> int:
+    def _lost(self, info: MessageInfo) -> int | None:
         """Units a publisher sent that never reached the callback, from its sequence numbers (as
         CameraChannel counts frames, but apart: the camera's image topic has publishers of its own)."""
         seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
@@ -147,7 +147,7 @@ class VideoCamera:
             key = b""  # Jazzy gives no publisher_gid: gaps are counted while the topic has one publisher
         else:
             self._last_sequence.clear()
-            return 0
+            return None  # several publishers and no publisher_gid (Jazzy): "not counted", never a silent 0
         last = self._last_sequence.get(key)
         self._last_sequence[key] = seq
         return max(0, seq - last - 1) if last is not None else 0
@@ -173,7 +173,9 @@ class VideoCamera:
                 self._bad("unexpected", f"unexpected {type(exc).__name__} while decoding video: {exc}")
 
     def _decode(self, unit: _Unit) -> None:
-        if unit.lost_before:  # counted once here, whether or not the resync below returns a picture
+        if unit.lost_before is None:
+            self.channel.stats.on_loss_not_counted()
+        elif unit.lost_before:  # counted once here, whether or not the resync below returns a picture
             self.channel.stats.on_lost(unit.lost_before)
         if unit.lost_before or unit.after_drop:  # the reference chain broke: what the decoder holds is shown
             self._offer(self.decoder.resync())
