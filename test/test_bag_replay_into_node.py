@@ -265,9 +265,8 @@ def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tu
     bag = write_synthetic_drive(tmp_path / "short", frames, width=64, height=48, rate_hz=50.0).path
     recorded = [data for _, data in _recorded(bag)[IMAGE_TOPIC]]
     cmd = [sys.executable, "-m", "seg_perception.cli", "replay", str(bag), "--loop", "--wait-for-subscribers", "20"]
-    proc = subprocess.Popen(
-        cmd, env=isolated_ros_environment(domain), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    env = dict(isolated_ros_environment(domain), PYTHONFAULTHANDLER="1")  # SIGABRT dumps every thread's stack
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Start-up is not playback: interpreter and imports (11 s at a load of 8, 31 s with four more busy
         # loops on this 2-core machine), discovery, and the first message of each of the two reliable topics
@@ -279,7 +278,12 @@ def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tu
         )
         probe.wait_until(lambda: len(wire.get(IMAGE_TOPIC)) >= 3 * frames, 30, "three passes over the bag")
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # where it hangs, from faulthandler, instead of a bare timeout
+            _, stderr = proc.communicate(timeout=20)
+            pytest.fail(f"replay did not exit within 20 s of SIGINT; its stderr ends:\n{stderr[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
