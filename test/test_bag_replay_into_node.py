@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_signals import foreground_sigint
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, stamp_ns, unique_domain_id
 from rosgraph_msgs.msg import Clock
@@ -266,7 +267,9 @@ def test_loop_plays_the_bag_again_until_interrupted(tmp_path: Path, listener: tu
     recorded = [data for _, data in _recorded(bag)[IMAGE_TOPIC]]
     cmd = [sys.executable, "-m", "seg_perception.cli", "replay", str(bag), "--loop", "--wait-for-subscribers", "20"]
     env = dict(isolated_ros_environment(domain), PYTHONFAULTHANDLER="1")  # SIGABRT dumps every thread's stack
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=foreground_sigint
+    )
     try:
         # Start-up is not playback: interpreter and imports (11 s at a load of 8, 31 s with four more busy
         # loops on this 2-core machine), discovery, and the first message of each of the two reliable topics

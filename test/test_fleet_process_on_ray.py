@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_signals import foreground_sigint
 from fleet_bags import listing, metadata_text, process, read_bag
 from fleet_fault_injection import FAULT_DIR_ENV
 
@@ -221,7 +222,9 @@ def test_ctrl_c_stops_every_worker_and_leaves_nothing_partial(
         f"sys.exit(cli.main({argv!r}))\n"
     )
     with log.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=foreground_sigint
+        )
     try:
         blocked = _wait_for(
             lambda: [p for p in local_ray.fault_dir.iterdir() if p.name.startswith("blocked-")], proc, log
