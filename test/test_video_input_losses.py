@@ -82,7 +82,7 @@ def test_units_of_several_unnamed_publishers_are_said_not_counted_never_a_silent
     another publisher's numbering, so the units are counted as "not counted" (diagnostics say so)."""
     channel = CameraChannel("front", "front/")
     camera = VideoCamera(channel, threading.Condition(), Image, COMPRESSED_VIDEO)
-    camera.publisher_count = lambda: 2
+    camera.gaps.publisher_count = lambda: 2
     try:
         for seq in (1, 5, 2, 9):
             camera.store(b"\x01", {"publication_sequence_number": seq, "source_timestamp": 0})

@@ -41,7 +41,39 @@ class PendingFrame:
     times: FrameTimes = field(default_factory=FrameTimes)
 
 
-class CameraChannel:
+class SequenceGaps:
+    """Messages a topic's publishers sent that never reached the callback, from their sequence numbers:
+    the image topic's (CameraChannel) and a video topic's (ros/video_input.py) alike."""
+
+    def __init__(self) -> None:
+        self._last_sequence: dict[bytes, int] = {}
+        # Publishers on the topic now (set by the node); asked only where message info has no
+        # publisher_gid (Jazzy), to tell one publisher's sequence numbers from several interleaved ones.
+        self.publisher_count: Callable[[], int] | None = None
+
+    def lost_in_transport(self, info: MessageInfo) -> int | None:
+        """Frames a publisher sent that never reached the callback (DDS history overwrote them); None when
+        that cannot be told.
+
+        Sequence numbers count per publisher: Kilted's rclpy names it (publisher_gid). Jazzy's gives the
+        sequence number alone (its rmw message info has the publisher's gid, but rclpy 7.1 does not pass it
+        on), so gaps are counted only while the topic has exactly one publisher; with several, None."""
+        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+        if not seq:
+            return 0
+        if gid:
+            key = bytes(gid.get("data", b""))
+        elif self.publisher_count is not None and self.publisher_count() == 1:
+            key = SOLE_PUBLISHER
+        else:  # several publishers without their ids: their sequence numbers interleave and tell nothing
+            self._last_sequence.pop(SOLE_PUBLISHER, None)
+            return None
+        last = self._last_sequence.get(key)
+        self._last_sequence[key] = seq
+        return max(0, seq - last - 1) if last is not None else 0
+
+
+class CameraChannel(SequenceGaps):
     """Topics of one camera: `<prefix>image` in, `<prefix>segmentation/*` out (prefix '' or 'front/')."""
 
     def __init__(
@@ -70,10 +102,7 @@ class CameraChannel:
         self.subscription: Any = None
         self.info_subscription: Any = None
         self.qos_timer: Any = None
-        self._last_sequence: dict[bytes, int] = {}
-        # Publishers on the input topic now (set by the node); asked only where message info has no
-        # publisher_gid (Jazzy), to tell one publisher's sequence numbers from several interleaved ones.
-        self.publisher_count: Callable[[], int] | None = None
+        SequenceGaps.__init__(self)
         self._listeners: dict[str, bool] = {}
         self._listeners_read = -math.inf
         self.computed = dict.fromkeys(OUTPUT_TOPICS, 0)  # frames for which each output was computed
@@ -83,27 +112,6 @@ class CameraChannel:
 
     def is_live(self, now: float) -> bool:
         return now - self.last_input < LIVE_FOR_S
-
-    def lost_in_transport(self, info: MessageInfo) -> int | None:
-        """Frames a publisher sent that never reached the callback (DDS history overwrote them); None when
-        that cannot be told.
-
-        Sequence numbers count per publisher: Kilted's rclpy names it (publisher_gid). Jazzy's gives the
-        sequence number alone (its rmw message info has the publisher's gid, but rclpy 7.1 does not pass it
-        on), so gaps are counted only while the topic has exactly one publisher; with several, None."""
-        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-        if not seq:
-            return 0
-        if gid:
-            key = bytes(gid.get("data", b""))
-        elif self.publisher_count is not None and self.publisher_count() == 1:
-            key = SOLE_PUBLISHER
-        else:  # several publishers without their ids: their sequence numbers interleave and tell nothing
-            self._last_sequence.pop(SOLE_PUBLISHER, None)
-            return None
-        last = self._last_sequence.get(key)
-        self._last_sequence[key] = seq
-        return max(0, seq - last - 1) if last is not None else 0
 
     def store(self, msg: Any, info: MessageInfo, cond: threading.Condition) -> None:
         """Subscription callback body: keep only the newest frame (its serialized bytes, as the node

@@ -25,7 +25,7 @@ import importlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
 
@@ -37,7 +37,7 @@ from seg_perception.bag.video_topics import AV_PKT_FLAG_KEY, COMPRESSED_VIDEO, F
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.image_cdr import FrameHeader, frame_header
 from seg_perception.core.video_stream import BEFORE_KEYFRAME, DecodedPicture, VideoStreamDecoder
-from seg_perception.ros.camera_channel import CameraChannel, PendingFrame
+from seg_perception.ros.camera_channel import CameraChannel, PendingFrame, SequenceGaps
 from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.output_qos import RELIABILITY, matched_reliability
 from seg_perception.ros.stage_times import FrameTimes
@@ -110,8 +110,7 @@ class VideoCamera:
         self.dropped_backlog = 0
         self.max_pixels: int | None = None
         self.on_bad: Any = None  # (channel, reason, text) -> None: the node's rate-limited warning
-        self.publisher_count: Any = None  # () -> publishers on the video topic now (set by VideoInputs)
-        self._last_sequence: dict[bytes, int] = {}
+        self.gaps = SequenceGaps()  # its publisher_count is set by VideoInputs
         self._thread = threading.Thread(target=self._run, name=f"seg_perception_video_{channel.name}", daemon=True)
         self._thread.start()
 
@@ -123,34 +122,17 @@ class VideoCamera:
             callback_ns=time.time_ns(),
         )
         now = time.monotonic()
-        unit = _Unit(bytes(msg), now, times, self._lost(info))
+        unit = _Unit(bytes(msg), now, times, self.gaps.lost_in_transport(info))
         with self._queue_cond:
             self.units += 1
             stale = bool(self._queue) and now - self._queue[0].received > MAX_QUEUE_AGE_S
             if stale or len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
                 self.dropped_backlog += len(self._queue)
                 self._queue.clear()
-                unit = _Unit(unit.raw, unit.received, unit.times, unit.lost_before, after_drop=True)
+                unit = replace(unit, after_drop=True)
             self._queue.append(unit)
             self._queue_cond.notify()
         self.channel.last_input = now
-
-    def _lost(self, info: MessageInfo) -> int | None:
-        """Units a publisher sent that never reached the callback, from its sequence numbers (as
-        CameraChannel counts frames, but apart: the camera's image topic has publishers of its own)."""
-        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-        if not seq:
-            return 0
-        if gid:
-            key = bytes(gid.get("data", b""))
-        elif self.publisher_count is not None and self.publisher_count() == 1:
-            key = b""  # Jazzy gives no publisher_gid: gaps are counted while the topic has one publisher
-        else:
-            self._last_sequence.clear()
-            return None  # several publishers and no publisher_gid (Jazzy): "not counted", never a silent 0
-        last = self._last_sequence.get(key)
-        self._last_sequence[key] = seq
-        return max(0, seq - last - 1) if last is not None else 0
 
     def stop(self) -> None:
         with self._queue_cond:
@@ -323,7 +305,7 @@ class VideoInputs:
             self._state[ch.name] = f"off: cannot subscribe to {topic}: {type(exc).__name__}: {exc}"
             node.get_logger().error(f"video input {self._state[ch.name]}; the image inputs keep running")
             return True
-        camera.publisher_count = partial(node.count_publishers, topic)
+        camera.gaps.publisher_count = partial(node.count_publishers, topic)
         self._cameras[ch.name] = camera
         self._state[ch.name] = f"{type_name} on {topic}"
         node.get_logger().info(f"subscribed to {topic} ({type_name}, {reliability.name.lower()}, depth {depth})")
