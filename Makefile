@@ -34,13 +34,16 @@ endif
 
 venv: $(STAMP)
 
-# A venv built for another distribution (or by an older Makefile that recorded none: Kilted) is removed first:
-# both distributions' wheels install the same modules (rclpy, rcl, ...), so they cannot share one.
+# A venv built for another distribution is removed first: both distributions' wheels install the same modules
+# (rclpy, rcl, ...), so they cannot share one. Which one a venv holds: .ci/venv_distro.py (its marker, else its
+# installed rclpy wheel). The marker and the stamp are removed before building and written last, so a build
+# that stops part-way leaves no marker claiming a complete venv.
 $(STAMP): requirements.txt requirements-$(ROS_DISTRO).txt $(CONSTRAINTS) setup.py setup.cfg pyproject.toml \
-		.ci/patch_tensorrt_stubs.py
-	@built="$$(cat $(VENV)/ros-distro 2>/dev/null || { test -e $(VENV)/.installed-stamp && echo kilted; })"; \
-	if [ -n "$$built" ] && [ "$$built" != "$(ROS_DISTRO)" ]; then \
-		echo "$(VENV) was built for ROS 2 $$built: rebuilding it for $(ROS_DISTRO)"; rm -rf $(VENV); fi
+		.ci/patch_tensorrt_stubs.py .ci/venv_distro.py
+	@reason="$$($(PYTHON) .ci/venv_distro.py $(VENV) $(ROS_DISTRO))" || exit 1; \
+	if [ -n "$$reason" ]; then echo "$$reason"; rm -rf $(VENV); fi
+	rm -f $(VENV)/ros-distro $(VENV)/.installed-$(ROS_DISTRO) $(VENV)/.installed-$(OTHER_DISTRO) \
+		$(VENV)/.installed-stamp
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-$(ROS_DISTRO).txt \
 		-c $(CONSTRAINTS)
@@ -52,7 +55,6 @@ $(STAMP): requirements.txt requirements-$(ROS_DISTRO).txt $(CONSTRAINTS) setup.p
 		-c $(CONSTRAINTS) tensorrt-stubs
 	$(PY) .ci/patch_tensorrt_stubs.py $(VENV)/tensorrt-stubs-wheel $(VENV)/tensorrt-stubs
 	echo $(ROS_DISTRO) > $(VENV)/ros-distro
-	rm -f $(VENV)/.installed-stamp $(VENV)/.installed-$(OTHER_DISTRO)
 	touch $(STAMP)
 
 demo: $(STAMP)
