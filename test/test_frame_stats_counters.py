@@ -43,11 +43,27 @@ def test_counters_add_up_exactly() -> None:
 
 def test_lost_units_count_as_lost_and_dropped_without_a_frame_received() -> None:
     stats = FrameStats()
-    stats.on_received(True)
-    stats.on_lost(4)  # a video stream's units lost before a resync that returned no picture
-    stats.on_lost(1)
+    stats.on_picture(True)
+    stats.on_losses(4)  # a video stream's units lost before a resync that returned no picture
+    stats.on_losses(1)
     snap = stats.snapshot()
     assert (snap.received, snap.replaced, snap.lost_in_transport, snap.dropped) == (1, 1, 5, 6)
+
+
+def test_counting_stops_while_losses_cannot_be_told_and_resumes_after() -> None:
+    """`loss_counted` follows the newest frame or unit; the frames not counted stay counted apart."""
+    stats = FrameStats()
+    stats.on_received(False, lost_before=2)
+    assert stats.snapshot().loss_counted
+    stats.on_received(False, lost_before=None)  # several publishers, none named
+    stats.on_losses(None)
+    stats.on_picture(False)  # a decoded picture says nothing about losses
+    snap = stats.snapshot()
+    assert (snap.loss_counted, snap.loss_not_counted, snap.lost_in_transport, snap.received) == (False, 2, 2, 3)
+    stats.on_received(False, lost_before=0)  # one publisher again
+    stats.on_losses(3)
+    snap = stats.snapshot()
+    assert (snap.loss_counted, snap.loss_not_counted, snap.lost_in_transport, snap.dropped) == (True, 2, 5, 5)
 
 
 def test_a_fresh_monitor_reports_zeros() -> None:

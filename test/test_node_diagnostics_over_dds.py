@@ -5,6 +5,7 @@ uncomputed while nobody subscribes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -101,31 +102,52 @@ def test_outputs_and_grid_nobody_subscribes_to_are_not_computed(spec_path: Path)
 def test_frames_of_two_publishers_are_counted_or_said_not_counted(spec_path: Path) -> None:
     """Two cameras' drivers publishing on one input topic. Kilted's rclpy names each frame's publisher, so
     losses are counted (none here: each frame is answered before the next is sent); Jazzy's names none, so
-    /diagnostics says "not counted" for those frames instead of a 0 that would mean "nothing was lost"."""
+    /diagnostics says losses are not counted for those frames instead of a 0 that would mean "nothing was
+    lost", and counts again once the second driver is gone. The count stays an integer throughout."""
     domain = unique_domain_id(33)
     probe = Probe(domain, outputs=("labels",))
     second = probe.node.create_publisher(Image, "image", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     node = NodeProcess(domain, {"model": str(spec_path), "backend": "onnxruntime", "diagnostics_period": 0.2})
     frame = smooth_image(H, W, seed=43)
+    jazzy = distro_name({}, installed_rclpy_version()) == "jazzy"
+
+    def send(stamp: int, publisher: Any) -> None:
+        publisher.publish(image_msg(frame, "rgb8", stamp))
+        probe.wait_until(lambda: any(stamp_ns(m) == stamp for m in probe.messages("labels")), 10, f"{stamp}")
+
     try:
         probe.wait_for_subscribers(probe.image_pub)
         probe.wait_for_subscribers(second)
         probe.wait_for_node_outputs()
         for k in range(6):
-            stamp = 9_000 + k
-            (probe.image_pub if k % 2 else second).publish(image_msg(frame, "rgb8", stamp))
-            probe.wait_until(lambda s=stamp: any(stamp_ns(m) == s for m in probe.messages("labels")), 10, f"{stamp}")
+            send(9_000 + k, probe.image_pub if k % 2 else second)
         probe.wait_until(lambda: probe.diagnostics().get("frames_received") == "6", 10, "diagnostics of 6 frames")
         values = probe.diagnostics()
+        probe.node.destroy_publisher(second)  # one driver left: the node counts its losses again
+        received, late = 6, 0  # late: frames sent before the node's graph shows one publisher (discovery)
+        while True:
+            send(9_100 + late, probe.image_pub)
+            received += 1
+            n = str(received)
+            probe.wait_until(lambda n=n: probe.diagnostics().get("frames_received") == n, 10, f"diagnostics of {n}")
+            if probe.diagnostics()["frames_lost_in_transport.counted"] == "true" or late == 20:
+                break
+            late += 1
+        after = probe.diagnostics()
     finally:
         node.stop()
         probe.close()
-    if distro_name({}, installed_rclpy_version()) == "jazzy":
-        assert values["frames_lost_in_transport"] == "not counted", values
+    assert values["frames_lost_in_transport"] == "0", values  # an integer, whatever the distribution
+    if jazzy:
+        assert values["frames_lost_in_transport.counted"] == "false", values
         assert values["frames_lost_in_transport.not_counted_frames"] == "6", values
-        assert values["frames_lost_in_transport.counted"] == "0", values
         assert list(values) == expected_keys(enabled=[LOSS_NOT_COUNTED])  # the generated reference's keys
     else:
-        assert values["frames_lost_in_transport"] == "0", values
-        assert "frames_lost_in_transport.not_counted_frames" not in values, values
+        assert values["frames_lost_in_transport.counted"] == "true", values
+        assert values["frames_lost_in_transport.not_counted_frames"] == "0", values
         assert list(values) == expected_keys()
+    assert after["frames_lost_in_transport"] == "0", after
+    assert after["frames_lost_in_transport.counted"] == "true", after
+    assert after["frames_lost_in_transport.not_counted_frames"] == (str(6 + late) if jazzy else "0"), after
+    assert late <= (5 if jazzy else 0), late
+    assert list(after) == expected_keys()

@@ -79,15 +79,23 @@ def test_units_queued_longer_than_the_age_limit_are_dropped_once() -> None:
 
 def test_units_of_several_unnamed_publishers_are_said_not_counted_never_a_silent_0() -> None:
     """Jazzy's rclpy names no publisher: with two publishers on the video topic a gap cannot be told from
-    another publisher's numbering, so the units are counted as "not counted" (diagnostics say so)."""
+    another publisher's numbering, so the units are counted as "not counted" (diagnostics say so); once one
+    publisher is left, its gaps count again."""
     channel = CameraChannel("front", "front/")
     camera = VideoCamera(channel, threading.Condition(), Image, COMPRESSED_VIDEO)
-    camera.gaps.publisher_count = lambda: 2
+    publishers = 2
+    camera.gaps.publisher_count = lambda: publishers
     try:
         for seq in (1, 5, 2, 9):
             camera.store(b"\x01", {"publication_sequence_number": seq, "source_timestamp": 0})
         _drained(camera, 4)
         snap = channel.stats.snapshot()
-        assert (snap.loss_not_counted, snap.lost_in_transport, snap.dropped) == (4, 0, 0)
+        assert (snap.loss_not_counted, snap.lost_in_transport, snap.dropped, snap.loss_counted) == (4, 0, 0, False)
+        publishers = 1
+        for seq in (10, 13):  # 11 and 12 lost
+            camera.store(b"\x01", {"publication_sequence_number": seq, "source_timestamp": 0})
+        _drained(camera, 6)
+        snap = channel.stats.snapshot()
+        assert (snap.loss_not_counted, snap.lost_in_transport, snap.dropped, snap.loss_counted) == (4, 2, 2, True)
     finally:
         camera.stop()

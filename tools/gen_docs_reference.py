@@ -109,7 +109,7 @@ def _condition(requires: str) -> str:
     if not requires:
         return ""
     if requires == "loss_not_counted":
-        return " (once losses are not counted)"
+        return " (while losses are not counted)"
     return f" (with `{requires}: true`)"
 
 

@@ -482,6 +482,21 @@ ROUND_THREE_BUGS = (
         ),
         ("test/test_preprocessing_matches_libraries.py::test_torchvision_antialias_on_uint8_is_bit_exact",),
     ),
+    Bug(
+        "zd",
+        "frame losses stay 'not counted' for the node's life once a second unnamed publisher appeared (Jazzy)",
+        single(
+            "seg_perception/core/frame_stats.py",
+            "        self.loss_counted = lost is not None\n",
+            "        self.loss_counted = self.loss_counted and lost is not None  # PLANTED: never recovers\n",
+        ),
+        (
+            "test/test_frame_stats_counters.py",
+            "test/test_camera_channel_keeps_newest_frame.py",
+            "test/test_video_input_losses.py",
+            "test/test_node_diagnostics_over_dds.py::test_frames_of_two_publishers_are_counted_or_said_not_counted",
+        ),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS + ROUND_THREE_BUGS

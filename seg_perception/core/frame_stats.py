@@ -28,6 +28,7 @@ class StatsSnapshot:
     bad_by_reason: dict[str, int] = field(default_factory=dict)  # ImageCodecError.reason -> count
     # frames whose losses before them could not be counted (several publishers, and rclpy names none: Jazzy)
     loss_not_counted: int = 0
+    loss_counted: bool = True  # the newest frame's losses were counted (False while they cannot be)
 
 
 class FrameStats:
@@ -39,6 +40,7 @@ class FrameStats:
         self._count = 0
         self.received = self.processed = self.dropped = self.bad_frames = self.failed = 0
         self.replaced = self.lost_in_transport = self.loss_not_counted = 0
+        self.loss_counted = True
         self.bad_by_reason: dict[str, int] = {}
         self._last_time = time.monotonic()
         self._last_received = self._last_processed = 0
@@ -49,22 +51,31 @@ class FrameStats:
         with self._lock:
             self.received += 1
             self.replaced += int(replaced_waiting)
-            if lost_before is None:
-                self.loss_not_counted += 1
-                lost_before = 0
-            self.lost_in_transport += lost_before
-            self.dropped += int(replaced_waiting) + lost_before
+            self.dropped += int(replaced_waiting)
+            self._losses(lost_before)
 
-    def on_loss_not_counted(self) -> None:
-        """A frame (or video unit) arrived whose losses cannot be told (several publishers, none named)."""
+    def on_picture(self, replaced_waiting: bool) -> None:
+        """A decoded video picture reached the one-slot buffer; its unit's losses went to `on_losses`."""
         with self._lock:
+            self.received += 1
+            self.replaced += int(replaced_waiting)
+            self.dropped += int(replaced_waiting)
+
+    def on_losses(self, lost: int | None) -> None:
+        """Before one video unit, `lost` units never reached us (gaps in the publisher's sequence numbers);
+        None: how many cannot be told (several publishers, and this rclpy names none)."""
+        with self._lock:
+            self._losses(lost)
+
+    def _losses(self, lost: int | None) -> None:
+        # Counting resumes with the first frame whose losses can be told again (the topic is back to one
+        # publisher): the frames not counted meanwhile stay in loss_not_counted.
+        self.loss_counted = lost is not None
+        if lost is None:
             self.loss_not_counted += 1
-
-    def on_lost(self, lost: int) -> None:
-        """`lost` frames (or video units) never reached us: gaps in the publisher's sequence numbers."""
-        with self._lock:
-            self.lost_in_transport += lost
-            self.dropped += lost
+            return
+        self.lost_in_transport += lost
+        self.dropped += lost
 
     def on_processed(self, latency_ms: float) -> None:
         with self._lock:
@@ -109,4 +120,5 @@ class FrameStats:
                 self.lost_in_transport,
                 dict(self.bad_by_reason),
                 self.loss_not_counted,
+                self.loss_counted,
             )

@@ -42,7 +42,7 @@ VIDEO_BAD_REASONS = (
     "undeserializable_message",
 )
 VIDEO_INPUT = "video_input"  # a condition: the parameter is true
-LOSS_NOT_COUNTED = "loss_not_counted"  # a condition: frames came from several publishers on ROS 2 Jazzy
+LOSS_NOT_COUNTED = "loss_not_counted"  # a condition: losses are not counted now (several publishers, ROS 2 Jazzy)
 COMPUTED_OUTPUTS = ("labels", "drivable_mask", "overlay", "color_mask", "confidence")
 BASELINES = ("low_confidence", "drivable_collapse")
 
@@ -72,20 +72,20 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
     ),
     DiagnosticsKey(
         "frames_lost_in_transport",
-        "gaps in the publisher's sequence numbers: DDS history overwrote them before the callback",
-        _COUNT + ", or `not counted` (ROS 2 Jazzy, once frames came from several publishers)",
+        "gaps in the publisher's sequence numbers: DDS history overwrote them before the callback; counted on the "
+        "frames whose losses can be told (see the next two keys)",
+        _COUNT,
     ),
     DiagnosticsKey(
         "frames_lost_in_transport.counted",
-        "the losses counted on the frames whose publisher was known",
-        _COUNT,
-        requires=LOSS_NOT_COUNTED,
+        "whether losses are counted now: `false` while several publishers share the input and this rclpy does not "
+        "name a frame's publisher (ROS 2 Jazzy), `true` again once one publisher is left",
+        "`true` or `false`",
     ),
     DiagnosticsKey(
         "frames_lost_in_transport.not_counted_frames",
         "frames whose losses could not be counted (several publishers; Jazzy's rclpy names none)",
         _COUNT,
-        requires=LOSS_NOT_COUNTED,
     ),
     DiagnosticsKey("frames_lost_in_transport.why", "why losses are not counted", "text", requires=LOSS_NOT_COUNTED),
     DiagnosticsKey("bad_frames", "frames the decoder refused (each also logged, rate-limited)", _COUNT),

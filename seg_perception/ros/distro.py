@@ -9,7 +9,7 @@ sources could not be read, so Lyrical is handled on what Kilted's and Jazzy's sh
 - `rclpy.subscription.MessageInfo` (a TypedDict) and `rclpy.subscription.RCLError` exist in Kilted's rclpy only;
   Jazzy (and rolling of 2024-12) passes the same plain dict without `publisher_gid` (rclpy/src/rclpy/
   subscription.cpp builds it from rmw's message info, leaving the gid out), so frame loss is counted from
-  sequence numbers only while a topic has one publisher, else "not counted" (ros/camera_channel.py,
+  sequence numbers only while a topic has one publisher, else not counted (ros/camera_channel.py,
   ros/messages.py). So the type is ours,
   and RCLError comes from the implementation singleton every distribution has
   (`rclpy.impl.implementation_singleton`).

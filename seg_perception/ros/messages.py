@@ -133,21 +133,22 @@ def legend_image(spec: ModelSpec, row_height: int = 28, width: int = 260) -> np.
     return img
 
 
-LOSS_NOT_COUNTED = "not counted"
+NOT_COUNTED_WHY = "several publishers on the input; this rclpy does not name a frame's publisher"
 
 
 def lost_in_transport_values(stats: StatsSnapshot) -> dict[str, str]:
-    """The frames-lost diagnostics: the count, or "not counted" (never a silent 0) once frames arrived whose
-    losses could not be told: several publishers on the input and an rclpy that does not say which sent a
-    frame (ROS 2 Jazzy). Then the losses counted on the other frames, and how many frames were not counted."""
-    if not stats.loss_not_counted:
-        return {"frames_lost_in_transport": str(stats.lost_in_transport)}
-    return {
-        "frames_lost_in_transport": LOSS_NOT_COUNTED,
-        "frames_lost_in_transport.counted": str(stats.lost_in_transport),
+    """The frames-lost diagnostics. The count stays an integer, of the frames whose losses could be told;
+    `.counted` says whether they can be now (false while several publishers share the input and this rclpy
+    does not say which sent a frame: ROS 2 Jazzy; true again once one is left), and `.not_counted_frames`
+    how many frames' losses were not counted, so a 0 never silently means "nothing was lost"."""
+    values = {
+        "frames_lost_in_transport": str(stats.lost_in_transport),
+        "frames_lost_in_transport.counted": "true" if stats.loss_counted else "false",
         "frames_lost_in_transport.not_counted_frames": str(stats.loss_not_counted),
-        "frames_lost_in_transport.why": "several publishers on the input; this rclpy does not name a frame's publisher",
     }
+    if not stats.loss_counted:
+        values["frames_lost_in_transport.why"] = NOT_COUNTED_WHY
+    return values
 
 
 def diagnostics_message(

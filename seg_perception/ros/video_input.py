@@ -155,10 +155,8 @@ class VideoCamera:
                 self._bad("unexpected", f"unexpected {type(exc).__name__} while decoding video: {exc}")
 
     def _decode(self, unit: _Unit) -> None:
-        if unit.lost_before is None:
-            self.channel.stats.on_loss_not_counted()
-        elif unit.lost_before:  # counted once here, whether or not the resync below returns a picture
-            self.channel.stats.on_lost(unit.lost_before)
+        # Counted once here, whether or not the resync below returns a picture.
+        self.channel.stats.on_losses(unit.lost_before)
         if unit.lost_before or unit.after_drop:  # the reference chain broke: what the decoder holds is shown
             self._offer(self.decoder.resync())
         try:
@@ -195,7 +193,7 @@ class VideoCamera:
                 replaced = self.channel.pending is not None
                 self.channel.pending = pending
                 self._cond.notify()
-            self.channel.stats.on_received(replaced)
+            self.channel.stats.on_picture(replaced)
 
     def _bad(self, reason: str, text: str) -> None:
         self.channel.stats.on_bad_frame(reason)
