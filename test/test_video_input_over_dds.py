@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from child_signals import foreground_sigint
 from interface_packages import interface_env
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from ros_harness import NodeProcess, Probe, image_msg, stamp_ns, unique_domain_id
@@ -253,3 +255,31 @@ def test_deactivate_stops_the_video_input_and_activate_starts_it_again(tmp_path:
             publisher.wait()
         node.stop()
         probe.close()
+
+
+def test_sigint_while_video_flows_exits_cleanly(tmp_path: Path, spec_path: Path) -> None:
+    """Ctrl-C while units stream in and the decoder thread is busy: exit status 0, no traceback."""
+    env = _env()
+    domain = unique_domain_id()
+    params = {"model": str(spec_path), "backend": "onnxruntime", "video_input": True, "diagnostics_period": 0.2}
+    probe = Probe(domain, outputs=("labels",))
+    # SIGINT's default disposition, as a command run in a terminal has (not inherited SIG_IGN: child_signals.py)
+    node = NodeProcess(domain, params, base_env=env, preexec_fn=foreground_sigint)
+    publisher = None
+    try:
+        node.wait_for_log("subscribed to /camera/image", timeout=90)  # start-up on a loaded machine
+        probe.wait_for_node_outputs()
+        publisher = _publish(tmp_path, env, domain, "compressedvideo", _stream(first=0, garbage=None), repeat_s=60)
+        probe.wait_until(lambda: len(probe.messages("labels")) >= 3, 30, "labels of the video")
+        units = probe.counter("video_units_received")
+        probe.wait_until(lambda: probe.counter("video_units_received") > units, 10, "units still arriving")
+        node.proc.send_signal(signal.SIGINT)
+        node.proc.wait(timeout=20)
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        node.stop(timeout=5)  # kills it if it did not stop
+        probe.close()
+    assert node.proc.returncode == 0, node.output
+    assert "Traceback" not in node.output and "KeyboardInterrupt" not in node.output, node.output

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from seg_perception.ros.dds_profile import (
@@ -56,8 +56,10 @@ class NodeProcess:
         executable: Sequence[str] = (sys.executable, "-m", "seg_perception.node"),
         base_env: Mapping[str, str] | None = None,
         large_data_profile: bool = True,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
-        """`executable`: how to start the node (an installed `lib/seg_perception/seg_perception_node`, say)."""
+        """`executable`: how to start the node (an installed `lib/seg_perception/seg_perception_node`, say);
+        `preexec_fn` runs in the child before it starts (a test gives it SIGINT's default disposition)."""
         cmd = [*executable, "--ros-args", "-r", f"__ns:={namespace}"]
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -69,6 +71,7 @@ class NodeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
