@@ -497,6 +497,16 @@ ROUND_THREE_BUGS = (
             "test/test_node_diagnostics_over_dds.py::test_frames_of_two_publishers_are_counted_or_said_not_counted",
         ),
     ),
+    Bug(
+        "ze",
+        "a video backlog is dropped whole, never back to its newest fresh keyframe",
+        single(
+            "seg_perception/ros/video_input.py",
+            "                cut = len(queue) if unit.keyframe else backlog_cut(queue, now)\n",
+            "                cut = len(queue)  # PLANTED: the whole queue\n",
+        ),
+        ("test/test_video_backlog_keeps_newest_keyframe.py",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS + ROUND_THREE_BUGS

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from seg_perception.core.video_cdr import AV_PKT_FLAG_KEY  # FFMPEGPacket.flags: libavcodec's packet flags
+
 COMPRESSED_VIDEO: Final = "foxglove_msgs/msg/CompressedVideo"  # bag_io.CAMERA_TYPES names them too
 FFMPEG_PACKET: Final = "ffmpeg_image_transport_msgs/msg/FFMPEGPacket"
-AV_PKT_FLAG_KEY: Final = 1  # FFMPEGPacket.flags carries libavcodec's packet flags
 
 # foxglove_msgs/msg/CompressedVideo.msg (foxglove-sdk, ros_foxglove_msgs)
 COMPRESSED_VIDEO_MSG: Final = """\

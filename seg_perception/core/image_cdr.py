@@ -79,7 +79,7 @@ def frame_header(sec: int, nanosec: int, frame_id: str) -> FrameHeader:
     return FrameHeader(sec, nanosec, frame_id, header_cdr(sec, nanosec, frame_id))
 
 
-class _Reader:
+class CdrReader:
     """Reads CDR fields in order from one buffer, with the alignment rules and bounds checks."""
 
     __slots__ = ("order", "pos", "view", "what")
@@ -140,7 +140,7 @@ class _Reader:
 
 def parse_image(buf: bytes | bytearray | memoryview) -> ImageCdr:
     """Read a serialized sensor_msgs/Image; the pixel data stays a view on `buf`."""
-    r = _Reader(buf, "sensor_msgs/Image")
+    r = CdrReader(buf, "sensor_msgs/Image")
     header = r.header()
     height, width, length = r.uint32s(3, "III")
     encoding = r.text(length, "encoding")
@@ -155,7 +155,7 @@ def parse_image(buf: bytes | bytearray | memoryview) -> ImageCdr:
 
 def parse_compressed_image(buf: bytes | bytearray | memoryview) -> CompressedImageCdr:
     """Read a serialized sensor_msgs/CompressedImage; the data stays a view on `buf`."""
-    r = _Reader(buf, "sensor_msgs/CompressedImage")
+    r = CdrReader(buf, "sensor_msgs/CompressedImage")
     header = r.header()
     (length,) = r.uint32s(1, "I")
     fmt = r.text(length, "format")

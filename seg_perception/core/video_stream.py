@@ -65,10 +65,12 @@ def _nal_types(data: bytes, hevc: bool) -> Iterator[int]:
 
 def is_keyframe(decoder: str, data: bytes, flag: bool | None = None) -> bool:
     """Whether an access unit starts a picture decodable without any earlier one."""
+    # The first slice (VCL NAL unit) decides: every slice of an IDR/IRAP picture is one, so the scan stops
+    # there rather than running through the whole unit (the node's video callback reads this per unit).
     if decoder == "h264":
-        return any(t == 5 for t in _nal_types(data, hevc=False))
+        return next((t == 5 for t in _nal_types(data, hevc=False) if 1 <= t <= 5), False)
     if decoder == "hevc":
-        return any(16 <= t <= 21 for t in _nal_types(data, hevc=True))
+        return next((16 <= t <= 21 for t in _nal_types(data, hevc=True) if t <= 31), False)
     if flag is not None:
         return flag
     if decoder == "vp9" and data:

@@ -151,7 +151,8 @@ DIAGNOSTICS_KEYS: tuple[DiagnosticsKey, ...] = (
     ),
     DiagnosticsKey(
         "video_units_dropped_backlog",
-        "units dropped because decoding fell behind (decoding restarts at the next keyframe)",
+        "units dropped because decoding fell behind (decoding restarts at the newest fresh keyframe queued, else "
+        "at the next one)",
         _COUNT,
         requires=VIDEO_INPUT,
     ),

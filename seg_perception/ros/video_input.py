@@ -13,10 +13,13 @@ counted) and puts each decoded picture into the camera's one-slot buffer, where 
 it if the segmentation worker has not taken it yet: every unit is decoded, only the newest picture is
 segmented. Each picture carries the stamp and frame_id of the message that carried it.
 
-Units lost on the way (publication sequence numbers) or dropped because decoding fell behind
-(`MAX_BACKLOG` units queued, or the oldest queued longer than `MAX_QUEUE_AGE_S`) break the reference
-chain: the decoder waits for the next keyframe, and the units skipped meanwhile are counted under
-`video_skipped_before_keyframe`.
+Units lost on the way (publication sequence numbers) break the reference chain: the decoder waits for the
+next keyframe, and the units skipped meanwhile are counted under `video_skipped_before_keyframe`. When
+decoding falls behind (`MAX_BACKLOG` units queued, or the oldest queued longer than `MAX_QUEUE_AGE_S`), the
+queue is dropped back to its newest keyframe that is still fresh (the callback reads each unit's keyframe bit
+from its serialized bytes: core/video_cdr.py), so decoding resumes there at once instead of skipping to the
+next keyframe; with none queued (or the new unit a keyframe itself) the whole queue goes. The units dropped
+are counted under `video_units_dropped_backlog`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from rclpy.serialization import deserialize_message
 from seg_perception.bag.video_topics import AV_PKT_FLAG_KEY, COMPRESSED_VIDEO, FFMPEG_PACKET
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.image_cdr import FrameHeader, frame_header
+from seg_perception.core.video_cdr import compressed_video_keyframe, ffmpeg_packet_keyframe
 from seg_perception.core.video_stream import BEFORE_KEYFRAME, DecodedPicture, VideoStreamDecoder
 from seg_perception.ros.camera_channel import CameraChannel, PendingFrame, SequenceGaps
 from seg_perception.ros.distro import MessageInfo
@@ -85,6 +89,20 @@ class _Unit:
     times: FrameTimes
     lost_before: int | None  # None: not countable (several publishers, and this rclpy names none)
     after_drop: bool = False
+    keyframe: bool | None = None  # read from the serialized bytes; None: cannot be told
+
+
+def backlog_cut(queue: deque[_Unit], now: float) -> int:
+    """How many queued units to drop when decoding fell behind: those before the newest keyframe received
+    within MAX_QUEUE_AGE_S (decoding resumes there), or all of them when no such keyframe is queued after
+    the first unit."""
+    for index in range(len(queue) - 1, 0, -1):
+        unit = queue[index]
+        if now - unit.received > MAX_QUEUE_AGE_S:
+            break
+        if unit.keyframe:
+            return index
+    return len(queue)
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,7 @@ class VideoCamera:
         self.max_pixels: int | None = None
         self.on_bad: Any = None  # (channel, reason, text) -> None: the node's rate-limited warning
         self.gaps = SequenceGaps()  # its publisher_count is set by VideoInputs
+        self._keyframe = compressed_video_keyframe if type_name == COMPRESSED_VIDEO else ffmpeg_packet_keyframe
         self._thread = threading.Thread(target=self._run, name=f"seg_perception_video_{channel.name}", daemon=True)
         self._thread.start()
 
@@ -122,15 +141,22 @@ class VideoCamera:
             callback_ns=time.time_ns(),
         )
         now = time.monotonic()
-        unit = _Unit(bytes(msg), now, times, self.gaps.lost_in_transport(info))
+        raw = bytes(msg)
+        unit = _Unit(raw, now, times, self.gaps.lost_in_transport(info), keyframe=self._keyframe(raw))
         with self._queue_cond:
             self.units += 1
-            stale = bool(self._queue) and now - self._queue[0].received > MAX_QUEUE_AGE_S
-            if stale or len(self._queue) >= MAX_BACKLOG:  # decoding fell behind: start again at the next keyframe
-                self.dropped_backlog += len(self._queue)
-                self._queue.clear()
-                unit = replace(unit, after_drop=True)
-            self._queue.append(unit)
+            queue = self._queue
+            stale = bool(queue) and now - queue[0].received > MAX_QUEUE_AGE_S
+            if stale or len(queue) >= MAX_BACKLOG:  # decoding fell behind: resume at the newest fresh keyframe
+                cut = len(queue) if unit.keyframe else backlog_cut(queue, now)
+                self.dropped_backlog += cut
+                for _ in range(cut):
+                    queue.popleft()
+                if queue:  # the decoder resyncs before the keyframe kept
+                    queue[0] = replace(queue[0], after_drop=True)
+                else:
+                    unit = replace(unit, after_drop=True)
+            queue.append(unit)
             self._queue_cond.notify()
         self.channel.last_input = now
 
