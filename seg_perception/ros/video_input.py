@@ -7,11 +7,12 @@ publisher's type cannot be imported, the node says so in one warning line and /d
 and the image inputs keep running.
 
 A video decoder must see every access unit (later pictures reference earlier ones), so the subscription
-callback only queues the serialized unit; one thread per video camera deserializes and decodes every unit
-in order (core/video_stream.VideoStreamDecoder: keyframes, B-frame reordering, mid-GOP start, bad units
-counted) and puts each decoded picture into the camera's one-slot buffer, where the next picture replaces
-it if the segmentation worker has not taken it yet: every unit is decoded, only the newest picture is
-segmented. Each picture carries the stamp and frame_id of the message that carried it.
+callback only queues the serialized unit (and reads its keyframe bit); one thread per video camera
+deserializes and decodes every unit in order (core/video_stream.VideoStreamDecoder: keyframes, B-frame
+reordering, mid-GOP start, bad units counted) and puts each decoded picture into the camera's one-slot
+buffer, where the next picture replaces it if the segmentation worker has not taken it yet: every unit is
+decoded, only the newest picture is segmented. Each picture carries the stamp and frame_id of the message
+that carried it.
 
 Units lost on the way (publication sequence numbers) break the reference chain: the decoder waits for the
 next keyframe, and the units skipped meanwhile are counted under `video_skipped_before_keyframe`. When
