@@ -160,7 +160,9 @@ def postprocess_graph(
         merged = b.op("Where", [paints, global_ids, merged])
         confidence = b.op("Where", [paints, conf, confidence])
     # Everything per pixel is done at head resolution; at camera resolution only one nearest
-    # resize and one cast per output remain (that is where the pixels are many).
+    # upsampling (whole rows gathered) and one cast per output remain (that is where the pixels are many).
+    # The cast to uint8 stays last: TensorRT converts uint8 to and from float only, so no Gather or Resize
+    # may run on uint8.
     # round(p * 255) as floor(p * 255 + 0.5): Floor is supported everywhere, Round is not.
     conf_255 = b.op(
         "Floor",
