@@ -100,8 +100,8 @@ def _nearest(
     b: GraphBuilder, x: str, in_hw: tuple[int, int], out_hw: tuple[int, int], keep_hw: tuple[int, int] | None = None
 ) -> str:
     """float [N, h, w] resized with nearest to out_hw (then cut to its top-left keep_hw), as Gathers with
-    constant indices rather than a Resize: on ONNX Runtime its camera-sized nearest Resize took 0.62 ms at
-    1280x720 against 0.3 ms for these (measured, docs/performance.md). Columns are taken first, on the
+    constant indices rather than a Resize: at 1280x720 ONNX Runtime's nearest Resize took 0.74 ms against
+    0.27 ms for these (its profile, one thread, docs/performance.md). Columns are taken first, on the
     small tensor (a Gather along the last axis copies one element at a time, so they are taken as rows of
     its transpose); then whole camera rows. The same numbers as the Resize, and constant indices leave a
     backend no coordinate arithmetic of its own."""
