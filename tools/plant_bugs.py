@@ -507,6 +507,29 @@ ROUND_THREE_BUGS = (
         ),
         ("test/test_video_backlog_keeps_newest_keyframe.py",),
     ),
+    Bug(
+        "zf",
+        "label upsampling reads source o * h // H exactly, not what ONNX Runtime's nearest Resize read",
+        single(
+            "seg_perception/core/graph_postprocess.py",
+            "    index = np.floor(np.arange(n_out, dtype=np.float32) / scale).astype(np.int64)\n",
+            "    index = np.arange(n_out) * n_in // n_out  # PLANTED: exact division\n",
+        ),
+        (
+            "test/test_label_upsampling_gathers_match_resize.py::"
+            "test_indices_follow_onnx_runtime_float_rule_not_exact_division",
+        ),
+    ),
+    Bug(
+        "zg",
+        "native models' label cut keeps the columns of the stride padding",
+        single(
+            "seg_perception/core/graph_postprocess.py",
+            '        cols = b.const(nearest_indices(w, width)[:keep_w], "cols")\n',
+            '        cols = b.const(nearest_indices(w, width), "cols")  # PLANTED: padding columns kept\n',
+        ),
+        ("test/test_label_upsampling_gathers_match_resize.py::test_the_cut_equals_resize_then_slice",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS + ROUND_THREE_BUGS
