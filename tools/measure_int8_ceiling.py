@@ -205,7 +205,7 @@ def _cpu_flags() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1280x720", help="camera WIDTHxHEIGHT of the fused graph")
-    parser.add_argument("--rounds", type=int, default=30, help="interleaved runs per measurement")
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved runs per measurement (40)")
     parser.add_argument("--int8", type=Path, default=None, help="a CPU-variant QDQ graph of the same size")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
