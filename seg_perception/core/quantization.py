@@ -141,22 +141,50 @@ def _set_metadata(model: onnx.ModelProto, **entries: str) -> None:
 
 def weighted_nodes(fused: onnx.ModelProto, target: str = "tensorrt") -> list[str]:
     """Names of the model's nodes that INT8 quantizes for `target` (its Conv/MatMul/Gemm, never our
-    pre/post-processing, and for the CPU variant not the narrow-input convs its recipe keeps in fp32)."""
+    pre/post-processing, and for the CPU variant not the narrow-input convs and the float tail its recipe keeps
+    in fp32)."""
     model = _named(fused)
-    narrow = set(_fp32_narrow_convs(model, target))
+    narrow, tail = _fp32_kept(model, target)
+    kept = set(narrow) | set(tail)
     return [
         n.name
         for n in model.graph.node
-        if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE) and n.name not in narrow
+        if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE) and n.name not in kept
     ]
 
 
-def _fp32_narrow_convs(model: onnx.ModelProto, target: str) -> list[str]:
-    """The convs `target`'s recipe keeps in fp32 for speed (those reading the 3-channel image); none when
-    they are all the model has: INT8 was asked for, and there is no faster integer part to keep them from."""
-    narrow = [n for n in narrow_input_convs(model, recipe_for(target).min_input_channels) if not n.startswith(_OUTSIDE)]
+def _float_tail(model: onnx.ModelProto) -> list[str]:
+    """The ops between the model's last weighted layers and the post-processing (walking back from every
+    tensor a ``seg_post/`` node reads, through any op, up to the first weighted layer), and the weighted
+    layers that feed those ops. A last layer that hands its output straight to the post-processing is not
+    part of it: it runs float on a dequantized input anyway, its int8 weights are all it is quantized by."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    start = [i for n in model.graph.node if n.name.startswith(POST_PREFIX) for i in n.input]
+    seen: set[str] = set()
+    todo = [(producer[name], False) for name in start if name in producer]  # (node, read by a tail op)
+    while todo:
+        node, behind_op = todo.pop()
+        if node.name.startswith(_OUTSIDE) or node.op_type == "Constant":
+            continue
+        if node.op_type in QUANTIZED_OP_TYPES:
+            if behind_op:
+                seen.add(node.name)
+            continue
+        if node.name not in seen:
+            seen.add(node.name)
+            todo += [(producer[name], True) for name in node.input if name in producer]
+    return [n.name for n in model.graph.node if n.name in seen]
+
+
+def _fp32_kept(model: onnx.ModelProto, target: str) -> tuple[list[str], list[str]]:
+    """The nodes `target`'s recipe keeps in fp32 for speed: (the convs reading the 3-channel image, the float
+    tail of ``_float_tail`` when the recipe sends the logits to post-processing in fp32). Neither when they
+    hold every weighted layer: INT8 was asked for, and there is no faster integer part to keep them from."""
+    recipe = recipe_for(target)
+    narrow = [n for n in narrow_input_convs(model, recipe.min_input_channels) if not n.startswith(_OUTSIDE)]
+    tail = [n for n in _float_tail(model) if n not in narrow] if recipe.float_into_post else []
     weighted = [n.name for n in model.graph.node if n.op_type in QUANTIZED_OP_TYPES and not n.name.startswith(_OUTSIDE)]
-    return [] if set(weighted) <= set(narrow) else narrow
+    return ([], []) if set(weighted) <= set(narrow) | set(tail) else (narrow, tail)
 
 
 def _float_into_post(qdq: onnx.ModelProto) -> int:
@@ -250,7 +278,7 @@ def qdq_from_ranges(
         raise QuantizationError(INT8_QUANTIZER_NEEDS)
     recipe = recipe_for(target)
     model = _named(fused)
-    narrow = _fp32_narrow_convs(model, target)
+    narrow, tail = _fp32_kept(model, target)
     with tempfile.TemporaryDirectory(prefix="seg_qdq_") as tmp:
         out = Path(tmp) / "qdq.onnx"
         cache = Path(tmp) / "ranges.json"
@@ -264,7 +292,7 @@ def qdq_from_ranges(
                 None,
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(recipe.op_types),
-                nodes_to_exclude=[*_nodes_outside_model(model), *exclude, *narrow],
+                nodes_to_exclude=[*_nodes_outside_model(model), *exclude, *narrow, *tail],
                 per_channel=per_channel,
                 activation_type=QuantType.QUInt8 if recipe.activation_unsigned else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -293,14 +321,16 @@ def qdq_from_ranges(
             "seg_perception.calibration_frames": str(calibration_frames),
             "seg_perception.fp32_nodes": ",".join(exclude),
             "seg_perception.fp32_narrow_convs": ",".join(narrow),
+            "seg_perception.fp32_tail": ",".join(tail),
         },
     )
     LOG.debug(
-        "quantized %d tensors for %s, %d weighted nodes kept in fp32 (+%d narrow-input convs)",
+        "quantized %d tensors for %s, %d weighted nodes kept in fp32 (+%d narrow-input convs, %d float-tail nodes)",
         q_nodes,
         recipe.target,
         len(exclude),
         len(narrow),
+        len(tail),
     )
     return qdq
 
