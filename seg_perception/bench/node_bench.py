@@ -58,7 +58,7 @@ class StageTimesRecorder:
 
         self.points: dict[int, dict[str, int]] = {}
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        player.node.create_subscription(DiagnosticArray, STAGE_TIMES_TOPIC, self._record, qos)
+        player.subscribe(DiagnosticArray, STAGE_TIMES_TOPIC, self._record, qos)
 
     def _record(self, msg: Any) -> None:
         from seg_perception.ros.stage_times import points_from_message
@@ -150,6 +150,9 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         if camera.poll() is None:
             camera.kill()
             camera.communicate()
+    if player.errors:
+        out["error"] = "; ".join(player.errors)
+        return out
     answers = _answers(player, "labels", measured)
     lat = np.array([(r.arrived_ns - r.stamp_ns) / 1e6 for r in answers], np.float64)
     out.update(
