@@ -226,4 +226,21 @@ def measure_node(
     finally:
         trace.stop()
         node.stop()
+    out["dds_floor"] = measure_dds_floor(domain_id, camera_hz, seconds, size)
     return out
+
+
+def measure_dds_floor(domain_id: int, rate: float, seconds: float, size: tuple[int, int]) -> dict[str, Any]:
+    """The same phase with bench/echo_node.py in the node's place: it answers each frame at once with zero
+    outputs of the camera's size under its header, no model and no worker thread. Its latency is the
+    floor of camera write + DDS + takes + publishes that the node's p50 stands on, on this machine."""
+    from seg_perception.ros.node_process import NodeProcess
+
+    echo = NodeProcess(domain_id, {}, executable=(sys.executable, "-m", "seg_perception.bench.echo_node"))
+    try:
+        phase = run_phase(echo, domain_id, rate, seconds, size)
+    finally:
+        echo.stop()
+    phase.pop("stages_ms", None)  # the echo publishes no stage times
+    phase.pop("measured_monotonic_s", None)  # for the node's memory figures only
+    return phase
