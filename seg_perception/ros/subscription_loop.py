@@ -6,9 +6,9 @@ delayed. This loop waits on its subscriptions only (their QoS event handlers and
 condition beside them), takes each ready sample with its MessageInfo, and calls the callback in its own
 thread. In one process, A/B in alternating rounds under load, it took a 1280x720 rgb8 frame in 0.9 ms
 where a SingleThreadedExecutor on the same lean node needed 6 ms (tools/measure_intake_take.py measures
-it against the executors). rclpy's EventsExecutor would do this in C++, but on Jazzy it fails on every
-callback that takes MessageInfo (SystemError: null argument to internal routine), and the camera's loss
-counter needs the sequence numbers in it.
+it against the executors). rclpy's EventsExecutor would do this in C++, but in Jazzy's rclpy 7.1.5 and
+Kilted's 9.1.2 it fails on every callback that takes MessageInfo (SystemError: null argument to internal
+routine), and the camera's loss counter needs the sequence numbers in it.
 
 Only subscriptions: a node whose timers, services or clients must run still needs an executor.
 """
