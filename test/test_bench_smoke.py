@@ -42,6 +42,9 @@ SUMMARY_KEYS = {
     "rss_one_time_mb",
     "rss_verdict",
     "node_stages_p50_ms",
+    "dds_floor_p50_ms",
+    "node_over_pipeline_ms",
+    "node_own_ms",
     "targets",
     "noise",
 }
@@ -140,8 +143,8 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert report["settings"]["sizes"] == ["160x96", "320x180"] and report["settings"]["summary_size"] == "320x180"
     assert (report["failures"], report["skipped"]) == ([], [])
     # pure; per size 4 timings (pipeline, with overlay, health checks, baseline) + agreement; interleaved pure
-    # vs pipeline; 3 batching; the message path; 2 node
-    assert report["phases_run"] == 1 + 5 * 2 + 1 + 3 + 1 + 2
+    # vs pipeline; 3 batching; the message path; 3 node (camera rate, overload, the DDS floor)
+    assert report["phases_run"] == 1 + 5 * 2 + 1 + 3 + 1 + 3
     inter = report["interleaved"]
     assert (inter["rounds"], inter["repeats_per_round"]) == (5, 2)
     assert len(inter["pure_round_medians_ms"]) == len(inter["pipeline_round_medians_ms"]) == 5
@@ -184,6 +187,12 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
         _check_phase_rss(node["rss"])
         rates.append(node["rate_hz"])
     assert rates == [30.0, overload_rate(report["node"]["30hz"]["sustained_hz"])]
+    # The DDS floor: the echo process in the node's place, at the camera rate, answering every frame.
+    floor = report["node"]["dds_floor"]
+    assert set(floor) == NODE_KEYS - {"stages_ms", "rss"}, set(floor) ^ NODE_KEYS
+    assert floor["rate_hz"] == 30.0 and floor["sent"] == 45
+    assert floor["answered"] + floor["dropped"] == floor["sent"] and floor["answered"] >= 1
+    assert floor["answered_by_topic"]["labels"] == floor["answered"] == len(floor["latencies_ms"])
 
     summary = report["summary"]
     assert set(summary) == SUMMARY_KEYS and summary["size"] == "320x180"
@@ -191,6 +200,9 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     assert summary["node_stages_p50_ms"] == {k: v["p50"] for k, v in stages_30hz.items()}
     for key in SUMMARY_KEYS - {"size", "targets", "dropped_overload", "rss_verdict", "node_stages_p50_ms", "noise"}:
         assert isinstance(summary[key], float), key
+    assert summary["dds_floor_p50_ms"] == floor["latency_ms"]["p50"]
+    assert summary["node_over_pipeline_ms"] == pytest.approx(summary["node_p50_ms"] - summary["pipeline_ms"])
+    assert summary["node_own_ms"] == pytest.approx(summary["node_over_pipeline_ms"] - summary["dds_floor_p50_ms"])
     n30, over = report["node"]["30hz"]["rss"], report["node"]["overload"]["rss"]
     assert summary["rss_mb_start"] == n30["rss_mb_after_warmup"] and summary["rss_mb_end"] == over["rss_mb_end"]
     assert summary["rss_mb_peak"] == max(n30["rss_mb_peak"], over["rss_mb_peak"])
@@ -216,6 +228,11 @@ def test_bench_smoke_schema_and_exact_counts(tmp_path: Path) -> None:
     text = md.read_text()
     assert "| 320x180 |" in text and "node over DDS, 320x180" in text and "n/a" not in text
     assert "| = DDS out (publish returned → recorder callback) |" in text and "Message path at 320x180" in text
+    assert (
+        f"no model): p50 {floor['latency_ms']['p50']:.1f} ms, p95 {floor['latency_ms']['p95']:.1f} ms, "
+        f"{floor['answered']} of 45 answered at 30 Hz. The node's p50 is {summary['node_over_pipeline_ms']:.1f} ms "
+        f"above the pipeline: the floor, and {summary['node_own_ms']:.1f} ms of the node's own."
+    ) in text
 
 
 def _two_heads(d: Path) -> Path:

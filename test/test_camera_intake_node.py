@@ -256,3 +256,49 @@ def test_a_frame_stored_as_soon_as_activate_subscribes_is_segmented(spec_path: P
         node.destroy_node()
         camera.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_a_two_argument_callback_gets_the_message_info_and_a_one_argument_one_the_message_only() -> None:
+    """The intake's wait-set loop follows rclpy's rule: a callback that binds one argument gets the sample, one
+    that binds two gets (sample, MessageInfo) with the reception stamp and the publisher's sequence numbers
+    (the camera's loss counter and the bench's `take` stage read them); after unsubscribe no callback runs."""
+    domain_id = unique_domain_id(45)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    errors: list[str] = []
+    intake = CameraIntake("unit", "/t", errors.append, context=context)
+    camera = Node("camera", namespace="/t", context=context)
+    try:
+        with_info: list[tuple[Any, dict[str, Any]]] = []
+        only: list[Any] = []
+
+        def store(msg: bytes, info: dict[str, Any]) -> None:
+            with_info.append((msg, info))
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        first = intake.subscribe(Image, "/t/image", store, qos, raw=True)
+        second = intake.subscribe(Image, "/t/image", only.append, qos)
+        pub = camera.create_publisher(Image, "/t/image", qos)
+        deadline = time.monotonic() + 20
+        while pub.get_subscription_count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before_ns = time.time_ns()
+        for stamp in (11, 12, 13):
+            pub.publish(image_msg(np.zeros((2, 3, 3), np.uint8), "rgb8", stamp))
+        deadline = time.monotonic() + 20
+        while (len(with_info) < 3 or len(only) < 3) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [type(m) for m, _ in with_info] == [bytes] * 3
+        assert [info["publication_sequence_number"] for _, info in with_info] == [1, 2, 3]
+        assert all(info["received_timestamp"] >= before_ns for _, info in with_info)
+        assert [stamp_ns(m) for m in only] == [11, 12, 13]  # typed messages, one argument
+        intake.unsubscribe(first)
+        intake.unsubscribe(second)
+        pub.publish(image_msg(np.zeros((2, 3, 3), np.uint8), "rgb8", 14))
+        time.sleep(0.5)
+        assert (len(with_info), len(only)) == (3, 3)
+    finally:
+        intake.close()
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert errors == []

@@ -1,27 +1,32 @@
 """The bench's `take` stage (the node's DDS reader has the sample -> its subscription callback runs), A/B in
 one process: a camera process sends 1280x720 rgb8 frames at 30 Hz, and in alternating rounds the frames
-are taken either by a subscription on the configured and active lifecycle SegmentationNode itself (its
-executor waits on all its entities: how the node took frames before ros/camera_intake.py) or by the same
-subscription on the node's camera intake (its own executor and thread). Both executors spin throughout.
+are taken by the same subscription on one of three owners: the configured and active lifecycle
+SegmentationNode itself (its executor waits on all its entities: how the node took frames before the
+intake), a lean node of its own spun by a SingleThreadedExecutor in its own thread (the intake before its
+wait-set loop), or the node's camera intake (ros/camera_intake.py: a wait-set loop in its own thread).
+Every executor and loop runs throughout.
 
     PYTHONPATH=$PWD .venv/bin/python tools/measure_intake_take.py [--rounds 4] [--seconds 8]
 
-Prints per round the p50/p90 of `take` in ms, then the medians of the round p50s and their ratio.
+Prints per round the p50/p90 of `take` in ms, then the medians of the round p50s (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -58,7 +63,7 @@ def main() -> None:
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    count = int(args.rounds * 2 * (args.seconds + 2) * 30) + 300
+    count = int(args.rounds * 3 * (args.seconds + 2) * 30) + 300
     camera = subprocess.Popen(
         [
             *(sys.executable, "-m", "seg_perception.bench.frame_publisher", "--domain", str(domain)),
@@ -72,36 +77,51 @@ def main() -> None:
         samples.append((time.time_ns() - info["received_timestamp"]) / 1e6)
 
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    arms = {"lifecycle node": node, "camera intake": node.intake.node if node.intake else node}
+    if node.intake is None:
+        raise SystemExit("the node made no camera intake")
+    lean = Node("lean_executor_intake", enable_rosout=False, start_parameter_services=False)
+    lean_executor = SingleThreadedExecutor()
+    lean_executor.add_node(lean)
+    lean_spinner = threading.Thread(target=lean_executor.spin, daemon=True)
+    lean_spinner.start()
+    arms: dict[str, tuple[Any, Any]] = {
+        "lifecycle node": (partial(node.create_subscription, Image), node.destroy_subscription),
+        "lean node + executor": (partial(lean.create_subscription, Image), lean.destroy_subscription),
+        "camera intake": (partial(node.intake.subscribe, Image), node.intake.unsubscribe),
+    }
     medians: dict[str, list[float]] = {name: [] for name in arms}
     try:
         for r in range(args.rounds):
-            for name, owner in arms.items():
-                sub = owner.create_subscription(Image, "/camera/image", take, qos, raw=True)
+            for name, (subscribe, unsubscribe) in arms.items():
+                sub = subscribe("/camera/image", take, qos, raw=True)
                 time.sleep(2.0)  # matched, warm
                 samples.clear()
                 time.sleep(args.seconds)
                 got = np.array(samples)
-                owner.destroy_subscription(sub)
+                unsubscribe(sub)
                 if not len(got):
                     sys.stdout.write(f"round {r} {name}: no frames\n")
                     continue
                 medians[name].append(float(np.median(got)))
                 sys.stdout.write(
-                    f"round {r} {name:15s} take p50 {np.median(got):5.2f} ms  p90 {np.percentile(got, 90):5.2f} ms"
+                    f"round {r} {name:20s} take p50 {np.median(got):5.2f} ms  p90 {np.percentile(got, 90):5.2f} ms"
                     f"  frames {len(got)}  load {os.getloadavg()[0]:.1f}\n"
                 )
     finally:
         camera.kill()
         camera.wait()
         executor.shutdown()
+        lean_executor.shutdown()
+        lean.destroy_node()
         spinner.join(timeout=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
-    a, b = (float(np.median(v)) if v else float("nan") for v in medians.values())
-    spread = {k: (min(v), max(v)) if v else () for k, v in medians.items()}
-    sys.stdout.write(f"median of round p50s: lifecycle node {a:.2f} ms, camera intake {b:.2f} ms, ratio {a / b:.2f}")
-    sys.stdout.write(f"  (round p50 ranges {spread}; cores {os.cpu_count()})\n")
+    summary = {
+        name: {"take_p50_ms": round(float(np.median(v)), 3), "round_p50s_ms": [round(x, 3) for x in v]}
+        for name, v in medians.items()
+        if v
+    }
+    sys.stdout.write(json.dumps({"take": summary, "cores": os.cpu_count(), "load_1min": os.getloadavg()[0]}) + "\n")
 
 
 if __name__ == "__main__":

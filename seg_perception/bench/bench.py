@@ -28,13 +28,17 @@ Schema (schema_version 1):
             "stages_ms": {stage: {"p50", "p95", "frames"}} (the node's latency budget, from its
             segmentation/stage_times debug topic; stage names in seg_perception/ros/stage_times.py),
             "error": str (only when the phase failed; then no latency figures, and no "rss" if it failed
-            before sending)}},
+            before sending)},
+            "dds_floor": {the same figures but "stages_ms" and "rss", for bench/echo_node.py in the node's
+            place at the camera rate: no model, outputs answered at once}},
    "summary": {"size": "WxH", "pure_ms", "pipeline_ms", "pipeline_overlay_ms", "straightforward_ms",
                "health_checks_ms" (every health check on one frame, measurement "health_checks"),
                "speedup_vs_straightforward", "node_p50_ms", "node_p99_ms", "overload_p99_ms",
                "dropped_overload", "rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb",
                "rss_growth_mb", "rss_one_time_mb", "rss_verdict", "node_stages_p50_ms": {stage: p50 at the
-               camera rate}, "targets": {name: bool | "noisy" | null}, "noise": [reason]}  (null: not measured),
+               camera rate}, "dds_floor_p50_ms", "node_over_pipeline_ms" (node p50 - pipeline),
+               "node_own_ms" (node_over_pipeline_ms - dds_floor_p50_ms), "targets": {name: bool | "noisy" |
+               null}, "noise": [reason]}  (null: not measured),
    "interleaved": {"rounds", "repeats_per_round", "pure_round_medians_ms", "pipeline_round_medians_ms",
                    "pure_spread", "pipeline_spread", "pipeline_minus_pure_ms"} | null (at the summary size,
                    alternating rounds of pure inference and the pipeline: the summary's pure_ms and

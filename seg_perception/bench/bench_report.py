@@ -130,6 +130,15 @@ def summarise(
         **memory,
         node_stages_p50_ms={name: v["p50"] for name, v in n30.get("stages_ms", {}).items()},
     )
+    floor = (node.get("dds_floor", {}) if node else {}).get("latency_ms", {}).get("p50")
+    over_pipeline = None if s["node_p50_ms"] is None or pipeline is None else s["node_p50_ms"] - pipeline
+    s.update(
+        dds_floor_p50_ms=floor,  # the echo process in the node's place (bench/echo_node.py)
+        node_over_pipeline_ms=over_pipeline,
+        # What the node adds beyond the pipeline and the floor: its own hand-offs, decode, build and the
+        # segment-in-the-node vs offline difference.
+        node_own_ms=None if floor is None or over_pipeline is None else over_pipeline - floor,
+    )
     speedup = s["speedup_vs_straightforward"]
     targets: dict[str, bool | None] = {
         "pipeline_le_1.15x_pure_plus_2ms": None if pipeline is None or pure is None else pipeline <= 1.15 * pure + 2.0,
@@ -251,6 +260,26 @@ def _memory_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def _floor_lines(floor: dict[str, Any] | None, s: dict[str, Any]) -> list[str]:
+    """One sentence: the DDS floor (the echo process in the node's place) beside the node's excess."""
+    if floor is None:
+        return []
+    if "latency_ms" not in floor:
+        return [f"DDS floor: failed: {floor.get('error', 'no answers')}.", ""]
+    lat = floor["latency_ms"]
+    text = (
+        f"DDS floor (bench/echo_node.py in the node's place: the same camera and recorder, outputs of the "
+        f"camera's size answered at once, no model): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
+        f"{floor['answered']} of {floor['sent']} answered at {floor['rate_hz']:.0f} Hz."
+    )
+    if s.get("node_own_ms") is not None:
+        text += (
+            f" The node's p50 is {s['node_over_pipeline_ms']:.1f} ms above the pipeline: the floor, and "
+            f"{s['node_own_ms']:.1f} ms of the node's own."
+        )
+    return [text, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README's performance section, generated from one report (n/a where a measurement failed)."""
     m, s = report["machine"], report["summary"]
@@ -302,6 +331,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{d['cpu_percent']:.0f} % | {d['rss_mb_start']:.0f}→{d['rss_mb_end']:.0f} MB |"
             )
         lines += ["", *_memory_lines(s)]
+        lines += _floor_lines(report["node"].get("dds_floor"), s)
         lines += _stage_budget(report["node"])
     if report.get("message_path"):
         lines += [markdown_line(report["message_path"]), ""]

@@ -58,7 +58,7 @@ class StageTimesRecorder:
 
         self.points: dict[int, dict[str, int]] = {}
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        player.node.create_subscription(DiagnosticArray, STAGE_TIMES_TOPIC, self._record, qos)
+        player.subscribe(DiagnosticArray, STAGE_TIMES_TOPIC, self._record, qos)
 
     def _record(self, msg: Any) -> None:
         from seg_perception.ros.stage_times import points_from_message
@@ -150,6 +150,9 @@ def run_phase(node: Any, domain_id: int, rate: float, seconds: float, size: tupl
         if camera.poll() is None:
             camera.kill()
             camera.communicate()
+    if player.errors:
+        out["error"] = "; ".join(player.errors)
+        return out
     answers = _answers(player, "labels", measured)
     lat = np.array([(r.arrived_ns - r.stamp_ns) / 1e6 for r in answers], np.float64)
     out.update(
@@ -223,4 +226,21 @@ def measure_node(
     finally:
         trace.stop()
         node.stop()
+    out["dds_floor"] = measure_dds_floor(domain_id, camera_hz, seconds, size)
     return out
+
+
+def measure_dds_floor(domain_id: int, rate: float, seconds: float, size: tuple[int, int]) -> dict[str, Any]:
+    """The same phase with bench/echo_node.py in the node's place: it answers each frame at once with zero
+    outputs of the camera's size under its header, no model and no worker thread. Its latency is the
+    floor of camera write + DDS + takes + publishes that the node's p50 stands on, on this machine."""
+    from seg_perception.ros.node_process import NodeProcess
+
+    echo = NodeProcess(domain_id, {}, executable=(sys.executable, "-m", "seg_perception.bench.echo_node"))
+    try:
+        phase = run_phase(echo, domain_id, rate, seconds, size)
+    finally:
+        echo.stop()
+    phase.pop("stages_ms", None)  # the echo publishes no stage times
+    phase.pop("measured_monotonic_s", None)  # for the node's memory figures only
+    return phase

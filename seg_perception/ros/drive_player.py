@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -13,7 +14,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -22,6 +22,7 @@ from std_msgs.msg import Header
 from seg_perception.core.image_cdr import header_cdr, image_cdr, parse_image
 from seg_perception.ros.distro import MessageInfo
 from seg_perception.ros.messages import image_message
+from seg_perception.ros.subscription_loop import SubscriptionLoop
 
 
 @dataclass
@@ -91,6 +92,8 @@ class DrivePlayer:
         self.publisher = self.node.create_publisher(Image, "image", qos)
         self.log = PlaybackLog()
         self._lock = threading.Lock()
+        self.errors: list[str] = []  # a recorder callback that raised ended the recorder thread: its line
+        self._loop = SubscriptionLoop(self.context, "drive player recorder", "drive_player_recorder", self._failed)
         keep = set(keep_pixels)
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for topic in topics:
@@ -100,12 +103,19 @@ class DrivePlayer:
             # (a partial: rclpy calls it with the message info as it would a two-argument function, and Jazzy's
             # annotations name one-argument callbacks only)
             recorder = partial(self._record, topic, topic in keep)
-            self.node.create_subscription(Image, f"segmentation/{topic}", recorder, out_qos, raw=topic not in keep)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
-        self._spinning = True
-        self._spin_thread.start()
+            self.subscribe(Image, f"segmentation/{topic}", recorder, out_qos, raw=topic not in keep)
+
+    def subscribe(
+        self, msg_type: Any, topic: str, callback: Callable[..., None], qos: QoSProfile, **kwargs: Any
+    ) -> Any:
+        """A subscription on the player's node, taken by its recorder thread (a wait-set loop, not an executor:
+        the recorder's `take` is part of the latency the bench measures)."""
+        return self._loop.add(self.node.create_subscription(msg_type, topic, callback, qos, **kwargs))
+
+    def _failed(self, line: str) -> None:
+        """The recorder thread died: no output is recorded any more. Said on stderr at once, and kept."""
+        self.errors.append(line)
+        sys.stderr.write(line + "\n")
 
     def _record(self, topic: str, keep: bool, msg: Any, info: MessageInfo) -> None:
         arrived = time.time_ns()
@@ -116,10 +126,6 @@ class DrivePlayer:
         item.dds_received_ns = info.get("received_timestamp", 0)
         with self._lock:
             self.log.outputs[topic].append(item)
-
-    def _spin(self) -> None:
-        while self._spinning and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def wait_for_node(self, timeout: float = 60.0, gave_up: Callable[[], bool] = lambda: False) -> bool:
         """True once the node subscribes to our frames and publishes every recorded topic; False after
@@ -189,8 +195,6 @@ class DrivePlayer:
             time.sleep(quiet_s)
 
     def close(self) -> None:
-        self._spinning = False
-        self._spin_thread.join(timeout=2)
-        self.executor.shutdown()
-        self.node.destroy_node()
+        if self._loop.close():  # else a recorder callback still runs: its handles stay until the process ends
+            self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
