@@ -26,8 +26,14 @@ def _run_ci(tmp_path: Path, hang: str = "", fail: str = "", **limits: str) -> tu
     for name, text in (("make", FAKE_MAKE), ("chromium", "#!/bin/sh\n")):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CI_FAKE_DIR=str(tmp_path),
-               CI_FAKE_HANG=hang, CI_FAKE_FAIL=fail, **limits)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        CI_FAKE_DIR=str(tmp_path),
+        CI_FAKE_HANG=hang,
+        CI_FAKE_FAIL=fail,
+        **limits,
+    )
     start = time.monotonic()
     result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60)
     return result, time.monotonic() - start

@@ -19,9 +19,19 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD_INPUTS = ("Makefile", "requirements.txt", "requirements-jazzy.txt", "requirements-kilted.txt",
-                "constraints-jazzy.txt", "constraints.txt", "setup.py", "setup.cfg", "pyproject.toml",
-                ".ci/patch_tensorrt_stubs.py", ".ci/venv_distro.py")
+BUILD_INPUTS = (
+    "Makefile",
+    "requirements.txt",
+    "requirements-jazzy.txt",
+    "requirements-kilted.txt",
+    "constraints-jazzy.txt",
+    "constraints.txt",
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+    ".ci/patch_tensorrt_stubs.py",
+    ".ci/venv_distro.py",
+)
 SITE = "lib/python3.11/site-packages"
 
 # The venv's bin/python: `-m pip install ... -r requirements-<distro>.txt` installs that distribution's rclpy
@@ -84,9 +94,20 @@ def _make(scratch: Path, distro: str, venv: str = ".venv", pip_fails: bool = Fal
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     env.update(FAKE_VENV_PYTHON=str(scratch / "fake-venv-python"), FAKE_PIP_FAILS="1" if pip_fails else "0")
     return subprocess.run(
-        ["make", "--no-print-directory", "venv", f"ROS_DISTRO={distro}", f"VENV={venv}",
-         f"PYTHON={scratch / 'fake-python3'}"],
-        cwd=scratch, env=env, capture_output=True, text=True, timeout=60)
+        [
+            "make",
+            "--no-print-directory",
+            "venv",
+            f"ROS_DISTRO={distro}",
+            f"VENV={venv}",
+            f"PYTHON={scratch / 'fake-python3'}",
+        ],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _fake_unmarked_venv(venv: Path, *site_entries: str) -> None:
@@ -176,10 +197,12 @@ def test_rebuild_reasons_word_for_word(tmp_path: Path) -> None:
     _fake_unmarked_venv(old_jazzy, "ros_jazzy_rclpy-7.1.6.dist-info")
     assert venv_distro.rebuild_reason(old_jazzy, "jazzy") is None
     assert venv_distro.rebuild_reason(old_jazzy, "kilted") == (
-        f"{old_jazzy} was built for ROS 2 jazzy: rebuilding it for kilted")
+        f"{old_jazzy} was built for ROS 2 jazzy: rebuilding it for kilted"
+    )
     shutil.rmtree(old_jazzy / SITE / "ros_jazzy_rclpy-7.1.6.dist-info")
     (old_jazzy / SITE / "ros_std_msgs-5.3.6.dist-info").mkdir()
     assert venv_distro.rebuild_reason(old_jazzy, "jazzy") == (
         f"{old_jazzy} holds ROS 2 wheels of no single known distribution (a build that stopped part-way?): "
-        "rebuilding it for jazzy")
+        "rebuilding it for jazzy"
+    )
     assert venv_distro.main([str(old_jazzy)]) == 2

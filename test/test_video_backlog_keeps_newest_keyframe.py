@@ -88,8 +88,13 @@ sys.stdout.buffer.write(pickle.dumps(out))
 
 def test_the_keyframe_bit_is_read_from_messages_rclpy_serialized(units: list[bytes]) -> None:
     # frame_ids of several lengths move every later field across alignment boundaries
-    cases = [("h264", units[0], 1, "cam"), ("h264", units[1], 0, "front_camera"), ("h264", units[6], 1, "ab"),
-             ("h264", units[7], 0, ""), ("h264", units[2], 2, "x" * 7)]
+    cases = [
+        ("h264", units[0], 1, "cam"),
+        ("h264", units[1], 0, "front_camera"),
+        ("h264", units[6], 1, "ab"),
+        ("h264", units[7], 0, ""),
+        ("h264", units[2], 2, "x" * 7),
+    ]
     result = subprocess.run(
         [sys.executable, "-c", SERIALIZE],
         input=pickle.dumps(cases),

@@ -259,7 +259,8 @@ def resize_nhwc(
             x = _fma_weighted_sum(b, x, torch_float_taps(h, oh), 1, integer_pixels=ow == w)
         lo, hi = b.const(np.array(0.0), "u8_lo", np.float32), b.const(np.array(255.0), "u8_hi", np.float32)
         return b.op("Clip", [b.op("Round", [x]), lo, hi])
-    x = b.op("Cast", [image], to=TensorProto.INT32)
+    # uint8 -> float -> int32, exact: TensorRT converts uint8 to and from float32/float16 only.
+    x = b.op("Cast", [b.op("Cast", [image], to=TensorProto.FLOAT)], to=TensorProto.INT32)
     if interpolation == "pil_bilinear":  # Pillow skips a pass whose size does not change
         if ow != w:
             x = _fixed_point_pass(b, x, pil_taps(w, ow), 2, PIL_PRECISION_BITS)
