@@ -37,8 +37,8 @@ Schema (schema_version 1):
                "dropped_overload", "rss_mb_start", "rss_mb_end", "rss_mb_peak", "rss_rise_mb",
                "rss_growth_mb", "rss_one_time_mb", "rss_verdict", "node_stages_p50_ms": {stage: p50 at the
                camera rate}, "dds_floor_p50_ms", "node_over_pipeline_ms" (node p50 - pipeline),
-               "node_own_ms" (node_over_pipeline_ms - dds_floor_p50_ms), "targets": {name: bool | "noisy" |
-               null}, "noise": [reason]}  (null: not measured),
+               "node_own_ms" (node_p50_ms - its segment stage p50 - dds_floor_p50_ms),
+               "targets": {name: bool | "noisy" | null}, "noise": [reason]}  (null: not measured),
    "interleaved": {"rounds", "repeats_per_round", "pure_round_medians_ms", "pipeline_round_medians_ms",
                    "pure_spread", "pipeline_spread", "pipeline_minus_pure_ms"} | null (at the summary size,
                    alternating rounds of pure inference and the pipeline: the summary's pure_ms and

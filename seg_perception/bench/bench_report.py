@@ -131,13 +131,16 @@ def summarise(
         node_stages_p50_ms={name: v["p50"] for name, v in n30.get("stages_ms", {}).items()},
     )
     floor = (node.get("dds_floor", {}) if node else {}).get("latency_ms", {}).get("p50")
+    segment = s["node_stages_p50_ms"].get("segment")
     over_pipeline = None if s["node_p50_ms"] is None or pipeline is None else s["node_p50_ms"] - pipeline
     s.update(
         dds_floor_p50_ms=floor,  # the echo process in the node's place (bench/echo_node.py)
         node_over_pipeline_ms=over_pipeline,
-        # What the node adds beyond the pipeline and the floor: its own hand-offs, decode, build and the
-        # segment-in-the-node vs offline difference.
-        node_own_ms=None if floor is None or over_pipeline is None else over_pipeline - floor,
+        # What the node adds beyond its Segmenter and the floor: the one-slot hand-off to the worker, the
+        # decode, and the build and publish of the labels beyond the echo's (node p50 - its segment p50 - floor).
+        node_own_ms=None
+        if floor is None or segment is None or s["node_p50_ms"] is None
+        else s["node_p50_ms"] - segment - floor,
     )
     speedup = s["speedup_vs_straightforward"]
     targets: dict[str, bool | None] = {
@@ -274,8 +277,8 @@ def _floor_lines(floor: dict[str, Any] | None, s: dict[str, Any]) -> list[str]:
     )
     if s.get("node_own_ms") is not None:
         text += (
-            f" The node's p50 is {s['node_over_pipeline_ms']:.1f} ms above the pipeline: the floor, and "
-            f"{s['node_own_ms']:.1f} ms of the node's own."
+            f" The node's p50 is {s['node_over_pipeline_ms']:.1f} ms above the pipeline; less its own `segment` "
+            f"p50 and this floor, {s['node_own_ms']:.1f} ms is the node's own (hand-off, decode, build)."
         )
     return [text, ""]
 
