@@ -530,6 +530,29 @@ ROUND_THREE_BUGS = (
         ),
         ("test/test_label_upsampling_gathers_match_resize.py::test_the_cut_equals_resize_then_slice",),
     ),
+    Bug(
+        "zh",
+        "the intake's wait-set loop calls every callback with the sample only, never with its MessageInfo",
+        single(
+            "seg_perception/ros/subscription_loop.py",
+            "        self.with_info = takes_message_info(subscription.callback)\n",
+            "        self.with_info = False  # PLANTED: MessageInfo never passed\n",
+        ),
+        (
+            "test/test_camera_intake_node.py::"
+            "test_a_two_argument_callback_gets_the_message_info_and_a_one_argument_one_the_message_only",
+        ),
+    ),
+    Bug(
+        "zi",
+        "the fused graph casts the uint8 camera frame straight to int32 (TensorRT converts uint8 to float only)",
+        single(
+            "seg_perception/core/graph_resize.py",
+            '    x = b.op("Cast", [b.op("Cast", [image], to=TensorProto.FLOAT)], to=TensorProto.INT32)\n',
+            '    x = b.op("Cast", [image], to=TensorProto.INT32)  # PLANTED: uint8 -> int32\n',
+        ),
+        ("test/test_fused_graph_uint8_casts_are_tensorrt_legal.py",),
+    ),
 )
 
 BUGS = CORE_BUGS + NODE_BUGS + ROUND_TWO_BUGS + ROUND_THREE_BUGS
