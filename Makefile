@@ -116,7 +116,8 @@ DISTRO_TESTS := test/test_ros_distributions.py test/test_node_over_dds.py test/t
 	test/test_fleet_completion_order_and_retries.py test/test_fleet_eval_tally_merges.py \
 	test/test_fleet_process_bench_smoke.py \
 	test/test_fleet_process_on_ray.py::test_bags_on_ray_equal_the_sequential_run_and_a_corrupt_bag_fails_alone \
-	test/test_bench_smoke.py test/test_camera_intake_node.py test/test_signal_during_start.py test/test_video_input_losses.py
+	test/test_bench_smoke.py test/test_camera_intake_node.py test/test_signal_during_start.py test/test_video_input_losses.py \
+	test/test_video_input_threads.py test/test_video_backlog_keeps_newest_keyframe.py
 
 # (FASTRTPS_DEFAULT_PROFILES_FILE, exported above for Jazzy, is left for the sub-make to decide.)
 test-other-distro:
