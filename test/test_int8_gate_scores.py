@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_postprocess import LABELS_NAME
 from seg_perception.core.graph_preprocess import INPUT_NAME
-from seg_perception.core.int8_gate import AccuracyCheck, GateThresholds, check_accuracy
+from seg_perception.core.int8_gate import AccuracyCheck, GateThresholds, check_accuracy, fp32_labels
 
 H, W = 20, 50  # 1,000 pixels a frame
 CLASSES = ["road", "car", "sky", "pole"]
@@ -221,3 +221,25 @@ def test_the_gate_runs_onnx_runtime_quietly_on_the_cpu(capfd: pytest.CaptureFixt
         warnings.simplefilter("error")  # an unknown execution provider name is a Python warning
         check_accuracy(red_channel_graph(unused_weight=True), [batch_of(ref)], [ref], CLASSES, [0])
     assert capfd.readouterr().err == ""  # the unused-initializer warning is below the log level
+
+
+def test_the_gate_leaves_onnx_runtime_errors_visible(capfd: pytest.CaptureFixture[str]) -> None:
+    # Quiet means no warnings, not no errors: a graph that fails while running (an Add that cannot broadcast
+    # the image's 3 channels with 5 values, which only the run finds: every input dimension is symbolic) has
+    # ONNX Runtime's own error line on stderr as well as the exception.
+    five = helper.make_tensor("five", TensorProto.FLOAT, [5], [0.0] * 5)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["pixels", "five"], [LABELS_NAME]),
+        ],
+        "bad",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["n", "h", "w", "c"])],
+        [helper.make_tensor_value_info(LABELS_NAME, TensorProto.FLOAT, None)],
+        initializer=[five],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(Exception, match="Non-zero status code returned while running Add node"):
+        fp32_labels(model, [np.zeros((1, H, W, 3), np.uint8)])
+    err = capfd.readouterr().err
+    assert "[E:onnxruntime:" in err and "Non-zero status code returned while running Add node" in err
