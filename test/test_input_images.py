@@ -127,3 +127,15 @@ def test_frames_are_read_as_rgb(tmp_path: Path) -> None:
     with pytest.raises(SegPerceptionError) as err:
         read_rgb(tmp_path / "junk.png")
     assert str(err.value) == f"{tmp_path / 'junk.png'} is not a readable image"
+
+
+def test_the_warning_names_the_first_five_images_without_ground_truth(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pixel = np.zeros((2, 2, 3), np.uint8)
+    for name in ("a", "b", "c", "d", "e", "f", "g"):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), pixel)
+    cv2.imwrite(str(tmp_path / "a_labels.png"), pixel[:, :, 0])
+    with caplog.at_level(logging.WARNING):
+        assert match_ground_truth(tmp_path, tmp_path)[1] == ["b", "c", "d", "e", "f", "g"]
+    assert caplog.messages == ["6 image(s) have no ground truth and are skipped: b, c, d, e, f"]

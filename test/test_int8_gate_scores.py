@@ -302,3 +302,14 @@ def test_narrow_input_convs_are_those_reading_fewer_channels_than_the_minimum() 
     assert narrow_input_convs(model, 5) == ["grouped"]
     assert narrow_input_convs(model, 9) == ["five", "eight", "depthwise", "grouped"]
     assert narrow_input_convs(model, 0) == [] and narrow_input_convs(model, -1) == []
+
+
+def test_a_class_on_fewer_than_a_thousandth_of_the_pixels_is_reported_not_gated() -> None:
+    # Two frames, 2,000 pixels (the second all road in fp32): car on 1 fp32 pixel and 2 INT8 pixels is
+    # 3 / 4,000 = 0.00075 of both label sets (< 0.001: reported, not gated); sky on 2 + 4 is 0.0015 (gated).
+    ref = np.zeros((H, W), np.uint8)
+    ref[0, 0] = 1
+    ref[1, :2] = 2
+    check = check_accuracy(red_channel_graph(), [batch_of(ref)] * 2, [ref, np.zeros_like(ref)], CLASSES, [0])
+    assert check.gated_classes == ("road", "sky")
+    assert check.per_class_iou["car"] == 0.5  # 1 in both / (1 + 2 - 1)
