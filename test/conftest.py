@@ -1,7 +1,8 @@
-"""Fixtures shared by the test modules: a tiny model spec and a Segmenter over it."""
+"""Fixtures shared by the test modules: a tiny model spec and a Segmenter over it, an ASCII locale."""
 
 from __future__ import annotations
 
+import locale
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,3 +24,14 @@ def segmenter(spec_path: Path) -> Iterator[Segmenter]:
     """The reference Segmenter the node's and the bag tools' outputs must equal."""
     with Segmenter(load_model_spec(spec_path), backend="onnxruntime") as seg:
         yield seg
+
+
+@pytest.fixture
+def ascii_locale() -> Iterator[str]:
+    """The C locale's ASCII as the default text encoding (open() without encoding=), restored after."""
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield locale.getpreferredencoding(False)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)

@@ -251,3 +251,83 @@ def test_qdq_graph_round_trips_through_the_cache(tmp_path: Path, fused_bytes: by
     load_or_build(path, key, qdq.SerializeToString, allow_build=True)
     loaded = load_or_build(path, key, Builder(b"never"), allow_build=False)
     assert graph_digest(onnx.ModelProto.FromString(loaded.data)) == graph_digest(qdq)
+
+
+def test_the_sidecar_file_is_sorted_indented_json_with_time_and_host(
+    tmp_path: Path, fused_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    real = time.gmtime
+    monkeypatch.setattr(engine_cache.time, "gmtime", lambda *at: real(*at) if at else real(86_400 + 3_723))
+    monkeypatch.setattr(engine_cache.socket, "gethostname", lambda: "orin-7")
+    path = tmp_path / "m.engine"
+    written = engine_cache.write_artefact(path, {"b": 2, "a": "x"}, b"engine", {"io": {"z": 1}})
+    expected = {
+        "artefact": "m.engine",
+        "created": "1970-01-02T01:02:03Z",
+        "format": engine_cache.SIDECAR_FORMAT,
+        "host": "orin-7",
+        "info": {"io": {"z": 1}},
+        "key": {"a": "x", "b": "2"},
+        "sha256": engine_cache.sha256_bytes(b"engine"),
+        "size": 6,
+    }
+    assert written == expected
+    assert sidecar_path(path).read_text() == json.dumps(expected, indent=2, sort_keys=True) + "\n"
+    assert sidecar_path(path).read_text().startswith('{\n  "artefact": "m.engine",\n  "created": ')
+    assert path.read_bytes() == b"engine"
+
+
+def test_the_artefact_and_its_sidecar_are_synced_before_their_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seg_perception.core import atomic_files
+
+    synced: list[int] = []
+    monkeypatch.setattr(atomic_files.os, "fsync", synced.append)
+    engine_cache.write_artefact(tmp_path / "m.engine", {"a": 1}, b"engine")
+    assert len(synced) == 2
+
+
+def test_removing_temps_of_killed_builds_is_logged_and_skips_what_it_cannot_remove(
+    tmp_path: Path, fused_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "m.engine"
+    (tmp_path / ".m.engine.4242-aaaa.partial.engine").write_bytes(b"half")
+    odd = tmp_path / ".m.engine.4243-bbbb.partial.engine"
+    odd.mkdir()  # not a file: unlink fails, the build goes on
+    with caplog.at_level(logging.INFO, logger=engine_cache.LOG.name):
+        result = load_or_build(path, _key(fused_bytes), Builder(b"fresh"), allow_build=True)
+    assert result.data == b"fresh" and odd.is_dir()
+    assert "removed .m.engine.4242-aaaa.partial.engine left by an interrupted build" in caplog.messages
+
+
+def test_validate_says_exactly_what_is_wrong(tmp_path: Path) -> None:
+    path, key = tmp_path / "m.engine", {"a": 1}
+    assert engine_cache.validate(path, key) == engine_cache.Validation(False, f"{path} does not exist")
+    path.write_bytes(b"engine")
+    assert engine_cache.validate(path, key) == engine_cache.Validation(False, "m.engine.json (its key) is missing")
+    sidecar_path(path).write_text("{not json")
+    reason = engine_cache.validate(path, key).reason
+    assert reason.startswith("m.engine.json is unreadable (Expecting property name")
+    assert engine_cache.validate(path, key).ok is False
+    sidecar_path(path).write_text('{"format": "other"}')
+    fmt = engine_cache.SIDECAR_FORMAT
+    assert engine_cache.validate(path, key) == engine_cache.Validation(
+        False, f"m.engine.json is not a format-{fmt} sidecar"
+    )
+    sidecar_path(path).write_text("[]")
+    assert engine_cache.validate(path, key) == engine_cache.Validation(
+        False, f"m.engine.json is not a format-{fmt} sidecar"
+    )
+
+
+def test_a_sidecar_is_read_as_utf_8_whatever_the_locale(tmp_path: Path, ascii_locale: str) -> None:
+    path = tmp_path / "m.engine"
+    written = engine_cache.write_artefact(path, {"camera": "caméra"}, b"engine")
+    # The sidecar as a tool that writes raw UTF-8 would (json.dumps escapes "é" as \\u00e9 by default).
+    sidecar_path(path).write_bytes(json.dumps(written, ensure_ascii=False).encode())
+    assert "caméra".encode() in sidecar_path(path).read_bytes()
+    assert ascii_locale == "ANSI_X3.4-1968"
+    assert engine_cache.validate(path, {"camera": "caméra"}).ok is True

@@ -453,3 +453,20 @@ def test_blocked_counts_a_share_of_exactly_blocked_share() -> None:
     for i in range(FLAG):
         reading = monitor.update(_grey_frame(grey), i * SECOND // 10)
     assert reading.values["blocked"] == 0.5 and "blocked" in reading.flagged
+
+
+def test_a_cell_whose_mean_equals_the_detail_threshold_is_not_below_it() -> None:
+    # One point 3 under its flat surround: |Laplacian| 12 there and 3 at its four neighbours, 24 in a cell of
+    # 300 pixels, a mean of 0.08 exactly; the other 47 cells are flat (mean 0).
+    grey = np.full((H, W), 100, np.uint8)
+    grey[7, 10] = 97
+    assert low_detail_share(grey, 0.08) == 47 / 48
+    assert low_detail_share(grey, math.nextafter(0.08, 1.0)) == 1.0
+    assert low_detail_share(grey, 0.0) == 0.0 and low_detail_share(grey, math.nextafter(0.0, 1.0)) == 47 / 48
+
+
+def test_the_first_frame_is_never_frozen_whatever_the_sample_buffers_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The buffers start uninitialised; here they happen to hold zeros, the same pixels as a black first frame.
+    monkeypatch.setattr(np, "empty_like", np.zeros_like)
+    readings = feed(HealthMonitor(), [flat(0), flat(0)])
+    assert [r.values["frozen"] for r in readings] == [0.0, 1.0]

@@ -16,6 +16,7 @@ from seg_perception.core.compressed_codec import compressed_to_inference_frame, 
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.image_codec import (
     SUPPORTED_ENCODINGS,
+    ImageFields,
     array_to_image_fields,
     image_to_array,
     to_inference_frame,
@@ -315,6 +316,9 @@ def fields_of(encoding: str, height: int = 4, width: int = 6) -> dict[str, objec
         ({"width": 0}, r"width must be > 0, got 0"),
         ({"width": -3}, r"width must be > 0, got -3"),
         ({"height": 2.0}, r"height must be an integer, got float 2\.0"),
+        ({"width": 6.0}, r"^width must be an integer, got float 6\.0$"),
+        ({"width": True}, r"^width must be an integer, got bool True$"),
+        ({"step": 18.0}, r"^step must be an integer, got float 18\.0$"),
         ({"step": 17}, r"step 17 is smaller than width 6 x 3 bytes/pixel = 18 for encoding rgb8"),
         ({"data": bytes(71)}, r"data too short: 71 bytes, expected step 18 x height 4 = 72"),
         ({"data": bytes(73)}, r"data too long: 73 bytes, expected exactly step 18 x height 4 = 72"),
@@ -612,3 +616,30 @@ def test_cv2_and_module_agree_that_rgb_to_bgr_is_a_channel_flip() -> None:
     # Guards encode_compressed's assumption that RGB2BGR only reorders channels.
     frame = smooth_frame()
     np.testing.assert_array_equal(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), frame[:, :, ::-1])
+
+
+# --- array_to_image_fields' refusals word for word, and the (H, W, 1) array a one-channel encoding takes ---
+def test_a_non_array_is_refused_naming_its_type() -> None:
+    with pytest.raises(ImageCodecError, match=r"^expected a numpy array, got list$"):
+        array_to_image_fields([[1, 2]], "mono8")  # type: ignore[arg-type]
+
+
+def test_one_channel_encodings_take_a_trailing_axis_of_one() -> None:
+    pixels = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    expected = ImageFields(2, 3, 3, "mono8", False, bytes(range(6)))
+    assert array_to_image_fields(pixels, "mono8") == expected
+    assert array_to_image_fields(pixels[:, :, None], "mono8") == expected
+    wide = np.arange(6, dtype=np.uint16).reshape(2, 3, 1) * 257
+    assert array_to_image_fields(wide, "mono16").data == (np.arange(6, dtype="<u2") * 257).tobytes()
+    with pytest.raises(ImageCodecError, match=r"^encoding mono8 needs a 2-D \(H, W\) array, got shape \(2, 3, 2\)$"):
+        array_to_image_fields(np.zeros((2, 3, 2), np.uint8), "mono8")
+    with pytest.raises(ImageCodecError, match=r"^encoding mono8 needs a 2-D \(H, W\) array, got shape \(2, 3, 1, 1\)$"):
+        array_to_image_fields(np.zeros((2, 3, 1, 1), np.uint8), "mono8")
+
+
+def test_an_odd_width_yuv422_array_is_refused_naming_the_encoding() -> None:
+    with pytest.raises(
+        ImageCodecError, match=r"^encoding yuv422 needs an even width \(pixel pairs share U and V\), got 3$"
+    ):
+        array_to_image_fields(np.zeros((2, 3, 2), np.uint8), "yuv422")
+    assert array_to_image_fields(np.zeros((2, 4, 2), np.uint8), "yuv422").step == 8

@@ -4,6 +4,7 @@ of the camera image, so every agreement, IoU, share, worst frame and message bel
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import onnx
@@ -13,7 +14,7 @@ from onnx import TensorProto, helper
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.graph_postprocess import LABELS_NAME
 from seg_perception.core.graph_preprocess import INPUT_NAME
-from seg_perception.core.int8_gate import AccuracyCheck, GateThresholds, check_accuracy
+from seg_perception.core.int8_gate import AccuracyCheck, GateThresholds, check_accuracy, fp32_labels
 
 H, W = 20, 50  # 1,000 pixels a frame
 CLASSES = ["road", "car", "sky", "pole"]
@@ -221,3 +222,94 @@ def test_the_gate_runs_onnx_runtime_quietly_on_the_cpu(capfd: pytest.CaptureFixt
         warnings.simplefilter("error")  # an unknown execution provider name is a Python warning
         check_accuracy(red_channel_graph(unused_weight=True), [batch_of(ref)], [ref], CLASSES, [0])
     assert capfd.readouterr().err == ""  # the unused-initializer warning is below the log level
+
+
+def test_the_gate_leaves_onnx_runtime_errors_visible(capfd: pytest.CaptureFixture[str]) -> None:
+    # Quiet means no warnings, not no errors: a graph that fails while running (an Add that cannot broadcast
+    # the image's 3 channels with 5 values, which only the run finds: every input dimension is symbolic) has
+    # ONNX Runtime's own error line on stderr as well as the exception.
+    five = helper.make_tensor("five", TensorProto.FLOAT, [5], [0.0] * 5)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["pixels", "five"], [LABELS_NAME]),
+        ],
+        "bad",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["n", "h", "w", "c"])],
+        [helper.make_tensor_value_info(LABELS_NAME, TensorProto.FLOAT, None)],
+        initializer=[five],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(Exception, match="Non-zero status code returned while running Add node"):
+        fp32_labels(model, [np.zeros((1, H, W, 3), np.uint8)])
+    err = capfd.readouterr().err
+    assert "[E:onnxruntime:" in err and "Non-zero status code returned while running Add node" in err
+
+
+# --- the QDQ recipes' helpers (core/qdq_recipes.py) -----------------------------------------------------------
+
+
+def test_recipe_for_a_target_and_the_refusal_of_another() -> None:
+    from seg_perception.core import qdq_recipes
+
+    assert qdq_recipes.recipe_for("tensorrt") is qdq_recipes.TENSORRT_RECIPE
+    assert qdq_recipes.recipe_for("onnxruntime") is qdq_recipes.CPU_RECIPE
+    with pytest.raises(ValueError) as err:
+        qdq_recipes.recipe_for("cuda")
+    assert str(err.value) == "INT8 target 'cuda' is not one of tensorrt, onnxruntime"
+
+
+def test_a_graph_without_a_target_entry_was_made_for_tensorrt() -> None:
+    from seg_perception.core.qdq_recipes import TARGET_METADATA, graph_target
+
+    model = red_channel_graph()
+    assert graph_target(model) == "tensorrt"
+    onnx.helper.set_model_props(model, {"other": "x", TARGET_METADATA: "onnxruntime"})
+    assert graph_target(model) == "onnxruntime"
+
+
+def _conv(name: str, weight: str, *extra: str, **attrs: Any) -> onnx.NodeProto:
+    return helper.make_node("Conv", ["x", weight, *extra], [name + "_out"], name=name, **attrs)
+
+
+def test_narrow_input_convs_are_those_reading_fewer_channels_than_the_minimum() -> None:
+    from seg_perception.core.qdq_recipes import narrow_input_convs
+
+    def weight(name: str, *dims: int) -> onnx.TensorProto:
+        return helper.make_tensor(name, TensorProto.FLOAT, dims, [0.0] * math.prod(dims))
+
+    nodes = [
+        helper.make_node("Relu", ["x", "w5"], ["r"], name="relu"),  # not a Conv, though it reads a weight
+        _conv("five", "w5", "bias"),  # 5 input channels
+        _conv("eight", "w8"),  # exactly the minimum: not narrow
+        _conv("depthwise", "w1", dilations=[1, 1], group=8),  # 1 x group 8 = 8 channels
+        _conv("grouped", "w2", group=2),  # 2 x 2 = 4
+        _conv("computed", "made"),  # weight from another node, not an initializer
+        helper.make_node("Conv", ["x"], ["alone"], name="alone"),  # no weight input at all
+    ]
+    initializers = [weight("w5", 4, 5, 1, 1), weight("w8", 4, 8, 1, 1), weight("w1", 8, 1, 3, 3)]
+    initializers += [weight("w2", 4, 2, 1, 1), weight("bias", 4)]
+    graph = helper.make_graph(
+        nodes,
+        "convs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
+        [helper.make_tensor_value_info("five_out", TensorProto.FLOAT, None)],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph)
+    assert narrow_input_convs(model, 8) == ["five", "grouped"]
+    assert narrow_input_convs(model, 6) == ["five", "grouped"]
+    assert narrow_input_convs(model, 5) == ["grouped"]
+    assert narrow_input_convs(model, 9) == ["five", "eight", "depthwise", "grouped"]
+    assert narrow_input_convs(model, 0) == [] and narrow_input_convs(model, -1) == []
+
+
+def test_a_class_on_fewer_than_a_thousandth_of_the_pixels_is_reported_not_gated() -> None:
+    # Two frames, 2,000 pixels (the second all road in fp32): car on 1 fp32 pixel and 2 INT8 pixels is
+    # 3 / 4,000 = 0.00075 of both label sets (< 0.001: reported, not gated); sky on 2 + 4 is 0.0015 (gated).
+    ref = np.zeros((H, W), np.uint8)
+    ref[0, 0] = 1
+    ref[1, :2] = 2
+    check = check_accuracy(red_channel_graph(), [batch_of(ref)] * 2, [ref, np.zeros_like(ref)], CLASSES, [0])
+    assert check.gated_classes == ("road", "sky")
+    assert check.per_class_iou["car"] == 0.5  # 1 in both / (1 + 2 - 1)

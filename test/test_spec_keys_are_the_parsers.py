@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from seg_perception.core import model_spec
+from seg_perception.core import model_spec, spec_keys
 from seg_perception.core.spec_keys import SPEC_KEYS
 from seg_perception.core.spec_loader import load_model_spec
 
@@ -57,3 +57,10 @@ def test_each_group_allows_and_requires_exactly_the_tables_keys(
     assert sorted(k.key for k in rows) == sorted(allowed)
     assert sorted(k.key for k in rows if k.required) == sorted(required)
     assert len({k.key for k in rows}) == len(rows)
+
+
+def test_a_closed_set_of_values_reads_one_of_each_in_backticks() -> None:
+    # The table is built at import; _one_of itself is what the reference page's "allowed" column reads.
+    assert spec_keys._one_of(("NCHW", "NHWC")) == "one of `NCHW`, `NHWC`"
+    assert spec_keys._one_of(("stretch",)) == "one of `stretch`"
+    assert [k.values for k in SPEC_KEYS if k.key == "layout"] == ["one of `NCHW`, `NHWC`"]

@@ -5,12 +5,14 @@ Run after `mutmut run` (``make mutation`` does) with the same patterns: it reads
 and updates the entries of the modules the patterns select in tools/mutation_scores.json (the others stay as
 measured before). Score = killed / (mutants - equivalent): a timeout or a mutant no test reaches is not a kill.
 Exit 1 when a listed equivalent mutant of the selected modules was killed (the list is stale) or some mutant
-was not checked.
+was not checked. `--table` prints the per-module table, a total row per package over its measured modules,
+and the modules setup.cfg's [mutmut] source_paths mutates that have no entry yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import datetime
 import fnmatch
 import importlib.metadata
@@ -56,16 +58,58 @@ def read_equivalent(path: Path) -> dict[str, str]:
 def markdown_table(data: dict) -> str:
     """The per-module table of docs/mutation-testing.md, from tools/mutation_scores.json."""
     lines = [
-        "| module | mutants | killed | equivalent | survived | no test / timeout | score | date |",
-        "|---|---|---|---|---|---|---|---|",
+        "| module | mutants | killed | equivalent | survived | no test / timeout | not checked | score | date |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for module, e in data["modules"].items():
         path = module.removeprefix("seg_perception.").replace(".", "/") + ".py"
         lines.append(
             f"| `{path}` | {e['mutants']} | {e['killed']} | {e['equivalent']} | {e['survived']} | "
-            f"{e['no_tests']} / {e['timeout']} | {e['score_percent']} % | {e['date']} |"
+            f"{e['no_tests']} / {e['timeout']} | {e['other']} | {e['score_percent']} % | {e['date']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _score(killed: int, mutants: int, equivalent: int) -> float:
+    return round(100.0 * killed / max(mutants - equivalent, 1), 1)
+
+
+def package_table(data: dict) -> str:
+    """One row per package (core/, evaluation/, ...): the modules measured so far summed, and how many."""
+    lines = [
+        "| package | modules | mutants | killed | equivalent | survived | no test / timeout | not checked | score |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    packages: dict[str, Counter[str]] = {}
+    for module, e in data["modules"].items():
+        total = packages.setdefault(module.split(".")[1], Counter())
+        total["modules"] += 1
+        total.update({k: e[k] for k in ("mutants", "killed", "equivalent", "survived", "no_tests", "timeout", "other")})
+    for package, t in sorted(packages.items()):
+        score = _score(t["killed"], t["mutants"], t["equivalent"])
+        lines.append(
+            f"| `{package}/` | {t['modules']} | {t['mutants']} | {t['killed']} | {t['equivalent']} | {t['survived']} | "
+            f"{t['no_tests']} / {t['timeout']} | {t['other']} | {score} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mutated_modules(setup_cfg: Path = ROOT / "setup.cfg") -> list[str]:
+    """Every module `source_paths` in setup.cfg's [mutmut] section names (a folder: its .py files but
+    __init__.py), as import paths."""
+    config = configparser.ConfigParser()
+    config.read(setup_cfg)
+    modules = []
+    for entry in config["mutmut"]["source_paths"].split():
+        path = ROOT / entry
+        files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+        modules += [".".join(f.relative_to(ROOT).with_suffix("").parts) for f in files if f.name != "__init__.py"]
+    return modules
+
+
+def unmeasured_modules(data: dict) -> list[str]:
+    """The modules setup.cfg mutates that have no row in the scores file yet."""
+    return [m for m in mutated_modules() if m not in data["modules"]]
 
 
 def main() -> int:
@@ -75,7 +119,10 @@ def main() -> int:
     parser.add_argument("--table", action="store_true", help="print the Markdown table of the scores file and stop")
     args = parser.parse_args()
     if args.table:
-        sys.stdout.write(markdown_table(json.loads(SCORES.read_text())))
+        data = json.loads(SCORES.read_text())
+        sys.stdout.write(markdown_table(data) + "\n" + package_table(data))
+        missing = [m.removeprefix("seg_perception.").replace(".", "/") + ".py" for m in unmeasured_modules(data)]
+        sys.stdout.write("\nNot measured yet: " + (", ".join(f"`{m}`" for m in missing) or "none") + ".\n")
         return 0
     if not args.patterns:
         parser.error("give the mutant-name patterns given to mutmut run")
@@ -105,7 +152,7 @@ def main() -> int:
             "timeout": counts["timeout"],
             "no_tests": counts["no tests"],
             "other": total - sum(counts[k] for k in ("killed", "survived", "equivalent", "timeout", "no tests")),
-            "score_percent": round(100.0 * counts["killed"] / max(total - counts["equivalent"], 1), 1),
+            "score_percent": _score(counts["killed"], total, counts["equivalent"]),
             "date": today,
             "mutmut": importlib.metadata.version("mutmut"),
             "command": args.command or "mutmut run " + " ".join(repr(p) for p in args.patterns),
