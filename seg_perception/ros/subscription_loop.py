@@ -87,9 +87,10 @@ class SubscriptionLoop:
         return subscription
 
     def remove(self, subscription: Any) -> None:
-        """Wait on it no more: once this returns, its callback does not run again. Its handle is held in
-        use while a turn waits on it, as rclpy's executor does, so destroying it after this
-        (node.destroy_subscription) takes effect once that turn has let it go."""
+        """Wait on it no more: once this returns, its callback does not run again (so, from another thread,
+        it waits for a callback of the loop's that is running: never call it holding a lock a callback
+        takes). Its handle is held in use while a turn waits on it, as rclpy's executor does, so destroying
+        it after this (node.destroy_subscription) takes effect once that turn has let it go."""
         with self._lock:
             self._taken = tuple(t for t in self._taken if t.subscription is not subscription)
         self._wake_up()
@@ -119,9 +120,14 @@ class SubscriptionLoop:
     def _spin(self) -> None:
         try:
             while not self._stop.is_set() and self._context.ok():
-                self._wait_and_take()
-        except (InvalidHandle, KeyboardInterrupt):
-            pass  # the context or an entity went away under the wait: a stop, not an error
+                try:
+                    self._wait_and_take()
+                except InvalidHandle:
+                    if self._stop.is_set() or not self._context.ok():
+                        return  # closed, or the context went away under the wait: a stop, not an error
+                    # else an entity was destroyed under this turn: the next turn takes a new snapshot
+        except KeyboardInterrupt:
+            pass
         except RCLError as exc:  # a signal shut the context down while the thread waited: a clean stop
             if rclpy.ok(context=self._context):
                 self._stopped(exc)
@@ -133,16 +139,22 @@ class SubscriptionLoop:
         guard condition; then take each ready subscription's sample and call its callback, and run the
         ready events' callbacks. Every handle is held in use until the turn ends."""
         with ExitStack() as in_use:
-            subscriptions = []
+            subscriptions: list[_Taken] = []
+            events: list[tuple[_Taken, Any]] = []
             for t in self._taken:
-                try:
-                    in_use.enter_context(t.subscription.handle)
-                except InvalidHandle:  # destroyed since the snapshot
-                    continue
+                # A subscription and its event handlers together, or neither: destroy_subscription (after a
+                # remove() from another thread) destroys the handlers first, then the subscription.
+                with ExitStack() as this_one:
+                    try:
+                        this_one.enter_context(t.subscription.handle)
+                        handlers = list(t.subscription.event_handlers)
+                        for handler in handlers:
+                            this_one.enter_context(handler)
+                    except InvalidHandle:  # destroyed since the snapshot
+                        continue
+                    in_use.push(this_one.pop_all())
                 subscriptions.append(t)
-            events = [h for t in subscriptions for h in t.subscription.event_handlers]
-            for handler in events:
-                in_use.enter_context(handler)
+                events += [(t, handler) for handler in handlers]
             in_use.enter_context(self._wake.handle)
             context_handle = self._context.handle
             if context_handle is None:  # destroyed
@@ -153,7 +165,7 @@ class SubscriptionLoop:
             for t in subscriptions:
                 wait_set.add_subscription(t.subscription.handle)
             wait_set.add_guard_condition(self._wake.handle)
-            for handler in events:
+            for _, handler in events:
                 handler.add_to_wait_set(wait_set)
             wait_set.wait(WAIT_TIMEOUT_NS)
             if self._stop.is_set():
@@ -161,10 +173,11 @@ class SubscriptionLoop:
             with self._turn:
                 self._take_ready(wait_set, subscriptions, events)
 
-    def _take_ready(self, wait_set: Any, subscriptions: list[_Taken], events: list[Any]) -> None:
-        current = self._taken  # a subscription removed during the wait is not taken any more
+    def _take_ready(self, wait_set: Any, subscriptions: list[_Taken], events: list[tuple[_Taken, Any]]) -> None:
+        """A subscription removed since the snapshot (during the wait, or by an earlier callback of this turn)
+        is not taken any more, nor are its events."""
         for index, t in enumerate(subscriptions):
-            if t in current and wait_set.is_ready("subscription", index):
+            if t in self._taken and wait_set.is_ready("subscription", index):
                 sub = t.subscription
                 sample = sub.handle.take_message(sub.msg_type, sub.raw)
                 if sample is None:
@@ -173,8 +186,8 @@ class SubscriptionLoop:
                     sub.callback(sample[0], sample[1])
                 else:
                     sub.callback(sample[0])
-        for handler in events:
-            if handler.is_ready(wait_set):
+        for t, handler in events:
+            if t in self._taken and handler.is_ready(wait_set):
                 _run(handler.execute(handler.take_data()))
 
     def _stopped(self, exc: BaseException) -> None:
