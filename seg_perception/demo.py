@@ -38,6 +38,10 @@ class NodeStartError(SegPerceptionError):
     """The node process ended, or never answered, before the demo could play."""
 
 
+class RecorderError(SegPerceptionError):
+    """The demo's recorder thread died: the outputs after it were never recorded."""
+
+
 def _percentiles(values: np.ndarray) -> dict[str, float]:
     if not len(values):
         return {"p50": float("nan"), "p95": float("nan"), "max": float("nan")}
@@ -113,6 +117,8 @@ def run_demo(out: Path, frames: int, width: int, height: int, rate: float, seed:
     finally:
         player.close()
         node.stop()
+    if player.errors:  # the recorder thread died: its video and figures would be of a truncated run
+        raise RecorderError("; ".join(player.errors))
     log = player.log
     sent = len(log.sent_stamps)
     answered = log.outputs["labels"]
@@ -184,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         s = run_demo(args.out, args.frames, width, height, args.rate, args.seed, args.backend)
-    except NodeStartError as exc:  # exit 1, not 2: the command line was valid, the node failed (as with 0 answers)
+    except (NodeStartError, RecorderError) as exc:  # exit 1, not 2: the command line was valid, the run failed
         LOG.error("error: %s", exc)
         return 1
     lat = s["latency_ms"]

@@ -64,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        echo.loop.close()
+        closed = echo.loop.close()
         for line in echo.errors:
             sys.stderr.write(f"echo_node: {line}\n")
-        node.destroy_node()
+        if closed:  # else a callback still runs: its handles stay until the process ends
+            node.destroy_node()
         rclpy.try_shutdown()
     return 1 if echo.errors else 0
 

@@ -226,7 +226,10 @@ def measure_node(
     finally:
         trace.stop()
         node.stop()
-    out["dds_floor"] = measure_dds_floor(domain_id, camera_hz, seconds, size)
+    try:
+        out["dds_floor"] = measure_dds_floor(domain_id, camera_hz, seconds, size)
+    except Exception as exc:  # noqa: BLE001 - a failed floor must not lose the node's phases
+        out["dds_floor"] = {"rate_hz": camera_hz, "sent": 0, "answered": 0, "dropped": 0, "error": f"{exc}"}
     return out
 
 
@@ -241,6 +244,8 @@ def measure_dds_floor(domain_id: int, rate: float, seconds: float, size: tuple[i
         phase = run_phase(echo, domain_id, rate, seconds, size)
     finally:
         echo.stop()
+    if echo.proc.returncode not in (0, None) and "error" not in phase:
+        phase["error"] = f"the echo process failed ({echo.proc.returncode}): {echo.last_error()}"
     phase.pop("stages_ms", None)  # the echo publishes no stage times
     phase.pop("measured_monotonic_s", None)  # for the node's memory figures only
     return phase

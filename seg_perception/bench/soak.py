@@ -110,6 +110,8 @@ def run_soak(
         took = node.stop()
     if start_sample is None:
         raise RuntimeError("no frames were sent")
+    if player.errors:  # the recorder thread died: the answers it missed would read as the node's drops
+        raise RuntimeError("; ".join(player.errors))
     measured = set(player.log.sent_stamps[warmup:])
     answers = [r for r in player.log.outputs["labels"] if r.stamp_ns in measured]
     latency = np.array([(r.arrived_ns - r.stamp_ns) / 1e6 for r in answers], np.float64)

@@ -172,8 +172,20 @@ def _float_tail(model: onnx.ModelProto) -> list[str]:
             continue
         if node.name not in seen:
             seen.add(node.name)
-            todo += [(producer[name], True) for name in node.input if name in producer]
+            if node.op_type in _METADATA_OPS:
+                continue  # reads only its input's shape: the layer behind it is no part of the tail
+            data = node.input[:1] if node.op_type in _ONE_DATA_INPUT else node.input
+            todo += [(producer[name], True) for name in data if name in producer]
     return [n.name for n in model.graph.node if n.name in seen]
+
+
+# Ops whose output is shape metadata, and ops whose inputs after the first are sizes, indices or shapes: the
+# float tail follows the data only (a torch export's logit Resize often takes its `sizes` from
+# Shape(an encoder feature map), which must not pull that encoder layer into fp32).
+_METADATA_OPS = frozenset({"Shape", "Size"})
+_ONE_DATA_INPUT = frozenset(
+    {"Resize", "Upsample", "Reshape", "Slice", "Expand", "Pad", "Tile", "Gather", "Squeeze", "Unsqueeze"}
+)
 
 
 def _fp32_kept(model: onnx.ModelProto, target: str) -> tuple[list[str], list[str]]:
