@@ -4,9 +4,9 @@ rclpy's Python executor rebuilds its wait set from every entity of every node it
 and runs each callback through its task machinery; on a busy 2-core machine that bookkeeping is what gets
 delayed. This loop waits on its subscriptions only (their QoS event handlers and one wake-up guard
 condition beside them), takes each ready sample with its MessageInfo, and calls the callback in its own
-thread. In one process, A/B in alternating rounds under load, it took a 1280x720 rgb8 frame in 0.9 ms
-where a SingleThreadedExecutor on the same lean node needed 6 ms (tools/measure_intake_take.py measures
-it against the executors). rclpy's EventsExecutor would do this in C++, but in Jazzy's rclpy 7.1.5 and
+thread. In the bench, A/B against an executor, the node's `take` of a 1280x720 rgb8 frame fell by 0.2-0.3
+ms and the recorder's by 0.3-0.4 ms (docs/performance.md; tools/measure_intake_take.py measures it against
+the executors). rclpy's EventsExecutor would do this in C++, but in Jazzy's rclpy 7.1.5 and
 Kilted's 9.1.2 it fails on every callback that takes MessageInfo (SystemError: null argument to internal
 routine), and the camera's loss counter needs the sequence numbers in it.
 
