@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -89,6 +90,10 @@ def test_decoder_threads_end_on_deactivate_and_do_not_pile_up_over_cycles(inputs
         for store in node.subscriptions.values():
             for seq in range(1, 30):  # work in hand when deactivate comes
                 store(b"\x00\x01\x00\x00garbage", {"publication_sequence_number": seq + 100 * cycle})
+        if cycle == 0:  # the threads decode before the first deactivate (on a loaded machine they may lag)
+            deadline = time.monotonic() + 20
+            while not any("could not be deserialized" in w for w in node.warnings) and time.monotonic() < deadline:
+                time.sleep(0.01)
         inputs.deactivate()
         assert _video_threads() == before, f"cycle {cycle}: decoder threads still alive right after deactivate"
         assert node.subscriptions == {}
