@@ -49,8 +49,9 @@ class Echo:
         zeros = self._zeros.get(size)
         if zeros is None:
             zeros = self._zeros[size] = np.zeros(size, np.uint8)
+        answer = serialized_image(frame.header.cdr, zeros, "mono8")  # one message, serialized once, for each output
         for publisher in self.publishers.values():
-            publisher.publish(serialized_image(frame.header.cdr, zeros, "mono8"))
+            publisher.publish(answer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,17 +49,18 @@ class FrameStats:
         """A frame arrived; it replaced an unprocessed one, and `lost_before` frames never reached us
         (None: how many is unknown)."""
         with self._lock:
-            self.received += 1
-            self.replaced += int(replaced_waiting)
-            self.dropped += int(replaced_waiting)
+            self._arrived(replaced_waiting)
             self._losses(lost_before)
 
     def on_picture(self, replaced_waiting: bool) -> None:
         """A decoded video picture reached the one-slot buffer; its unit's losses went to `on_losses`."""
         with self._lock:
-            self.received += 1
-            self.replaced += int(replaced_waiting)
-            self.dropped += int(replaced_waiting)
+            self._arrived(replaced_waiting)
+
+    def _arrived(self, replaced_waiting: bool) -> None:
+        self.received += 1
+        self.replaced += int(replaced_waiting)
+        self.dropped += int(replaced_waiting)
 
     def on_losses(self, lost: int | None) -> None:
         """Before one video unit, `lost` units never reached us (gaps in the publisher's sequence numbers);

@@ -70,6 +70,8 @@ class SubscriptionLoop:
         self._taken: tuple[_Taken, ...] = ()  # replaced whole under the lock; the thread reads a snapshot
         self._wake = GuardCondition(None, None, context=context)  # no node's: it stays off every node's lists
         self._stop = threading.Event()
+        self._wait_set: Any = None  # the thread's, kept between turns (_wait_set_for)
+        self._wait_set_sizes = (0, 0)
         self.state = RUNNING  # `running`, or `stopped: <why>` once the thread died
         self._thread = threading.Thread(target=self._spin, name=thread_name, daemon=True)
         self._thread.start()
@@ -112,6 +114,7 @@ class SubscriptionLoop:
             return False
         with self._lock:
             self._taken = ()
+        self._wait_set = None
         self._wake.destroy()
         return True
 
@@ -160,7 +163,7 @@ class SubscriptionLoop:
             if context_handle is None:  # destroyed
                 raise InvalidHandle("context destroyed")
             in_use.enter_context(context_handle)
-            wait_set = _rclpy.WaitSet(len(subscriptions), 1, 0, 0, 0, len(events), context_handle)
+            wait_set = self._wait_set_for(len(subscriptions), len(events), context_handle)
             wait_set.clear_entities()
             for t in subscriptions:
                 wait_set.add_subscription(t.subscription.handle)
@@ -172,6 +175,13 @@ class SubscriptionLoop:
                 return
             with self._turn:
                 self._take_ready(wait_set, subscriptions, events)
+
+    def _wait_set_for(self, subscriptions: int, events: int, context_handle: Any) -> Any:
+        """The wait set of this many entities, made once and kept while the counts stay (not per frame)."""
+        if self._wait_set is None or self._wait_set_sizes != (subscriptions, events):
+            self._wait_set = _rclpy.WaitSet(subscriptions, 1, 0, 0, 0, events, context_handle)
+            self._wait_set_sizes = (subscriptions, events)
+        return self._wait_set
 
     def _take_ready(self, wait_set: Any, subscriptions: list[_Taken], events: list[tuple[_Taken, Any]]) -> None:
         """A subscription removed since the snapshot (during the wait, or by an earlier callback of this turn)

@@ -37,10 +37,10 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 
-from seg_perception.bag.video_topics import AV_PKT_FLAG_KEY, COMPRESSED_VIDEO, FFMPEG_PACKET
+from seg_perception.bag.video_topics import COMPRESSED_VIDEO, FFMPEG_PACKET
 from seg_perception.core.errors import ImageCodecError
 from seg_perception.core.image_cdr import FrameHeader, frame_header
-from seg_perception.core.video_cdr import compressed_video_keyframe, ffmpeg_packet_keyframe
+from seg_perception.core.video_cdr import AV_PKT_FLAG_KEY, compressed_video_keyframe, ffmpeg_packet_keyframe
 from seg_perception.core.video_stream import BEFORE_KEYFRAME, DecodedPicture, VideoStreamDecoder
 from seg_perception.ros.camera_channel import CameraChannel, PendingFrame, SequenceGaps
 from seg_perception.ros.distro import MessageInfo
