@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,24 @@ CAMERA_TOPICS = {f"{NAMESPACE}/{c}/{t}" for c in ("front", "left") for t in ("im
 
 def _topics(names_and_types: list[tuple[str, list[str]]]) -> set[str]:
     return {name for name, _ in names_and_types}
+
+
+@contextmanager
+def _intake_and_camera(offset: int) -> Iterator[tuple[CameraIntake, Node, list[str]]]:
+    """A camera intake and a camera node in one fresh context (a domain of its own); the intake's on_error
+    lines are the list. Closed (twice: close is idempotent), destroyed and shut down on the way out."""
+    context = Context()
+    rclpy.init(context=context, domain_id=unique_domain_id(offset))
+    errors: list[str] = []
+    intake = CameraIntake("unit", "/t", errors.append, context=context)
+    camera = Node("camera", namespace="/t", context=context)
+    try:
+        yield intake, camera, errors
+    finally:
+        intake.close()
+        intake.close()  # idempotent
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def test_intake_node_holds_only_the_camera_subscriptions_and_outputs_keep_the_header(spec_path: Path) -> None:
@@ -86,13 +106,7 @@ def test_intake_node_holds_only_the_camera_subscriptions_and_outputs_keep_the_he
 def test_intake_callbacks_run_on_its_own_thread_and_close_stops_it() -> None:
     """In one process with real rclpy: the intake node has no service, timer or client; a frame's callback
     runs on the intake thread while the calling thread spins nothing; close() ends the thread."""
-    domain_id = unique_domain_id(42)
-    context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    errors: list[str] = []
-    intake = CameraIntake("unit", "/t", errors.append, context=context)
-    camera = Node("camera", namespace="/t", context=context)
-    try:
+    with _intake_and_camera(42) as (intake, camera, errors):
         seen: list[tuple[str, int]] = []
         arrived = threading.Event()
 
@@ -115,11 +129,6 @@ def test_intake_callbacks_run_on_its_own_thread_and_close_stops_it() -> None:
         assert not list(intake.node.services) and not list(intake.node.timers) and not list(intake.node.clients)
         intake.unsubscribe(sub)
         assert not list(intake.node.subscriptions)
-    finally:
-        intake.close()
-        intake.close()  # idempotent
-        camera.destroy_node()
-        rclpy.try_shutdown(context=context)
     assert not any(t.name == "seg_perception_intake" and t.is_alive() for t in threading.enumerate())
     assert errors == []
 
@@ -163,13 +172,7 @@ def test_closing_the_intake_while_frames_flood_it_reports_no_error() -> None:
 def test_a_dead_intake_thread_is_reported_in_diagnostics_at_error() -> None:
     """A callback that raises ends the intake thread: on_error gets one line, `state` says why, and the status
     built from it is ERROR with `camera_intake: stopped: <why>` (the node would otherwise look healthy)."""
-    domain_id = unique_domain_id(44)
-    context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    errors: list[str] = []
-    intake = CameraIntake("unit", "/t", errors.append, context=context)
-    camera = Node("camera", namespace="/t", context=context)
-    try:
+    with _intake_and_camera(44) as (intake, camera, errors):
         assert intake.state == RUNNING
 
         def broken(_msg: bytes) -> None:
@@ -191,10 +194,6 @@ def test_a_dead_intake_thread_is_reported_in_diagnostics_at_error() -> None:
         assert status.level == DiagnosticStatus.ERROR
         assert status.message == "camera intake stopped: RuntimeError: boom"
         assert {kv.key: kv.value for kv in status.values}["camera_intake"] == "stopped: RuntimeError: boom"
-    finally:
-        intake.close()
-        camera.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 def test_a_frame_stored_as_soon_as_activate_subscribes_is_segmented(spec_path: Path) -> None:
@@ -262,13 +261,7 @@ def test_a_two_argument_callback_gets_the_message_info_and_a_one_argument_one_th
     """The intake's wait-set loop follows rclpy's rule: a callback that binds one argument gets the sample, one
     that binds two gets (sample, MessageInfo) with the reception stamp and the publisher's sequence numbers
     (the camera's loss counter and the bench's `take` stage read them); after unsubscribe no callback runs."""
-    domain_id = unique_domain_id(45)
-    context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    errors: list[str] = []
-    intake = CameraIntake("unit", "/t", errors.append, context=context)
-    camera = Node("camera", namespace="/t", context=context)
-    try:
+    with _intake_and_camera(45) as (intake, camera, errors):
         with_info: list[tuple[Any, dict[str, Any]]] = []
         only: list[Any] = []
 
@@ -297,8 +290,4 @@ def test_a_two_argument_callback_gets_the_message_info_and_a_one_argument_one_th
         pub.publish(image_msg(np.zeros((2, 3, 3), np.uint8), "rgb8", 14))
         time.sleep(0.5)
         assert (len(with_info), len(only)) == (3, 3)
-    finally:
-        intake.close()
-        camera.destroy_node()
-        rclpy.try_shutdown(context=context)
     assert errors == []
