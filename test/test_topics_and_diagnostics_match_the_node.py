@@ -13,6 +13,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
+from rclpy.node import NodeNameNonExistentError
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from ros_harness import NodeProcess, Probe, image_msg, unique_domain_id
@@ -44,7 +45,8 @@ DURABILITY = {DurabilityPolicy.VOLATILE: "volatile", DurabilityPolicy.TRANSIENT_
 
 def _exposed(probe: Probe) -> dict[tuple[str, str, str], ExposedTopic]:
     """What the graph says the node and its camera intake publish and subscribe to (depth 0: discovery does
-    not carry it)."""
+    not carry it). A node the graph does not know yet exposes nothing: its name reaches the probe with the
+    participant's node list (ros_discovery_info), which can come after its endpoints and its diagnostics."""
     node = probe.node
     out = {}
     for who in (NODE, NODE + INTAKE_SUFFIX):
@@ -52,7 +54,11 @@ def _exposed(probe: Probe) -> dict[tuple[str, str, str], ExposedTopic]:
             ("publishes", node.get_publisher_names_and_types_by_node, node.get_publishers_info_by_topic),
             ("subscribes", node.get_subscriber_names_and_types_by_node, node.get_subscriptions_info_by_topic),
         ):
-            for name, types in by_node(who, NAMESPACE):
+            try:
+                names_and_types = by_node(who, NAMESPACE)
+            except NodeNameNonExistentError:
+                continue
+            for name, types in names_and_types:
                 for endpoint in info(name):
                     if (endpoint.node_name, endpoint.node_namespace) != (who, NAMESPACE):
                         continue
