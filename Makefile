@@ -152,7 +152,8 @@ $(VENV_MUT)/.installed-stamp: requirements-mutation.txt
 
 mutation: $(VENV_MUT)/.installed-stamp
 	$(VENV_MUT)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
-	$(VENV_MUT)/bin/python tools/mutation_scores.py $(MUTANTS) --command "make mutation MUTANTS=\"$(MUTANTS)\""
+	$(VENV_MUT)/bin/python tools/mutation_scores.py $(MUTANTS) --command "make mutation MUTANTS=\"$(MUTANTS)\""; \
+		rc=$$?; $(VENV_MUT)/bin/python tools/mutation_scores.py --write-docs && exit $$rc
 
 # Dev-only: retrain the bundled demo model (CPU PyTorch from the local torch==2.13.0 file).
 train-demo-model:

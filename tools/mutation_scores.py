@@ -6,7 +6,8 @@ and updates the entries of the modules the patterns select in tools/mutation_sco
 measured before). Score = killed / (mutants - equivalent): a timeout or a mutant no test reaches is not a kill.
 Exit 1 when a listed equivalent mutant of the selected modules was killed (the list is stale) or some mutant
 was not checked. `--table` prints the per-module table, a total row per package over its measured modules,
-and the modules setup.cfg's [mutmut] source_paths mutates that have no entry yet.
+and the modules setup.cfg's [mutmut] source_paths mutates that have no entry yet; `--write-docs` writes the
+same into README.md and docs/mutation-testing.md (a test checks they match tools/mutation_scores.json).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from mutmut.stats import status_by_exit_code
-
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 SCORES = ROOT / "tools" / "mutation_scores.json"
+# The files that hold the scores block (scores_block below) between these two lines; --write-docs rewrites it.
+DOCS = (ROOT / "README.md", ROOT / "docs" / "mutation-testing.md")
+BEGIN, END = "<!-- mutation-scores: begin (tools/mutation_scores.py --write-docs) -->", "<!-- mutation-scores: end -->"
 
 
 def module_of(mutant: str) -> str:
@@ -35,6 +37,8 @@ def module_of(mutant: str) -> str:
 
 
 def read_statuses(mutants_dir: Path) -> dict[str, str]:
+    from mutmut.stats import status_by_exit_code  # here: the tables below need no mutmut (make test reads them)
+
     statuses: dict[str, str] = {}
     for meta in mutants_dir.glob("**/*.py.meta"):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
@@ -74,12 +78,15 @@ def _score(killed: int, mutants: int, equivalent: int) -> float:
     return round(100.0 * killed / max(mutants - equivalent, 1), 1)
 
 
-def package_table(data: dict) -> str:
-    """One row per package (core/, evaluation/, ...): the modules measured so far summed, and how many."""
+def package_table(data: dict, mutated: list[str] | None = None) -> str:
+    """One row per package (core/, evaluation/, ...): the modules measured so far summed, and how many of the
+    package's mutated modules (setup.cfg's source_paths) that is."""
     lines = [
-        "| package | modules | mutants | killed | equivalent | survived | no test / timeout | not checked | score |",
+        "| package | modules measured | mutants | killed | equivalent | survived | no test / timeout | not checked | "
+        "score |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    in_package = Counter(m.split(".")[1] for m in (mutated_modules() if mutated is None else mutated))
     packages: dict[str, Counter[str]] = {}
     for module, e in data["modules"].items():
         total = packages.setdefault(module.split(".")[1], Counter())
@@ -87,11 +94,35 @@ def package_table(data: dict) -> str:
         total.update({k: e[k] for k in ("mutants", "killed", "equivalent", "survived", "no_tests", "timeout", "other")})
     for package, t in sorted(packages.items()):
         score = _score(t["killed"], t["mutants"], t["equivalent"])
+        of = max(in_package[package], t["modules"])
         lines.append(
-            f"| `{package}/` | {t['modules']} | {t['mutants']} | {t['killed']} | {t['equivalent']} | {t['survived']} | "
-            f"{t['no_tests']} / {t['timeout']} | {t['other']} | {score} % |"
+            f"| `{package}/` | {t['modules']} of {of} | {t['mutants']} | {t['killed']} | {t['equivalent']} | "
+            f"{t['survived']} | {t['no_tests']} / {t['timeout']} | {t['other']} | {score} % |"
         )
     return "\n".join(lines) + "\n"
+
+
+def scores_block(data: dict) -> str:
+    """What README.md and docs/mutation-testing.md hold between BEGIN and END: the per-module table, the
+    per-package table and the modules not measured yet."""
+    missing = [m.removeprefix("seg_perception.").replace(".", "/") + ".py" for m in unmeasured_modules(data)]
+    return (
+        markdown_table(data)
+        + "\n"
+        + package_table(data)
+        + "\nNot measured yet: "
+        + (", ".join(f"`{m}`" for m in missing) or "none")
+        + ".\n"
+    )
+
+
+def with_block(text: str, block: str) -> str:
+    """`text` with what lies between its BEGIN and END lines replaced by `block`."""
+    head, begin, rest = text.partition(BEGIN + "\n")
+    _old, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise SystemExit(f"mutation_scores: no {BEGIN!r} ... {END!r} lines to write the scores between")
+    return head + begin + "\n" + block + "\n" + end + tail
 
 
 def mutated_modules(setup_cfg: Path = ROOT / "setup.cfg") -> list[str]:
@@ -117,12 +148,16 @@ def main() -> int:
     parser.add_argument("patterns", nargs="*", help="the mutant-name patterns given to mutmut run")
     parser.add_argument("--command", default="", help="the command that measured them, for the record")
     parser.add_argument("--table", action="store_true", help="print the Markdown table of the scores file and stop")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="write those tables into README.md and docs/mutation-testing.md"
+    )
     args = parser.parse_args()
-    if args.table:
-        data = json.loads(SCORES.read_text())
-        sys.stdout.write(markdown_table(data) + "\n" + package_table(data))
-        missing = [m.removeprefix("seg_perception.").replace(".", "/") + ".py" for m in unmeasured_modules(data)]
-        sys.stdout.write("\nNot measured yet: " + (", ".join(f"`{m}`" for m in missing) or "none") + ".\n")
+    if args.table or args.write_docs:
+        block = scores_block(json.loads(SCORES.read_text()))
+        if args.table:
+            sys.stdout.write(block)
+        for path in DOCS if args.write_docs else ():
+            path.write_text(with_block(path.read_text(encoding="utf-8"), block), encoding="utf-8")
         return 0
     if not args.patterns:
         parser.error("give the mutant-name patterns given to mutmut run")
