@@ -200,12 +200,22 @@ def test_refusal_where_nothing_was_ever_built_leaves_no_lock_file(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_forced_refusal_where_nothing_was_ever_built_says_why(tmp_path: Path) -> None:
-    path = tmp_path / "m.engine"
-    with pytest.raises(ArtefactCacheError) as refused:
+def test_a_forced_rebuild_with_building_disabled_is_refused_before_anything_is_read_or_made(tmp_path: Path) -> None:
+    """force=True rebuilds, allow_build=False forbids building: the two together are a caller's mistake,
+    refused as such whether or not a valid artefact is there (it had given "cannot use ...: , and building is
+    disabled", an empty reason, for a valid one)."""
+    path = tmp_path / "cache" / "m.engine"
+    message = "load_or_build: force=True rebuilds the artefact, which allow_build=False forbids"
+    with pytest.raises(ValueError) as refused:
         load_or_build(path, KEY, _never, allow_build=False, force=True)
-    assert str(refused.value) == f"cannot use {path}: {path} does not exist, and building is disabled"
-    assert list(tmp_path.iterdir()) == []
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []  # no cache directory, no lock file
+    load_or_build(path, KEY, lambda: b"engine", allow_build=True)
+    before = sorted(p.name for p in path.parent.iterdir())
+    with pytest.raises(ValueError) as refused:
+        load_or_build(path, KEY, _never, allow_build=False, force=True)
+    assert str(refused.value) == message
+    assert sorted(p.name for p in path.parent.iterdir()) == before and path.read_bytes() == b"engine"
 
 
 def test_refusal_after_an_earlier_build_checks_under_the_lock(tmp_path: Path) -> None:

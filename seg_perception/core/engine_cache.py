@@ -184,8 +184,11 @@ def load_or_build(
     """The valid artefact for `key` at `path`, building it (once across processes) when needed.
 
     `allow_build=False` refuses a missing, stale or corrupt artefact with an ArtefactCacheError that
-    says why and, via `how_to_build`, what to run. `force=True` rebuilds even a valid artefact.
+    says why and, via `how_to_build`, what to run. `force=True` rebuilds even a valid artefact, so it needs
+    `allow_build=True` (a ValueError otherwise: the two contradict each other).
     """
+    if force and not allow_build:
+        raise ValueError("load_or_build: force=True rebuilds the artefact, which allow_build=False forbids")
     path = Path(path).expanduser()
     if not force:
         # Fast path without the lock: writes are atomic renames and the sha256 check catches a pair in flux.
@@ -195,8 +198,7 @@ def load_or_build(
     hint = f"; {how_to_build}" if how_to_build else ""
     if not allow_build and not lock_path(path).exists():
         # Nobody ever built here, so nobody is building now: refuse without leaving a lock file behind.
-        reason = validate(path, key).reason if force else found.reason
-        raise ArtefactCacheError(f"cannot use {path}: {reason}, and building is disabled{hint}")
+        raise ArtefactCacheError(f"cannot use {path}: {found.reason}, and building is disabled{hint}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
