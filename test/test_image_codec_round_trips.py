@@ -620,8 +620,14 @@ def test_cv2_and_module_agree_that_rgb_to_bgr_is_a_channel_flip() -> None:
 
 # --- array_to_image_fields' refusals word for word, and the (H, W, 1) array a one-channel encoding takes ---
 def test_a_non_array_is_refused_naming_its_type() -> None:
-    with pytest.raises(ImageCodecError, match=r"^expected a numpy array, got list$"):
+    with pytest.raises(ImageCodecError, match=r"^expected a numpy array, got list$") as err:
         array_to_image_fields([[1, 2]], "mono8")  # type: ignore[arg-type]
+    assert err.value.reason == "invalid"  # a refusal without a kind of its own: the default slug
+
+
+def test_an_image_codec_error_without_a_reason_is_counted_as_invalid() -> None:
+    assert ImageCodecError("bad frame").reason == "invalid"
+    assert ImageCodecError("short", "data_short").reason == "data_short"
 
 
 def test_one_channel_encodings_take_a_trailing_axis_of_one() -> None:
