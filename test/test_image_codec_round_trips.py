@@ -18,6 +18,7 @@ from seg_perception.core.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageFields,
     array_to_image_fields,
+    byte_view,
     image_to_array,
     to_inference_frame,
 )
@@ -364,6 +365,7 @@ ALL_ENCODINGS = (
         ({"data": 72}, "data must be bytes-like, got int", "bad_type"),
         ({"data": np.zeros(36, np.uint16)}, "data array must have dtype uint8, got uint16", "bad_type"),
         ({"encoding": None}, "encoding must be a string, got NoneType", "bad_type"),
+        ({"encoding": b"rgb8"}, "encoding must be a string, got bytes", "bad_type"),
         ({"encoding": ""}, f"empty encoding; supported: {ALL_ENCODINGS}", "empty_encoding"),
         ({"encoding": "8UC3"}, f"unknown encoding '8UC3'; supported: {ALL_ENCODINGS}", "unknown_encoding"),
     ],
@@ -400,6 +402,13 @@ def test_strided_and_multi_byte_buffers_are_read_as_their_bytes() -> None:
     assert image_to_array("mono8", 2, 12, 12, 0, grid).reshape(-1).tolist() == list(range(24))
     plane = np.frombuffer(data, np.uint8).reshape(2, 12)  # an (H, W) array is flattened, not refused
     assert image_to_array("mono8", 2, 12, 12, 0, plane).reshape(-1).tolist() == list(range(24))
+
+
+def test_byte_view_is_a_flat_view_of_the_bytes() -> None:
+    plane = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    flat = byte_view(plane)
+    assert flat.shape == (24,) and flat.dtype == np.uint8 and np.shares_memory(flat, plane)
+    assert byte_view(bytearray(b"ab")).tolist() == [97, 98]
 
 
 @pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2", "uyvy", "yuyv"])
