@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,13 @@ def test_the_temporary_keeps_the_suffix_and_is_renamed_into_place(tmp_path: Path
         tmp.write_bytes(b"png")
         assert not path.exists()  # nothing visible before the block ends
     assert path.read_bytes() == b"png" and not tmp.exists()
+
+
+def test_the_temporary_name_is_the_target_the_pid_and_32_random_bits(tmp_path: Path) -> None:
+    first, second = partial_path(tmp_path / "frame.png"), partial_path(tmp_path / "frame.png")
+    for tmp in (first, second):
+        assert re.fullmatch(rf"\.frame\.png\.{os.getpid()}-[0-9a-f]{{8}}\.partial\.png", tmp.name), tmp.name
+    assert first != second
 
 
 def test_stale_partials_finds_the_temporaries_of_killed_writers_of_that_file_only(tmp_path: Path) -> None:

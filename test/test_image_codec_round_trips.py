@@ -18,6 +18,7 @@ from seg_perception.core.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageFields,
     array_to_image_fields,
+    byte_view,
     image_to_array,
     to_inference_frame,
 )
@@ -338,6 +339,78 @@ def test_bad_image_fields_are_refused(decode: object, changes: dict[str, object]
         decode(**kwargs)  # type: ignore[operator]
 
 
+ALL_ENCODINGS = (
+    "rgb8, bgr8, rgba8, bgra8, mono8, mono16, rgb16, bgr16, rgba16, bgra16, yuv422, uyvy, yuv422_yuy2, yuyv, "
+    "bayer_rggb8, bayer_bggr8, bayer_gbrg8, bayer_grbg8, bayer_rggb16, bayer_bggr16, bayer_gbrg16, bayer_grbg16"
+)
+
+
+# Word for word, with the slug the node counts per kind in /diagnostics (fields_of("rgb8"): 6x4, step 18, 72 bytes).
+@pytest.mark.parametrize(
+    ("changes", "message", "reason"),
+    [
+        ({"height": 0}, "height must be > 0, got 0", "zero_size"),
+        ({"height": -1}, "height must be > 0, got -1", "zero_size"),
+        ({"width": 0}, "width must be > 0, got 0", "zero_size"),
+        ({"height": 2.0}, "height must be an integer, got float 2.0", "not_integer"),
+        ({"width": True}, "width must be an integer, got bool True", "not_integer"),
+        ({"step": "18"}, "step must be an integer, got str '18'", "not_integer"),
+        ({"is_bigendian": None}, "is_bigendian must be an integer, got NoneType None", "not_integer"),
+        ({"max_pixels": 24.0}, "max_pixels must be an integer, got float 24.0", "not_integer"),
+        ({"max_pixels": 23}, "image 6x4 = 24 pixels exceeds max_image_pixels 23", "too_many_pixels"),
+        ({"step": 17}, "step 17 is smaller than width 6 x 3 bytes/pixel = 18 for encoding rgb8", "step_too_small"),
+        ({"data": bytes(71)}, "data too short: 71 bytes, expected step 18 x height 4 = 72", "data_short"),
+        ({"data": bytes(73)}, "data too long: 73 bytes, expected exactly step 18 x height 4 = 72", "data_long"),
+        ({"data": "x" * 72}, "data must be bytes-like, got str", "bad_type"),
+        ({"data": 72}, "data must be bytes-like, got int", "bad_type"),
+        ({"data": np.zeros(36, np.uint16)}, "data array must have dtype uint8, got uint16", "bad_type"),
+        ({"encoding": None}, "encoding must be a string, got NoneType", "bad_type"),
+        ({"encoding": b"rgb8"}, "encoding must be a string, got bytes", "bad_type"),
+        ({"encoding": ""}, f"empty encoding; supported: {ALL_ENCODINGS}", "empty_encoding"),
+        ({"encoding": "8UC3"}, f"unknown encoding '8UC3'; supported: {ALL_ENCODINGS}", "unknown_encoding"),
+    ],
+)
+@pytest.mark.parametrize("decode", [image_to_array, to_inference_frame])
+def test_bad_image_fields_are_refused_word_for_word_with_their_reason(
+    decode: object, changes: dict[str, object], message: str, reason: str
+) -> None:
+    with pytest.raises(ImageCodecError) as err:
+        decode(**(fields_of("rgb8") | changes))  # type: ignore[operator]
+    assert (str(err.value), err.value.reason) == (message, reason)
+
+
+def test_the_smallest_valid_sizes_and_the_pixel_budget_boundary_decode() -> None:
+    assert image_to_array("mono8", 1, 1, 1, 0, b"\x07").tolist() == [[7]]
+    assert image_to_array("rgb8", 4, 6, 18, 0, bytes(72), max_pixels=24).shape == (4, 6, 3)
+    assert image_to_array("rgb8", 4, 6, 18, 0, bytes(72), max_pixels=None).shape == (4, 6, 3)
+
+
+@pytest.mark.parametrize(
+    ("is_bigendian", "value"), [(0, 0x0201), (False, 0x0201), (1, 0x0102), (2, 0x0102), (True, 0x0102)]
+)
+def test_any_non_zero_is_bigendian_is_big_endian(is_bigendian: bool | int, value: int) -> None:
+    assert image_to_array("mono16", 1, 1, 2, is_bigendian, b"\x01\x02").tolist() == [[value]]
+
+
+def test_strided_and_multi_byte_buffers_are_read_as_their_bytes() -> None:
+    data = bytes(range(24))
+    strided = memoryview(bytes(range(48)))[::2]  # not contiguous: bytes 0, 2, 4, ...
+    assert image_to_array("mono8", 2, 12, 12, 0, strided).reshape(-1).tolist() == list(range(0, 48, 2))
+    words = memoryview(data).cast("H")  # format "H": 12 items, 24 bytes
+    assert image_to_array("mono8", 2, 12, 12, 0, words).reshape(-1).tolist() == list(range(24))
+    grid = memoryview(data).cast("B", (2, 12))  # 2-D
+    assert image_to_array("mono8", 2, 12, 12, 0, grid).reshape(-1).tolist() == list(range(24))
+    plane = np.frombuffer(data, np.uint8).reshape(2, 12)  # an (H, W) array is flattened, not refused
+    assert image_to_array("mono8", 2, 12, 12, 0, plane).reshape(-1).tolist() == list(range(24))
+
+
+def test_byte_view_is_a_flat_view_of_the_bytes() -> None:
+    plane = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    flat = byte_view(plane)
+    assert flat.shape == (24,) and flat.dtype == np.uint8 and np.shares_memory(flat, plane)
+    assert byte_view(bytearray(b"ab")).tolist() == [97, 98]
+
+
 @pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2", "uyvy", "yuyv"])
 def test_odd_width_yuv422_is_refused(encoding: str) -> None:
     with pytest.raises(ImageCodecError, match=rf"encoding {encoding} needs an even width .*got 5"):
@@ -620,8 +693,14 @@ def test_cv2_and_module_agree_that_rgb_to_bgr_is_a_channel_flip() -> None:
 
 # --- array_to_image_fields' refusals word for word, and the (H, W, 1) array a one-channel encoding takes ---
 def test_a_non_array_is_refused_naming_its_type() -> None:
-    with pytest.raises(ImageCodecError, match=r"^expected a numpy array, got list$"):
+    with pytest.raises(ImageCodecError, match=r"^expected a numpy array, got list$") as err:
         array_to_image_fields([[1, 2]], "mono8")  # type: ignore[arg-type]
+    assert err.value.reason == "invalid"  # a refusal without a kind of its own: the default slug
+
+
+def test_an_image_codec_error_without_a_reason_is_counted_as_invalid() -> None:
+    assert ImageCodecError("bad frame").reason == "invalid"
+    assert ImageCodecError("short", "data_short").reason == "data_short"
 
 
 def test_one_channel_encodings_take_a_trailing_axis_of_one() -> None:

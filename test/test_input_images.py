@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.image_files import ImageWriteError, make_output_dir, write_image
 from seg_perception.core.quantization import image_files
 from seg_perception.evaluation.ground_truth import (
     LabelledFrame,
@@ -139,3 +140,53 @@ def test_the_warning_names_the_first_five_images_without_ground_truth(
     with caplog.at_level(logging.WARNING):
         assert match_ground_truth(tmp_path, tmp_path)[1] == ["b", "c", "d", "e", "f", "g"]
     assert caplog.messages == ["6 image(s) have no ground truth and are skipped: b, c, d, e, f"]
+
+
+# --- the output side: directories made on demand, images written whole, refusals as one line ------------------
+
+
+def test_an_output_directory_is_made_with_its_parents_and_may_exist_already(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "today" / "frames"
+    assert make_output_dir(out) == out and out.is_dir()
+    (out / "kept.png").write_bytes(b"x")
+    assert make_output_dir(out, "--images-out") == out  # again: no error, nothing removed
+    assert [p.name for p in out.iterdir()] == ["kept.png"]
+
+
+def test_an_output_directory_that_cannot_be_made_names_the_option_path_and_cause(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageWriteError) as err:
+        make_output_dir(tmp_path / "file")
+    assert str(err.value) == f"cannot create --out {tmp_path / 'file'}: File exists"
+    with pytest.raises(ImageWriteError) as err:
+        make_output_dir(tmp_path / "file" / "sub", "--scenes")
+    assert str(err.value) == f"cannot create --scenes {tmp_path / 'file' / 'sub'}: Not a directory"
+    assert isinstance(err.value, SegPerceptionError)
+
+
+def test_an_image_is_written_by_its_suffix_and_reads_back(tmp_path: Path) -> None:
+    bgr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 9
+    write_image(tmp_path / "a.png", bgr)
+    write_image(str(tmp_path / "b.bmp"), bgr)  # type: ignore[arg-type]
+    assert np.array_equal(cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED), bgr)
+    assert np.array_equal(cv2.imread(str(tmp_path / "b.bmp"), cv2.IMREAD_UNCHANGED), bgr)
+    assert (tmp_path / "b.bmp").read_bytes()[:2] == b"BM"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.bmp"]  # no temporary left
+
+
+def test_an_image_that_cannot_be_written_is_one_line_naming_the_path_and_cause(tmp_path: Path) -> None:
+    pixel = np.zeros((2, 2, 3), np.uint8)
+    missing = tmp_path / "missing" / "a.png"
+    with pytest.raises(ImageWriteError) as err:
+        write_image(missing, pixel)  # cv2.imwrite returns False: it could not open the file
+    assert str(err.value) == f"cannot write {missing}: the encoder refused it"
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(ImageWriteError) as err:
+        write_image(tmp_path / "dir.png", pixel)  # encoded, then the rename over a directory fails
+    assert str(err.value) == f"cannot write {tmp_path / 'dir.png'}: Is a directory"
+    with pytest.raises(ImageWriteError) as err:
+        write_image(tmp_path / "a.txt", pixel)  # cv2 raises: no encoder for the suffix
+    message = str(err.value)
+    assert message.startswith(f"cannot write {tmp_path / 'a.txt'}: OpenCV(") and "\n" not in message
+    assert message.endswith("could not find a writer for the specified extension in function 'imwrite_'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png"]  # no temporary left
