@@ -133,3 +133,16 @@ def test_an_ffmpeg_packet_with_a_broken_encoding_string_cannot_be_told() -> None
     nul = packet.index(b"h264\x00") + 4
     assert ffmpeg_packet_keyframe(packet[:nul] + b"x" + packet[nul + 1 :]) is None  # not NUL-terminated
     assert ffmpeg_packet_keyframe(b"\x00\x09\x00\x00" + packet[4:]) is None  # unknown encapsulation
+
+
+@pytest.mark.parametrize("declared", [2**31 - 1, 2**31, 2**32 - 1])
+def test_a_string_length_past_the_end_cannot_be_told(declared: int) -> None:
+    # CDR lengths are unsigned: 2**31 and above run past the end like any other too-long string
+    video = compressed_video(H264_IDR, "h264")
+    at = len(video) - len(b"h264\0") - 4  # the format's length field
+    assert compressed_video_keyframe(video[:at] + struct.pack("<I", declared) + video[at + 4 :]) is None
+    packet, _ = ffmpeg_packet(1, "h264")
+    at = packet.index(b"h264\0") - 4  # the encoding's length field
+    assert ffmpeg_packet_keyframe(packet[:at] + struct.pack("<I", declared) + packet[at + 4 :]) is None
+    sequence = len(LE) + 12 + len(b"cam\0")  # the data's length field (after the 4-byte-aligned header)
+    assert compressed_video_keyframe(video[:sequence] + struct.pack("<I", declared) + video[sequence + 4 :]) is None
