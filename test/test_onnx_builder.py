@@ -56,7 +56,13 @@ def test_an_op_names_its_node_after_the_op_and_its_output_after_the_hint_or_the_
 
 
 def test_the_model_names_its_graph_after_the_prefix_and_sets_opset_and_ir_version() -> None:
-    for prefix, graph_name in (("seg_pre/", "seg_pre"), ("_post_", "post"), ("/", "graph"), ("", "graph")):
+    for prefix, graph_name in (
+        ("seg_pre/", "seg_pre"),
+        ("_post_", "post"),
+        ("/", "graph"),
+        ("", "graph"),
+        ("XL_net/", "XL_net"),
+    ):
         b = GraphBuilder(prefix, 13)
         b.op("Identity", ["x"], out="y")
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
