@@ -138,7 +138,8 @@ VENV_MUT := .venv-mutation
 MUTANTS ?= $(foreach m,core.metrics core.frame_stats core.health core.int8_gate core.spec_loader core.label_png \
 	core.output_rule core.ground_grid evaluation.results fleet.work_units fleet.chunk_merge bag.bag_metadata \
 	ros.launch_arguments core.image_codec core.engine_cache core.atomic_files core.spec_keys core.image_files \
-	core.errors core.qdq_recipes evaluation.ground_truth,'seg_perception.$(m)*')
+	core.errors core.qdq_recipes evaluation.ground_truth core.video_cdr core.image_color core.onnx_builder \
+	core.video_file core.onnx_checks,'seg_perception.$(m)*')
 MUTATION_JOBS ?= 1
 
 # Not a prerequisite on $(STAMP): a setup.cfg edit (the [mutmut] section) must not reinstall .venv.

@@ -143,6 +143,20 @@ def test_unpadded_three_channel_frame_is_zero_copy(encoding: str, order: str) ->
     assert np.shares_memory(frame, buffer)
 
 
+def test_cv2_gets_packed_rows_as_they_are_and_anything_else_packed() -> None:
+    """image_color.inner_contiguous: any row stride is kept (no copy); pixels or channels apart are packed."""
+    from seg_perception.core.image_color import inner_contiguous
+
+    base = np.arange(6 * 12 * 3, dtype=np.uint16).reshape(6, 12, 3)
+    for packed in (base, base[::2], base[:, 2:7], base[:, :, 0].copy()[::3], base[:, :, 0].copy()[:, 1:5]):
+        assert inner_contiguous(packed) is packed
+    for strided in (base[:, ::2], base[:, :, ::2], base[:, :, 1], base[:, ::3, 0], base[::-1, ::-1]):
+        out = inner_contiguous(strided)
+        assert out.flags.c_contiguous and not np.shares_memory(out, base)
+        assert out.dtype == np.uint16 and out.shape == strided.shape
+        np.testing.assert_array_equal(out, strided)
+
+
 EIGHT_BIT_ENCODINGS = [encoding for encoding, (_, dtype) in NATIVE.items() if dtype == np.uint8]
 
 

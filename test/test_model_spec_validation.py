@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import locale
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from tiny_models import conv_logits_model, spec_dict, two_head_model, write_spec
 
 from seg_perception.core.errors import ModelSpecError
 from seg_perception.core.graph_compiler import compile_fused_graph
+from seg_perception.core.model_spec import HeadSpec, InputSpec
+from seg_perception.core.onnx_checks import TensorInfo, check_spec_against_onnx, head_num_classes, load_onnx
 from seg_perception.core.spec_loader import load_model_spec
 
 CLASSES = ["road", "sidewalk", "car"]
@@ -223,3 +226,215 @@ def test_spec_mistakes_are_prefixed_with_the_spec_file(model_dir: Path) -> None:
     with pytest.raises(ModelSpecError) as err:
         load_model_spec(model_dir / "list.yaml")
     assert str(err.value).startswith(f"{model_dir / 'list.yaml'}: ")
+
+
+# core/onnx_checks on hand-made graphs: one opaque node (a domain shape inference does not know) makes the
+# declared output shapes stand, so each disagreement is one edit; every message is checked word for word.
+def _opaque_model(
+    inputs: list[tuple[str, list[Any]]], outputs: list[tuple[str, int, list[Any]]], initializers: int = 0
+) -> onnx.ModelProto:
+    inits = [onnx.numpy_helper.from_array(np.zeros(2, np.float32), f"w{k}") for k in range(initializers)]
+    node = onnx.helper.make_node("Opaque", [n for n, _ in inputs], [n for n, _, _ in outputs], domain="test.opaque")
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, d) for n, d in inputs]
+        + [onnx.helper.make_tensor_value_info(i.name, onnx.TensorProto.FLOAT, [2]) for i in inits],
+        [onnx.helper.make_tensor_value_info(n, t, d) for n, t, d in outputs],
+        inits,
+    )
+    opsets = [onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("test.opaque", 1)]
+    return onnx.helper.make_model(graph, opset_imports=opsets)
+
+
+def _stand_in_spec(layout: str = "NCHW", heads: list[Any] | None = None, width: int = 64, height: int = 48) -> Any:
+    inp = InputSpec("input", layout, width, height, "RGB", 1.0, (0.5,) * 3, (0.25,) * 3)
+    return SimpleNamespace(input=inp, heads=heads or [HeadSpec("logits", "logits", 1, (0, 1, 2))], onnx_path=None)
+
+
+def _head(name: str = "logits", kind: str = "logits", axis: int | None = 1, classes: int = 3) -> Any:
+    return HeadSpec(name, kind, axis, tuple(range(classes)))
+
+
+NCHW_IN = [("input", ["N", 3, 48, 64])]
+FLOAT = onnx.TensorProto.FLOAT
+
+
+def _refusal(spec: Any, model: onnx.ModelProto) -> str:
+    with pytest.raises(ModelSpecError) as info:
+        check_spec_against_onnx(spec, model)
+    return str(info.value)
+
+
+def test_spec_and_graph_that_agree_pass_in_both_layouts() -> None:
+    check_spec_against_onnx(_stand_in_spec(), _opaque_model(NCHW_IN, [("logits", FLOAT, ["N", 3, 48, 64])]))
+    nhwc = _opaque_model([("input", ["N", 48, 64, 3])], [("logits", FLOAT, ["N", 48, 64, 3])])
+    check_spec_against_onnx(_stand_in_spec("NHWC", [_head(axis=3)]), nhwc)
+    check_spec_against_onnx(_stand_in_spec("NHWC", [_head(axis=-1)]), nhwc)
+    # symbolic or unknown sizes are not contradicted; initializers listed as inputs are not inputs
+    loose = _opaque_model([("input", ["N", "C", None, "W"])], [("logits", FLOAT, ["N", "K", "h", "w"])], 2)
+    check_spec_against_onnx(_stand_in_spec(), loose)
+
+
+def test_the_input_name_and_count_are_refused_naming_the_fix() -> None:
+    model = _opaque_model([("pixels", ["N", 3, 48, 64])], [("logits", FLOAT, ["N", 3, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.name': the ONNX model has no input 'input'; set it to one of: pixels"
+    )
+    model = _opaque_model([("a", [1]), ("b", [1])], [("logits", FLOAT, [1])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.name': the ONNX model has no input 'input'; set it to one of: a, b"
+    )
+    model = _opaque_model([], [("logits", FLOAT, [1])], 1)  # only an initializer: no real input
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.name': the ONNX model has no input 'input'; set it to one of: (none)"
+    )
+    model = _opaque_model([*NCHW_IN, ("mask", [1]), ("extra", [1])], [("logits", FLOAT, ["N", 3, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.name': the ONNX model has extra inputs ['mask', 'extra']; "
+        "export the model with a single image input"
+    )
+
+
+@pytest.mark.parametrize("rank", [3, 5])
+def test_an_input_not_of_rank_4_is_refused(rank: int) -> None:
+    model = _opaque_model([("input", [1, 3, 48, 64, 1][:rank])], [("logits", FLOAT, ["N", 3, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        f"model spec key 'input.layout': input 'input' has rank {rank}, expected 4 (NCHW)"
+    )
+
+
+def test_channels_not_of_size_3_are_refused_with_the_likely_layout() -> None:
+    model = _opaque_model([("input", [1, 48, 64, 3])], [("logits", FLOAT, ["N", 3, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.layout': NCHW puts the channels of input 'input' (dims [1, 48, 64, 3]) at a "
+        "dimension of size 48, not 3; the layout is probably NHWC"
+    )
+    model = _opaque_model([("input", [1, 3, 48, 64])], [("logits", FLOAT, ["N", 48, 64, 3])])
+    assert _refusal(_stand_in_spec("NHWC", [_head(axis=3)]), model) == (
+        "model spec key 'input.layout': NHWC puts the channels of input 'input' (dims [1, 3, 48, 64]) at a "
+        "dimension of size 64, not 3; the layout is probably NCHW"
+    )
+    model = _opaque_model([("input", [1, 1, 48, 64])], [("logits", FLOAT, ["N", 3, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.layout': NCHW puts the channels of input 'input' (dims [1, 1, 48, 64]) at a "
+        "dimension of size 1, not 3; the model must take 3-channel images"
+    )
+
+
+def test_a_height_or_width_the_graph_contradicts_is_refused_with_its_size() -> None:
+    model = _opaque_model([("input", ["N", 3, 50, 64])], [("logits", FLOAT, ["N", 3, 50, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'input.height': 48 disagrees with the ONNX input 'input' (dims ['N', 3, 50, 64]); set it to 50"
+    )
+    model = _opaque_model([("input", ["N", 48, 66, 3])], [("logits", FLOAT, ["N", 48, 66, 3])])
+    assert _refusal(_stand_in_spec("NHWC", [_head(axis=3)]), model) == (
+        "model spec key 'input.width': 64 disagrees with the ONNX input 'input' (dims ['N', 48, 66, 3]); set it to 66"
+    )
+
+
+def test_a_missing_output_is_refused_naming_the_head_and_the_outputs() -> None:
+    model = _opaque_model(NCHW_IN, [("a", FLOAT, ["N", 3, 48, 64]), ("b", FLOAT, ["N", 3, 48, 64])])
+    spec = _stand_in_spec(heads=[_head("a"), _head("c")])
+    assert _refusal(spec, model) == (
+        "model spec key 'outputs[1].name': the ONNX model has no output 'c'; use one of: a, b"
+    )
+
+
+@pytest.mark.parametrize("dims", [["N", 48, 64], ["N", 1, 48, 64], ["N", None, 48, 64], ["N", "one", 48, 64]])
+@pytest.mark.parametrize("dtype", [onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.UINT8])
+def test_a_labels_head_may_be_n_h_w_or_n_1_h_w_of_integers(dims: list[Any], dtype: int) -> None:
+    spec = _stand_in_spec(heads=[_head("labels", "labels", None)])
+    check_spec_against_onnx(spec, _opaque_model(NCHW_IN, [("labels", dtype, dims)]))
+
+
+@pytest.mark.parametrize("dims", [["N", 2, 48, 64], ["N", 48], ["N", 1, 1, 48, 64], ["N", 3, 48, 64]])
+def test_a_labels_head_of_another_shape_is_refused(dims: list[Any]) -> None:
+    spec = _stand_in_spec(heads=[_head("labels", "labels", None)])
+    assert _refusal(spec, _opaque_model(NCHW_IN, [("labels", onnx.TensorProto.INT64, dims)])) == (
+        f"model spec key 'outputs[0].kind': labels head 'labels' has dims {dims}; "
+        "a labels head must be [N, H, W] or [N, 1, H, W]"
+    )
+
+
+@pytest.mark.parametrize(("dtype", "name"), [(FLOAT, "FLOAT"), (onnx.TensorProto.INT16, "INT16")])
+def test_a_labels_head_of_another_type_is_refused(dtype: int, name: str) -> None:
+    spec = _stand_in_spec(heads=[_head("labels", "labels", None), _head("x", "labels", None)])
+    model = _opaque_model(NCHW_IN, [("labels", onnx.TensorProto.UINT8, ["N", 48, 64]), ("x", dtype, ["N", 48, 64])])
+    assert _refusal(spec, model) == (
+        f"model spec key 'outputs[1].kind': output 'x' is of type {name}, not integer labels; "
+        "use kind: logits or probabilities"
+    )
+
+
+@pytest.mark.parametrize("dims", [["N", 3, 48], ["N", 3, 48, 64, 1]])
+def test_a_score_map_not_of_rank_4_is_refused(dims: list[Any]) -> None:
+    assert _refusal(_stand_in_spec(), _opaque_model(NCHW_IN, [("logits", FLOAT, dims)])) == (
+        f"model spec key 'outputs[0].name': output 'logits' has rank {len(dims)} (dims {dims}), "
+        "expected a 4-D [N, C, H, W] or [N, H, W, C] score map"
+    )
+
+
+@pytest.mark.parametrize("axis", [0, -4, 4, -5])
+def test_a_channel_axis_outside_the_map_or_on_the_batch_is_refused(axis: int) -> None:
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [3, 3, 3, 3])])
+    assert _refusal(_stand_in_spec(heads=[_head(axis=axis)]), model) == (
+        f"model spec key 'outputs[0].channel_axis': {axis} is not a class axis of dims [3, 3, 3, 3]; use 1 or 3"
+    )
+
+
+@pytest.mark.parametrize("axis", [1, 2, 3, -1, -2, -3])
+def test_every_other_axis_may_hold_the_classes(axis: int) -> None:
+    check_spec_against_onnx(
+        _stand_in_spec(heads=[_head(axis=axis)]), _opaque_model(NCHW_IN, [("logits", FLOAT, [3] * 4)])
+    )
+
+
+def test_a_probabilities_head_without_a_channel_axis_takes_axis_1() -> None:
+    head = _head("p", "probabilities", None)
+    model = _opaque_model(NCHW_IN, [("p", FLOAT, [1, 3, 48, 64])])
+    check_spec_against_onnx(_stand_in_spec(heads=[head]), model)
+    assert head_num_classes(head, TensorInfo("p", FLOAT, (1, 3, 48, 64))) is None
+    assert head_num_classes(_head(axis=2), TensorInfo("p", FLOAT, (1, 3, 48, 64))) == 48
+    assert TensorInfo("p", FLOAT, (1, 3, 48)).rank == 3
+
+
+def test_a_class_count_the_graph_contradicts_blames_the_list_or_the_axis() -> None:
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, ["N", 4, 48, 64])])
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'outputs[0].classes': lists 3 classes but output 'logits' has 4 channels on axis 1 "
+        "(dims ['N', 4, 48, 64]); list exactly 4 class names"
+    )
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, ["N", 48, 64, 3])])  # the classes are on axis 3
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'outputs[0].channel_axis': axis 1 of output 'logits' (dims ['N', 48, 64, 3]) has size 48; "
+        "the 3 listed classes match axis 3; set channel_axis: 3"
+    )
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [3, 256, 48, 64])])  # batch 3 is not a class axis
+    assert _refusal(_stand_in_spec(), model) == (
+        "model spec key 'outputs[0].channel_axis': axis 1 of output 'logits' (dims [3, 256, 48, 64]) has size 256; "
+        "a class axis holds at most 255 classes, so axis 1 is probably spatial; "
+        "the class axis of [N, C, H, W] is 1 and of [N, H, W, C] is 3"
+    )
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [3, 255, 48, 64])])  # 255 may be classes: the list is wrong
+    assert _refusal(_stand_in_spec(), model).startswith("model spec key 'outputs[0].classes': lists 3 classes")
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [1, 48, 64, 3])])  # negative axis, the match named by index
+    assert _refusal(_stand_in_spec(heads=[_head(axis=-3)]), model) == (
+        "model spec key 'outputs[0].channel_axis': axis -3 of output 'logits' (dims [1, 48, 64, 3]) has size 48; "
+        "the 3 listed classes match axis 3; set channel_axis: 3"
+    )
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [1, 3, 3, 3])])  # the class axis itself is not a match
+    check_spec_against_onnx(_stand_in_spec(), model)
+    model = _opaque_model(NCHW_IN, [("logits", FLOAT, [3, 4, 48, 2])])  # only the batch holds 3: not a match
+    assert _refusal(_stand_in_spec(), model).startswith("model spec key 'outputs[0].classes': lists 3 classes")
+
+
+def test_an_onnx_file_that_is_missing_or_unreadable_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelSpecError) as info:
+        load_onnx(tmp_path / "none.onnx")
+    assert str(info.value) == f"model spec key 'onnx': file {tmp_path / 'none.onnx'} does not exist; fix the path"
+    (tmp_path / "bad.onnx").write_bytes(b"\x0a\xff\xff")
+    with pytest.raises(ModelSpecError) as info:
+        load_onnx(tmp_path / "bad.onnx")
+    assert str(info.value).startswith(f"model spec key 'onnx': {tmp_path / 'bad.onnx'} is not a readable ONNX model (")
+    assert str(info.value).endswith(")")
