@@ -868,7 +868,7 @@ def test_second_head_mistakes_are_one_exact_line(head: dict[str, Any], message: 
     assert _refusal(_two_heads(head)) == message
 
 
-@pytest.mark.parametrize("name", ["Road", "1road", "road-edge", "_road", "", "color", 5])
+@pytest.mark.parametrize("name", ["Road", "1road", "road-edge", "_road", "", "color", 5, "road\n", "road\nlane"])
 def test_a_mask_name_must_make_a_topic_name(name: Any) -> None:
     d = _edit(spec_dict("m.onnx", CLASSES), "masks", {name: {"head": "logits", "classes": ["road"]}})
     assert _refusal(d) == (
