@@ -25,7 +25,7 @@ PADDED_POLICIES = ("letterbox", "shorter_side", "native")  # the ones that may p
 HEAD_KINDS = ("logits", "probabilities", "labels")
 MAX_CLASSES = 255  # labels are mono8 and one value must stay free for the ignore id
 UPSAMPLING_METHODS = ("labels_nearest", "logits_bilinear")
-MASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # becomes the topic segmentation/<name>_mask
+MASK_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")  # with match(): becomes the topic segmentation/<name>_mask
 RESERVED_MASK_NAMES = ("color",)  # segmentation/color_mask is the colour image
 
 
