@@ -189,14 +189,19 @@ def test_an_artefact_that_cannot_be_written_is_refused(tmp_path: Path, monkeypat
 # --- load_or_build: refusals when building is disabled -------------------------------------------------------
 
 
-def test_refusal_where_nothing_was_ever_built_leaves_no_lock_file(tmp_path: Path) -> None:
-    path = tmp_path / "m.engine"
+def _refused_as_missing_with_and_without_the_hint(path: Path) -> None:
+    """A missing artefact with building disabled: the refusal word for word, with how_to_build and without."""
     with pytest.raises(ArtefactCacheError) as refused:
         load_or_build(path, KEY, _never, allow_build=False, how_to_build=HOW)
     assert str(refused.value) == f"cannot use {path}: {path} does not exist, and building is disabled; {HOW}"
     with pytest.raises(ArtefactCacheError) as refused:
         load_or_build(path, KEY, _never, allow_build=False)
     assert str(refused.value) == f"cannot use {path}: {path} does not exist, and building is disabled"
+
+
+def test_refusal_where_nothing_was_ever_built_leaves_no_lock_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.engine"
+    _refused_as_missing_with_and_without_the_hint(path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -222,12 +227,7 @@ def test_refusal_after_an_earlier_build_checks_under_the_lock(tmp_path: Path) ->
     path = tmp_path / "m.engine"
     load_or_build(path, KEY, lambda: b"engine", allow_build=True)
     path.unlink()  # the lock file stays: someone may be building, so the cache looks under the lock
-    with pytest.raises(ArtefactCacheError) as refused:
-        load_or_build(path, KEY, _never, allow_build=False, how_to_build=HOW)
-    assert str(refused.value) == f"cannot use {path}: {path} does not exist, and building is disabled; {HOW}"
-    with pytest.raises(ArtefactCacheError) as refused:
-        load_or_build(path, KEY, _never, allow_build=False)
-    assert str(refused.value) == f"cannot use {path}: {path} does not exist, and building is disabled"
+    _refused_as_missing_with_and_without_the_hint(path)
 
 
 # --- load_or_build: force and the build log ------------------------------------------------------------------
