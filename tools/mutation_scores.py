@@ -59,6 +59,11 @@ def read_equivalent(path: Path) -> dict[str, str]:
     return listed
 
 
+def source_file(module: str) -> str:
+    """seg_perception.core.metrics -> core/metrics.py (as the tables name it)."""
+    return module.removeprefix("seg_perception.").replace(".", "/") + ".py"
+
+
 def markdown_table(data: dict) -> str:
     """The per-module table of docs/mutation-testing.md, from tools/mutation_scores.json."""
     lines = [
@@ -66,9 +71,8 @@ def markdown_table(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for module, e in data["modules"].items():
-        path = module.removeprefix("seg_perception.").replace(".", "/") + ".py"
         lines.append(
-            f"| `{path}` | {e['mutants']} | {e['killed']} | {e['equivalent']} | {e['survived']} | "
+            f"| `{source_file(module)}` | {e['mutants']} | {e['killed']} | {e['equivalent']} | {e['survived']} | "
             f"{e['no_tests']} / {e['timeout']} | {e['other']} | {e['score_percent']} % | {e['date']} |"
         )
     return "\n".join(lines) + "\n"
@@ -105,7 +109,7 @@ def package_table(data: dict, mutated: list[str] | None = None) -> str:
 def scores_block(data: dict) -> str:
     """What README.md and docs/mutation-testing.md hold between BEGIN and END: the per-module table, the
     per-package table and the modules not measured yet."""
-    missing = [m.removeprefix("seg_perception.").replace(".", "/") + ".py" for m in unmeasured_modules(data)]
+    missing = [source_file(m) for m in unmeasured_modules(data)]
     return (
         markdown_table(data)
         + "\n"
