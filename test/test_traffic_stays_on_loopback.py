@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ros_harness import image_msg, node_with_probe, unique_domain_id
 from socket_census import Endpoint, endpoints, is_loopback, outside_loopback, process_tree
 
@@ -103,6 +104,8 @@ def test_the_census_allows_a_dds_participants_send_sockets_and_nothing_else() ->
                 break
             except OSError:
                 continue
+        else:
+            pytest.fail(f"no free UDP port in [{EPHEMERAL_LOW - 1000}, {EPHEMERAL_LOW}) to plant a receive socket on")
         _seen, outside = _sample(os.getpid())
     finally:
         node.destroy_node()
