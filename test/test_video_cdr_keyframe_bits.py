@@ -1,17 +1,22 @@
 """The keyframe bit core/video_cdr.py reads from a serialized video message, without deserializing it, on
-hand-built CDR bytes: every alignment of the fields it skips, every truncation, both byte orders, each flag
-bit. (The layout of these bytes is checked against rclpy's own serialization in
-test_video_backlog_keeps_newest_keyframe.py, which needs the message packages and a child process.)"""
+messages serialized by rosbags (the bags' own typestore, bag_io.typestore(), which holds both video types):
+every alignment of the fields it skips, every truncation, both byte orders, each flag bit."""
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
+import numpy as np
 import pytest
 
+from seg_perception.bag.bag_io import typestore
+from seg_perception.bag.video_topics import COMPRESSED_VIDEO, FFMPEG_PACKET
 from seg_perception.core.video_cdr import AV_PKT_FLAG_KEY, compressed_video_keyframe, ffmpeg_packet_keyframe
 
-LE, BE = b"\x00\x01\x00\x00", b"\x00\x00\x00\x00"
+STORE = typestore()
+TYPES = STORE.types
+STAMP = TYPES["builtin_interfaces/msg/Time"](sec=7, nanosec=8)
 H264_IDR = b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x65\x88"  # SPS, then an IDR slice (NAL type 5)
 H264_P = b"\x00\x00\x00\x01\x41\x9a"  # a non-IDR slice (NAL type 1)
 HEVC_IDR = b"\x00\x00\x01\x26\x01\xaf"  # IDR_W_RADL (NAL type 19)
@@ -20,39 +25,41 @@ VP9_KEY = b"\x82\x49\x83"  # frame_marker 2, profile 0, show_existing_frame 0, f
 VP9_INTER = b"\x86\x00"  # frame_type 1 (inter)
 
 
-def _pad(out: bytes, to: int) -> bytes:
-    """CDR aligns a field to its size, counted from the end of the 4-byte encapsulation header."""
-    return bytes(-(len(out) - 4) % to)
-
-
-def _text(value: str, order: str) -> bytes:
-    raw = value.encode() + b"\0"
-    return struct.pack(order + "I", len(raw)) + raw
+def _cdr(msg: Any, msgtype: str, big_endian: bool) -> bytes:
+    return bytes(STORE.serialize_cdr(msg, msgtype, little_endian=not big_endian))
 
 
 def compressed_video(data: bytes, fmt: str, frame_id: str = "cam", big_endian: bool = False) -> bytes:
-    """foxglove_msgs/CompressedVideo: Time timestamp, string frame_id, uint8[] data, string format."""
-    order = ">" if big_endian else "<"
-    out = (BE if big_endian else LE) + struct.pack(order + "iI", 7, 8) + _text(frame_id, order)
-    out += _pad(out, 4) + struct.pack(order + "I", len(data)) + data
-    return out + _pad(out, 4) + _text(fmt, order)
+    """A serialized foxglove_msgs/CompressedVideo (Time timestamp, string frame_id, uint8[] data, string format)."""
+    payload = np.frombuffer(data, np.uint8)
+    msg = TYPES[COMPRESSED_VIDEO](timestamp=STAMP, frame_id=frame_id, data=payload, format=fmt)
+    return _cdr(msg, COMPRESSED_VIDEO, big_endian)
+
+
+def _packet(flags: int, encoding: str, frame_id: str, other: int) -> Any:
+    return TYPES[FFMPEG_PACKET](
+        header=TYPES["std_msgs/msg/Header"](stamp=STAMP, frame_id=frame_id),
+        width=160,
+        height=96,
+        encoding=encoding,
+        pts=int.from_bytes(bytes([other | 0x10] * 8), "little"),
+        flags=flags,
+        is_bigendian=bool(other),
+        data=np.full(4, other, np.uint8),
+    )
 
 
 def ffmpeg_packet(
     flags: int, encoding: str = "h264;yuv420p", frame_id: str = "cam", big_endian: bool = False
 ) -> tuple[bytes, int]:
-    """ffmpeg_image_transport_msgs/FFMPEGPacket (Header header, int32 width, int32 height, string encoding,
-    uint64 pts, uint8 flags, bool is_bigendian, uint8[] data) and the offset of its flags byte. The bytes
-    around flags have the other low bit: pts all odd when flags is even and all even when it is odd, and so
-    the is_bigendian byte, the padding and the data after it."""
-    order = ">" if big_endian else "<"
+    """A serialized ffmpeg_image_transport_msgs/FFMPEGPacket (Header header, int32 width, int32 height, string
+    encoding, uint64 pts, uint8 flags, bool is_bigendian, uint8[] data) and the offset of its flags byte (the
+    one byte that differs from the same packet with the other flags). The fields around flags have the other
+    low bit: every byte of pts, is_bigendian and the data."""
     other = 0x00 if flags & 1 else 0x01
-    out = (BE if big_endian else LE) + struct.pack(order + "iI", 7, 8) + _text(frame_id, order)
-    out += _pad(out, 4) + struct.pack(order + "ii", 160, 96) + _text(encoding, order)
-    out += _pad(out, 8) + bytes([other | 0x10] * 8)  # pts
-    at = len(out)
-    out += bytes([flags, other])  # flags, is_bigendian
-    out += bytes([other] * (-(len(out) - 4) % 4)) + struct.pack(order + "I", 4) + bytes([other] * 4)
+    out = _cdr(_packet(flags, encoding, frame_id, other), FFMPEG_PACKET, big_endian)
+    flipped = _cdr(_packet(flags ^ 0xFF, encoding, frame_id, other), FFMPEG_PACKET, big_endian)
+    (at,) = [i for i, (a, b) in enumerate(zip(out, flipped, strict=True)) if a != b]
     return out, at
 
 
@@ -144,5 +151,5 @@ def test_a_string_length_past_the_end_cannot_be_told(declared: int) -> None:
     packet, _ = ffmpeg_packet(1, "h264")
     at = packet.index(b"h264\0") - 4  # the encoding's length field
     assert ffmpeg_packet_keyframe(packet[:at] + struct.pack("<I", declared) + packet[at + 4 :]) is None
-    sequence = len(LE) + 12 + len(b"cam\0")  # the data's length field (after the 4-byte-aligned header)
+    sequence = 4 + 12 + len(b"cam\0")  # the data's length field (after the 4-byte-aligned header)
     assert compressed_video_keyframe(video[:sequence] + struct.pack("<I", declared) + video[sequence + 4 :]) is None
