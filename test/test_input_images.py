@@ -178,15 +178,27 @@ def test_an_image_that_cannot_be_written_is_one_line_naming_the_path_and_cause(t
     pixel = np.zeros((2, 2, 3), np.uint8)
     missing = tmp_path / "missing" / "a.png"
     with pytest.raises(ImageWriteError) as err:
-        write_image(missing, pixel)  # cv2.imwrite returns False: it could not open the file
-    assert str(err.value) == f"cannot write {missing}: the encoder refused it"
+        write_image(missing, pixel)  # encoded in memory, then the file system's own cause
+    assert str(err.value) == f"cannot write {missing}: No such file or directory"
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(ImageWriteError) as err:
         write_image(tmp_path / "dir.png", pixel)  # encoded, then the rename over a directory fails
     assert str(err.value) == f"cannot write {tmp_path / 'dir.png'}: Is a directory"
     with pytest.raises(ImageWriteError) as err:
-        write_image(tmp_path / "a.txt", pixel)  # cv2 raises: no encoder for the suffix
+        write_image(tmp_path / "a.txt", pixel)  # cv2 raises: no encoder for the suffix, nothing written
     message = str(err.value)
     assert message.startswith(f"cannot write {tmp_path / 'a.txt'}: OpenCV(") and "\n" not in message
-    assert message.endswith("could not find a writer for the specified extension in function 'imwrite_'")
+    assert message.endswith("could not find encoder for the specified extension in function 'imencodeWithMetadata'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png"]  # no temporary left
+
+
+def test_an_encoder_that_declines_is_named_as_the_cause_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cv2.imencode's contract: (False, ...) when the encoder declines the image (no case of it is known to
+    this OpenCV build for 8-bit images, so the encoder is stood in for)."""
+    monkeypatch.setattr(cv2, "imencode", lambda suffix, image: (False, np.zeros(0, np.uint8)))
+    with pytest.raises(ImageWriteError) as err:
+        write_image(tmp_path / "a.png", np.zeros((2, 2, 3), np.uint8))
+    assert str(err.value) == f"cannot write {tmp_path / 'a.png'}: the encoder refused it"
+    assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,7 @@
 
 Readers of `path` see the old file or the new one, never half of one; a writer killed midway leaves only a
 `.NAME.*.partial*` file, which `stale_partials` finds. The temporary name keeps the target's suffix because
-some writers (cv2.imwrite, cv2.VideoWriter) pick the encoder from it.
+some writers (cv2.VideoWriter, PyAV) pick the container or encoder from it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def write_atomic(path: Path, write: Callable[[Path], object], durable: bool = Fa
         write(tmp)
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+def write_bytes_atomic(path: Path, data: bytes | memoryview, durable: bool = False) -> None:
     with atomic_path(path, durable) as tmp:
         tmp.write_bytes(data)
 

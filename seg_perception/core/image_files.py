@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_perception.core.atomic_files import atomic_path
+from seg_perception.core.atomic_files import write_bytes_atomic
 from seg_perception.core.errors import SegPerceptionError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
@@ -41,13 +41,16 @@ def make_output_dir(path: Path, option: str = "--out") -> Path:
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode `image` by `path`'s suffix (cv2 channel order: BGR) and rename it into place when complete."""
+    """Encode `image` by `path`'s suffix (cv2 channel order: BGR) in memory, then write it whole (a temporary
+    name beside it, renamed into place): a failure to write names the file system's cause, not the encoder."""
     path = Path(path)
     try:
-        with atomic_path(path) as tmp:  # keeps the suffix, which picks cv2's encoder
-            if not cv2.imwrite(str(tmp), image):
-                raise ImageWriteError(f"cannot write {path}: the encoder refused it")
-    except OSError as exc:
-        raise ImageWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        ok, encoded = cv2.imencode(path.suffix, image)
     except cv2.error as exc:
         raise ImageWriteError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
+    if not ok:
+        raise ImageWriteError(f"cannot write {path}: the encoder refused it")
+    try:
+        write_bytes_atomic(path, encoded.data)
+    except OSError as exc:
+        raise ImageWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
