@@ -581,6 +581,11 @@ _TOP_KEYS = "spec_version, name, description, onnx, input, outputs, classes, ign
             "model spec key 'input.pixel_range': expected a finite number, got inf; fix the number",
         ),
         (
+            "input.pixel_range",
+            10**400,  # YAML reads any number of digits: beyond float's range, not an OverflowError
+            f"model spec key 'input.pixel_range': expected a finite number, got {10**400}; fix the number",
+        ),
+        (
             "input.mean",
             "abc",
             "model spec key 'input.mean': expected a list of 3 numbers, got 'abc'; give one value per channel",

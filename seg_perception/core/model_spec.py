@@ -194,11 +194,15 @@ def _int(value: Any, key: str, low: int, high: int) -> int:
 
 
 def _float(value: Any, key: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer beyond float's range (YAML reads any number of digits)
+        number = math.inf
+    if not math.isfinite(number):
         raise _fail(key, f"expected a finite number, got {value!r}", "fix the number")
-    if positive and value <= 0:
+    if positive and number <= 0:
         raise _fail(key, f"must be > 0, got {value!r}", "use a positive number")
-    return float(value)
+    return number
 
 
 def _bool(value: Any, key: str) -> bool:
