@@ -28,7 +28,7 @@ def test_codecs_in_preference_order_h264_then_vp9_then_mpeg4_part2() -> None:
     ) == CODECS
 
 
-def _write(path: Path, writer: cv2.VideoWriter, n: int, width: int, height: int) -> None:
+def _write(writer: cv2.VideoWriter, n: int, width: int, height: int) -> None:
     for k in range(n):
         writer.write(np.full((height, width, 3), 20 * k, np.uint8))
     writer.release()
@@ -38,7 +38,7 @@ def test_the_file_gets_the_frame_rate_and_size_asked_for(tmp_path: Path) -> None
     path = tmp_path / "v.mp4"
     writer, codec = open_mp4_writer(path, 12.5, (80, 48), (CODECS[-1],))
     assert codec is CODECS[-1]
-    _write(path, writer, 4, 80, 48)
+    _write(writer, 4, 80, 48)
     capture = cv2.VideoCapture(str(path))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(12.5, abs=0.01)
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (80, 48)
